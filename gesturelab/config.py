@@ -1,0 +1,31 @@
+"""Every path the project writes or reads, anchored at the repository root.
+
+Kernels started by papermill and by JupyterLab run in different working directories, so
+nothing here may depend on the current directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DATA_DIR = REPO_ROOT / "data"
+HAGRID_SAMPLE_CSV = DATA_DIR / "hagrid" / "hagrid_landmarks_sample.csv"
+PROCESSED_DIR = DATA_DIR / "processed"
+QUARANTINE_DIR = DATA_DIR / "quarantine"
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+EXECUTED_DIR = REPO_ROOT / "build" / "executed"
+FIGURES_DIR = REPO_ROOT / "figures"
+REPORTS_DIR = REPO_ROOT / "build" / "reports"
+
+MLRUNS_DIR = REPO_ROOT / "mlruns"
+MLFLOW_DB = MLRUNS_DIR / "mlflow.db"
+MLFLOW_ARTIFACTS_DIR = MLRUNS_DIR / "artifacts"
+
+STATIC_EXPERIMENT = "hagrid-classical-sweep"
+STATIC_MODEL_NAME = "hagrid-static-gesture"
+CHAMPION_ALIAS = "champion"
+
+SEED = 42

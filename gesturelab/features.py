@@ -1,0 +1,153 @@
+"""Landmark normalisation and features: the first step of every logged pipeline.
+
+The transformer takes the raw 63 columns (x1..z21 as in the HaGRID CSV, a DataFrame or an
+array of shape (n, 63) or (n, 21, 3)) so that a logged model needs nothing but raw landmarks
+and inference cannot drift from training.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from gesturelab.landmarks import (
+    FINGER_CHAINS,
+    INPUT_SHAPE,
+    LANDMARK_COLUMNS,
+    LANDMARK_NAMES,
+    MIDDLE_MCP,
+    N_LANDMARKS,
+    WRIST,
+)
+
+PAIRS = tuple(combinations(range(N_LANDMARKS), 2))
+ANGLE_TRIPLES = tuple(
+    (chain[i], chain[i + 1], chain[i + 2]) for chain in FINGER_CHAINS for i in range(len(chain) - 2)
+)
+LEFT_LABELS = frozenset({"left", "l"})
+
+
+def as_hands(X) -> np.ndarray:
+    """Any natural landmark input as an (n, 21, 3) float array."""
+    if isinstance(X, pd.DataFrame):
+        missing = [c for c in LANDMARK_COLUMNS if c not in X.columns]
+        if missing:
+            raise ValueError(f"landmark input lacks column(s) {missing[:5]}")
+        X = X[list(LANDMARK_COLUMNS)].to_numpy(np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape == INPUT_SHAPE:
+        X = X[None]
+    elif X.ndim == 1 and X.size == N_LANDMARKS * 3:
+        X = X[None]
+    if X.ndim == 2 and X.shape[1] == N_LANDMARKS * 3:
+        X = X.reshape(-1, *INPUT_SHAPE)
+    if X.ndim != 3 or X.shape[1:] != INPUT_SHAPE:
+        raise ValueError(f"expected landmarks of shape (n, 63) or (n, 21, 3), got {X.shape}")
+    return X
+
+
+def left_hand_mask(X, n: int) -> np.ndarray:
+    """Rows whose MediaPipe handedness says Left, if the input carries a handedness column."""
+    if isinstance(X, pd.DataFrame) and "handedness" in X.columns:
+        values = X["handedness"].astype(str).str.strip().str.lower()
+        return values.isin(LEFT_LABELS).to_numpy()
+    return np.zeros(n, dtype=bool)
+
+
+class LandmarkNormalizer(TransformerMixin, BaseEstimator):
+    """Wrist-centred, scale-free, mirror-canonical landmark features.
+
+    coords: "2d" keeps x, y; "3d" adds z. HaGRID stores x, y in pixels but z in MediaPipe's
+        unit-free depth, so z gets its own per-hand scale (largest |z| of the hand).
+    distances: add all 210 pairwise landmark distances (in the chosen coordinates).
+    angles: add the 15 finger-joint angles (cosines) and the 20 bone directions.
+    normalise: False passes the raw coordinates through untouched (the baseline that shows
+        what normalisation buys; nothing else is then invariant).
+    mirror: "handedness" mirrors hands labelled Left in a ``handedness`` column onto the right
+        hand; without that column nothing is mirrored. The hand's own geometry cannot tell a
+        left palm from a right back of the hand, and HaGRID's *_inverted classes are exactly
+        that difference, so mirroring is never guessed from the shape.
+    """
+
+    def __init__(
+        self, normalise=True, coords="2d", distances=True, angles=False, mirror="handedness"
+    ):
+        self.normalise = normalise
+        self.coords = coords
+        self.distances = distances
+        self.angles = angles
+        self.mirror = mirror
+
+    def fit(self, X, y=None):
+        if self.coords not in ("2d", "3d"):
+            raise ValueError(f"coords must be '2d' or '3d', not {self.coords!r}")
+        if self.mirror not in ("handedness", "none"):
+            raise ValueError(f"mirror must be 'handedness' or 'none', not {self.mirror!r}")
+        self.n_features_in_ = N_LANDMARKS * 3
+        self.feature_names_out_ = np.array(self._names(), dtype=object)
+        return self
+
+    def transform(self, X):
+        hands = as_hands(X).copy()
+        if not self.normalise:
+            points = hands if self.coords == "3d" else hands[:, :, :2]
+            return self._with_extras(points)
+        if self.mirror == "handedness":
+            hands[left_hand_mask(X, len(hands)), :, 0] *= -1.0
+        hands -= hands[:, WRIST : WRIST + 1, :]
+        scale = np.linalg.norm(hands[:, MIDDLE_MCP, :2], axis=1)
+        scale = np.where(scale > 1e-12, scale, 1.0)[:, None]
+        points = hands[:, :, :2] / scale[:, :, None]
+        if self.coords == "3d":
+            z = hands[:, :, 2]
+            zscale = np.abs(z).max(axis=1, keepdims=True)
+            z = z / np.where(zscale > 1e-12, zscale, 1.0)
+            points = np.concatenate([points, z[:, :, None]], axis=2)
+        return self._with_extras(points)
+
+    def _with_extras(self, points):
+        parts = [points.reshape(len(points), -1)]
+        if self.distances:
+            i, j = np.array(PAIRS).T
+            parts.append(np.linalg.norm(points[:, i] - points[:, j], axis=2))
+        if self.angles:
+            parts.append(_joint_angles(points))
+            parts.append(_bone_directions(points))
+        return np.hstack(parts)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.array(self._names(), dtype=object)
+
+    def _names(self) -> list[str]:
+        axes = ("x", "y") if self.coords == "2d" else ("x", "y", "z")
+        names = [f"{n}_{a}" for n in LANDMARK_NAMES for a in axes]
+        if self.distances:
+            names += [f"dist_{LANDMARK_NAMES[i]}_{LANDMARK_NAMES[j]}" for i, j in PAIRS]
+        if self.angles:
+            names += [f"angle_{LANDMARK_NAMES[b]}" for _, b, _ in ANGLE_TRIPLES]
+            names += [
+                f"bone_{LANDMARK_NAMES[c[i + 1]]}_{a}"
+                for c in FINGER_CHAINS
+                for i in range(len(c) - 1)
+                for a in ("x", "y")
+            ]
+        return names
+
+
+def _joint_angles(points: np.ndarray) -> np.ndarray:
+    a, b, c = (np.array(t) for t in zip(*ANGLE_TRIPLES))
+    u = points[:, a] - points[:, b]
+    v = points[:, c] - points[:, b]
+    norms = np.linalg.norm(u, axis=2) * np.linalg.norm(v, axis=2)
+    return (u * v).sum(axis=2) / np.where(norms > 1e-12, norms, 1.0)
+
+
+def _bone_directions(points: np.ndarray) -> np.ndarray:
+    bones = [(c[i], c[i + 1]) for c in FINGER_CHAINS for i in range(len(c) - 1)]
+    start, end = (np.array(t) for t in zip(*bones))
+    d = points[:, end, :2] - points[:, start, :2]
+    d = d / np.maximum(np.linalg.norm(d, axis=2, keepdims=True), 1e-12)
+    return d.reshape(len(points), -1)

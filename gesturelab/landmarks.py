@@ -1,0 +1,85 @@
+"""The one source of truth for landmark names, CSV columns, class lists and input shapes."""
+
+from __future__ import annotations
+
+N_LANDMARKS = 21
+N_COORDS = 3
+INPUT_SHAPE = (N_LANDMARKS, N_COORDS)
+
+# MediaPipe Hands landmark order (landmark k-1 is column x{k}, y{k}, z{k} in the HaGRID CSV).
+LANDMARK_NAMES = (
+    "wrist",
+    "thumb_cmc",
+    "thumb_mcp",
+    "thumb_ip",
+    "thumb_tip",
+    "index_finger_mcp",
+    "index_finger_pip",
+    "index_finger_dip",
+    "index_finger_tip",
+    "middle_finger_mcp",
+    "middle_finger_pip",
+    "middle_finger_dip",
+    "middle_finger_tip",
+    "ring_finger_mcp",
+    "ring_finger_pip",
+    "ring_finger_dip",
+    "ring_finger_tip",
+    "pinky_mcp",
+    "pinky_pip",
+    "pinky_dip",
+    "pinky_tip",
+)
+WRIST = 0
+MIDDLE_MCP = 9
+
+# Each finger from the wrist to its tip; consecutive triples give the joint angles.
+FINGER_CHAINS = (
+    (0, 1, 2, 3, 4),
+    (0, 5, 6, 7, 8),
+    (0, 9, 10, 11, 12),
+    (0, 13, 14, 15, 16),
+    (0, 17, 18, 19, 20),
+)
+HAND_CONNECTIONS = tuple(
+    (chain[i], chain[i + 1]) for chain in FINGER_CHAINS for i in range(len(chain) - 1)
+) + ((5, 9), (9, 13), (13, 17))
+
+LANDMARK_COLUMNS = tuple(
+    f"{axis}{k}" for k in range(1, N_LANDMARKS + 1) for axis in ("x", "y", "z")
+)
+LABEL_COLUMN = "label"
+
+# Optional columns a landmark CSV may carry beside the 63 coordinates. Rows extracted from
+# images and videos add source/frame/hand/handedness/score; the full HaGRID set adds user ids.
+GROUP_COLUMNS = ("user_id", "subject", "group")
+METADATA_COLUMNS = (
+    "source",
+    "frame",
+    "hand_index",
+    "handedness",
+    "score",
+    "split",
+    *GROUP_COLUMNS,
+)
+
+HAGRID_CLASSES = (
+    "call",
+    "dislike",
+    "fist",
+    "four",
+    "like",
+    "mute",
+    "ok",
+    "one",
+    "palm",
+    "peace",
+    "peace_inverted",
+    "rock",
+    "stop",
+    "stop_inverted",
+    "three",
+    "three2",
+    "two_up",
+    "two_up_inverted",
+)

@@ -1,0 +1,254 @@
+"""Read and validate landmark CSVs in the HaGRID convention (x1,y1,z1,...,x21,y21,z21,label).
+
+A file that cannot be right (missing/unknown columns, no rows, mostly garbage) raises a
+``LandmarkDataError`` naming the file, line and column. Bad rows in an otherwise good file are
+set aside: each one is written with its reason to a quarantine CSV and counted, never dropped
+silently. Line numbers are those of the file as an editor shows them (the header is line 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gesturelab import config
+from gesturelab.landmarks import (
+    HAGRID_CLASSES,
+    INPUT_SHAPE,
+    LABEL_COLUMN,
+    LANDMARK_COLUMNS,
+    METADATA_COLUMNS,
+    MIDDLE_MCP,
+    WRIST,
+)
+
+
+class LandmarkDataError(ValueError):
+    """A landmark file that cannot be used, with where the problem is."""
+
+    def __init__(self, path, message: str, line: int | None = None, column: str | None = None):
+        self.path, self.line, self.column = Path(path), line, column
+        where = str(path)
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class LoadedLandmarks:
+    """Validated rows, the rows set aside, and what identifies the file's content."""
+
+    path: Path
+    data: pd.DataFrame
+    rejected: pd.DataFrame
+    fingerprint: str
+    lines: np.ndarray
+    quarantine_path: Path | None = None
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def X(self) -> np.ndarray:
+        """Landmarks as an (n, 21, 3) array."""
+        return self.data[list(LANDMARK_COLUMNS)].to_numpy(np.float64).reshape(-1, *INPUT_SHAPE)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.data[LABEL_COLUMN].to_numpy(dtype=object)
+
+    def summary(self) -> str:
+        c = self.counts
+        text = (
+            f"{self.path.name}: {c['rows_read']} rows read, {c['rows_kept']} kept, "
+            f"{c['rows_rejected']} rejected (sha256 {self.fingerprint[:12]})"
+        )
+        if self.quarantine_path is not None:
+            text += f"; rejected rows with reasons in {self.quarantine_path}"
+        return text
+
+
+def file_fingerprint(path) -> str:
+    """SHA-256 of the file's bytes: the dataset identity recorded with every run."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_landmarks_csv(
+    path,
+    *,
+    classes: tuple[str, ...] | None = HAGRID_CLASSES,
+    require_label: bool = True,
+    quarantine_dir=config.QUARANTINE_DIR,
+    strict: bool = False,
+    max_rejected_fraction: float = 0.5,
+    verbose: bool = True,
+) -> LoadedLandmarks:
+    """Load a landmark CSV, validating every cell.
+
+    classes: the allowed labels (None accepts any non-empty label).
+    strict: raise on the first bad row instead of quarantining it.
+    max_rejected_fraction: above this share of bad rows the file itself is taken as wrong.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LandmarkDataError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise LandmarkDataError(path, "empty file (no header, no rows)")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.EmptyDataError:
+        raise LandmarkDataError(path, "empty file (no header, no rows)") from None
+    except pd.errors.ParserError as exc:
+        raise LandmarkDataError(path, f"not a well-formed CSV: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LandmarkDataError(path, f"not a UTF-8 text file ({exc.reason})") from None
+
+    raw.columns = [str(c).strip() for c in raw.columns]
+    _check_columns(path, list(raw.columns), require_label)
+    if raw.empty:
+        raise LandmarkDataError(path, "no data rows after the header")
+
+    lines = np.arange(len(raw)) + 2
+    reasons: list[list[str]] = [[] for _ in range(len(raw))]
+    coords = np.empty((len(raw), len(LANDMARK_COLUMNS)), dtype=np.float64)
+    for j, column in enumerate(LANDMARK_COLUMNS):
+        text = raw[column].fillna("").astype(str).str.strip()
+        values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
+        coords[:, j] = values
+        for i in np.flatnonzero(~np.isfinite(values)):
+            reasons[i].append(_cell_problem(text.iat[i], column))
+
+    has_label = LABEL_COLUMN in raw.columns
+    if has_label:
+        labels = raw[LABEL_COLUMN].fillna("").astype(str).str.strip()
+        for i, label in enumerate(labels):
+            if not label:
+                reasons[i].append(f"empty label in column {LABEL_COLUMN!r}")
+            elif classes is not None and label not in classes:
+                reasons[i].append(
+                    f"unknown label {label!r} in column {LABEL_COLUMN!r} "
+                    f"(expected one of {len(classes)} classes)"
+                )
+    else:
+        labels = None
+
+    hands = coords.reshape(-1, *INPUT_SHAPE)
+    scale = np.linalg.norm(hands[:, MIDDLE_MCP, :2] - hands[:, WRIST, :2], axis=1)
+    for i in np.flatnonzero(np.isfinite(scale) & (scale < 1e-9)):
+        reasons[i].append("degenerate hand: wrist and middle-finger MCP coincide (no scale)")
+
+    _mark_duplicates(coords, labels, reasons, lines)
+
+    bad = np.array([bool(r) for r in reasons])
+    if strict and bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise LandmarkDataError(path, reasons[i][0], line=int(lines[i]))
+    if bad.all() or bad.mean() > max_rejected_fraction:
+        first = "; ".join(f"line {lines[i]}: {reasons[i][0]}" for i in np.flatnonzero(bad)[:3])
+        raise LandmarkDataError(
+            path,
+            f"{bad.sum()} of {len(raw)} rows are invalid, so the file itself looks wrong. "
+            f"First problems: {first}",
+        )
+
+    data = raw.loc[~bad].reset_index(drop=True)
+    for column in data.columns:
+        if column not in LANDMARK_COLUMNS:
+            data[column] = data[column].astype(object)
+    data[list(LANDMARK_COLUMNS)] = coords[~bad]
+    if labels is not None:
+        data[LABEL_COLUMN] = labels[~bad].astype(object).to_numpy()
+    rejected = raw.loc[bad].copy()
+    rejected.insert(0, "reason", ["; ".join(r) for r, b in zip(reasons, bad) if b])
+    rejected.insert(0, "line", lines[bad])
+
+    quarantine_path = None
+    if bad.any() and quarantine_dir is not None:
+        quarantine_path = Path(quarantine_dir) / f"{path.stem}.rejected.csv"
+        quarantine_path.parent.mkdir(parents=True, exist_ok=True)
+        rejected.to_csv(quarantine_path, index=False)
+
+    result = LoadedLandmarks(
+        path=path,
+        data=data,
+        rejected=rejected.reset_index(drop=True),
+        fingerprint=file_fingerprint(path),
+        lines=lines[~bad],
+        quarantine_path=quarantine_path,
+        counts={
+            "rows_read": len(raw),
+            "rows_kept": int((~bad).sum()),
+            "rows_rejected": int(bad.sum()),
+        },
+    )
+    if verbose:
+        print(result.summary())
+    return result
+
+
+def _check_columns(path: Path, columns: list[str], require_label: bool) -> None:
+    expected = set(LANDMARK_COLUMNS)
+    missing = [c for c in LANDMARK_COLUMNS if c not in columns]
+    if require_label and LABEL_COLUMN not in columns:
+        missing.append(LABEL_COLUMN)
+    if missing:
+        shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+        raise LandmarkDataError(
+            path, f"missing {len(missing)} column(s): {shown}", line=1, column=missing[0]
+        )
+    allowed = expected | {LABEL_COLUMN, *METADATA_COLUMNS}
+    extra = [c for c in columns if c not in allowed]
+    if extra:
+        raise LandmarkDataError(
+            path,
+            f"unexpected column(s) {', '.join(map(repr, extra))}; a landmark CSV has "
+            f"x1..z21, {LABEL_COLUMN!r} and optionally {', '.join(METADATA_COLUMNS)}",
+            line=1,
+            column=extra[0],
+        )
+    seen = set()
+    for c in columns:
+        if c in seen:
+            raise LandmarkDataError(path, "column appears twice", line=1, column=c)
+        seen.add(c)
+
+
+def _cell_problem(text: str, column: str) -> str:
+    if text == "":
+        return f"empty value in column {column!r}"
+    try:
+        value = float(text)
+    except ValueError:
+        return f"non-numeric value {text[:30]!r} in column {column!r}"
+    if math.isnan(value):
+        return f"NaN in column {column!r}"
+    return f"infinite value {text!r} in column {column!r}"
+
+
+def _mark_duplicates(coords, labels, reasons, lines) -> None:
+    """Reject repeats of an earlier row; the first occurrence is kept."""
+    clean = [i for i, r in enumerate(reasons) if not r]
+    frame = pd.DataFrame(coords[clean])
+    key_first = {}
+    for position, key in enumerate(pd.util.hash_pandas_object(frame, index=False).to_numpy()):
+        i = clean[position]
+        if key not in key_first:
+            key_first[key] = i
+            continue
+        first = key_first[key]
+        if labels is None or labels.iat[first] == labels.iat[i]:
+            reasons[i].append(f"duplicate of line {lines[first]}")
+        else:
+            reasons[i].append(
+                f"same landmarks as line {lines[first]} but label {labels.iat[i]!r} "
+                f"instead of {labels.iat[first]!r}"
+            )

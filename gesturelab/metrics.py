@@ -1,0 +1,43 @@
+"""Classification metrics shared by the sweep, `evaluate` and the notebooks."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+
+def classification_metrics(y_true, y_pred) -> dict[str, float]:
+    """Accuracy and macro/weighted precision, recall and F1 (0 where a class is never predicted)."""
+    y_true = np.asarray(y_true, dtype=object)
+    y_pred = np.asarray(y_pred, dtype=object)
+    metrics = {"accuracy": float(accuracy_score(y_true, y_pred))}
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(
+            y_true, y_pred, average=average, zero_division=0
+        )
+        metrics[f"precision_{average}"] = float(p)
+        metrics[f"recall_{average}"] = float(r)
+        metrics[f"f1_{average}"] = float(f)
+    return metrics
+
+
+def per_class_report(y_true, y_pred, labels=None) -> dict:
+    """sklearn's classification report as a dict: precision/recall/F1/support per class."""
+    y_true = np.asarray(y_true, dtype=object)
+    y_pred = np.asarray(y_pred, dtype=object)
+    if labels is None:
+        labels = sorted(set(y_true) | set(y_pred))
+    return classification_report(
+        y_true, y_pred, labels=list(labels), output_dict=True, zero_division=0
+    )
+
+
+def confusion(y_true, y_pred, labels) -> np.ndarray:
+    return confusion_matrix(
+        np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object), labels=list(labels)
+    )

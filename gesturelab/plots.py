@@ -1,0 +1,97 @@
+"""Figures for notebooks, MLflow runs and the README."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from gesturelab.features import as_hands
+from gesturelab.landmarks import FINGER_CHAINS, HAND_CONNECTIONS
+
+FINGER_COLOURS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "tab:purple")
+BONE_COLOUR = {
+    (chain[i], chain[i + 1]): colour
+    for chain, colour in zip(FINGER_CHAINS, FINGER_COLOURS)
+    for i in range(len(chain) - 1)
+}
+
+
+def confusion_matrix_figure(cm, labels, title="", normalise=False):
+    cm = np.asarray(cm, dtype=float)
+    shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalise else cm
+    size = max(5.0, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9), dpi=110)
+    image = ax.imshow(shown, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    threshold = shown.max() / 2 if shown.size else 0
+    for i in range(shown.shape[0]):
+        for j in range(shown.shape[1]):
+            if cm[i, j]:
+                text = f"{shown[i, j]:.2f}" if normalise else f"{int(cm[i, j])}"
+                colour = "white" if shown[i, j] > threshold else "black"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def leaderboard_figure(board: pd.DataFrame, metric="val_f1_macro", label_col="run_name"):
+    """Horizontal bars of the best runs, coloured by model family."""
+    board = board.sort_values(metric, ascending=True)
+    families = list(dict.fromkeys(board["family"]))
+    colours = {f: plt.cm.tab10(i) for i, f in enumerate(families)}
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(board) + 1.5), dpi=110)
+    ax.barh(board[label_col], board[metric], color=[colours[f] for f in board["family"]])
+    for y, value in enumerate(board[metric]):
+        ax.text(value, y, f" {value:.3f}", va="center", fontsize=8)
+    low = max(0.0, float(board[metric].min()) - 0.05)
+    ax.set_xlim(low, 1.0)
+    ax.set_xlabel(metric)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in families]
+    ax.legend(handles, families, loc="lower right", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def draw_hand(ax, hand, title="", invert_y=True):
+    """One hand skeleton, each finger in its own colour."""
+    hand = as_hands(hand)[0]
+    for a, b in HAND_CONNECTIONS:
+        ax.plot(hand[[a, b], 0], hand[[a, b], 1], color=BONE_COLOUR.get((a, b), "grey"), lw=2)
+    ax.scatter(hand[:, 0], hand[:, 1], s=8, color="black", zorder=3)
+    ax.set_aspect("equal")
+    if invert_y and not ax.yaxis_inverted():
+        ax.invert_yaxis()  # image coordinates: y grows downwards
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+
+
+def skeleton_grid(hands, titles, ncols=6):
+    n = len(hands)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.4 * nrows), dpi=100)
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, hand, title in zip(np.ravel(axes), hands, titles):
+        ax.axis("on")
+        draw_hand(ax, hand, title)
+    fig.tight_layout()
+    return fig
+
+
+def class_balance_figure(table: pd.DataFrame):
+    """Stacked bars of rows per class and split (output of splits.describe_split)."""
+    fig, ax = plt.subplots(figsize=(9, 3.5), dpi=110)
+    table.plot.bar(stacked=True, ax=ax, width=0.8)
+    ax.set_ylabel("rows")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,86 @@
+"""The static-gesture dataset as experiments use it: validated rows with groups and a split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gesturelab import config
+from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
+from gesturelab.loading import LandmarkDataError, LoadedLandmarks, load_landmarks_csv
+from gesturelab.splits import SPLITS, assign_groups, find_group_column, split_train_val_test
+
+
+@dataclass
+class PreparedData:
+    loaded: LoadedLandmarks
+    data: pd.DataFrame  # landmarks, label, "group" and "split" columns
+    group_source: str  # which column the groups came from, or how they were inferred
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(self.data[LABEL_COLUMN].unique())
+
+    def part(self, name: str) -> pd.DataFrame:
+        return self.data[self.data["split"] == name]
+
+    def Xy(self, name: str):
+        rows = self.part(name)
+        return rows[list(LANDMARK_COLUMNS)], rows[LABEL_COLUMN].to_numpy(dtype=object)
+
+    @property
+    def dataset(self) -> dict:
+        """What train_with_mlflow logs as a run's input."""
+        return {
+            "data": self.data,
+            "path": self.loaded.path,
+            "fingerprint": self.loaded.fingerprint,
+        }
+
+
+def prepare(
+    path=None,
+    *,
+    block_size: int = 10,
+    test_size: float = 0.2,
+    val_size: float = 0.2,
+    seed: int = config.SEED,
+    quarantine_dir=config.QUARANTINE_DIR,
+    verbose: bool = True,
+) -> PreparedData:
+    """Load a landmark CSV and split it without leakage.
+
+    A file that already has a ``split`` column (written by ``write_processed``) keeps it.
+    """
+    path = Path(path) if path is not None else config.HAGRID_SAMPLE_CSV
+    loaded = load_landmarks_csv(path, quarantine_dir=quarantine_dir, verbose=verbose)
+    data = loaded.data.copy()
+    group_column = find_group_column(data)
+    if group_column is not None:
+        group_source = f"column {group_column!r}"
+    else:
+        group_source = f"contiguous blocks of about {block_size} rows per label"
+    data["group"] = assign_groups(data, block_size)
+    if "split" in loaded.data.columns:
+        unknown = sorted(set(data["split"]) - set(SPLITS))
+        if unknown:
+            raise LandmarkDataError(path, f"unknown split value(s) {unknown}", column="split")
+        group_source += " (split read from the file)"
+    else:
+        data["split"] = split_train_val_test(
+            data[LABEL_COLUMN], data["group"], test_size, val_size, seed
+        )
+    data["group"] = data["group"].astype(np.int64)
+    return PreparedData(loaded=loaded, data=data, group_source=group_source)
+
+
+def write_processed(prepared: PreparedData, out_path) -> Path:
+    """The split as a CSV in the HaGRID format plus group and split columns."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    columns = [*LANDMARK_COLUMNS, LABEL_COLUMN, "group", "split"]
+    prepared.data[columns].to_csv(out_path, index=False)
+    return out_path

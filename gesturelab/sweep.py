@@ -1,0 +1,238 @@
+"""The classical sweep: nested loops over families and grids, every configuration an MLflow run.
+
+Selection uses the validation split only; the test split scores each family's best once, and
+the champion (best validation macro-F1 overall) is refit on every row and registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from tqdm.auto import tqdm
+
+import train_with_mlflow as tracking
+from gesturelab import config
+from gesturelab.landmarks import LANDMARK_COLUMNS
+from gesturelab.models import (
+    FAMILIES,
+    FEATURE_SETS,
+    REFERENCE_CONFIGS,
+    build_pipeline,
+    is_reference,
+    run_name,
+    sweep_grid,
+)
+from gesturelab.plots import confusion_matrix_figure, leaderboard_figure
+from gesturelab.static_data import PreparedData
+
+
+@dataclass
+class SweepResult:
+    runs: pd.DataFrame  # one row per configuration
+    best: pd.DataFrame  # one row per family: its best configuration with test scores
+    ablation: pd.DataFrame  # reference configurations x feature sets
+    champion: dict = field(default_factory=dict)
+    figures: list[Path] = field(default_factory=list)
+
+
+def _selection_key(row: dict):
+    return (row["val_f1_macro"], row["val_accuracy"], -row["fit_time_s"])
+
+
+def _record(family, params, result, reference, features="xy+dist") -> dict:
+    return {
+        "family": family,
+        "run_name": run_name(family, params),
+        "features": features,
+        "reference_config": reference,
+        "params": params,
+        "run_id": result["run_id"],
+        "model_uri": result["model_uri"],
+        "model": result["model"],
+        **result["metrics"],
+    }
+
+
+def run_sweep(
+    prepared: PreparedData,
+    *,
+    quick: bool = False,
+    experiment: str = config.STATIC_EXPERIMENT,
+    families=FAMILIES,
+    feature_ablation: bool = True,
+    register_as: str | None = config.STATIC_MODEL_NAME,
+    figures_dir=config.FIGURES_DIR,
+    progress: bool = True,
+    seed: int = config.SEED,
+) -> SweepResult:
+    tracking.get_or_create_experiment(experiment)
+    X_train, y_train = prepared.Xy("train")
+    X_val, y_val = prepared.Xy("val")
+    X_test, y_test = prepared.Xy("test")
+    labels = prepared.classes
+    data_params = {
+        "data_file": prepared.loaded.path.name,
+        "data_sha256": prepared.loaded.fingerprint[:16],
+        "rows_train": len(y_train),
+        "rows_val": len(y_val),
+        "rows_test": len(y_test),
+        "groups": prepared.group_source,
+        **prepared.loaded.counts,
+    }
+    grids = {family: sweep_grid(family, quick) for family in families}
+    ablation_sets = ["raw", "xy+dist"] if quick else list(FEATURE_SETS)
+    ablation_families = [f for f in REFERENCE_CONFIGS if f in families] if feature_ablation else []
+    total = sum(map(len, grids.values())) + len(ablation_sets) * len(ablation_families)
+    bar = tqdm(total=total, desc="sweep", disable=not progress)
+
+    def fit_and_log(family, params, features=None, tags=None, log_artifact=True):
+        pipeline = build_pipeline(family, params, FEATURE_SETS.get(features), seed)
+        result = tracking.log_experiment_run(
+            pipeline,
+            family=family,
+            params=params,
+            X_train=X_train,
+            y_train=y_train,
+            X_val=X_val,
+            y_val=y_val,
+            labels=labels,
+            run_name=run_name(family, params) + (f" [{features}]" if features else ""),
+            dataset=prepared.dataset,
+            tags={"reference_config": str(is_reference(family, params)).lower(), **(tags or {})},
+            extra_params={"features": features or "xy+dist", "seed": seed},
+            log_model_artifact=log_artifact,
+        )
+        bar.update(1)
+        bar.set_postfix_str(f"{family} val F1 {result['metrics']['val_f1_macro']:.3f}")
+        return result
+
+    records, best_rows = [], []
+    for family, grid in grids.items():
+        with tracking.parent_run(experiment, family, {"model_family": family}) as parent:
+            tracking.log_to_run(parent.info.run_id, params={**data_params, "n_configs": len(grid)})
+            if prepared.loaded.quarantine_path is not None:
+                tracking.log_to_run(
+                    parent.info.run_id, artifact_paths=[prepared.loaded.quarantine_path]
+                )
+            family_records = []
+            for params in grid:
+                result = fit_and_log(family, params)
+                family_records.append(
+                    _record(family, params, result, is_reference(family, params))
+                )
+        best = max(family_records, key=_selection_key)
+        evaluation = tracking.log_test_evaluation(
+            best["run_id"], best["model"], X_test, y_test, labels, title=f"{best['run_name']} (test)"
+        )
+        best.update(evaluation["metrics"])
+        best["test_confusion"] = evaluation["confusion_matrix"]
+        tracking.log_to_run(
+            parent.info.run_id,
+            metrics={
+                "best_val_f1_macro": best["val_f1_macro"],
+                "best_test_f1_macro": best["test_f1_macro"],
+                "best_test_accuracy": best["test_accuracy"],
+            },
+            params={"best_run": best["run_name"]},
+        )
+        best_rows.append(best)
+        records += family_records
+
+    ablation_records = []
+    if ablation_families:
+        with tracking.parent_run(experiment, "feature-ablation", {"model_family": "ablation"}):
+            for family in ablation_families:
+                for features in ablation_sets:
+                    params = REFERENCE_CONFIGS[family]
+                    result = fit_and_log(
+                        family, params, features, {"run_kind": "ablation"}, log_artifact=False
+                    )
+                    ablation_records.append(_record(family, params, result, True, features))
+    bar.close()
+
+    result = SweepResult(
+        runs=_table(records),
+        best=_table(best_rows).sort_values("val_f1_macro", ascending=False),
+        ablation=_table(ablation_records),
+    )
+    champion = max(best_rows, key=_selection_key)
+    result.champion = _register_champion(champion, prepared, register_as, seed)
+    if figures_dir is not None:
+        result.figures = save_figures(result, best_rows, labels, Path(figures_dir))
+    return result
+
+
+def _table(records) -> pd.DataFrame:
+    drop = {"model", "test_confusion"}
+    return pd.DataFrame([{k: v for k, v in r.items() if k not in drop} for r in records])
+
+
+def _register_champion(best: dict, prepared: PreparedData, name, seed) -> dict:
+    """Refit the selected configuration on every row (more data, same recipe) and register it."""
+    pipeline = build_pipeline(best["family"], best["params"], seed=seed)
+    logged = tracking.log_champion(
+        pipeline,
+        prepared.data[list(LANDMARK_COLUMNS)],
+        family=best["family"],
+        params=best["params"],
+        metrics={
+            k: best[k] for k in best if k.startswith(("val_", "test_")) and k != "test_confusion"
+        },
+        dataset=prepared.dataset,
+        source_run_id=best["run_id"],
+        extra_params={"features": best["features"], "seed": seed},
+    )
+    champion = {
+        "family": best["family"],
+        "run_name": best["run_name"],
+        "selected_run_id": best["run_id"],
+        "val_f1_macro": best["val_f1_macro"],
+        "test_f1_macro": best["test_f1_macro"],
+        **logged,
+    }
+    if name:
+        version = tracking.register_model(
+            logged["model_uri"],
+            name,
+            config.CHAMPION_ALIAS,
+            tags={"selected_run": best["run_name"], "data_sha256": prepared.loaded.fingerprint},
+        )
+        champion["registered"] = f"models:/{name}@{config.CHAMPION_ALIAS}"
+        champion["version"] = version.version
+    return champion
+
+
+def save_figures(result: SweepResult, best_rows, labels, figures_dir: Path) -> list[Path]:
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    saved = []
+    top = result.runs.sort_values("val_f1_macro", ascending=False).groupby("family").head(5)
+    figure = leaderboard_figure(top, metric="val_f1_macro")
+    figure.axes[0].set_title("Top 5 configurations per family (validation macro-F1)")
+    saved.append(_save(figure, figures_dir / "leaderboard.png"))
+    for best in best_rows:
+        figure = confusion_matrix_figure(
+            best["test_confusion"],
+            labels,
+            title=f"{best['run_name']}: test macro-F1 {best['test_f1_macro']:.3f}",
+        )
+        saved.append(_save(figure, figures_dir / f"confusion_{best['family']}.png"))
+    if not result.ablation.empty:
+        table = result.ablation.pivot(index="features", columns="family", values="val_f1_macro")
+        figure, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
+        table.reindex([f for f in FEATURE_SETS if f in table.index]).plot.bar(ax=ax)
+        ax.set_ylabel("validation macro-F1")
+        ax.set_ylim(max(0.0, float(table.min().min()) - 0.05), 1.0)
+        ax.set_title("Reference configurations: what each feature step buys")
+        ax.tick_params(axis="x", rotation=0, labelsize=8)
+        figure.tight_layout()
+        saved.append(_save(figure, figures_dir / "feature_ablation.png"))
+    return saved
+
+
+def _save(figure, path: Path) -> Path:
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,334 @@
+"""The project's only door to MLflow: store location, experiments, run logging, registry.
+
+The store lives in the repository's ``mlruns/`` (SQLite database and artifacts both inside it)
+unless ``MLFLOW_TRACKING_URI`` is set. Every path is absolute, taken from ``gesturelab.config``,
+because papermill and JupyterLab start kernels in different working directories and MLflow's
+defaults follow the working directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from gesturelab import config
+from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
+from gesturelab.metrics import classification_metrics, confusion, per_class_report
+from gesturelab.plots import confusion_matrix_figure
+
+PACKAGE_DIR = Path(__file__).resolve().parent / "gesturelab"
+# What a logged model needs to load; listing it skips MLflow's slow requirement inference.
+MODEL_PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "numpy==1.26.4", "pandas==3.0.6", "skops==0.13.0"]
+SKOPS_TRUSTED_TYPES = [
+    "gesturelab.features.LandmarkNormalizer",
+    "sklearn.tree._tree.Tree",
+]
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{config.MLFLOW_DB}"
+
+
+def artifact_root() -> str | None:
+    """Where new experiments keep artifacts: beside the SQLite database when there is one."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
+    return None  # a tracking server chooses its own artifact store
+
+
+def setup() -> str:
+    """Point MLflow at the project's store, creating the folder; returns the tracking URI."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def get_or_create_experiment(name: str) -> str:
+    """Experiment id; new experiments get an absolute artifact location."""
+    setup()
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    root = artifact_root()
+    location = f"{root}/{name}" if root else None
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PACKAGE_DIR.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        commit = out.stdout.strip()
+        if out.returncode != 0 or not commit:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PACKAGE_DIR.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@contextmanager
+def parent_run(experiment: str, run_name: str, tags: dict | None = None):
+    """A run that groups the child runs of one model family."""
+    experiment_id = get_or_create_experiment(experiment)
+    all_tags = {"run_kind": "family", "git_commit": git_commit(), **(tags or {})}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
+        yield run
+
+
+@contextmanager
+def child_run(run_name: str, tags: dict | None = None):
+    with mlflow.start_run(run_name=run_name, nested=True, tags=tags) as run:
+        yield run
+
+
+def landmark_frame(X) -> pd.DataFrame:
+    """The model's input: the 63 raw landmark columns as float64, whatever came in."""
+    if isinstance(X, pd.DataFrame):
+        return X[list(LANDMARK_COLUMNS)].astype(np.float64)
+    return pd.DataFrame(np.asarray(X, np.float64).reshape(len(X), -1), columns=LANDMARK_COLUMNS)
+
+
+def log_dataset(data: pd.DataFrame, path, fingerprint: str, context: str) -> None:
+    """Record a dataset the run used, with the SHA-256 of the file it came from."""
+    columns = [c for c in (*LANDMARK_COLUMNS, LABEL_COLUMN) if c in data.columns]
+    with warnings.catch_warnings():
+        # A local path matches two equivalent source types; MLflow picks one and says so.
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
+        dataset = mlflow.data.from_pandas(
+            data[columns],
+            source=str(Path(path).resolve()),
+            name=Path(path).name,
+            targets=LABEL_COLUMN if LABEL_COLUMN in data.columns else None,
+            digest=fingerprint[:16],
+        )
+    mlflow.log_input(dataset, context=context)
+    mlflow.set_tag(f"dataset_{context}_sha256", fingerprint)
+
+
+def log_model(model, X_example: pd.DataFrame, name: str = "model"):
+    """Log a fitted sklearn pipeline with signature and input example; returns ModelInfo."""
+    example = landmark_frame(X_example.iloc[:3])
+    signature = infer_signature(example, np.asarray(model.predict(example), dtype=str))
+    return mlflow.sklearn.log_model(
+        model,
+        name=name,
+        signature=signature,
+        input_example=example,
+        pip_requirements=MODEL_PIP_REQUIREMENTS,
+        code_paths=[str(PACKAGE_DIR)],
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+    )
+
+
+def log_evaluation(model, X, y, prefix: str, labels=None, title: str = "") -> dict:
+    """Score a fitted model on (X, y) in the active run: metrics, confusion matrix, report."""
+    X = landmark_frame(X)
+    y = np.asarray(y, dtype=object)
+    labels = list(labels) if labels is not None else sorted(set(y))
+    start = time.perf_counter()
+    predicted = np.asarray(model.predict(X), dtype=object)
+    seconds = time.perf_counter() - start
+    metrics = {f"{prefix}{k}": v for k, v in classification_metrics(y, predicted).items()}
+    metrics[f"{prefix}predict_ms_per_sample"] = 1000 * seconds / max(len(X), 1)
+    mlflow.log_metrics(metrics)
+    matrix = confusion(y, predicted, labels)
+    figure = confusion_matrix_figure(matrix, labels, title=title or f"{prefix.rstrip('_')} set")
+    mlflow.log_figure(figure, f"{prefix}confusion_matrix.png")
+    plt.close(figure)
+    mlflow.log_dict(
+        {
+            "labels": labels,
+            "confusion_matrix": matrix.tolist(),
+            "report": per_class_report(y, predicted, labels),
+        },
+        f"{prefix}classification_report.json",
+    )
+    return {"metrics": metrics, "confusion_matrix": matrix, "predicted": predicted}
+
+
+def log_experiment_run(
+    model,
+    *,
+    family: str,
+    params: dict,
+    X_train,
+    y_train,
+    X_val,
+    y_val,
+    labels=None,
+    run_name: str | None = None,
+    dataset: dict | None = None,
+    tags: dict | None = None,
+    extra_params: dict | None = None,
+    log_model_artifact: bool = True,
+) -> dict:
+    """Fit ``model`` on the training rows, score it on the validation rows, log it all.
+
+    Opens a child run when a parent is active. ``dataset`` is
+    {"data": DataFrame, "path": ..., "fingerprint": ...} and is logged as the run's input.
+    Returns run_id, model_uri, metrics and the fitted model.
+    """
+    nested = mlflow.active_run() is not None
+    all_tags = {
+        "run_kind": "config",
+        "model_family": family,
+        "git_commit": git_commit(),
+        **(tags or {}),
+    }
+    with mlflow.start_run(run_name=run_name, nested=nested, tags=all_tags) as run:
+        mlflow.log_params({**params, **(extra_params or {})})
+        if dataset is not None:
+            log_dataset(dataset["data"], dataset["path"], dataset["fingerprint"], "training")
+        X_train = landmark_frame(X_train)
+        start = time.perf_counter()
+        model.fit(X_train, np.asarray(y_train, dtype=object))
+        fit_time = time.perf_counter() - start
+        mlflow.log_metric("fit_time_s", fit_time)
+        result = log_evaluation(model, X_val, y_val, "val_", labels, title=run_name or family)
+        result["metrics"]["fit_time_s"] = fit_time
+        model_uri = None
+        if log_model_artifact:
+            model_uri = log_model(model, X_train).model_uri
+            mlflow.set_tag("model_uri", model_uri)
+    return {
+        "run_id": run.info.run_id,
+        "model_uri": model_uri,
+        "metrics": result["metrics"],
+        "model": model,
+    }
+
+
+def register_model(model_uri: str, name: str, alias: str = config.CHAMPION_ALIAS, tags=None):
+    """Register a logged model under ``name`` and point ``alias`` at the new version."""
+    setup()
+    version = mlflow.register_model(model_uri, name)
+    client = MlflowClient()
+    client.set_registered_model_alias(name, alias, version.version)
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version.version, key, str(value))
+    return version
+
+
+def log_champion(model, X_all, *, family, params, metrics, dataset, source_run_id, extra_params):
+    """A top-level run holding the champion refit on every shipped row, ready to register."""
+    tags = {
+        "run_kind": "champion",
+        "model_family": family,
+        "git_commit": git_commit(),
+        "selected_from_run": source_run_id,
+    }
+    with mlflow.start_run(run_name=f"champion ({family})", tags=tags) as run:
+        mlflow.log_params({**params, **extra_params, "trained_on": "train+val+test"})
+        log_dataset(dataset["data"], dataset["path"], dataset["fingerprint"], "training")
+        start = time.perf_counter()
+        model.fit(landmark_frame(X_all), np.asarray(dataset["data"][LABEL_COLUMN], dtype=object))
+        mlflow.log_metric("fit_time_s", time.perf_counter() - start)
+        mlflow.log_metrics({f"selection_{k}": v for k, v in metrics.items()})
+        info = log_model(model, landmark_frame(X_all))
+        mlflow.set_tag("model_uri", info.model_uri)
+    return {"run_id": run.info.run_id, "model_uri": info.model_uri}
+
+
+def log_test_evaluation(run_id: str, model, X, y, labels=None, title: str = "") -> dict:
+    """Score a finished run's model on the held-out test rows, adding ``test_*`` to that run."""
+    setup()
+    with mlflow.start_run(run_id=run_id):
+        return log_evaluation(model, X, y, "test_", labels, title=title)
+
+
+def log_to_run(run_id: str, metrics=None, params=None, artifact_paths=()) -> None:
+    """Add metrics, params and files to an existing run (e.g. a family's summary)."""
+    setup()
+    client = MlflowClient()
+    for key, value in (metrics or {}).items():
+        client.log_metric(run_id, key, float(value))
+    for key, value in (params or {}).items():
+        client.log_param(run_id, key, value)
+    for path in artifact_paths:
+        client.log_artifact(run_id, str(path))
+
+
+def leaderboard(experiment: str, run_kind: str = "config", metric: str = "val_f1_macro"):
+    """Runs of an experiment as a DataFrame, best first, with plain column names."""
+    setup()
+    runs = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string=f"tags.run_kind = '{run_kind}'",
+        output_format="pandas",
+    )
+    if runs.empty:
+        return runs
+    renamed = {c: c.split(".", 1)[1] for c in runs.columns if c.startswith("metrics.")}
+    renamed["tags.mlflow.runName"] = "run_name"
+    renamed["tags.model_family"] = "family"
+    board = runs.rename(columns=renamed)
+    params = [c for c in board.columns if c.startswith("params.")]
+    board["params"] = board[params].apply(
+        lambda row: json.dumps({k[7:]: v for k, v in row.items() if v is not None}), axis=1
+    )
+    keep = ["run_id", "run_name", "family", "params", *renamed.values()]
+    keep = list(dict.fromkeys(c for c in keep if c in board.columns))
+    return board[keep].sort_values(metric, ascending=False).reset_index(drop=True)
+
+
+def load_model(model_uri: str):
+    """Load a logged or registered model (``runs:/...``, ``models:/name@alias``, a path)."""
+    setup()
+    try:
+        return mlflow.sklearn.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as exc:
+        if "flavor" not in str(exc).lower():
+            raise
+        return mlflow.pyfunc.load_model(model_uri)
+
+
+def model_version_info(model_uri: str) -> dict:
+    """Name, version and run of a ``models:/name@alias`` or ``models:/name/version`` URI."""
+    setup()
+    if not model_uri.startswith("models:/"):
+        return {"model_uri": model_uri}
+    reference = model_uri[len("models:/") :]
+    client = MlflowClient()
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias)
+    elif "/" in reference:
+        name, number = reference.split("/", 1)
+        version = client.get_model_version(name, number)
+    else:
+        return {"model_uri": model_uri}
+    return {
+        "model_uri": model_uri,
+        "name": version.name,
+        "version": version.version,
+        "run_id": version.run_id,
+    }
