@@ -104,12 +104,6 @@ def parent_run(experiment: str, run_name: str, tags: dict | None = None):
         yield run
 
 
-@contextmanager
-def child_run(run_name: str, tags: dict | None = None):
-    with mlflow.start_run(run_name=run_name, nested=True, tags=tags) as run:
-        yield run
-
-
 def landmark_frame(X) -> pd.DataFrame:
     """The model's input: the 63 raw landmark columns as float64, whatever came in."""
     if isinstance(X, pd.DataFrame):
@@ -149,30 +143,40 @@ def log_model(model, X_example: pd.DataFrame, name: str = "model"):
     )
 
 
-def log_evaluation(model, X, y, prefix: str, labels=None, title: str = "") -> dict:
-    """Score a fitted model on (X, y) in the active run: metrics, confusion matrix, report."""
-    X = landmark_frame(X)
-    y = np.asarray(y, dtype=object)
-    labels = list(labels) if labels is not None else sorted(set(y))
-    start = time.perf_counter()
-    predicted = np.asarray(model.predict(X), dtype=object)
-    seconds = time.perf_counter() - start
-    metrics = {f"{prefix}{k}": v for k, v in classification_metrics(y, predicted).items()}
-    metrics[f"{prefix}predict_ms_per_sample"] = 1000 * seconds / max(len(X), 1)
+def log_predictions(y_true, y_pred, prefix: str, labels=None, title: str = "") -> dict:
+    """Metrics, confusion-matrix figure and per-class report of predictions, in the active run."""
+    y_true = np.asarray(y_true, dtype=object)
+    y_pred = np.asarray(y_pred, dtype=object)
+    labels = list(labels) if labels is not None else sorted(set(y_true) | set(y_pred))
+    metrics = {f"{prefix}{k}": v for k, v in classification_metrics(y_true, y_pred).items()}
     mlflow.log_metrics(metrics)
-    matrix = confusion(y, predicted, labels)
-    figure = confusion_matrix_figure(matrix, labels, title=title or f"{prefix.rstrip('_')} set")
+    matrix = confusion(y_true, y_pred, labels)
+    figure = confusion_matrix_figure(matrix, labels, title=title or prefix.rstrip("_"))
     mlflow.log_figure(figure, f"{prefix}confusion_matrix.png")
     plt.close(figure)
     mlflow.log_dict(
         {
             "labels": labels,
             "confusion_matrix": matrix.tolist(),
-            "report": per_class_report(y, predicted, labels),
+            "report": per_class_report(y_true, y_pred, labels),
         },
         f"{prefix}classification_report.json",
     )
-    return {"metrics": metrics, "confusion_matrix": matrix, "predicted": predicted}
+    return {"metrics": metrics, "confusion_matrix": matrix}
+
+
+def log_evaluation(model, X, y, prefix: str, labels=None, title: str = "") -> dict:
+    """Score a fitted model on (X, y) in the active run, with its prediction time."""
+    X = landmark_frame(X)
+    start = time.perf_counter()
+    predicted = np.asarray(model.predict(X), dtype=object)
+    seconds = time.perf_counter() - start
+    result = log_predictions(y, predicted, prefix, labels, title)
+    timing = {f"{prefix}predict_ms_per_sample": 1000 * seconds / max(len(X), 1)}
+    mlflow.log_metrics(timing)
+    result["metrics"].update(timing)
+    result["predicted"] = predicted
+    return result
 
 
 def log_experiment_run(
@@ -180,22 +184,24 @@ def log_experiment_run(
     *,
     family: str,
     params: dict,
-    X_train,
-    y_train,
-    X_val,
     y_val,
+    val_pred,
+    X_example,
+    fit_time_s: float,
     labels=None,
     run_name: str | None = None,
     dataset: dict | None = None,
     tags: dict | None = None,
     extra_params: dict | None = None,
+    extra_metrics: dict | None = None,
     log_model_artifact: bool = True,
 ) -> dict:
-    """Fit ``model`` on the training rows, score it on the validation rows, log it all.
+    """Log one configuration: params, validation metrics of ``val_pred``, timings, the model.
 
-    Opens a child run when a parent is active. ``dataset`` is
+    ``model`` is already fitted; ``val_pred`` are its configuration's validation predictions
+    (out-of-fold in the sweep). Opens a child run when a parent is active. ``dataset`` is
     {"data": DataFrame, "path": ..., "fingerprint": ...} and is logged as the run's input.
-    Returns run_id, model_uri, metrics and the fitted model.
+    Returns run_id, model_uri and the metrics.
     """
     nested = mlflow.active_run() is not None
     all_tags = {
@@ -208,22 +214,18 @@ def log_experiment_run(
         mlflow.log_params({**params, **(extra_params or {})})
         if dataset is not None:
             log_dataset(dataset["data"], dataset["path"], dataset["fingerprint"], "training")
-        X_train = landmark_frame(X_train)
-        start = time.perf_counter()
-        model.fit(X_train, np.asarray(y_train, dtype=object))
-        fit_time = time.perf_counter() - start
-        mlflow.log_metric("fit_time_s", fit_time)
-        result = log_evaluation(model, X_val, y_val, "val_", labels, title=run_name or family)
-        result["metrics"]["fit_time_s"] = fit_time
+        result = log_predictions(y_val, val_pred, "val_", labels, title=run_name or family)
+        timing = {"fit_time_s": fit_time_s, **(extra_metrics or {})}
+        mlflow.log_metrics(timing)
         model_uri = None
         if log_model_artifact:
-            model_uri = log_model(model, X_train).model_uri
+            model_uri = log_model(model, landmark_frame(X_example)).model_uri
             mlflow.set_tag("model_uri", model_uri)
     return {
         "run_id": run.info.run_id,
         "model_uri": model_uri,
-        "metrics": result["metrics"],
-        "model": model,
+        "metrics": {**result["metrics"], **timing},
+        "val_confusion": result["confusion_matrix"],
     }
 
 

@@ -95,7 +95,9 @@ def sweep_grid(family: str, quick: bool = False) -> list[dict]:
                 REFERENCE_CONFIGS["random_forest"],
             ]
         return _grid(
-            n_estimators=[100, 200, 400], max_depth=[10, 20, 30, None], max_features=["sqrt", "log2"]
+            n_estimators=[100, 200, 400],
+            max_depth=[10, 20, 30, None],
+            max_features=["sqrt", "log2"],
         )
     if family == "knn":
         if quick:

@@ -95,3 +95,21 @@ def class_balance_figure(table: pd.DataFrame):
     ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     return fig
+
+
+def raw_vs_normalised_figure(hands, title=""):
+    """The same gesture from different places: raw pixels, then wrist-centred and scale-free."""
+    from gesturelab.features import LandmarkNormalizer
+
+    hands = as_hands(hands)
+    normalised = LandmarkNormalizer(distances=False).fit(hands).transform(hands)
+    normalised = normalised.reshape(len(hands), -1, 2)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), dpi=100)
+    for hand, flat in zip(hands, normalised):
+        draw_hand(axes[0], hand)
+        draw_hand(axes[1], np.c_[flat, np.zeros(len(flat))])
+    axes[0].set_title("raw landmarks (pixels)", fontsize=10)
+    axes[1].set_title("wrist-centred, wrist→middle MCP = 1", fontsize=10)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,4 +1,8 @@
-"""Leakage-free train/validation/test splits.
+"""Leakage-free splits: a grouped test set, and grouped cross-validation folds inside train.
+
+With a few hundred rows a single validation split is too small to choose between models, so
+validation is grouped k-fold cross-validation over the training rows: every training row is
+predicted once by a model that never saw its group.
 
 Rows that share a group (a user, a subject, a recording place) never sit on both sides of a
 split. The full HaGRID file has user ids; where a file has no group column, contiguous runs of
@@ -15,7 +19,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from gesturelab.landmarks import GROUP_COLUMNS, LABEL_COLUMN
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "test")
 
 
 def find_group_column(data: pd.DataFrame) -> str | None:
@@ -47,35 +51,55 @@ def assign_groups(data: pd.DataFrame, block_size: int = 10) -> np.ndarray:
     return contiguous_blocks(data[LABEL_COLUMN], block_size)
 
 
-def split_train_val_test(
-    labels, groups, test_size: float = 0.2, val_size: float = 0.2, seed: int = 42
-) -> np.ndarray:
-    """One of "train", "val", "test" per row, stratified by label and grouped.
-
-    test_size is the share of all rows, val_size the share of what remains after the test set.
-    """
+def split_train_test(labels, groups, test_size: float = 0.2, seed: int = 42) -> np.ndarray:
+    """ "train" or "test" per row, stratified by label and grouped."""
     labels = np.asarray(labels, dtype=object)
     groups = np.asarray(groups)
     split = np.full(len(labels), "train", dtype=object)
-    test_rows = _one_fold(labels, groups, np.arange(len(labels)), test_size, seed)
-    split[test_rows] = "test"
-    rest = np.flatnonzero(split == "train")
-    val_rows = _one_fold(labels[rest], groups[rest], rest, val_size, seed + 1)
-    split[val_rows] = "val"
+    split[_held_out_rows(labels, groups, test_size, seed)] = "test"
     return split
 
 
-def _one_fold(labels, groups, rows, share, seed) -> np.ndarray:
+def grouped_folds(labels, groups, n_folds: int = 5, seed: int = 42) -> np.ndarray:
+    """A cross-validation fold per row, stratified by label, never splitting a group.
+
+    With label-pure groups each class deals its own groups round the folds, so every class
+    with two or more groups is on both sides of every fold it appears in.
+    """
+    labels = np.asarray(labels, dtype=object)
+    groups = np.asarray(groups)
+    frame = pd.DataFrame({"label": labels, "group": groups})
+    folds = np.full(len(labels), -1, dtype=np.int64)
+    if _label_pure(frame):
+        rng = np.random.default_rng(seed)
+        offset = 0
+        for _, class_groups in frame.groupby("label")["group"]:
+            for k, group in enumerate(rng.permutation(np.unique(class_groups.to_numpy()))):
+                folds[groups == group] = (offset + k) % n_folds
+            offset += len(np.unique(class_groups))
+        return folds
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, held) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+        folds[held] = k
+    return folds
+
+
+def _label_pure(frame: pd.DataFrame) -> bool:
+    return bool((frame.groupby("group")["label"].nunique() == 1).all())
+
+
+def _held_out_rows(labels, groups, share, seed) -> np.ndarray:
     """Rows of a held-out share of the groups, stratified by label.
 
     When every group holds one label (blocks of a label-sorted file), each class gives up its
     own share of groups, so every class with two or more groups reaches the held-out part.
     Groups that mix labels (users who show every gesture) go through StratifiedGroupKFold.
     """
+    rows = np.arange(len(labels))
     if share <= 0:
-        return np.array([], dtype=np.int64)
+        return rows[:0]
     frame = pd.DataFrame({"label": labels, "group": groups})
-    if (frame.groupby("group")["label"].nunique() == 1).all():
+    if _label_pure(frame):
         rng = np.random.default_rng(seed)
         held_out_groups = []
         for _, class_groups in frame.groupby("label")["group"]:

@@ -11,13 +11,19 @@ import pandas as pd
 from gesturelab import config
 from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.loading import LandmarkDataError, LoadedLandmarks, load_landmarks_csv
-from gesturelab.splits import SPLITS, assign_groups, find_group_column, split_train_val_test
+from gesturelab.splits import (
+    SPLITS,
+    assign_groups,
+    find_group_column,
+    grouped_folds,
+    split_train_test,
+)
 
 
 @dataclass
 class PreparedData:
     loaded: LoadedLandmarks
-    data: pd.DataFrame  # landmarks, label, "group" and "split" columns
+    data: pd.DataFrame  # landmarks, label, "group", "split" and "fold" (-1 on test rows)
     group_source: str  # which column the groups came from, or how they were inferred
 
     @property
@@ -46,7 +52,7 @@ def prepare(
     *,
     block_size: int = 10,
     test_size: float = 0.2,
-    val_size: float = 0.2,
+    n_folds: int = 5,
     seed: int = config.SEED,
     quarantine_dir=config.QUARANTINE_DIR,
     verbose: bool = True,
@@ -70,10 +76,13 @@ def prepare(
             raise LandmarkDataError(path, f"unknown split value(s) {unknown}", column="split")
         group_source += " (split read from the file)"
     else:
-        data["split"] = split_train_val_test(
-            data[LABEL_COLUMN], data["group"], test_size, val_size, seed
-        )
+        data["split"] = split_train_test(data[LABEL_COLUMN], data["group"], test_size, seed)
     data["group"] = data["group"].astype(np.int64)
+    train = (data["split"] == "train").to_numpy()
+    data["fold"] = -1
+    data.loc[train, "fold"] = grouped_folds(
+        data.loc[train, LABEL_COLUMN], data.loc[train, "group"], n_folds, seed
+    )
     return PreparedData(loaded=loaded, data=data, group_source=group_source)
 
 

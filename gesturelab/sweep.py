@@ -1,16 +1,21 @@
 """The classical sweep: nested loops over families and grids, every configuration an MLflow run.
 
-Selection uses the validation split only; the test split scores each family's best once, and
-the champion (best validation macro-F1 overall) is refit on every row and registered.
+Each configuration is validated by grouped k-fold cross-validation over the training rows
+(out-of-fold predictions give the ``val_*`` metrics), then refit on all training rows and
+logged. The test split scores each family's best once; the champion (best validation macro-F1
+overall) is refit on every row and registered.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from tqdm.auto import tqdm
 
 import train_with_mlflow as tracking
@@ -70,15 +75,15 @@ def run_sweep(
 ) -> SweepResult:
     tracking.get_or_create_experiment(experiment)
     X_train, y_train = prepared.Xy("train")
-    X_val, y_val = prepared.Xy("val")
     X_test, y_test = prepared.Xy("test")
+    folds = prepared.part("train")["fold"].to_numpy()
     labels = prepared.classes
     data_params = {
         "data_file": prepared.loaded.path.name,
         "data_sha256": prepared.loaded.fingerprint[:16],
         "rows_train": len(y_train),
-        "rows_val": len(y_val),
         "rows_test": len(y_test),
+        "cv_folds": len(np.unique(folds)),
         "groups": prepared.group_source,
         **prepared.loaded.counts,
     }
@@ -90,14 +95,19 @@ def run_sweep(
 
     def fit_and_log(family, params, features=None, tags=None, log_artifact=True):
         pipeline = build_pipeline(family, params, FEATURE_SETS.get(features), seed)
+        val_pred, cv_fit_time = cross_val_oof(pipeline, X_train, y_train, folds)
+        start = time.perf_counter()
+        pipeline.fit(X_train, y_train)
+        fit_time = time.perf_counter() - start
         result = tracking.log_experiment_run(
             pipeline,
             family=family,
             params=params,
-            X_train=X_train,
-            y_train=y_train,
-            X_val=X_val,
-            y_val=y_val,
+            y_val=y_train,
+            val_pred=val_pred,
+            X_example=X_train,
+            fit_time_s=fit_time,
+            extra_metrics={"cv_fit_time_s": cv_fit_time},
             labels=labels,
             run_name=run_name(family, params) + (f" [{features}]" if features else ""),
             dataset=prepared.dataset,
@@ -107,6 +117,7 @@ def run_sweep(
         )
         bar.update(1)
         bar.set_postfix_str(f"{family} val F1 {result['metrics']['val_f1_macro']:.3f}")
+        result["model"] = pipeline
         return result
 
     records, best_rows = [], []
@@ -120,12 +131,15 @@ def run_sweep(
             family_records = []
             for params in grid:
                 result = fit_and_log(family, params)
-                family_records.append(
-                    _record(family, params, result, is_reference(family, params))
-                )
+                family_records.append(_record(family, params, result, is_reference(family, params)))
         best = max(family_records, key=_selection_key)
         evaluation = tracking.log_test_evaluation(
-            best["run_id"], best["model"], X_test, y_test, labels, title=f"{best['run_name']} (test)"
+            best["run_id"],
+            best["model"],
+            X_test,
+            y_test,
+            labels,
+            title=f"{best['run_name']} (test)",
         )
         best.update(evaluation["metrics"])
         best["test_confusion"] = evaluation["confusion_matrix"]
@@ -163,6 +177,17 @@ def run_sweep(
     if figures_dir is not None:
         result.figures = save_figures(result, best_rows, labels, Path(figures_dir))
     return result
+
+
+def cross_val_oof(pipeline, X, y, folds):
+    """Out-of-fold predictions: each row predicted by a clone that never saw its fold."""
+    predicted = np.empty(len(y), dtype=object)
+    start = time.perf_counter()
+    for fold in np.unique(folds):
+        held = folds == fold
+        model = clone(pipeline).fit(X[~held], y[~held])
+        predicted[held] = model.predict(X[held])
+    return predicted, time.perf_counter() - start
 
 
 def _table(records) -> pd.DataFrame:

@@ -1,0 +1,3 @@
+from gesturelab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Headless reproduction: run the notebooks in order through papermill."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from gesturelab import config
+
+
+class ReproduceError(RuntimeError):
+    pass
+
+
+def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, dict]]:
+    """Each notebook with the parameters that chain it to the previous one."""
+    root = Path(work_dir) if work_dir else None
+    processed = (root or config.REPO_ROOT / "data") / "processed" / "hagrid_split.csv"
+    figures = root / "figures" if root else config.FIGURES_DIR
+    reports = root / "reports" if root else config.REPORTS_DIR
+    return [
+        (
+            "01_data_preprocessing.ipynb",
+            {
+                "data_path": str(data) if data else None,
+                "processed_path": str(processed),
+                "figures_dir": str(figures),
+            },
+        ),
+        (
+            "02_classical_sweep.ipynb",
+            {
+                "processed_path": str(processed),
+                "quick": quick,
+                "figures_dir": str(figures),
+                "reports_dir": str(reports),
+            },
+        ),
+    ]
+
+
+def reproduce(quick: bool = False, data=None, work_dir=None, notebooks=None) -> pd.DataFrame:
+    """Execute every notebook; stop at the first failing cell with a message that names it."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    executed_dir = Path(work_dir) / "executed" if work_dir else config.EXECUTED_DIR
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    plan = notebook_plan(quick, data, work_dir)
+    if notebooks:
+        plan = [step for step in plan if step[0] in notebooks]
+    for name, parameters in plan:
+        source = config.NOTEBOOKS_DIR / name
+        target = executed_dir / name
+        print(f"==> {name} {parameters}", flush=True)
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(source),
+                str(target),
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(config.NOTEBOOKS_DIR),
+                progress_bar=False,
+            )
+        except PapermillExecutionError as exc:
+            raise ReproduceError(
+                f"{name} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
+                f"{exc.ename}: {exc.evalue}\nThe executed notebook with the traceback: {target}"
+            ) from None
+        print(f"    done in {time.perf_counter() - start:.1f} s -> {target}", flush=True)
+    reports = Path(work_dir) / "reports" if work_dir else config.REPORTS_DIR
+    board_path = reports / "classical_leaderboard.csv"
+    return pd.read_csv(board_path) if board_path.exists() else pd.DataFrame()
