@@ -61,14 +61,21 @@ def setup() -> str:
 
 
 def get_or_create_experiment(name: str) -> str:
-    """Experiment id; new experiments get an absolute artifact location."""
+    """Make ``name`` the active experiment and return its id.
+
+    New experiments get an absolute artifact location; runs started without an experiment
+    would otherwise land in "Default", whose artifacts follow the working directory.
+    """
     setup()
     experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    root = artifact_root()
-    location = f"{root}/{name}" if root else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    if experiment is None:
+        root = artifact_root()
+        location = f"{root}/{name}" if root else None
+        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
 
 
 def git_commit() -> str:
@@ -203,14 +210,19 @@ def log_experiment_run(
     {"data": DataFrame, "path": ..., "fingerprint": ...} and is logged as the run's input.
     Returns run_id, model_uri and the metrics.
     """
-    nested = mlflow.active_run() is not None
+    parent = mlflow.active_run()
     all_tags = {
         "run_kind": "config",
         "model_family": family,
         "git_commit": git_commit(),
         **(tags or {}),
     }
-    with mlflow.start_run(run_name=run_name, nested=nested, tags=all_tags) as run:
+    with mlflow.start_run(
+        run_name=run_name,
+        nested=parent is not None,
+        experiment_id=parent.info.experiment_id if parent else None,
+        tags=all_tags,
+    ) as run:
         mlflow.log_params({**params, **(extra_params or {})})
         if dataset is not None:
             log_dataset(dataset["data"], dataset["path"], dataset["fingerprint"], "training")

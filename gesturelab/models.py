@@ -43,7 +43,7 @@ FEATURE_SETS = {
 
 def make_classifier(family: str, params: dict, seed: int = SEED):
     if family == "svm":
-        return SVC(probability=True, random_state=seed, **params)
+        return SVC(random_state=seed, **params)
     if family == "random_forest":
         return RandomForestClassifier(random_state=seed, n_jobs=1, **params)
     if family == "knn":

@@ -1,0 +1,55 @@
+"""Models built by the sweep predict the same for a moved, scaled or mirrored hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gesturelab.landmarks import LANDMARK_COLUMNS
+from gesturelab.models import build_pipeline
+from gesturelab.static_data import prepare
+
+X_COLUMNS = [c for c in LANDMARK_COLUMNS if c.startswith("x")]
+Y_COLUMNS = [c for c in LANDMARK_COLUMNS if c.startswith("y")]
+
+
+@pytest.fixture(scope="module")
+def data(sample_csv):
+    prepared = prepare(sample_csv, quarantine_dir=None, verbose=False)
+    return prepared.Xy("train"), prepared.Xy("test")
+
+
+def moved(X: pd.DataFrame, scale=1.8, dx=250.0, dy=-120.0) -> pd.DataFrame:
+    out = X.copy()
+    out[X_COLUMNS] = out[X_COLUMNS] * scale + dx
+    out[Y_COLUMNS] = out[Y_COLUMNS] * scale + dy
+    return out
+
+
+@pytest.mark.parametrize(
+    "family,params",
+    [
+        ("svm", {"kernel": "poly", "C": 100.0, "gamma": "scale", "degree": 2}),
+        ("random_forest", {"n_estimators": 100, "max_depth": 30}),
+        ("knn", {"n_neighbors": 3}),
+    ],
+)
+def test_prediction_survives_translation_scaling_and_mirroring(data, family, params):
+    (X_train, y_train), (X_test, y_test) = data
+    model = build_pipeline(family, params).fit(X_train, y_train)
+    expected = model.predict(X_test)
+    assert (expected == y_test).mean() > 0.9
+    np.testing.assert_array_equal(model.predict(moved(X_test)), expected)
+    right = X_test.assign(handedness="Right")
+    left = right.copy()
+    left[X_COLUMNS] = -left[X_COLUMNS]
+    left["handedness"] = "Left"
+    np.testing.assert_array_equal(model.predict(left), model.predict(right))
+
+
+def test_model_without_normalisation_is_not_invariant(data):
+    """The same check fails on a model that skips the preprocessing: the test has teeth."""
+    (X_train, y_train), (X_test, _) = data
+    raw = {"normalise": False, "coords": "3d", "distances": False, "angles": False}
+    model = build_pipeline("svm", {"kernel": "rbf", "C": 10.0}, raw).fit(X_train, y_train)
+    changed = (model.predict(moved(X_test)) != model.predict(X_test)).mean()
+    assert changed > 0.3

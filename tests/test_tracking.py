@@ -1,0 +1,92 @@
+"""train_with_mlflow against a real, temporary MLflow store."""
+
+import json
+import os
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+import train_with_mlflow as tracking
+from gesturelab import config
+from gesturelab.models import build_pipeline
+from gesturelab.static_data import prepare
+from gesturelab.sweep import cross_val_oof
+
+
+def test_default_store_is_anchored_at_the_repo(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert tracking.tracking_uri() == f"sqlite:///{config.REPO_ROOT / 'mlruns' / 'mlflow.db'}"
+    assert tracking.artifact_root() == (config.REPO_ROOT / "mlruns" / "artifacts").as_uri()
+
+
+@pytest.fixture(scope="module")
+def prepared(sample_csv):
+    return prepare(sample_csv, quarantine_dir=None, verbose=False)
+
+
+def test_log_experiment_run_records_everything(mlflow_store, prepared, tmp_path, monkeypatch):
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # nothing may land in the working directory
+    X, y = prepared.Xy("train")
+    folds = prepared.part("train")["fold"].to_numpy()
+    pipeline = build_pipeline("svm", {"kernel": "linear", "C": 1.0})
+    val_pred, _ = cross_val_oof(pipeline, X, y, folds)
+    pipeline.fit(X, y)
+    with tracking.parent_run("test-exp", "svm") as parent:
+        result = tracking.log_experiment_run(
+            pipeline,
+            family="svm",
+            params={"kernel": "linear", "C": 1.0},
+            y_val=y,
+            val_pred=val_pred,
+            X_example=X,
+            fit_time_s=0.1,
+            labels=prepared.classes,
+            run_name="svm linear",
+            dataset=prepared.dataset,
+        )
+    assert list(cwd.iterdir()) == []
+    client = MlflowClient()
+    run = client.get_run(result["run_id"])
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert run.data.tags["model_family"] == "svm"
+    assert run.data.tags["git_commit"]
+    assert run.data.params["kernel"] == "linear"
+    for name in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
+                 "recall_weighted", "f1_weighted"):
+        assert 0.8 < run.data.metrics[f"val_{name}"] <= 1.0
+    assert "fit_time_s" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(result["run_id"])}
+    assert {"val_confusion_matrix.png", "val_classification_report.json"} <= artifacts
+    artifact_dir = Path(mlflow_store[len("sqlite:///"):]).parent / "artifacts"
+    assert any(artifact_dir.rglob("val_confusion_matrix.png"))
+    assert run.inputs.dataset_inputs[0].dataset.digest == prepared.loaded.fingerprint[:16]
+
+    model_info = mlflow.models.get_model_info(result["model_uri"])
+    assert [c.name for c in model_info.signature.inputs][:3] == ["x1", "y1", "z1"]
+    loaded = tracking.load_model(result["model_uri"])
+    np.testing.assert_array_equal(loaded.predict(X), pipeline.predict(X))
+    pyfunc = mlflow.pyfunc.load_model(result["model_uri"])
+    assert list(pyfunc.predict(X[:5])) == list(pipeline.predict(X[:5]))
+
+    tracking.register_model(result["model_uri"], "test-model")
+    champion = tracking.load_model("models:/test-model@champion")
+    np.testing.assert_array_equal(champion.predict(X), pipeline.predict(X))
+    info = tracking.model_version_info("models:/test-model@champion")
+    assert str(info["version"]) == "1" and info["name"] == "test-model"
+
+    board = tracking.leaderboard("test-exp")
+    assert list(board["run_name"]) == ["svm linear"]
+    assert json.loads(board["params"].iat[0])["kernel"] == "linear"
+
+
+def test_experiments_get_absolute_artifact_locations(mlflow_store, tmp_path):
+    experiment_id = tracking.get_or_create_experiment("abs-exp")
+    assert tracking.get_or_create_experiment("abs-exp") == experiment_id
+    location = mlflow.get_experiment(experiment_id).artifact_location
+    assert location.startswith("file:///") and os.path.isabs(location[len("file://"):])
