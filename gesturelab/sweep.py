@@ -235,7 +235,7 @@ def save_figures(result: SweepResult, best_rows, labels, figures_dir: Path) -> l
     saved = []
     top = result.runs.sort_values("val_f1_macro", ascending=False).groupby("family").head(5)
     figure = leaderboard_figure(top, metric="val_f1_macro")
-    figure.axes[0].set_title("Top 5 configurations per family (validation macro-F1)")
+    figure.axes[0].set_title("Top 5 configurations per family (grouped-CV macro-F1)")
     saved.append(_save(figure, figures_dir / "leaderboard.png"))
     for best in best_rows:
         figure = confusion_matrix_figure(
@@ -248,7 +248,7 @@ def save_figures(result: SweepResult, best_rows, labels, figures_dir: Path) -> l
         table = result.ablation.pivot(index="features", columns="family", values="val_f1_macro")
         figure, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
         table.reindex([f for f in FEATURE_SETS if f in table.index]).plot.bar(ax=ax)
-        ax.set_ylabel("validation macro-F1")
+        ax.set_ylabel("grouped-CV macro-F1")
         ax.set_ylim(max(0.0, float(table.min().min()) - 0.05), 1.0)
         ax.set_title("Reference configurations: what each feature step buys")
         ax.tick_params(axis="x", rotation=0, labelsize=8)

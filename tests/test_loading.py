@@ -125,7 +125,9 @@ def test_mostly_broken_file_is_refused(sample_frame, tmp_path):
     frame = sample_frame.astype({"x3": object})
     frame.loc[: len(frame) * 2 // 3, "x3"] = "?"
     path = write(frame, tmp_path / "broken.csv")
-    with pytest.raises(LandmarkDataError, match=r"broken\.csv: \d+ of 708 rows are invalid.*line 2"):
+    with pytest.raises(
+        LandmarkDataError, match=r"broken\.csv: \d+ of 708 rows are invalid.*line 2"
+    ):
         load_landmarks_csv(path)
 
 

@@ -31,7 +31,10 @@ def test_sample_split_is_grouped_and_covers_every_class(sample_csv, tmp_path):
 def test_user_ids_drive_groups_when_present():
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(
-        {"label": rng.choice(list("abc"), 300), "user_id": rng.choice([f"u{i}" for i in range(30)], 300)}
+        {
+            "label": rng.choice(list("abc"), 300),
+            "user_id": rng.choice([f"u{i}" for i in range(30)], 300),
+        }
     )
     groups = assign_groups(frame)
     split = split_train_test(frame["label"], groups, 0.2, seed=3)

@@ -57,13 +57,20 @@ def test_log_experiment_run_records_everything(mlflow_store, prepared, tmp_path,
     assert run.data.tags["model_family"] == "svm"
     assert run.data.tags["git_commit"]
     assert run.data.params["kernel"] == "linear"
-    for name in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
-                 "recall_weighted", "f1_weighted"):
+    for name in (
+        "accuracy",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "precision_weighted",
+        "recall_weighted",
+        "f1_weighted",
+    ):
         assert 0.8 < run.data.metrics[f"val_{name}"] <= 1.0
     assert "fit_time_s" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(result["run_id"])}
     assert {"val_confusion_matrix.png", "val_classification_report.json"} <= artifacts
-    artifact_dir = Path(mlflow_store[len("sqlite:///"):]).parent / "artifacts"
+    artifact_dir = Path(mlflow_store[len("sqlite:///") :]).parent / "artifacts"
     assert any(artifact_dir.rglob("val_confusion_matrix.png"))
     assert run.inputs.dataset_inputs[0].dataset.digest == prepared.loaded.fingerprint[:16]
 
@@ -89,4 +96,4 @@ def test_experiments_get_absolute_artifact_locations(mlflow_store, tmp_path):
     experiment_id = tracking.get_or_create_experiment("abs-exp")
     assert tracking.get_or_create_experiment("abs-exp") == experiment_id
     location = mlflow.get_experiment(experiment_id).artifact_location
-    assert location.startswith("file:///") and os.path.isabs(location[len("file://"):])
+    assert location.startswith("file:///") and os.path.isabs(location[len("file://") :])

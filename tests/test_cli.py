@@ -1,0 +1,92 @@
+"""The command line end to end, in a subprocess, against a temporary MLflow store."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from gesturelab import config
+from gesturelab.static_data import prepare
+
+
+def gesturelab(*args, env, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "gesturelab", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def env(mlflow_store):
+    return {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+
+
+def test_help_lists_every_command(env, tmp_path):
+    out = gesturelab("--help", env=env, cwd=tmp_path)
+    assert out.returncode == 0
+    for command in ("reproduce", "sweep", "evaluate", "validate", "leaderboard"):
+        assert command in out.stdout
+
+
+def test_validate_reports_bad_file_clearly(env, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x1,y1,label\n1,2,fist\n")
+    out = gesturelab("validate", "--data", str(bad), env=env, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "bad.csv, line 1, column 'z1': missing" in out.stderr
+
+
+@pytest.mark.slow
+def test_sweep_then_evaluate_the_champion(env, tmp_path):
+    figures = tmp_path / "figures"
+    out = gesturelab(
+        "sweep",
+        "--quick",
+        "--experiment",
+        "cli-test",
+        "--figures-dir",
+        str(figures),
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "champion:" in out.stdout and "models:/hagrid-static-gesture@champion" in out.stdout
+    assert (figures / "leaderboard.png").exists()
+    assert {p.name for p in figures.glob("confusion_*.png")} >= {
+        "confusion_svm.png",
+        "confusion_knn.png",
+    }
+
+    held_out = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False).part("test")
+    csv = tmp_path / "unseen.csv"
+    held_out.drop(columns=["group", "split", "fold"]).to_csv(csv, index=False)
+    report_path = tmp_path / "report.json"
+    out = gesturelab(
+        "evaluate",
+        "--model",
+        "models:/hagrid-static-gesture@champion",
+        "--data",
+        str(csv),
+        "--out",
+        str(report_path),
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "accuracy" in out.stdout and "macro-F1" in out.stdout
+    report = json.loads(report_path.read_text())
+    assert report["data"]["rows_kept"] == len(held_out)
+    assert report["metrics"]["f1_macro"] > 0.9
+    assert set(report["per_class"]) >= set(held_out["label"])
+    assert str(report["model"]["version"]) == "1"
+
+    out = gesturelab("leaderboard", "--experiment", "cli-test", env=env, cwd=tmp_path)
+    assert out.returncode == 0 and "svm" in out.stdout
+    assert not any(p.name == "mlruns" for p in tmp_path.iterdir() if p != tmp_path / "mlruns")

@@ -1,0 +1,57 @@
+"""The notebooks, run headless through papermill with quick parameters."""
+
+import json
+
+import nbformat
+import pytest
+
+from gesturelab import config
+from gesturelab.runner import ReproduceError, notebook_plan, reproduce
+
+NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_source_is_clean(path):
+    notebook = nbformat.read(path, as_version=4)
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert not any(c.get("outputs") for c in code), "committed notebooks carry no outputs"
+    assert not any("pip install" in c.source for c in code)
+
+
+def test_every_notebook_is_in_the_plan():
+    assert [name for name, _ in notebook_plan(True, None, None)] == [p.name for p in NOTEBOOKS]
+
+
+@pytest.mark.slow
+def test_reproduce_quick(mlflow_store, tmp_path):
+    board = reproduce(quick=True, work_dir=tmp_path)
+    assert set(board["family"]) == {"svm", "random_forest", "knn", "logreg"}
+    assert board["test_f1_macro"].max() > 0.9
+    for path in NOTEBOOKS:
+        executed = nbformat.read(tmp_path / "executed" / path.name, as_version=4)
+        assert executed.cells[-1].outputs, f"{path.name} ends with a results cell"
+    assert (tmp_path / "processed" / "hagrid_split.csv").exists()
+    for name in (
+        "leaderboard.png",
+        "class_balance.png",
+        "skeletons_per_class.png",
+        "raw_vs_normalised.png",
+        "feature_ablation.png",
+    ):
+        assert (tmp_path / "figures" / name).exists(), name
+
+
+@pytest.mark.slow
+def test_failing_notebook_is_named(mlflow_store, tmp_path):
+    broken = tmp_path / "broken.csv"
+    broken.write_text("x1,y1\n1,2\n")
+    with pytest.raises(ReproduceError) as error:
+        reproduce(quick=True, data=broken, work_dir=tmp_path)
+    message = str(error.value)
+    assert "01_data_preprocessing.ipynb failed in cell" in message
+    assert "LandmarkDataError" in message and "broken.csv" in message
+    assert (tmp_path / "executed" / "01_data_preprocessing.ipynb").exists()
+    json.loads((tmp_path / "executed" / "01_data_preprocessing.ipynb").read_text())
