@@ -24,7 +24,7 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
         (
             "01_data_preprocessing.ipynb",
             {
-                "data_path": str(data) if data else None,
+                "data_path": str(data) if data else "",
                 "processed_path": str(processed),
                 "figures_dir": str(figures),
             },
