@@ -17,6 +17,7 @@ LEADERBOARD_COLUMNS = [
     "val_f1_macro",
     "test_accuracy",
     "test_f1_macro",
+    "transfer_f1_macro",
     "fit_time_s",
 ]
 

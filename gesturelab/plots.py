@@ -40,7 +40,7 @@ def confusion_matrix_figure(cm, labels, title="", normalise=False):
     return fig
 
 
-def leaderboard_figure(board: pd.DataFrame, metric="val_f1_macro", label_col="run_name"):
+def leaderboard_figure(board: pd.DataFrame, metric="val_f1_macro", label_col="run_name", title=""):
     """Horizontal bars of the best runs, coloured by model family."""
     board = board.sort_values(metric, ascending=True)
     families = list(dict.fromkeys(board["family"]))
@@ -55,6 +55,7 @@ def leaderboard_figure(board: pd.DataFrame, metric="val_f1_macro", label_col="ru
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in families]
     ax.legend(handles, families, loc="lower right", fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 

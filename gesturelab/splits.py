@@ -44,6 +44,18 @@ def contiguous_blocks(labels, block_size: int = 10, min_blocks: int = 3) -> np.n
     return groups
 
 
+def source_groups(data: pd.DataFrame, block_size: int = 20) -> np.ndarray:
+    """The coarsest honest groups: recorded users/subjects, else whole source blocks.
+
+    Unlike ``assign_groups`` a short run of labels stays one block, so a class shown in a single
+    place of the file has a single group.
+    """
+    column = next((c for c in ("user_id", "subject") if c in data.columns), None)
+    if column is not None:
+        return pd.factorize(data[column].astype(str))[0]
+    return contiguous_blocks(data[LABEL_COLUMN], block_size, min_blocks=1)
+
+
 def assign_groups(data: pd.DataFrame, block_size: int = 10) -> np.ndarray:
     column = find_group_column(data)
     if column is not None:

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 import train_with_mlflow as tracking
 from gesturelab import config
-from gesturelab.landmarks import LANDMARK_COLUMNS
+from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
+from gesturelab.metrics import classification_metrics
 from gesturelab.models import (
     FAMILIES,
     FEATURE_SETS,
@@ -31,6 +32,7 @@ from gesturelab.models import (
     sweep_grid,
 )
 from gesturelab.plots import confusion_matrix_figure, leaderboard_figure
+from gesturelab.splits import grouped_folds, source_groups
 from gesturelab.static_data import PreparedData
 
 
@@ -39,6 +41,7 @@ class SweepResult:
     runs: pd.DataFrame  # one row per configuration
     best: pd.DataFrame  # one row per family: its best configuration with test scores
     ablation: pd.DataFrame  # reference configurations x feature sets
+    transfer: pd.DataFrame  # leave-one-source-block-out scores of the best and reference configs
     champion: dict = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
 
@@ -68,6 +71,7 @@ def run_sweep(
     experiment: str = config.STATIC_EXPERIMENT,
     families=FAMILIES,
     feature_ablation: bool = True,
+    transfer_check: bool = True,
     register_as: str | None = config.STATIC_MODEL_NAME,
     figures_dir=config.FIGURES_DIR,
     progress: bool = True,
@@ -167,10 +171,31 @@ def run_sweep(
                     ablation_records.append(_record(family, params, result, True, features))
     bar.close()
 
+    transfer = pd.DataFrame()
+    if transfer_check:
+        candidates = [(b["run_name"], b["family"], b["params"], None) for b in best_rows]
+        if not quick:
+            candidates += [
+                (f"reference {run_name(f, p)}", f, p, None)
+                for f, p in REFERENCE_CONFIGS.items()
+                if f in families
+                and not any(b["family"] == f and b["params"] == p for b in best_rows)
+            ]
+        transfer = transfer_estimate(prepared, candidates)
+        for best in best_rows:
+            row = transfer[transfer["name"] == best["run_name"]].iloc[0]
+            best["transfer_f1_macro"] = row["transfer_f1_macro"]
+            best["transfer_accuracy"] = row["transfer_accuracy"]
+            tracking.log_to_run(
+                best["run_id"],
+                metrics={k: row[k] for k in ("transfer_accuracy", "transfer_f1_macro")},
+            )
+
     result = SweepResult(
         runs=_table(records),
         best=_table(best_rows).sort_values("val_f1_macro", ascending=False),
         ablation=_table(ablation_records),
+        transfer=transfer,
     )
     champion = max(best_rows, key=_selection_key)
     result.champion = _register_champion(champion, prepared, register_as, seed)
@@ -188,6 +213,42 @@ def cross_val_oof(pipeline, X, y, folds):
         model = clone(pipeline).fit(X[~held], y[~held])
         predicted[held] = model.predict(X[held])
     return predicted, time.perf_counter() - start
+
+
+def transfer_estimate(prepared: PreparedData, candidates, block_size: int = 20) -> pd.DataFrame:
+    """How well each configuration transfers to a place of the file it never saw.
+
+    Leave-one-source-block-out over all rows (users or subjects when the file has them; more
+    than 60 groups go through 5 grouped folds). Classes found in a single block are left out:
+    no model can be trained and tested on them without leakage.
+    candidates: (name, family, params, features) tuples.
+    """
+    data = prepared.data
+    groups = source_groups(data, block_size)
+    labels = data[LABEL_COLUMN].to_numpy(dtype=object)
+    per_class = pd.Series(groups).groupby(labels).nunique()
+    keep = np.isin(labels, per_class[per_class >= 2].index)
+    n_groups = len(np.unique(groups[keep]))
+    folds = groups[keep] if n_groups <= 60 else grouped_folds(labels[keep], groups[keep], 5)
+    X = data.loc[keep, list(LANDMARK_COLUMNS)]
+    rows = []
+    for name, family, params, features in candidates:
+        pipeline = build_pipeline(family, params, FEATURE_SETS.get(features))
+        predicted, seconds = cross_val_oof(pipeline, X, labels[keep], folds)
+        metrics = classification_metrics(labels[keep], predicted)
+        rows.append(
+            {
+                "name": name,
+                "family": family,
+                "transfer_accuracy": metrics["accuracy"],
+                "transfer_f1_macro": metrics["f1_macro"],
+                "held_out_groups": n_groups,
+                "rows": int(keep.sum()),
+                "classes_left_out": ", ".join(sorted(per_class[per_class < 2].index)),
+                "seconds": seconds,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _table(records) -> pd.DataFrame:
@@ -234,8 +295,9 @@ def save_figures(result: SweepResult, best_rows, labels, figures_dir: Path) -> l
     figures_dir.mkdir(parents=True, exist_ok=True)
     saved = []
     top = result.runs.sort_values("val_f1_macro", ascending=False).groupby("family").head(5)
-    figure = leaderboard_figure(top, metric="val_f1_macro")
-    figure.axes[0].set_title("Top 5 configurations per family (grouped-CV macro-F1)")
+    figure = leaderboard_figure(
+        top, metric="val_f1_macro", title="Top 5 configurations per family (grouped-CV macro-F1)"
+    )
     saved.append(_save(figure, figures_dir / "leaderboard.png"))
     for best in best_rows:
         figure = confusion_matrix_figure(
