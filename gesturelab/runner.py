@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -41,8 +42,13 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
     ]
 
 
-def reproduce(quick: bool = False, data=None, work_dir=None, notebooks=None) -> pd.DataFrame:
-    """Execute every notebook; stop at the first failing cell with a message that names it."""
+def reproduce(
+    quick: bool = False, data=None, work_dir=None, notebooks=None, stream: bool = True
+) -> pd.DataFrame:
+    """Execute every notebook; stop at the first failing cell with a message that names it.
+
+    stream: pass the kernels' stderr (progress bars, warnings) through to this process.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -64,6 +70,7 @@ def reproduce(quick: bool = False, data=None, work_dir=None, notebooks=None) -> 
                 kernel_name="python3",
                 cwd=str(config.NOTEBOOKS_DIR),
                 progress_bar=False,
+                stderr_file=sys.stderr if stream else None,
             )
         except PapermillExecutionError as exc:
             raise ReproduceError(
