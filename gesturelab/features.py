@@ -67,7 +67,9 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
     normalise: False passes the raw coordinates through untouched (the baseline that shows
         what normalisation buys; nothing else is then invariant).
     mirror: "handedness" mirrors hands labelled Left in a ``handedness`` column onto the right
-        hand; without that column nothing is mirrored. The hand's own geometry cannot tell a
+        hand. Whether it does is fixed at fit time (``mirrors_left_hands_``): a model trained on
+        rows without handedness (the HaGRID CSV has none) never mirrors, so handedness that
+        arrives only at inference cannot shift its input. The hand's own geometry cannot tell a
         left palm from a right back of the hand, and HaGRID's *_inverted classes are exactly
         that difference, so mirroring is never guessed from the shape.
     """
@@ -86,6 +88,11 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
             raise ValueError(f"coords must be '2d' or '3d', not {self.coords!r}")
         if self.mirror not in ("handedness", "none"):
             raise ValueError(f"mirror must be 'handedness' or 'none', not {self.mirror!r}")
+        self.mirrors_left_hands_ = bool(
+            self.mirror == "handedness"
+            and isinstance(X, pd.DataFrame)
+            and "handedness" in X.columns
+        )
         self.n_features_in_ = N_LANDMARKS * 3
         self.feature_names_out_ = np.array(self._names(), dtype=object)
         return self
@@ -95,7 +102,7 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
         if not self.normalise:
             points = hands if self.coords == "3d" else hands[:, :, :2]
             return self._with_extras(points)
-        if self.mirror == "handedness":
+        if self.mirrors_left_hands_:
             hands[left_hand_mask(X, len(hands)), :, 0] *= -1.0
         hands -= hands[:, WRIST : WRIST + 1, :]
         scale = np.linalg.norm(hands[:, MIDDLE_MCP, :2], axis=1)

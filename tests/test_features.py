@@ -30,13 +30,23 @@ def test_translation_and_scale_invariance(hands, options):
 
 @pytest.mark.parametrize("options", OPTIONS)
 def test_left_hand_is_mirrored_onto_the_right(hands, options):
-    normaliser = LandmarkNormalizer(**options).fit(hands)
     right = pd.DataFrame(hands.reshape(len(hands), -1), columns=LANDMARK_COLUMNS)
     right["handedness"] = "Right"
     left = right.copy()
     left[[c for c in LANDMARK_COLUMNS if c.startswith("x")]] *= -1
     left["handedness"] = "Left"
+    normaliser = LandmarkNormalizer(**options).fit(right)
+    assert normaliser.mirrors_left_hands_
     np.testing.assert_allclose(normaliser.transform(left), normaliser.transform(right), atol=1e-9)
+
+
+def test_trained_without_handedness_never_mirrors(hands):
+    """Handedness that shows up only at inference must not change what the model sees."""
+    normaliser = LandmarkNormalizer().fit(hands)
+    assert not normaliser.mirrors_left_hands_
+    frame = pd.DataFrame(hands.reshape(len(hands), -1), columns=LANDMARK_COLUMNS)
+    labelled = frame.assign(handedness="Left")
+    np.testing.assert_array_equal(normaliser.transform(labelled), normaliser.transform(frame))
 
 
 def test_without_handedness_a_mirrored_hand_stays_different(hands):
