@@ -1,0 +1,70 @@
+"""MediaPipe extraction on the shipped real photos and videos (models ship in the wheel)."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from gesturelab import config
+from gesturelab.extraction import collect_inputs, extract_images, extract_video
+from gesturelab.landmarks import LANDMARK_COLUMNS
+from gesturelab.loading import load_landmarks_csv
+
+SAMPLES = config.DATA_DIR / "mediapipe_samples"
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return extract_images(collect_inputs(SAMPLES / "*.[jp][pn]g"), progress=False)
+
+
+def test_every_hand_in_the_photos(photos):
+    counts = photos.rows.groupby(photos.rows["source"].str.rsplit("/", n=1).str[-1]).size()
+    assert counts.to_dict() == {"thumb_up.jpg": 1, "thumbs_up_large.png": 1, "two_thumbs_up.jpg": 2}
+    assert photos.problems.empty
+
+
+def test_rows_are_in_hagrid_pixel_convention(photos, tmp_path):
+    row = photos.rows[photos.rows["source"].str.endswith("thumbs_up_large.png")].iloc[0]
+    xs = row[[c for c in LANDMARK_COLUMNS if c.startswith("x")]].astype(float)
+    assert xs.max() > 100, "x in pixels of the 1920-wide image, not normalised to [0, 1]"
+    assert xs.max() <= 1920
+    path = tmp_path / "extracted.csv"
+    photos.rows.to_csv(path, index=False)
+    loaded = load_landmarks_csv(path, require_label=False, quarantine_dir=None, verbose=False)
+    assert len(loaded.data) == 4 and set(loaded.data["handedness"]) <= {"Left", "Right"}
+
+
+def test_folder_with_corrupt_and_handless_images_completes(tmp_path):
+    import cv2
+
+    folder = tmp_path / "like"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "thumb_up.jpg", folder)
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    cv2.imwrite(str(folder / "wall.png"), np.full((240, 320, 3), 127, np.uint8))
+    result = extract_images(collect_inputs(tmp_path), label_from_folder=True, progress=False)
+    assert list(result.rows["label"]) == ["like"]
+    problems = dict(
+        zip(
+            result.problems["source"].str.rsplit("/", n=1).str[-1],
+            result.problems["problem"],
+            strict=True,
+        )
+    )
+    assert problems == {"corrupt.jpg": "unreadable or corrupt image", "wall.png": "no hand found"}
+    assert "1 images without a hand; 1 files unreadable" in result.summary()
+
+
+def test_video_gives_frames_sequence_and_mask():
+    video = extract_video(SAMPLES / "gestures_video.mp4", progress=False)
+    assert video.sequence.shape == (195, 21, 3) and video.mask.shape == (195,)
+    assert 0 < video.mask.sum() < 195, "the clip starts before the hand is raised"
+    assert (video.sequence[~video.mask] == 0).all()
+    assert len(video.rows) == video.mask.sum()
+    assert video.fps == pytest.approx(25.0)
+
+
+def test_missing_input_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing_here"):
+        collect_inputs(tmp_path / "nothing_here" / "*.jpg")
