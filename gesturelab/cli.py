@@ -86,6 +86,79 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_extract(args) -> int:
+    from pathlib import Path
+
+    from gesturelab.extraction import collect_inputs, extract_images, extract_video
+    from gesturelab.inference import is_video
+
+    inputs = collect_inputs(args.input)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    videos = [p for p in inputs if is_video(p)]
+    images = [p for p in inputs if not is_video(p)]
+    tables = []
+    if images:
+        result = extract_images(
+            images, label_from_folder=args.label_from_folder, progress=not args.no_progress
+        )
+        print(result.summary())
+        for _, problem in result.problems.iterrows():
+            print(f"  {problem['source']}: {problem['problem']}")
+        if len(result.problems):
+            problems_path = out.with_name(out.stem + ".problems.csv")
+            result.problems.to_csv(problems_path, index=False)
+            print(f"problems written to {problems_path}")
+        tables.append(result.rows)
+    for video in videos:
+        result = extract_video(video, progress=not args.no_progress)
+        print(f"{video}: {result.summary()}")
+        if args.label_from_folder:
+            result.rows["label"] = Path(video).parent.name
+        tables.append(result.rows)
+    rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    rows.to_csv(out, index=False)
+    print(f"{len(rows)} landmark rows written to {out}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from pathlib import Path
+
+    from gesturelab.extraction import collect_inputs
+    from gesturelab.inference import is_video, predict_images, predict_video
+    from gesturelab.predictor import GesturePredictor
+
+    predictor = GesturePredictor.load(args.model)
+    inputs = collect_inputs(args.input)
+    images = [p for p in inputs if not is_video(p)]
+    if images:
+        rows, problems = predict_images(predictor, images, progress=not args.no_progress)
+        for _, row in rows.iterrows():
+            print(
+                f"{row['source']}\thand {row['hand_index']} ({row['handedness']})\t"
+                f"{row['label']}\t{row['confidence']:.3f}\ttop-3: {row['top3']}"
+            )
+        for _, problem in problems.iterrows():
+            print(f"{problem['source']}\t{problem['problem']}")
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            rows.to_csv(Path(args.out) / "predictions.csv", index=False)
+    for video in (p for p in inputs if is_video(p)):
+        table = predict_video(
+            predictor, video, args.out, window=args.window, progress=not args.no_progress
+        )
+        shown = table.dropna(subset=["smoothed_label"])
+        runs = (shown["smoothed_label"] != shown["smoothed_label"].shift()).cumsum()
+        print(f"{video}: {len(table)} frames, a hand in {int(table['hand'].sum())}")
+        for _, run in shown.groupby(runs):
+            first, last = run["frame"].iat[0], run["frame"].iat[-1]
+            print(f"  frames {first:4d}-{last:4d}  {run['smoothed_label'].iat[0]}")
+        if args.out:
+            print(f"  annotated video and per-frame CSV in {args.out}")
+    return 0
+
+
 def cmd_leaderboard(args) -> int:
     import train_with_mlflow as tracking
 
@@ -138,6 +211,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
     p.set_defaults(func=cmd_validate)
 
+    p = commands.add_parser("extract", help="MediaPipe landmarks from images, folders or videos")
+    p.add_argument("--input", required=True, help="an image, a video, a folder or a glob")
+    p.add_argument("--out", required=True, help="CSV to write (HaGRID columns plus metadata)")
+    p.add_argument("--label-from-folder", action="store_true", help="data/<label>/*.jpg")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_extract)
+
+    p = commands.add_parser("predict", help="gesture labels for hands in images or a video")
+    p.add_argument("--model", required=True, help="e.g. models:/hagrid-static-gesture@champion")
+    p.add_argument("--input", required=True, help="an image, a video, a folder or a glob")
+    p.add_argument("--out", help="folder for predictions.csv, annotated videos, frame CSVs")
+    p.add_argument("--window", type=int, default=7, help="frames of label smoothing in videos")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
     p = commands.add_parser("leaderboard", help="print the runs of an experiment, best first")
     p.add_argument("--experiment", default=config.STATIC_EXPERIMENT)
     p.add_argument("--top", type=int, default=20)
@@ -151,6 +239,6 @@ def main(argv=None) -> int:
 
     try:
         return args.func(args)
-    except LandmarkDataError as exc:
+    except (LandmarkDataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,160 @@
+"""From pixels to predictions: photos and videos through MediaPipe and a GesturePredictor."""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from gesturelab.extraction import (
+    VIDEO_SUFFIXES,
+    HandLandmarker,
+    extract_images,
+    hand_rows,
+    iter_video_frames,
+    video_properties,
+)
+from gesturelab.landmarks import HAND_CONNECTIONS, LANDMARK_COLUMNS
+from gesturelab.predictor import GesturePredictor
+
+
+def is_video(path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def format_top_k(top) -> str:
+    return ", ".join(f"{label} {p:.2f}" for label, p in top)
+
+
+def predict_images(predictor: GesturePredictor, paths, progress=True):
+    """One row per hand found (label, confidence, top-3), and the images that gave none."""
+    extraction = extract_images(paths, progress=progress)
+    rows = extraction.rows
+    if len(rows):
+        top = predictor.predict_top_k(rows[list(LANDMARK_COLUMNS)].to_numpy(), k=3)
+        rows = rows.assign(
+            label=[t[0][0] for t in top],
+            confidence=[t[0][1] for t in top],
+            top3=[format_top_k(t) for t in top],
+        )
+    else:
+        rows = rows.assign(label=[], confidence=[], top3=[])
+    return rows, extraction.problems
+
+
+class LabelSmoother:
+    """Mean of the class probabilities over the last ``window`` frames that showed a hand.
+
+    Causal, as it would run live; a gap longer than the window starts afresh, so a label
+    never outlives the hand by more than ``window`` frames.
+    """
+
+    def __init__(self, window: int = 7):
+        self.window = window
+        self.recent: deque = deque(maxlen=window)
+        self.gap = 0
+
+    def update(self, probabilities: np.ndarray | None) -> np.ndarray | None:
+        if probabilities is None:
+            self.gap += 1
+            if self.gap > self.window:
+                self.recent.clear()
+            return np.mean(self.recent, axis=0) if self.recent else None
+        self.gap = 0
+        self.recent.append(probabilities)
+        return np.mean(self.recent, axis=0)
+
+
+def draw_prediction(frame, hand, text: str, colour=(40, 220, 40)):
+    import cv2
+
+    if hand is not None:
+        points = hand[:, :2].astype(int)
+        for a, b in HAND_CONNECTIONS:
+            cv2.line(frame, tuple(points[a]), tuple(points[b]), colour, 2, cv2.LINE_AA)
+        for point in points:
+            cv2.circle(frame, tuple(point), 3, (255, 255, 255), -1, cv2.LINE_AA)
+    scale = max(frame.shape[1] / 900, 0.6)
+    cv2.rectangle(frame, (0, 0), (frame.shape[1], int(44 * scale)), (0, 0, 0), -1)
+    cv2.putText(
+        frame,
+        text,
+        (10, int(32 * scale)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        2,
+        cv2.LINE_AA,
+    )
+    return frame
+
+
+def predict_video(
+    predictor: GesturePredictor, path, out_dir=None, window: int = 7, progress=True
+) -> pd.DataFrame:
+    """Per-frame labels of a video; with ``out_dir``, an annotated copy and a per-frame CSV."""
+    import cv2
+
+    path = Path(path)
+    fps, count, size = video_properties(path)
+    writer = None
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(
+            str(out_dir / f"{path.stem}_annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, size
+        )
+    smoother = LabelSmoother(window)
+    records = []
+    classes = predictor.classes
+    with HandLandmarker(static_image_mode=False, max_num_hands=1) as landmarker:
+        frames = iter_video_frames(path)
+        for index, frame in tqdm(frames, total=count, desc=path.name, disable=not progress):
+            hands = landmarker.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            record = {"frame": index, "time_s": index / fps, "hand": bool(hands)}
+            probabilities = None
+            if hands:
+                row = pd.DataFrame(hand_rows(hands[:1], str(path), index))
+                probabilities = predictor.predict_distribution(row[list(LANDMARK_COLUMNS)])[0]
+                top = np.argsort(-probabilities)[:3]
+                record.update(
+                    handedness=hands[0]["handedness"],
+                    label=classes[top[0]],
+                    confidence=float(probabilities[top[0]]),
+                    top3=format_top_k([(classes[j], float(probabilities[j])) for j in top]),
+                )
+            smoothed = smoother.update(probabilities)
+            if smoothed is not None:
+                best = int(np.argmax(smoothed))
+                record.update(
+                    smoothed_label=classes[best], smoothed_confidence=float(smoothed[best])
+                )
+            records.append(record)
+            if writer is not None:
+                text = (
+                    f"{record['smoothed_label']} {record['smoothed_confidence']:.2f}"
+                    if smoothed is not None
+                    else "no hand"
+                )
+                hand = hands[0]["landmarks"] if hands else None
+                writer.write(draw_prediction(frame, hand, f"{index:4d}  {text}"))
+    if writer is not None:
+        writer.release()
+    columns = [
+        "frame",
+        "time_s",
+        "hand",
+        "handedness",
+        "label",
+        "confidence",
+        "top3",
+        "smoothed_label",
+        "smoothed_confidence",
+    ]
+    table = pd.DataFrame(records).reindex(columns=columns)
+    if out_dir is not None:
+        table.to_csv(out_dir / f"{path.stem}_frames.csv", index=False)
+    return table

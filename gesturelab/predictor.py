@@ -1,0 +1,110 @@
+"""GesturePredictor: one object that turns raw hand landmarks into gesture labels.
+
+It loads a logged or registered model (``models:/name@alias``, ``runs:/...``, a local model
+folder) whose pipeline carries its own preprocessing, and accepts landmarks in any natural form:
+a 21×3 array, a 63-vector, a batch, a DataFrame in the HaGRID CSV format, or a MediaPipe result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from gesturelab.features import as_hands
+from gesturelab.landmarks import INPUT_SHAPE, LANDMARK_COLUMNS
+
+
+def mediapipe_to_hands(result, image_size=None) -> np.ndarray:
+    """MediaPipe landmarks (normalised to [0, 1]) as (n, 21, 3) pixel-convention hands.
+
+    Accepts a ``solutions.hands`` result (every hand), one landmark list, or a list of them.
+    Without ``image_size`` (width, height) x and y stay normalised, which distorts the hand's
+    shape by the image's aspect ratio: pass the size for non-square images.
+    """
+    if hasattr(result, "multi_hand_landmarks"):
+        lists = list(result.multi_hand_landmarks or [])
+    elif hasattr(result, "landmark"):
+        lists = [result]
+    else:
+        lists = list(result)
+    width, height = image_size if image_size is not None else (1.0, 1.0)
+    hands = [[(p.x * width, p.y * height, p.z) for p in landmarks.landmark] for landmarks in lists]
+    return np.asarray(hands, dtype=np.float64).reshape(-1, *INPUT_SHAPE)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    scores = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(scores)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class GesturePredictor:
+    """Predictions from a static landmark classifier, whatever form the landmarks come in."""
+
+    def __init__(self, model, info: dict | None = None):
+        self.model = model
+        self.classes = [str(c) for c in model.classes_]
+        self.info = dict(info or {})
+
+    @classmethod
+    def load(cls, model_uri: str) -> GesturePredictor:
+        """From ``models:/name@alias``, ``models:/name/3``, ``runs:/id/model`` or a folder."""
+        import train_with_mlflow as tracking
+
+        return cls(tracking.load_model(model_uri), tracking.model_version_info(model_uri))
+
+    def _hands(self, landmarks, image_size=None) -> np.ndarray | pd.DataFrame:
+        if hasattr(landmarks, "multi_hand_landmarks") or hasattr(landmarks, "landmark"):
+            return mediapipe_to_hands(landmarks, image_size).reshape(-1, len(LANDMARK_COLUMNS))
+        if isinstance(landmarks, pd.DataFrame):
+            return landmarks  # keeps a handedness column for models trained with one
+        return as_hands(landmarks).reshape(-1, len(LANDMARK_COLUMNS))
+
+    def predict_distribution(self, landmarks, image_size=None) -> np.ndarray:
+        """Class probabilities, shape (n_hands, n_classes), columns in ``get_label_map`` order.
+
+        Models without ``predict_proba`` (an SVM) give a softmax of their decision scores:
+        a ranking, not calibrated probabilities.
+        """
+        X = self._hands(landmarks, image_size)
+        if hasattr(self.model, "predict_proba"):  # False for an SVC without probabilities
+            return np.asarray(self.model.predict_proba(X))
+        return _softmax(np.atleast_2d(np.asarray(self.model.decision_function(X), float)))
+
+    def predict_top_k(self, landmarks, k: int = 3, image_size=None) -> list[list[tuple]]:
+        """The k most likely (label, probability) pairs for each hand."""
+        probabilities = self.predict_distribution(landmarks, image_size)
+        order = np.argsort(-probabilities, axis=1)[:, :k]
+        return [
+            [(self.classes[j], float(row[j])) for j in top]
+            for row, top in zip(probabilities, order, strict=True)
+        ]
+
+    def predict_batch(self, landmarks, image_size=None) -> list[tuple[str, float]]:
+        """(label, confidence) for each hand."""
+        probabilities = self.predict_distribution(landmarks, image_size)
+        best = probabilities.argmax(axis=1)
+        return [(self.classes[j], float(p[j])) for p, j in zip(probabilities, best, strict=True)]
+
+    def predict_single(self, landmarks, image_size=None) -> tuple[str, float]:
+        """(label, confidence) of one hand."""
+        results = self.predict_batch(landmarks, image_size)
+        if len(results) != 1:
+            raise ValueError(f"predict_single takes one hand, got {len(results)}")
+        return results[0]
+
+    def get_label_map(self) -> dict[int, str]:
+        return dict(enumerate(self.classes))
+
+    def get_model_info(self) -> dict:
+        steps = getattr(self.model, "named_steps", {})
+        normaliser = steps.get("landmarks")
+        classifier = steps.get("clf", self.model)
+        return {
+            **self.info,
+            "kind": "static",
+            "classifier": type(classifier).__name__,
+            "features": normaliser.get_params() if normaliser is not None else None,
+            "classes": self.classes,
+            "input_shape": list(INPUT_SHAPE),
+        }
