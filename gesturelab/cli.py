@@ -15,6 +15,7 @@ LEADERBOARD_COLUMNS = [
     "run_name",
     "val_accuracy",
     "val_f1_macro",
+    "val_perturbed_f1_macro",
     "test_accuracy",
     "test_f1_macro",
     "transfer_f1_macro",
@@ -53,6 +54,7 @@ def cmd_sweep(args) -> int:
     result = run_sweep(
         prepared,
         quick=args.quick,
+        selection_tolerance=args.selection_tolerance,
         experiment=args.experiment,
         register_as=None if args.no_register else args.model_name,
         figures_dir=args.figures_dir,
@@ -196,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures-dir", default=str(config.FIGURES_DIR))
     p.add_argument("--block-size", type=int, default=10, help="rows per group without ids")
     p.add_argument("--seed", type=int, default=config.SEED)
+    p.add_argument(
+        "--selection-tolerance",
+        type=float,
+        default=0.005,
+        help="macro-F1 gap below which configurations count as tied (then the most "
+        "viewpoint-robust wins)",
+    )
     p.set_defaults(func=cmd_sweep)
 
     p = commands.add_parser("evaluate", help="score a logged/registered model on a labelled CSV")

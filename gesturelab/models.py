@@ -29,6 +29,7 @@ REFERENCE_CONFIGS = {
 }
 
 DEFAULT_FEATURES = {"normalise": True, "coords": "2d", "distances": True, "angles": False}
+DEFAULT_FEATURE_SET = "xy+dist"
 
 # Feature sets compared on the reference configurations: what each preprocessing step buys.
 FEATURE_SETS = {
@@ -39,6 +40,10 @@ FEATURE_SETS = {
     "xyz+dist": {"normalise": True, "coords": "3d", "distances": True, "angles": False},
     "xy+dist+angles": {"normalise": True, "coords": "2d", "distances": True, "angles": True},
 }
+
+
+# The linear families are cheap enough to sweep the feature set as well.
+SWEPT_FEATURE_SETS = ["xy+dist", "xy+dist+angles"]
 
 
 def make_classifier(family: str, params: dict, seed: int = SEED):
@@ -79,7 +84,7 @@ def sweep_grid(family: str, quick: bool = False) -> list[dict]:
                 REFERENCE_CONFIGS["svm"],
             ]
         return (
-            _grid(kernel=["linear"], C=[0.1, 1.0, 10.0, 100.0, 1000.0])
+            _grid(kernel=["linear"], C=[0.01, 0.1, 1.0, 10.0, 100.0], features=SWEPT_FEATURE_SETS)
             + _grid(kernel=["rbf"], C=[1.0, 10.0, 100.0, 1000.0], gamma=["scale", 0.001, 0.01, 0.1])
             + _grid(
                 kernel=["poly"],
@@ -105,8 +110,8 @@ def sweep_grid(family: str, quick: bool = False) -> list[dict]:
         return _grid(n_neighbors=[1, 3, 5, 7, 9, 15], weights=["uniform", "distance"], p=[1, 2])
     if family == "logreg":
         if quick:
-            return [{"C": 10.0}]
-        return _grid(C=[0.1, 1.0, 10.0, 100.0, 1000.0])
+            return [{"C": 1.0}, {"C": 1.0, "features": "xy+dist+angles"}]
+        return _grid(C=[0.1, 1.0, 10.0, 100.0, 1000.0], features=SWEPT_FEATURE_SETS)
     raise ValueError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
 
 
@@ -115,7 +120,9 @@ def is_reference(family: str, params: dict) -> bool:
     return reference is not None and all(params.get(k) == v for k, v in reference.items())
 
 
-def run_name(family: str, params: dict) -> str:
+def run_name(family: str, params: dict, features: str = DEFAULT_FEATURE_SET) -> str:
     short = {"n_estimators": "n", "max_depth": "depth", "max_features": "mf", "n_neighbors": "k"}
-    parts = [family] + [f"{short.get(k, k)}={v}" for k, v in params.items()]
+    parts = [family] + [f"{short.get(k, k)}={v}" for k, v in params.items() if k != "features"]
+    if features != DEFAULT_FEATURE_SET:
+        parts.append(f"[{features}]")
     return " ".join(parts)

@@ -114,3 +114,39 @@ def raw_vs_normalised_figure(hands, title=""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def photo_with_hands(rgb, hands, labels, ax=None, title=""):
+    """A photo with each hand's skeleton and its predicted label drawn on it."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 6 * rgb.shape[0] / rgb.shape[1]), dpi=100)
+    ax.imshow(rgb)
+    for hand, label in zip(as_hands(hands), labels):
+        for a, b in HAND_CONNECTIONS:
+            ax.plot(hand[[a, b], 0], hand[[a, b], 1], color=BONE_COLOUR.get((a, b), "white"), lw=2)
+        x, y = hand[:, 0].min(), hand[:, 1].min()
+        ax.text(
+            x,
+            y,
+            label,
+            color="black",
+            fontsize=10,
+            va="bottom",
+            bbox={"facecolor": "yellow", "alpha": 0.8, "pad": 2},
+        )
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    return ax.figure
+
+
+def frame_strip(frames_rgb, titles, ncols=6):
+    """Video frames side by side with their labels."""
+    nrows = int(np.ceil(len(frames_rgb) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.0 * nrows + 0.4), dpi=100)
+    for ax in np.ravel(axes):
+        ax.set_axis_off()
+    for ax, frame, title in zip(np.ravel(axes), frames_rgb, titles):
+        ax.imshow(frame)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig

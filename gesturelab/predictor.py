@@ -38,6 +38,17 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def _ovr_from_ovo(pairwise: np.ndarray, n_classes: int) -> np.ndarray:
+    """sklearn's one-vs-one to one-vs-rest transform: votes plus squashed summed confidences."""
+    first, second = np.triu_indices(n_classes, 1)
+    to_first = np.eye(n_classes)[first]
+    to_second = np.eye(n_classes)[second]
+    second_wins = (pairwise < 0).astype(float)
+    votes = (1.0 - second_wins) @ to_first + second_wins @ to_second
+    confidence = pairwise @ to_first - pairwise @ to_second
+    return votes + confidence / (3 * (np.abs(confidence) + 1))
+
+
 class GesturePredictor:
     """Predictions from a static landmark classifier, whatever form the landmarks come in."""
 
@@ -69,7 +80,28 @@ class GesturePredictor:
         X = self._hands(landmarks, image_size)
         if hasattr(self.model, "predict_proba"):  # False for an SVC without probabilities
             return np.asarray(self.model.predict_proba(X))
-        return _softmax(np.atleast_2d(np.asarray(self.model.decision_function(X), float)))
+        return _softmax(self._decision_scores(X))
+
+    def _decision_scores(self, X) -> np.ndarray:
+        """One-vs-rest decision scores; for an SVC computed from its one-vs-one scores.
+
+        sklearn turns an SVC's pairwise scores into one-vs-rest ones with a Python loop over
+        the 153 class pairs, which alone costs ~2 ms per call; the same formula as matrix
+        products costs microseconds.
+        """
+        steps = getattr(self.model, "steps", [(None, self.model)])
+        classifier = steps[-1][1]
+        if not (hasattr(classifier, "support_vectors_") and len(self.classes) > 2):
+            return np.atleast_2d(np.asarray(self.model.decision_function(X), float))
+        for _, step in steps[:-1]:
+            X = step.transform(X)
+        shape = classifier.decision_function_shape
+        classifier.decision_function_shape = "ovo"
+        try:
+            pairwise = np.atleast_2d(classifier.decision_function(X))
+        finally:
+            classifier.decision_function_shape = shape
+        return _ovr_from_ovo(pairwise, len(self.classes))
 
     def predict_top_k(self, landmarks, k: int = 3, image_size=None) -> list[list[tuple]]:
         """The k most likely (label, probability) pairs for each hand."""

@@ -39,6 +39,16 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
                 "reports_dir": str(reports),
             },
         ),
+        (
+            "04_inference_demo.ipynb",
+            {
+                "model_uri": f"models:/{config.STATIC_MODEL_NAME}@{config.CHAMPION_ALIAS}",
+                "out_dir": str(
+                    root / "inference" if root else config.REPO_ROOT / "build" / "inference"
+                ),
+                "figures_dir": str(figures),
+            },
+        ),
     ]
 
 

@@ -34,12 +34,15 @@ def test_reproduce_quick(mlflow_store, tmp_path):
         executed = nbformat.read(tmp_path / "executed" / path.name, as_version=4)
         assert executed.cells[-1].outputs, f"{path.name} ends with a results cell"
     assert (tmp_path / "processed" / "hagrid_split.csv").exists()
+    assert (tmp_path / "inference" / "gestures_video_annotated.mp4").exists()
     for name in (
         "leaderboard.png",
         "class_balance.png",
         "skeletons_per_class.png",
         "raw_vs_normalised.png",
         "feature_ablation.png",
+        "inference_photos.png",
+        "inference_gestures_video.png",
     ):
         assert (tmp_path / "figures" / name).exists(), name
 

@@ -57,6 +57,8 @@ def test_svm_without_probabilities_still_ranks(sample):
     svm = GesturePredictor(build_pipeline("svm", {"kernel": "linear"}).fit(sample.data, sample.y))
     distribution = svm.predict_distribution(sample.X[:3])
     np.testing.assert_allclose(distribution.sum(axis=1), 1.0)
+    rows = sample.data[list(LANDMARK_COLUMNS)].iloc[::20]
+    np.testing.assert_allclose(svm._decision_scores(rows), svm.model.decision_function(rows))
     assert [svm.classes[i] for i in distribution.argmax(axis=1)] == list(
         svm.model.predict(sample.data.iloc[:3])
     )
