@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,10 @@ def reproduce(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    # MediaPipe and TensorFlow log every graph start at INFO/WARNING level from C++; kernels
+    # inherit this environment.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     executed_dir = Path(work_dir) / "executed" if work_dir else config.EXECUTED_DIR
     executed_dir.mkdir(parents=True, exist_ok=True)
     plan = notebook_plan(quick, data, work_dir)

@@ -113,9 +113,9 @@ def run_sweep(
     total = sum(map(len, grids.values())) + len(ablation_sets) * len(ablation_families)
     bar = tqdm(total=total, desc="sweep", disable=not progress)
 
-    def fit_and_log(family, config, tags=None, log_artifact=True):
-        params = {k: v for k, v in config.items() if k != "features"}
-        features = config.get("features", DEFAULT_FEATURE_SET)
+    def fit_and_log(family, configuration, tags=None, log_artifact=True):
+        params = {k: v for k, v in configuration.items() if k != "features"}
+        features = configuration.get("features", DEFAULT_FEATURE_SET)
         pipeline = build_pipeline(family, params, FEATURE_SETS[features], seed)
         val_pred, perturbed_pred, cv_fit_time = cross_val_oof(
             pipeline, X_train, y_train, folds, X_perturbed
@@ -160,8 +160,8 @@ def run_sweep(
                     parent.info.run_id, artifact_paths=[prepared.loaded.quarantine_path]
                 )
             family_records = []
-            for config in grid:
-                result = fit_and_log(family, config)
+            for configuration in grid:
+                result = fit_and_log(family, configuration)
                 family_records.append(_record(family, result))
         best = select_best(family_records, selection_tolerance)
         evaluation = tracking.log_test_evaluation(
@@ -191,9 +191,9 @@ def run_sweep(
         with tracking.parent_run(experiment, "feature-ablation", {"model_family": "ablation"}):
             for family in ablation_families:
                 for features in ablation_sets:
-                    config = {**REFERENCE_CONFIGS[family], "features": features}
+                    configuration = {**REFERENCE_CONFIGS[family], "features": features}
                     result = fit_and_log(
-                        family, config, {"run_kind": "ablation"}, log_artifact=False
+                        family, configuration, {"run_kind": "ablation"}, log_artifact=False
                     )
                     ablation_records.append(_record(family, result))
     bar.close()
