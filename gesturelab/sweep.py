@@ -124,6 +124,9 @@ def run_sweep(
         start = time.perf_counter()
         pipeline.fit(X_train, y_train)
         fit_time = time.perf_counter() - start
+        start = time.perf_counter()
+        pipeline.predict(X_train)
+        predict_ms = 1000 * (time.perf_counter() - start) / len(X_train)
         result = tracking.log_experiment_run(
             pipeline,
             family=family,
@@ -134,6 +137,7 @@ def run_sweep(
             fit_time_s=fit_time,
             extra_metrics={
                 "cv_fit_time_s": cv_fit_time,
+                "predict_ms_per_sample": predict_ms,
                 "val_perturbed_accuracy": perturbed["accuracy"],
                 "val_perturbed_f1_macro": perturbed["f1_macro"],
             },

@@ -5,8 +5,11 @@ import os
 import subprocess
 import sys
 
+import mlflow
 import pytest
+from mlflow.tracking import MlflowClient
 
+import train_with_mlflow as tracking
 from gesturelab import config
 from gesturelab.static_data import prepare
 
@@ -58,6 +61,26 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "champion:" in out.stdout and "models:/hagrid-static-gesture@champion" in out.stdout
     assert (figures / "leaderboard.png").exists()
+    board = tracking.leaderboard("cli-test")
+    required = [
+        "val_accuracy",
+        "val_precision_macro",
+        "val_recall_macro",
+        "val_f1_macro",
+        "val_precision_weighted",
+        "val_recall_weighted",
+        "val_f1_weighted",
+        "fit_time_s",
+        "predict_ms_per_sample",
+        "val_perturbed_f1_macro",
+    ]
+    assert len(board) >= 8 and board[required].notna().all().all()
+    client = MlflowClient()
+    for run_id in board["run_id"]:
+        artifacts = {a.path for a in client.list_artifacts(run_id)}
+        assert "val_confusion_matrix.png" in artifacts
+        model_uri = client.get_run(run_id).data.tags["model_uri"]
+        assert mlflow.models.get_model_info(model_uri).signature is not None
     assert {p.name for p in figures.glob("confusion_*.png")} >= {
         "confusion_svm.png",
         "confusion_knn.png",
