@@ -279,10 +279,12 @@ def log_test_evaluation(run_id: str, model, X, y, labels=None, title: str = "") 
         return log_evaluation(model, X, y, "test_", labels, title=title)
 
 
-def log_to_run(run_id: str, metrics=None, params=None, artifact_paths=()) -> None:
-    """Add metrics, params and files to an existing run (e.g. a family's summary)."""
+def log_to_run(run_id: str, metrics=None, params=None, artifact_paths=(), dicts=None) -> None:
+    """Add metrics, params, files and JSON documents to an existing run."""
     setup()
     client = MlflowClient()
+    for name, payload in (dicts or {}).items():
+        client.log_dict(run_id, payload, name)
     for key, value in (metrics or {}).items():
         client.log_metric(run_id, key, float(value))
     for key, value in (params or {}).items():
@@ -312,6 +314,29 @@ def leaderboard(experiment: str, run_kind: str = "config", metric: str = "val_f1
     keep = ["run_id", "run_name", "family", "params", *renamed.values()]
     keep = list(dict.fromkeys(c for c in keep if c in board.columns))
     return board[keep].sort_values(metric, ascending=False).reset_index(drop=True)
+
+
+def log_evaluation_report(report: dict, run_name: str, tags: dict | None = None) -> str:
+    """An evaluation as its own run in the "evaluations" experiment: every metric, the whole
+    report as JSON, the normalised confusion matrix and the reliability diagram."""
+    from gesturelab.evaluation import flat_metrics
+    from gesturelab.plots import reliability_figure
+
+    experiment_id = get_or_create_experiment("evaluations")
+    all_tags = {"run_kind": "evaluation", "git_commit": git_commit(), **(tags or {})}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
+        mlflow.log_metrics(flat_metrics(report))
+        mlflow.log_dict(report, "evaluation_report.json")
+        figure = confusion_matrix_figure(
+            np.asarray(report["confusion_matrix"]), report["labels"], run_name, normalise=True
+        )
+        mlflow.log_figure(figure, "confusion_matrix_normalised.png")
+        plt.close(figure)
+        if "calibration" in report:
+            figure = reliability_figure(report["calibration"])
+            mlflow.log_figure(figure, "reliability_diagram.png")
+            plt.close(figure)
+    return run.info.run_id
 
 
 def load_model(model_uri: str):

@@ -72,7 +72,14 @@ def cmd_sweep(args) -> int:
 def cmd_evaluate(args) -> int:
     from gesturelab.evaluate import evaluate_model
 
-    evaluate_model(args.model, args.data, args.out, quarantine_dir=args.quarantine_dir)
+    evaluate_model(
+        args.model,
+        args.data,
+        args.out,
+        quarantine_dir=args.quarantine_dir,
+        log=not args.no_log,
+        n_bootstrap=args.bootstrap,
+    )
     return 0
 
 
@@ -212,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="labelled landmark CSV (HaGRID format)")
     p.add_argument("--out", help="write the JSON report here")
     p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the intervals")
+    p.add_argument("--no-log", action="store_true", help="do not log an evaluation run")
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser("validate", help="check a landmark CSV, quarantining bad rows")

@@ -8,46 +8,64 @@ from pathlib import Path
 import numpy as np
 
 import train_with_mlflow as tracking
+from gesturelab.evaluation import evaluation_report
 from gesturelab.landmarks import LANDMARK_COLUMNS
 from gesturelab.loading import load_landmarks_csv
-from gesturelab.metrics import classification_metrics, confusion, per_class_report
+from gesturelab.predictor import GesturePredictor
+
+SLICE_COLUMNS = ("handedness", "user_id", "subject", "source", "group")
 
 
-def evaluate_model(model_uri: str, data_path, out=None, quarantine_dir=None) -> dict:
-    """Accuracy, macro/weighted scores and a per-class report; written to ``out`` as JSON."""
-    model = tracking.load_model(model_uri)
+def evaluate_model(
+    model_uri: str, data_path, out=None, quarantine_dir=None, log: bool = True, n_bootstrap=1000
+) -> dict:
+    """The full evaluation report (see gesturelab.evaluation), printed, written, logged."""
+    predictor = GesturePredictor.load(model_uri)
     loaded = load_landmarks_csv(data_path, classes=None, quarantine_dir=quarantine_dir)
     X = loaded.data[list(LANDMARK_COLUMNS)]
     y = loaded.y
-    predicted = np.asarray(model.predict(X), dtype=object)
-    known = [str(c) for c in getattr(model, "classes_", [])]
-    labels = sorted(set(known) | set(y)) if known else sorted(set(y) | set(predicted))
-    unknown = sorted(set(y) - set(known)) if known else []
-    report = {
-        "model_uri": model_uri,
-        "model": tracking.model_version_info(model_uri),
-        "data": {
-            "path": str(Path(data_path).resolve()),
-            "sha256": loaded.fingerprint,
-            **loaded.counts,
-            "quarantine": str(loaded.quarantine_path) if loaded.quarantine_path else None,
-            "labels_unknown_to_model": unknown,
-        },
-        "metrics": classification_metrics(y, predicted),
-        "per_class": per_class_report(y, predicted, labels),
-        "labels": labels,
-        "confusion_matrix": confusion(y, predicted, labels).tolist(),
+    scores = predictor.predict_distribution(loaded.data)
+    predicted = np.asarray(predictor.classes, dtype=object)[scores.argmax(axis=1)]
+    slices = {c: loaded.data[c].to_numpy() for c in SLICE_COLUMNS if c in loaded.data.columns}
+    report = evaluation_report(
+        y,
+        predicted,
+        scores,
+        predictor.classes,
+        slices=slices,
+        row_ids=loaded.lines,
+        n_bootstrap=n_bootstrap,
+    )
+    unknown = sorted(set(y) - set(predictor.classes))
+    report["model_uri"] = model_uri
+    report["model"] = tracking.model_version_info(model_uri)
+    report["data"] = {
+        "path": str(Path(data_path).resolve()),
+        "sha256": loaded.fingerprint,
+        **loaded.counts,
+        "quarantine": str(loaded.quarantine_path) if loaded.quarantine_path else None,
+        "labels_unknown_to_model": unknown,
     }
-    metrics = report["metrics"]
+    report["note"] = "example rows are line numbers of the CSV"
+    metrics, intervals = report["metrics"], report["intervals"]
     print(
-        f"{model_uri} on {Path(data_path).name} ({len(y)} rows): "
-        f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['f1_macro']:.4f}"
+        f"{model_uri} on {Path(data_path).name} ({len(X)} rows): "
+        f"accuracy {metrics['accuracy']:.4f} "
+        f"[{intervals['accuracy']['low']:.4f}, {intervals['accuracy']['high']:.4f}], "
+        f"macro-F1 {metrics['f1_macro']:.4f} "
+        f"[{intervals['f1_macro']['low']:.4f}, {intervals['f1_macro']['high']:.4f}]"
     )
     if unknown:
         print(f"warning: labels the model never saw (always counted wrong): {unknown}")
+    if log:
+        report["mlflow_run_id"] = tracking.log_evaluation_report(
+            report,
+            run_name=f"{model_uri} on {Path(data_path).name}",
+            tags={"model_uri": model_uri, "data_sha256": loaded.fingerprint},
+        )
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
+        out.write_text(json.dumps(report, indent=2, default=str))
         print(f"report written to {out}")
     return report

@@ -150,3 +150,28 @@ def frame_strip(frames_rgb, titles, ncols=6):
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def reliability_figure(calibration: dict, title=""):
+    """Accuracy against confidence per bin; the diagonal is perfect calibration."""
+    bins = calibration["bins"]
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    centres = [(b["low"] + b["high"]) / 2 for b in bins]
+    ax.bar(centres, [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy")
+    ax.plot(
+        [b["confidence"] for b in bins],
+        [b["accuracy"] for b in bins],
+        "o-",
+        color="black",
+        ms=3,
+        label="mean confidence",
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence of the top class")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{title} ECE {calibration['ece']:.3f}".strip(), fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -21,6 +21,7 @@ from tqdm import tqdm
 import train_with_mlflow as tracking
 from gesturelab import config
 from gesturelab.augment import perturb_viewpoint
+from gesturelab.evaluation import evaluation_report, flat_metrics
 from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.metrics import classification_metrics
 from gesturelab.models import (
@@ -34,6 +35,7 @@ from gesturelab.models import (
     sweep_grid,
 )
 from gesturelab.plots import confusion_matrix_figure, leaderboard_figure
+from gesturelab.predictor import GesturePredictor
 from gesturelab.splits import grouped_folds, source_groups
 from gesturelab.static_data import PreparedData
 
@@ -178,6 +180,17 @@ def run_sweep(
         )
         best.update(evaluation["metrics"])
         best["test_confusion"] = evaluation["confusion_matrix"]
+        scores = GesturePredictor(best["model"]).predict_distribution(X_test)
+        report = evaluation_report(
+            y_test, evaluation["predicted"], scores, list(best["model"].classes_)
+        )
+        best["test_report"] = report
+        best.update({f"test_{k}": v for k, v in flat_metrics(report).items()})
+        tracking.log_to_run(
+            best["run_id"],
+            metrics={f"test_{k}": v for k, v in flat_metrics(report).items()},
+            dicts={"test_evaluation_report.json": report},
+        )
         tracking.log_to_run(
             parent.info.run_id,
             metrics={
@@ -290,7 +303,7 @@ def transfer_estimate(prepared: PreparedData, candidates, block_size: int = 20) 
 
 
 def _table(records) -> pd.DataFrame:
-    drop = {"model", "test_confusion"}
+    drop = {"model", "test_confusion", "test_report"}
     return pd.DataFrame([{k: v for k, v in r.items() if k not in drop} for r in records])
 
 
@@ -303,7 +316,9 @@ def _register_champion(best: dict, prepared: PreparedData, name, seed) -> dict:
         family=best["family"],
         params=best["params"],
         metrics={
-            k: best[k] for k in best if k.startswith(("val_", "test_")) and k != "test_confusion"
+            k: best[k]
+            for k in best
+            if k.startswith(("val_", "test_")) and k not in ("test_confusion", "test_report")
         },
         dataset=prepared.dataset,
         source_run_id=best["run_id"],

@@ -88,7 +88,7 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
 
     held_out = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False).part("test")
     csv = tmp_path / "unseen.csv"
-    held_out.drop(columns=["group", "split", "fold"]).to_csv(csv, index=False)
+    held_out.drop(columns=["split", "fold"]).to_csv(csv, index=False)
     report_path = tmp_path / "report.json"
     out = gesturelab(
         "evaluate",
@@ -108,6 +108,13 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
     assert report["metrics"]["f1_macro"] > 0.9
     assert set(report["per_class"]) >= set(held_out["label"])
     assert str(report["model"]["version"]) == "1"
+    for name in ("cohen_kappa", "mcc", "f1_micro", "roc_auc_ovr_macro", "top3_accuracy"):
+        assert 0.5 < report["metrics"][name] <= 1.0, name
+    assert report["intervals"]["f1_macro"]["low"] <= report["metrics"]["f1_macro"]
+    assert "ece" in report["calibration"] and report["slices"]["group"]
+    logged = MlflowClient().get_run(report["mlflow_run_id"])
+    assert logged.data.metrics["accuracy"] == pytest.approx(report["metrics"]["accuracy"])
+    assert "f1_macro_ci_low" in logged.data.metrics
 
     out = gesturelab("leaderboard", "--experiment", "cli-test", env=env, cwd=tmp_path)
     assert out.returncode == 0 and "svm" in out.stdout

@@ -1,0 +1,237 @@
+"""The full evaluation report: every metric the field reports, with intervals and error analysis.
+
+Accuracy, precision/recall/F1 (macro, micro, weighted), Cohen's kappa, MCC, one-vs-rest ROC-AUC,
+top-k accuracy, per-class scores, raw and row-normalised confusion matrices, the most confused
+pairs, calibration (expected calibration error and reliability bins), the least confident and the
+confidently wrong examples, metrics per slice, and bootstrap intervals. ``scores`` are per-class
+scores in ``classes`` order (probabilities, or a softmax of decision scores).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binomtest
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    f1_score,
+    matthews_corrcoef,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from gesturelab.metrics import confusion, per_class_report
+
+
+def headline_metrics(y_true, y_pred) -> dict[str, float]:
+    y_true = np.asarray(y_true, dtype=object)
+    y_pred = np.asarray(y_pred, dtype=object)
+    out = {"accuracy": float(accuracy_score(y_true, y_pred))}
+    for average in ("macro", "micro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(
+            y_true, y_pred, average=average, zero_division=0
+        )
+        out |= {f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f}
+    out["cohen_kappa"] = cohen_kappa_score(y_true, y_pred)
+    out["mcc"] = matthews_corrcoef(y_true, y_pred)
+    return {k: float(v) for k, v in out.items()}
+
+
+def score_metrics(y_true, scores, classes) -> dict[str, float]:
+    """One-vs-rest ROC-AUC (macro and weighted over the classes present) and top-k accuracy."""
+    y_true = np.asarray(y_true, dtype=object)
+    scores = np.asarray(scores, dtype=float)
+    aucs, supports = [], []
+    for j, c in enumerate(classes):
+        positive = y_true == c
+        if 0 < positive.sum() < len(y_true):
+            aucs.append(roc_auc_score(positive, scores[:, j]))
+            supports.append(positive.sum())
+    out = {}
+    if aucs:
+        out["roc_auc_ovr_macro"] = float(np.mean(aucs))
+        out["roc_auc_ovr_weighted"] = float(np.average(aucs, weights=supports))
+    index = {c: j for j, c in enumerate(classes)}
+    true_index = np.array([index.get(c, -1) for c in y_true])
+    rank = np.argsort(-scores, axis=1)
+    for k in (1, 3, 5):
+        hit = (rank[:, :k] == true_index[:, None]).any(axis=1)
+        out[f"top{k}_accuracy"] = float(hit.mean())
+    return out
+
+
+def calibration(y_true, scores, classes, n_bins: int = 10) -> dict:
+    """Expected calibration error of the top score, and the reliability-diagram bins."""
+    scores = np.asarray(scores, dtype=float)
+    confidence = scores.max(axis=1)
+    predicted = np.asarray(classes, dtype=object)[scores.argmax(axis=1)]
+    correct = predicted == np.asarray(y_true, dtype=object)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins, ece = [], 0.0
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            gap = abs(correct[inside].mean() - confidence[inside].mean())
+            ece += inside.mean() * gap
+            bins.append(
+                {
+                    "low": float(low),
+                    "high": float(high),
+                    "count": int(inside.sum()),
+                    "accuracy": float(correct[inside].mean()),
+                    "confidence": float(confidence[inside].mean()),
+                }
+            )
+    return {"ece": float(ece), "bins": bins}
+
+
+def confused_pairs(matrix: np.ndarray, labels, top: int = 10) -> list[dict]:
+    """The largest off-diagonal cells: which true class is taken for which."""
+    matrix = np.asarray(matrix)
+    support = np.maximum(matrix.sum(axis=1), 1)
+    pairs = [
+        {
+            "true": labels[i],
+            "predicted": labels[j],
+            "count": int(matrix[i, j]),
+            "rate": float(matrix[i, j] / support[i]),
+        }
+        for i in range(len(labels))
+        for j in range(len(labels))
+        if i != j and matrix[i, j] > 0
+    ]
+    return sorted(pairs, key=lambda p: (-p["count"], -p["rate"]))[:top]
+
+
+def bootstrap_intervals(y_true, y_pred, n: int = 1000, seed: int = 0, level: float = 0.95):
+    """Percentile intervals of accuracy and macro-F1 over resampled rows."""
+    y_true = np.asarray(y_true, dtype=object)
+    y_pred = np.asarray(y_pred, dtype=object)
+    rng = np.random.default_rng(seed)
+    draws = {"accuracy": [], "f1_macro": []}
+    for _ in range(n):
+        rows = rng.integers(0, len(y_true), len(y_true))
+        draws["accuracy"].append(np.mean(y_true[rows] == y_pred[rows]))
+        draws["f1_macro"].append(
+            f1_score(y_true[rows], y_pred[rows], average="macro", zero_division=0)
+        )
+    tail = (1 - level) / 2 * 100
+    return {
+        name: {
+            "low": float(np.percentile(values, tail)),
+            "high": float(np.percentile(values, 100 - tail)),
+            "level": level,
+            "resamples": n,
+        }
+        for name, values in draws.items()
+    }
+
+
+def paired_comparison(y_true, pred_a, pred_b, n: int = 1000, seed: int = 0) -> dict:
+    """Are two models' accuracies on the same rows really different?
+
+    McNemar's exact test on the rows where exactly one model is right, and a paired bootstrap
+    interval of the accuracy difference (a minus b).
+    """
+    y_true = np.asarray(y_true, dtype=object)
+    right_a = np.asarray(pred_a, dtype=object) == y_true
+    right_b = np.asarray(pred_b, dtype=object) == y_true
+    only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+    p_value = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n):
+        rows = rng.integers(0, len(y_true), len(y_true))
+        diffs.append(right_a[rows].mean() - right_b[rows].mean())
+    return {
+        "accuracy_a": float(right_a.mean()),
+        "accuracy_b": float(right_b.mean()),
+        "difference": float(right_a.mean() - right_b.mean()),
+        "difference_low": float(np.percentile(diffs, 2.5)),
+        "difference_high": float(np.percentile(diffs, 97.5)),
+        "only_a_right": only_a,
+        "only_b_right": only_b,
+        "mcnemar_p": float(p_value),
+    }
+
+
+def flat_metrics(report: dict) -> dict[str, float]:
+    """The report's numbers as MLflow metric names."""
+    flat = dict(report["metrics"])
+    for name, interval in report["intervals"].items():
+        flat[f"{name}_ci_low"] = interval["low"]
+        flat[f"{name}_ci_high"] = interval["high"]
+    if "calibration" in report:
+        flat["ece"] = report["calibration"]["ece"]
+    return flat
+
+
+def evaluation_report(
+    y_true,
+    y_pred,
+    scores=None,
+    classes=None,
+    slices: dict | None = None,
+    row_ids=None,
+    n_bootstrap: int = 1000,
+    n_examples: int = 10,
+    seed: int = 0,
+) -> dict:
+    """Everything above as one JSON-ready dict.
+
+    slices: {"handedness": values per row, ...}; row_ids name rows in the example lists.
+    """
+    y_true = np.asarray(y_true, dtype=object)
+    y_pred = np.asarray(y_pred, dtype=object)
+    labels = list(classes) if classes is not None else sorted(set(y_true) | set(y_pred))
+    labels += [c for c in sorted(set(y_true) | set(y_pred)) if c not in labels]
+    matrix = confusion(y_true, y_pred, labels)
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    report = {
+        "rows": len(y_true),
+        "metrics": headline_metrics(y_true, y_pred),
+        "intervals": bootstrap_intervals(y_true, y_pred, n_bootstrap, seed),
+        "per_class": per_class_report(y_true, y_pred, labels),
+        "labels": labels,
+        "confusion_matrix": matrix.tolist(),
+        "confusion_matrix_normalised": normalised.round(4).tolist(),
+        "confused_pairs": confused_pairs(matrix, labels),
+    }
+    if scores is not None:
+        scores = np.asarray(scores, dtype=float)
+        report["metrics"] |= score_metrics(y_true, scores, list(classes))
+        report["calibration"] = calibration(y_true, scores, list(classes))
+        ids = np.asarray(row_ids if row_ids is not None else np.arange(len(y_true)))
+        confidence = scores.max(axis=1)
+        wrong = np.flatnonzero(y_true != y_pred)
+
+        def describe(i):
+            return {
+                "row": ids[i].item() if hasattr(ids[i], "item") else ids[i],
+                "true": y_true[i],
+                "predicted": y_pred[i],
+                "confidence": float(confidence[i]),
+            }
+
+        report["least_confident"] = [describe(i) for i in np.argsort(confidence)[:n_examples]]
+        worst = wrong[np.argsort(-confidence[wrong])][:n_examples]
+        report["confidently_wrong"] = [describe(i) for i in worst]
+    report["slices"] = {}
+    for name, values in (slices or {}).items():
+        values = np.asarray(values, dtype=object)
+        report["slices"][name] = {
+            str(value): {
+                "rows": int((values == value).sum()),
+                "accuracy": float(accuracy_score(y_true[values == value], y_pred[values == value])),
+                "f1_macro": float(
+                    f1_score(
+                        y_true[values == value],
+                        y_pred[values == value],
+                        average="macro",
+                        zero_division=0,
+                    )
+                ),
+            }
+            for value in sorted(set(values), key=str)
+        }
+    return report

@@ -1,0 +1,105 @@
+"""The evaluation report on cases whose answers are known."""
+
+import numpy as np
+import pytest
+
+from gesturelab.evaluation import (
+    bootstrap_intervals,
+    calibration,
+    evaluation_report,
+    flat_metrics,
+    paired_comparison,
+    score_metrics,
+)
+
+CLASSES = ["a", "b", "c", "d", "e", "f"]
+
+
+def one_hot(labels):
+    return np.eye(len(CLASSES))[[CLASSES.index(x) for x in labels]]
+
+
+def test_perfect_predictions():
+    y = np.array(CLASSES * 5, dtype=object)
+    report = evaluation_report(y, y, one_hot(y), CLASSES, n_bootstrap=50)
+    metrics = report["metrics"]
+    for name in (
+        "accuracy",
+        "f1_macro",
+        "f1_micro",
+        "f1_weighted",
+        "cohen_kappa",
+        "mcc",
+        "roc_auc_ovr_macro",
+        "roc_auc_ovr_weighted",
+        "top1_accuracy",
+    ):
+        assert metrics[name] == pytest.approx(1.0), name
+    assert report["calibration"]["ece"] == pytest.approx(0.0)
+    assert report["intervals"]["accuracy"] == {
+        "low": 1.0,
+        "high": 1.0,
+        "level": 0.95,
+        "resamples": 50,
+    }
+    assert report["confused_pairs"] == [] and report["confidently_wrong"] == []
+
+
+def test_top_k_counts_the_true_class_in_the_first_k():
+    y = np.array(["a", "b"], dtype=object)
+    scores = np.array([[0.1, 0.5, 0.3, 0.05, 0.03, 0.02], [0.0, 0.1, 0.2, 0.3, 0.35, 0.05]])
+    metrics = score_metrics(y, scores, CLASSES)
+    assert metrics["top1_accuracy"] == 0.0
+    assert metrics["top3_accuracy"] == 0.5  # "a" is 3rd for row 0, "b" is 5th for row 1
+    assert metrics["top5_accuracy"] == 1.0
+
+
+def test_expected_calibration_error_of_an_overconfident_model():
+    y = np.array(["a", "b"] * 10, dtype=object)
+    scores = np.full((20, 6), 0.04)
+    scores[:, 0] = 0.8  # always says "a" with confidence 0.8: right half the time
+    assert calibration(y, scores, CLASSES)["ece"] == pytest.approx(0.3)
+
+
+def test_confused_pairs_slices_and_examples():
+    y = np.array(["a"] * 10 + ["b"] * 10, dtype=object)
+    pred = y.copy()
+    pred[:4] = "b"
+    pred[10] = "a"
+    scores = one_hot(pred) * 0.9 + 0.02
+    hand = np.array(["Left", "Right"] * 10, dtype=object)
+    report = evaluation_report(
+        y,
+        pred,
+        scores,
+        CLASSES,
+        slices={"handedness": hand},
+        row_ids=np.arange(100, 120),
+        n_bootstrap=20,
+    )
+    assert report["confused_pairs"][0] == {"true": "a", "predicted": "b", "count": 4, "rate": 0.4}
+    assert report["confusion_matrix_normalised"][0][:2] == [0.6, 0.4]
+    assert {e["row"] for e in report["confidently_wrong"]} == {100, 101, 102, 103, 110}
+    assert set(report["slices"]["handedness"]) == {"Left", "Right"}
+    assert report["slices"]["handedness"]["Left"]["rows"] == 10
+    assert "accuracy_ci_low" in flat_metrics(report) and "ece" in flat_metrics(report)
+
+
+def test_bootstrap_interval_brackets_the_estimate():
+    rng = np.random.default_rng(0)
+    y = rng.choice(CLASSES, 300).astype(object)
+    pred = np.where(rng.random(300) < 0.8, y, "a").astype(object)
+    interval = bootstrap_intervals(y, pred, n=300)["accuracy"]
+    assert interval["low"] < np.mean(y == pred) < interval["high"]
+    assert interval["high"] - interval["low"] < 0.15
+
+
+def test_paired_comparison():
+    y = np.array(["a"] * 40, dtype=object)
+    same = paired_comparison(y, y, y, n=50)
+    assert same["mcnemar_p"] == 1.0 and same["difference"] == 0.0
+    worse = y.copy()
+    worse[:15] = "b"
+    result = paired_comparison(y, y, worse, n=200)
+    assert result["only_a_right"] == 15 and result["only_b_right"] == 0
+    assert result["mcnemar_p"] < 0.001 and result["difference_low"] > 0
