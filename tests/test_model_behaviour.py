@@ -56,3 +56,36 @@ def test_model_without_normalisation_is_not_invariant(data):
     model = build_pipeline("svm", {"kernel": "rbf", "C": 10.0}, raw).fit(X_train, y_train)
     changed = (model.predict(moved(X_test)) != model.predict(X_test)).mean()
     assert changed > 0.3
+
+
+CHAMPION = ("svm", {"kernel": "linear", "C": 0.1}, "xy+dist+angles")  # see README results
+
+
+@pytest.fixture(scope="module")
+def champion(data):
+    from gesturelab.models import FEATURE_SETS
+
+    (X_train, y_train), _ = data
+    family, params, features = CHAMPION
+    return build_pipeline(family, params, FEATURE_SETS[features]).fit(X_train, y_train)
+
+
+def test_champion_is_robust_to_small_landmark_jitter(data, champion):
+    """MediaPipe's landmarks wobble by about 1 % of the hand size between frames."""
+    _, (X_test, _) = data
+    expected = champion.predict(X_test)
+    rng = np.random.default_rng(0)
+    hands = X_test.to_numpy().reshape(-1, 21, 3)
+    size = np.linalg.norm(hands[:, 9, :2] - hands[:, 0, :2], axis=1)[:, None, None]
+    jittered = hands.copy()
+    jittered[:, :, :2] += rng.normal(0, 0.01, hands[:, :, :2].shape) * size
+    changed = (
+        champion.predict(pd.DataFrame(jittered.reshape(len(hands), -1), columns=X_test.columns))
+        != expected
+    ).mean()
+    assert changed < 0.03
+
+
+def test_every_class_is_reached_by_a_real_sample(data, champion):
+    _, (X_test, y_test) = data
+    assert set(champion.predict(X_test)) == set(y_test) == set(champion.classes_)
