@@ -11,30 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.stats import binomtest
-from sklearn.metrics import (
-    accuracy_score,
-    cohen_kappa_score,
-    f1_score,
-    matthews_corrcoef,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from gesturelab.metrics import confusion, per_class_report
+from gesturelab.metrics import classification_metrics, confusion, per_class_report
 
 
 def headline_metrics(y_true, y_pred) -> dict[str, float]:
-    y_true = np.asarray(y_true, dtype=object)
-    y_pred = np.asarray(y_pred, dtype=object)
-    out = {"accuracy": float(accuracy_score(y_true, y_pred))}
-    for average in ("macro", "micro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(
-            y_true, y_pred, average=average, zero_division=0
-        )
-        out |= {f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f}
-    out["cohen_kappa"] = cohen_kappa_score(y_true, y_pred)
-    out["mcc"] = matthews_corrcoef(y_true, y_pred)
-    return {k: float(v) for k, v in out.items()}
+    return classification_metrics(y_true, y_pred, full=True)
 
 
 def score_metrics(y_true, scores, classes) -> dict[str, float]:

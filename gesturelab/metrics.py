@@ -6,23 +6,31 @@ import numpy as np
 from sklearn.metrics import (
     accuracy_score,
     classification_report,
+    cohen_kappa_score,
     confusion_matrix,
+    matthews_corrcoef,
     precision_recall_fscore_support,
 )
 
 
-def classification_metrics(y_true, y_pred) -> dict[str, float]:
-    """Accuracy and macro/weighted precision, recall and F1 (0 where a class is never predicted)."""
+def classification_metrics(y_true, y_pred, full: bool = False) -> dict[str, float]:
+    """Accuracy and macro/weighted precision, recall and F1 (0 where a class is never predicted).
+
+    full: also micro averages, Cohen's kappa and the Matthews correlation coefficient.
+    """
     y_true = np.asarray(y_true, dtype=object)
     y_pred = np.asarray(y_pred, dtype=object)
     metrics = {"accuracy": float(accuracy_score(y_true, y_pred))}
-    for average in ("macro", "weighted"):
+    for average in ("macro", "micro", "weighted") if full else ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(
             y_true, y_pred, average=average, zero_division=0
         )
         metrics[f"precision_{average}"] = float(p)
         metrics[f"recall_{average}"] = float(r)
         metrics[f"f1_{average}"] = float(f)
+    if full:
+        metrics["cohen_kappa"] = float(cohen_kappa_score(y_true, y_pred))
+        metrics["mcc"] = float(matthews_corrcoef(y_true, y_pred))
     return metrics
 
 
