@@ -46,15 +46,17 @@ def artifact_root() -> str | None:
     """Where new experiments keep artifacts: beside the SQLite database when there is one."""
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
-    return None  # a tracking server chooses its own artifact store
+        return (Path(uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
+    if uri.startswith(("http://", "https://", "databricks")):
+        return None  # a tracking server chooses its own artifact store
+    return config.MLFLOW_ARTIFACTS_DIR.as_uri()  # another database: keep artifacts in mlruns/
 
 
 def setup() -> str:
     """Point MLflow at the project's store, creating the folder; returns the tracking URI."""
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).resolve().parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
@@ -202,6 +204,7 @@ def log_experiment_run(
     extra_params: dict | None = None,
     extra_metrics: dict | None = None,
     log_model_artifact: bool = True,
+    experiment: str = config.STATIC_EXPERIMENT,
 ) -> dict:
     """Log one configuration: params, validation metrics of ``val_pred``, timings, the model.
 
@@ -211,6 +214,7 @@ def log_experiment_run(
     Returns run_id, model_uri and the metrics.
     """
     parent = mlflow.active_run()
+    experiment_id = parent.info.experiment_id if parent else get_or_create_experiment(experiment)
     all_tags = {
         "run_kind": "config",
         "model_family": family,
@@ -220,7 +224,7 @@ def log_experiment_run(
     with mlflow.start_run(
         run_name=run_name,
         nested=parent is not None,
-        experiment_id=parent.info.experiment_id if parent else None,
+        experiment_id=experiment_id,
         tags=all_tags,
     ) as run:
         mlflow.log_params({**params, **(extra_params or {})})
@@ -252,15 +256,20 @@ def register_model(model_uri: str, name: str, alias: str = config.CHAMPION_ALIAS
     return version
 
 
-def log_champion(model, X_all, *, family, params, metrics, dataset, source_run_id, extra_params):
+def log_champion(
+    model, X_all, *, family, params, metrics, dataset, source_run_id, extra_params, experiment
+):
     """A top-level run holding the champion refit on every shipped row, ready to register."""
+    experiment_id = get_or_create_experiment(experiment)
     tags = {
         "run_kind": "champion",
         "model_family": family,
         "git_commit": git_commit(),
         "selected_from_run": source_run_id,
     }
-    with mlflow.start_run(run_name=f"champion ({family})", tags=tags) as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"champion ({family})", tags=tags
+    ) as run:
         mlflow.log_params({**params, **extra_params, "trained_on": "train+val+test"})
         log_dataset(dataset["data"], dataset["path"], dataset["fingerprint"], "training")
         start = time.perf_counter()

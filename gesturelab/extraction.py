@@ -200,8 +200,8 @@ def extract_images(
 
 @dataclass
 class VideoExtraction:
-    rows: pd.DataFrame  # one row per frame with a hand (the first hand found)
-    sequence: np.ndarray  # (n_frames, 21, 3), zeros where no hand was found
+    rows: pd.DataFrame  # one row per hand per frame (every hand found, up to max_num_hands)
+    sequence: np.ndarray  # (n_frames, 21, 3): the first hand of each frame, zeros if none
     mask: np.ndarray  # (n_frames,) True where a hand was found
     fps: float
     size: tuple[int, int]  # width, height

@@ -103,6 +103,11 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
             points = hands if self.coords == "3d" else hands[:, :, :2]
             return self._with_extras(points)
         if self.mirrors_left_hands_:
+            if not (isinstance(X, pd.DataFrame) and "handedness" in X.columns):
+                raise ValueError(
+                    "this model was trained with a 'handedness' column and mirrors left hands; "
+                    "pass a DataFrame with handedness (Left/Right) for every hand"
+                )
             hands[left_hand_mask(X, len(hands)), :, 0] *= -1.0
         hands -= hands[:, WRIST : WRIST + 1, :]
         scale = np.linalg.norm(hands[:, MIDDLE_MCP, :2], axis=1)

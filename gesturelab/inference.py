@@ -17,7 +17,7 @@ from gesturelab.extraction import (
     iter_video_frames,
     video_properties,
 )
-from gesturelab.landmarks import HAND_CONNECTIONS, LANDMARK_COLUMNS
+from gesturelab.landmarks import HAND_CONNECTIONS
 from gesturelab.predictor import GesturePredictor
 
 
@@ -34,7 +34,7 @@ def predict_images(predictor: GesturePredictor, paths, progress=True):
     extraction = extract_images(paths, progress=progress)
     rows = extraction.rows
     if len(rows):
-        top = predictor.predict_top_k(rows[list(LANDMARK_COLUMNS)].to_numpy(), k=3)
+        top = predictor.predict_top_k(rows, k=3)  # a DataFrame keeps handedness
         rows = rows.assign(
             label=[t[0][0] for t in top],
             confidence=[t[0][1] for t in top],
@@ -118,7 +118,7 @@ def predict_video(
             probabilities = None
             if hands:
                 row = pd.DataFrame(hand_rows(hands[:1], str(path), index))
-                probabilities = predictor.predict_distribution(row[list(LANDMARK_COLUMNS)])[0]
+                probabilities = predictor.predict_distribution(row)[0]
                 top = np.argsort(-probabilities)[:3]
                 record.update(
                     handedness=hands[0]["handedness"],

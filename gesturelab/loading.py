@@ -8,6 +8,7 @@ silently. Line numbers are those of the file as an editor shows them (the header
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -103,21 +104,14 @@ def load_landmarks_csv(
         raise LandmarkDataError(path, "file not found")
     if path.stat().st_size == 0:
         raise LandmarkDataError(path, "empty file (no header, no rows)")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except pd.errors.EmptyDataError:
-        raise LandmarkDataError(path, "empty file (no header, no rows)") from None
-    except pd.errors.ParserError as exc:
-        raise LandmarkDataError(path, f"not a well-formed CSV: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise LandmarkDataError(path, f"not a UTF-8 text file ({exc.reason})") from None
-
-    raw.columns = [str(c).strip() for c in raw.columns]
-    _check_columns(path, list(raw.columns), require_label)
-    if raw.empty:
+    header, rows, lines = _read_rows(path)
+    header = [c.strip() for c in header]
+    _check_columns(path, header, require_label)
+    if not rows:
         raise LandmarkDataError(path, "no data rows after the header")
+    raw = pd.DataFrame(rows, columns=header, dtype=object)
+    lines = np.asarray(lines)
 
-    lines = np.arange(len(raw)) + 2
     reasons: list[list[str]] = [[] for _ in range(len(raw))]
     coords = np.empty((len(raw), len(LANDMARK_COLUMNS)), dtype=np.float64)
     for j, column in enumerate(LANDMARK_COLUMNS):
@@ -195,7 +189,46 @@ def load_landmarks_csv(
     return result
 
 
+def _read_rows(path: Path):
+    """Header, data rows and the file line each row starts on; blank lines are skipped.
+
+    The csv module, not pandas, so that a row with too many or too few fields is an error
+    naming its line instead of a silent shift of columns, and line numbers stay right after
+    blank lines and quoted values that span lines.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise LandmarkDataError(path, "empty file (no header, no rows)")
+            rows, lines = [], []
+            start = reader.line_num + 1
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    if len(row) != len(header):
+                        raise LandmarkDataError(
+                            path,
+                            f"not a well-formed CSV: {len(row)} fields where the header has "
+                            f"{len(header)}",
+                            line=start,
+                        )
+                    rows.append(row)
+                    lines.append(start)
+                start = reader.line_num + 1
+    except UnicodeDecodeError as exc:
+        raise LandmarkDataError(path, f"not a UTF-8 text file ({exc.reason})") from None
+    except csv.Error as exc:
+        raise LandmarkDataError(path, f"not a well-formed CSV: {exc}") from None
+    return header, rows, lines
+
+
 def _check_columns(path: Path, columns: list[str], require_label: bool) -> None:
+    seen = set()
+    for c in columns:
+        if c in seen:
+            raise LandmarkDataError(path, "column appears twice", line=1, column=c)
+        seen.add(c)
     expected = set(LANDMARK_COLUMNS)
     missing = [c for c in LANDMARK_COLUMNS if c not in columns]
     if require_label and LABEL_COLUMN not in columns:
@@ -215,17 +248,14 @@ def _check_columns(path: Path, columns: list[str], require_label: bool) -> None:
             line=1,
             column=extra[0],
         )
-    seen = set()
-    for c in columns:
-        if c in seen:
-            raise LandmarkDataError(path, "column appears twice", line=1, column=c)
-        seen.add(c)
 
 
 def _cell_problem(text: str, column: str) -> str:
     if text == "":
         return f"empty value in column {column!r}"
     try:
+        if "_" in text:  # float() accepts 1_000, pandas does not
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         return f"non-numeric value {text[:30]!r} in column {column!r}"

@@ -71,9 +71,18 @@ def prepare(
         group_source = f"contiguous blocks of about {block_size} rows per label"
     data["group"] = assign_groups(data, block_size)
     if "split" in loaded.data.columns:
+        data["split"] = data["split"].astype(str).str.strip()
         unknown = sorted(set(data["split"]) - set(SPLITS))
         if unknown:
             raise LandmarkDataError(path, f"unknown split value(s) {unknown}", column="split")
+        leaking = data.groupby("group")["split"].nunique()
+        if (leaking > 1).any():
+            raise LandmarkDataError(
+                path,
+                f"{int((leaking > 1).sum())} group(s) have rows in both train and test "
+                f"(groups from {group_source})",
+                column="split",
+            )
         group_source += " (split read from the file)"
     else:
         data["split"] = split_train_test(data[LABEL_COLUMN], data["group"], test_size, seed)

@@ -85,3 +85,10 @@ def test_every_natural_input_form(hands):
 def test_bad_shape_is_refused():
     with pytest.raises(ValueError, match=r"\(n, 63\) or \(n, 21, 3\)"):
         LandmarkNormalizer().fit(np.zeros((2, 20, 3))).transform(np.zeros((2, 20, 3)))
+
+
+def test_model_trained_with_handedness_refuses_input_without_it(hands):
+    right = pd.DataFrame(hands.reshape(len(hands), -1), columns=LANDMARK_COLUMNS)
+    normaliser = LandmarkNormalizer().fit(right.assign(handedness="Right"))
+    with pytest.raises(ValueError, match="handedness"):
+        normaliser.transform(hands)

@@ -71,7 +71,31 @@ def test_ragged_row_is_a_file_error(sample_csv, tmp_path):
     lines[5] += ",1.0,2.0"
     path = tmp_path / "ragged.csv"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(LandmarkDataError, match=r"ragged\.csv: not a well-formed CSV.*line 6"):
+    with pytest.raises(LandmarkDataError, match=r"ragged\.csv, line 6: not a well-formed CSV"):
+        load_landmarks_csv(path)
+
+
+def test_line_numbers_survive_blank_lines_and_quoted_newlines(sample_csv, tmp_path):
+    lines = sample_csv.read_text().splitlines()
+    label_at = lines[3].rsplit(",", 1)
+    lines[3] = label_at[0] + ',"' + label_at[1] + '"'
+    lines.insert(2, "")  # a blank line after the first row
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",FIST"  # line 6 of the file
+    path = tmp_path / "blank.csv"
+    path.write_text("\n".join(lines) + "\n\n")
+    loaded = load_landmarks_csv(path, quarantine_dir=None, verbose=False)
+    assert list(loaded.rejected["line"]) == [6]
+    assert loaded.lines[:3].tolist() == [2, 4, 5]
+
+
+def test_duplicated_header_column(sample_csv, tmp_path):
+    lines = sample_csv.read_text().splitlines()
+    lines[0] = lines[0].replace("y2,", "y1,", 1)
+    path = tmp_path / "dup.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        LandmarkDataError, match=r"dup\.csv, line 1, column 'y1': column appears twice"
+    ):
         load_landmarks_csv(path)
 
 

@@ -50,3 +50,22 @@ def test_split_is_reproducible(sample_csv):
     pd.testing.assert_frame_equal(a, b)
     c = prepare(sample_csv, quarantine_dir=None, verbose=False, seed=7).data
     assert not a["split"].equals(c["split"])
+
+
+def test_a_split_column_that_leaks_is_refused(sample_csv, tmp_path):
+    import pytest
+
+    from gesturelab.loading import LandmarkDataError
+    from gesturelab.static_data import write_processed
+
+    prepared = prepare(sample_csv, quarantine_dir=None, verbose=False)
+    path = write_processed(prepared, tmp_path / "split.csv")
+    again = prepare(path, quarantine_dir=None, verbose=False).data
+    assert again["split"].tolist() == prepared.data["split"].tolist()
+    frame = pd.read_csv(path)
+    first_group = frame["group"] == frame["group"].iat[0]
+    frame.loc[first_group[first_group].index[0], "split"] = "test"
+    frame.loc[first_group[first_group].index[1], "split"] = "train"
+    frame.to_csv(path, index=False)
+    with pytest.raises(LandmarkDataError, match="group.*in both train and test"):
+        prepare(path, quarantine_dir=None, verbose=False)

@@ -97,3 +97,13 @@ def test_experiments_get_absolute_artifact_locations(mlflow_store, tmp_path):
     assert tracking.get_or_create_experiment("abs-exp") == experiment_id
     location = mlflow.get_experiment(experiment_id).artifact_location
     assert location.startswith("file:///") and os.path.isabs(location[len("file://") :])
+
+
+def test_relative_and_database_uris_keep_artifacts_absolute(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///store/mlflow.db")
+    assert tracking.artifact_root() == (tmp_path / "store" / "artifacts").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://user@localhost/mlflow")
+    assert tracking.artifact_root() == config.MLFLOW_ARTIFACTS_DIR.as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.artifact_root() is None
