@@ -60,9 +60,9 @@ def select_best(records: list[dict], tolerance: float, top: float | None = None)
     if top is None:
         top = max(r["val_f1_macro"] for r in records)
     close = [r for r in records if r["val_f1_macro"] >= top - tolerance]
-    return max(
-        close, key=lambda r: (r["val_perturbed_f1_macro"], r["val_f1_macro"], -r["fit_time_s"])
-    )
+    # Exact ties go to the first configuration in grid order (max keeps the first), never to
+    # a timing, so a rerun selects the same models.
+    return max(close, key=lambda r: (r["val_perturbed_f1_macro"], r["val_f1_macro"]))
 
 
 def _record(family, result) -> dict:

@@ -107,3 +107,17 @@ def test_relative_and_database_uris_keep_artifacts_absolute(monkeypatch, tmp_pat
     assert tracking.artifact_root() == config.MLFLOW_ARTIFACTS_DIR.as_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking.artifact_root() is None
+
+
+def test_selection_prefers_robust_among_ties_and_is_deterministic():
+    from gesturelab.sweep import select_best
+
+    records = [
+        {"name": "best clean", "val_f1_macro": 0.980, "val_perturbed_f1_macro": 0.950},
+        {"name": "robust", "val_f1_macro": 0.977, "val_perturbed_f1_macro": 0.960},
+        {"name": "too far", "val_f1_macro": 0.970, "val_perturbed_f1_macro": 0.990},
+        {"name": "robust twin", "val_f1_macro": 0.977, "val_perturbed_f1_macro": 0.960},
+    ]
+    assert select_best(records, 0.005)["name"] == "robust"
+    assert select_best(records, 0.0)["name"] == "best clean"
+    assert select_best(records[1:], 0.005, top=0.980)["name"] == "robust"
