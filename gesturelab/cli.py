@@ -135,7 +135,7 @@ def cmd_predict(args) -> int:
     from pathlib import Path
 
     from gesturelab.extraction import collect_inputs
-    from gesturelab.inference import is_video, predict_images, predict_video
+    from gesturelab.inference import is_video, label_segments, predict_images, predict_video
     from gesturelab.predictor import GesturePredictor
 
     predictor = GesturePredictor.load(args.model)
@@ -157,12 +157,9 @@ def cmd_predict(args) -> int:
         table = predict_video(
             predictor, video, args.out, window=args.window, progress=not args.no_progress
         )
-        shown = table.dropna(subset=["smoothed_label"])
-        runs = (shown["smoothed_label"] != shown["smoothed_label"].shift()).cumsum()
         print(f"{video}: {len(table)} frames, a hand in {int(table['hand'].sum())}")
-        for _, run in shown.groupby(runs):
-            first, last = run["frame"].iat[0], run["frame"].iat[-1]
-            print(f"  frames {first:4d}-{last:4d}  {run['smoothed_label'].iat[0]}")
+        for first, last, label in label_segments(table):
+            print(f"  frames {first:4d}-{last:4d}  {label}")
         if args.out:
             print(f"  annotated video and per-frame CSV in {args.out}")
     return 0

@@ -92,6 +92,16 @@ def draw_prediction(frame, hand, text: str, colour=(40, 220, 40)):
     return frame
 
 
+def label_segments(table: pd.DataFrame) -> list[tuple[int, int, str]]:
+    """(first frame, last frame, label) for each run of one smoothed label in a frame table."""
+    shown = table.dropna(subset=["smoothed_label"])
+    runs = (shown["smoothed_label"] != shown["smoothed_label"].shift()).cumsum()
+    return [
+        (int(run["frame"].iat[0]), int(run["frame"].iat[-1]), run["smoothed_label"].iat[0])
+        for _, run in shown.groupby(runs)
+    ]
+
+
 def predict_video(
     predictor: GesturePredictor, path, out_dir=None, window: int = 7, progress=True
 ) -> pd.DataFrame:
