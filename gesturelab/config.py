@@ -12,6 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DATA_DIR = REPO_ROOT / "data"
 HAGRID_SAMPLE_CSV = DATA_DIR / "hagrid" / "hagrid_landmarks_sample.csv"
+SHREC_TRAIN_NPZ = DATA_DIR / "shrec17" / "shrec17_train.npz"
 PROCESSED_DIR = DATA_DIR / "processed"
 QUARANTINE_DIR = DATA_DIR / "quarantine"
 
@@ -27,5 +28,8 @@ MLFLOW_ARTIFACTS_DIR = MLRUNS_DIR / "artifacts"
 STATIC_EXPERIMENT = "hagrid-classical-sweep"
 STATIC_MODEL_NAME = "hagrid-static-gesture"
 CHAMPION_ALIAS = "champion"
+SEQUENCE_EXPERIMENT = "shrec17-sequence-models"
+# One registered model per label set: the 14 gestures, or 28 with one finger vs whole hand.
+SEQUENCE_MODEL_NAMES = {14: "shrec17-14-gestures", 28: "shrec17-28-gestures"}
 
 SEED = 42
