@@ -380,3 +380,126 @@ def model_version_info(model_uri: str) -> dict:
         "version": version.version,
         "run_id": version.run_id,
     }
+
+
+# ---- sequence models (Keras) ----------------------------------------------------------------
+
+KERAS_PIP_REQUIREMENTS = ["tensorflow-cpu==2.19.1", "keras==3.15.1", "numpy==1.26.4"]
+
+
+def log_keras_model(model, classes, frames: int, name: str = "model"):
+    """A Keras sequence model with its signature and class names; returns ModelInfo.
+
+    No input example: ``mlflow.keras.log_model`` fails with one for Keras 3 models. The model's
+    custom feature layer lives in ``gesturelab.seq_models``, which loading imports first.
+    """
+    import mlflow.keras
+    from mlflow.types import Schema, TensorSpec
+
+    import gesturelab.seq_models as seq_models
+
+    features = int(model.input_shape[-1])
+    signature = mlflow.models.ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, frames, features), "landmarks")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(classes)), "gesture")]),
+    )
+    return mlflow.keras.log_model(
+        model,
+        name=name,
+        signature=signature,
+        pip_requirements=KERAS_PIP_REQUIREMENTS,
+        metadata={
+            "classes": list(classes),
+            "frames": frames,
+            "input": "raw landmark sequences (frames, 21*3), MediaPipe order; zeros = padding",
+            "custom_objects_module": seq_models.__name__,
+        },
+    )
+
+
+def load_keras_model(model_uri: str):
+    """A logged or registered sequence model and its metadata (classes, frames)."""
+    import mlflow.keras
+
+    import gesturelab.seq_models  # noqa: F401  registers the custom layer with Keras
+
+    setup()
+    info = mlflow.models.get_model_info(model_uri)
+    model = mlflow.keras.load_model(model_uri)
+    return model, dict(info.metadata or {})
+
+
+def is_keras_model(model_uri: str) -> bool:
+    setup()
+    return "keras" in mlflow.models.get_model_info(model_uri).flavors
+
+
+def log_sequence_run(
+    result,
+    *,
+    report: dict,
+    experiment: str,
+    run_name: str,
+    dataset: dict,
+    tags: dict | None = None,
+    extra_params: dict | None = None,
+    extra_metrics: dict | None = None,
+    tensorboard_dir=None,
+    log_model_artifact: bool = True,
+) -> dict:
+    """One trained sequence model: params, per-epoch curves, the validation report, the model.
+
+    ``result`` is a ``gesturelab.seq_training.TrainResult``; ``report`` the evaluation report of
+    its held-out subjects (``gesturelab.evaluation.evaluation_report``); ``dataset`` names the
+    data: {"source": ..., "sha256": ..., "n_sequences": ..., "subjects_train": ..., ...}.
+    """
+    from gesturelab.evaluation import flat_metrics
+    from gesturelab.plots import reliability_figure
+
+    parent = mlflow.active_run()
+    experiment_id = parent.info.experiment_id if parent else get_or_create_experiment(experiment)
+    all_tags = {
+        "run_kind": "config",
+        "model_family": result.config.arch,
+        "git_commit": git_commit(),
+        **(tags or {}),
+    }
+    with mlflow.start_run(
+        run_name=run_name, nested=parent is not None, experiment_id=experiment_id, tags=all_tags
+    ) as run:
+        mlflow.log_params({**result.config.params(), **(extra_params or {})})
+        mlflow.log_params({f"data_{k}": v for k, v in dataset.items()})
+        for key, values in result.history.items():
+            name = key if key.startswith("val_") else f"train_{key}"
+            for epoch, value in enumerate(values, start=1):
+                mlflow.log_metric(f"epoch_{name}", value, step=epoch)
+        metrics = {
+            "fit_time_s": result.fit_seconds,
+            "seconds_per_epoch": result.seconds_per_epoch,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "n_parameters": result.model.count_params(),
+            **(extra_metrics or {}),
+        }
+        if report:
+            metrics.update({f"val_{k}": v for k, v in flat_metrics(report).items()})
+            mlflow.log_dict(report, "val_evaluation_report.json")
+            figure = confusion_matrix_figure(
+                np.asarray(report["confusion_matrix"]), report["labels"], run_name, normalise=True
+            )
+            mlflow.log_figure(figure, "val_confusion_matrix.png")
+            plt.close(figure)
+            if "calibration" in report:
+                figure = reliability_figure(report["calibration"])
+                mlflow.log_figure(figure, "val_reliability_diagram.png")
+                plt.close(figure)
+        mlflow.log_metrics(metrics)
+        if tensorboard_dir is not None and Path(tensorboard_dir).is_dir():
+            mlflow.log_artifacts(str(tensorboard_dir), "tensorboard")
+            mlflow.set_tag("tensorboard_dir", str(tensorboard_dir))
+        model_uri = None
+        if log_model_artifact:
+            model_uri = log_keras_model(result.model, result.classes, result.config.frames)
+            model_uri = model_uri.model_uri
+            mlflow.set_tag("model_uri", model_uri)
+    return {"run_id": run.info.run_id, "model_uri": model_uri, "metrics": metrics}

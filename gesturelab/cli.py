@@ -165,6 +165,72 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_train_seq(args) -> int:
+    from gesturelab import shrec
+    from gesturelab.seq_experiment import train_and_log
+    from gesturelab.seq_training import config_for
+
+    data = shrec.load(args.data_root, args.split, args.classes)
+    print(f"{data.source}: {data.summary()}")
+    train_config = config_for(
+        args.arch, epochs=args.epochs, frames=args.frames, features=args.features, seed=args.seed
+    )
+    register = config.SEQUENCE_MODEL_NAMES[args.classes] if args.register else None
+    out = train_and_log(
+        data,
+        train_config,
+        validation_fraction=args.validation_fraction,
+        experiment=args.experiment,
+        refit=not args.no_refit,
+        register_as=register,
+        data_path=args.data_root or config.SHREC_TRAIN_NPZ,
+        verbose=2 if args.verbose else 0,
+    )
+    result, report = out["result"], out["report"]
+    metrics, interval = report["metrics"], report["intervals"]["accuracy"]
+    print(
+        f"validation subjects {out['validation_subjects']}: "
+        f"accuracy {metrics['accuracy']:.4f} [{interval['low']:.3f}, {interval['high']:.3f}], "
+        f"macro-F1 {metrics['f1_macro']:.4f}; best epoch {result.best_epoch}/{result.epochs_run}, "
+        f"{result.seconds_per_epoch:.2f} s/epoch"
+    )
+    final = out.get("final_result")
+    if final is not None:
+        seconds = final.fit_seconds
+        print(f"refit on all {len(data)} sequences: {final.epochs_run} epochs, {seconds:.0f} s")
+    run = out["final_run"] or out["validation_run"]
+    print(f"model: {run['model_uri']}")
+    if out.get("registered"):
+        print(f"registered: {out['registered']} (version {out['registered_version']})")
+    return 0
+
+
+def cmd_evaluate_seq(args) -> int:
+    from gesturelab.seq_experiment import evaluate_model_uri
+
+    report = evaluate_model_uri(
+        args.model,
+        args.data_root,
+        args.split,
+        out=args.out,
+        log=not args.no_log,
+        n_bootstrap=args.bootstrap,
+    )
+    print(f"{report['data']['n_sequences']} sequences of {args.split} ({report['data']['source']})")
+    for name in ("accuracy", "f1_macro"):
+        interval = report["intervals"][name]
+        print(
+            f"{name:9s} {report['metrics'][name]:.4f}  "
+            f"[{interval['low']:.4f}, {interval['high']:.4f}]"
+        )
+    for pair in report["confused_pairs"][:5]:
+        share = f"{pair['count']} ({pair['rate']:.0%})"
+        print(f"  {pair['true']} taken for {pair['predicted']}: {share}")
+    if args.out:
+        print(f"report written to {args.out}")
+    return 0
+
+
 def cmd_leaderboard(args) -> int:
     import train_with_mlflow as tracking
 
@@ -240,6 +306,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=7, help="frames of label smoothing in videos")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = commands.add_parser("train-seq", help="train a sequence model on SHREC'17/DHG skeletons")
+    p.add_argument("--arch", choices=("lstm", "gru", "tcn", "cnn"), default="tcn")
+    p.add_argument(
+        "--data-root",
+        help="folder in the original SHREC'17 layout (default: the shipped training split)",
+    )
+    p.add_argument("--split", default="train", help="which <split>_gestures.txt to train on")
+    p.add_argument("--classes", type=int, choices=(14, 28), default=14)
+    p.add_argument("--epochs", type=int, help="maximum epochs (default: tuned per architecture)")
+    p.add_argument("--frames", type=int, help="frames each sequence is resampled to")
+    p.add_argument("--features", help="feature set: raw, positions, positions+velocities, full")
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.25,
+        help="share of subjects held out for early stopping and the validation report",
+    )
+    p.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="keep the early-stopped model instead of refitting on every subject",
+    )
+    p.add_argument("--register", action="store_true", help="register the model as champion")
+    p.add_argument("--experiment", default=config.SEQUENCE_EXPERIMENT)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", action="store_true", help="print every epoch")
+    p.set_defaults(func=cmd_train_seq)
+
+    p = commands.add_parser("evaluate-seq", help="score a sequence model on a SHREC'17 split")
+    p.add_argument("--model", required=True, help="models:/..., runs:/... or a model URI")
+    p.add_argument("--data-root", help="folder in the original SHREC'17 layout")
+    p.add_argument("--split", default="test", help="which <split>_gestures.txt to score")
+    p.add_argument("--out", help="write the JSON report here")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the intervals")
+    p.add_argument("--no-log", action="store_true", help="do not log an evaluation run")
+    p.set_defaults(func=cmd_evaluate_seq)
 
     p = commands.add_parser("leaderboard", help="print the runs of an experiment, best first")
     p.add_argument("--experiment", default=config.STATIC_EXPERIMENT)

@@ -20,6 +20,7 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "build" / "executed"
 FIGURES_DIR = REPO_ROOT / "figures"
 REPORTS_DIR = REPO_ROOT / "build" / "reports"
+TENSORBOARD_DIR = REPO_ROOT / "build" / "tensorboard"
 
 MLRUNS_DIR = REPO_ROOT / "mlruns"
 MLFLOW_DB = MLRUNS_DIR / "mlflow.db"

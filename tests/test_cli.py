@@ -33,7 +33,8 @@ def env(mlflow_store):
 def test_help_lists_every_command(env, tmp_path):
     out = gesturelab("--help", env=env, cwd=tmp_path)
     assert out.returncode == 0
-    for command in ("reproduce", "sweep", "evaluate", "validate", "leaderboard"):
+    commands = ("reproduce", "sweep", "evaluate", "validate", "leaderboard", "train-seq")
+    for command in (*commands, "evaluate-seq", "extract", "predict"):
         assert command in out.stdout
 
 
@@ -119,3 +120,47 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
     out = gesturelab("leaderboard", "--experiment", "cli-test", env=env, cwd=tmp_path)
     assert out.returncode == 0 and "svm" in out.stdout
     assert not any(p.name == "mlruns" for p in tmp_path.iterdir() if p != tmp_path / "mlruns")
+
+
+@pytest.mark.slow
+def test_train_seq_then_evaluate_seq_on_the_original_layout(env, tmp_path):
+    """A short 28-class TCN on the shipped split, scored on sequences in the original layout."""
+    fixture = config.REPO_ROOT / "tests" / "fixtures" / "shrec_tiny"
+    out = gesturelab(
+        "train-seq", "--arch", "tcn", "--classes", "28", "--epochs", "3", "--register",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "validation subjects [" in out.stdout
+    assert "registered: models:/shrec17-28-gestures@champion" in out.stdout
+    report_path = tmp_path / "report.json"
+    out = gesturelab(
+        "evaluate-seq", "--model", "models:/shrec17-28-gestures@champion",
+        "--data-root", str(fixture), "--split", "train", "--out", str(report_path),
+        "--bootstrap", "50",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "3 sequences of train" in out.stdout
+    report = json.loads(report_path.read_text())
+    assert set(report["slices"]) == {"subject", "finger"}
+    assert len(report["labels"]) == 28 and "cohen_kappa" in report["metrics"]
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=[config.SEQUENCE_EXPERIMENT])
+    assert {"config", "final"} == set(runs["tags.run_kind"])
+    validation = runs[runs["tags.run_kind"] == "config"].iloc[0]
+    assert validation["params.data_subjects_validation"]
+    history = MlflowClient().get_metric_history(validation["run_id"], "epoch_val_loss")
+    assert [m.step for m in history] == [1, 2, 3]
+    artifacts = [a.path for a in MlflowClient().list_artifacts(validation["run_id"])]
+    assert "tensorboard" in artifacts and "val_evaluation_report.json" in artifacts
+
+
+def test_evaluate_seq_names_a_missing_model(env, tmp_path):
+    fixture = config.REPO_ROOT / "tests" / "fixtures" / "shrec_tiny"
+    out = gesturelab(
+        "evaluate-seq", "--model", "models:/none@champion", "--data-root", str(fixture),
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "error: cannot load the sequence model models:/none@champion" in out.stderr

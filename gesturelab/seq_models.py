@@ -1,0 +1,183 @@
+"""Keras 3 sequence classifiers, all built by ``build_model(arch, frames, n_classes)``.
+
+Every model takes raw landmark sequences, (frames, 63) in MediaPipe order, and starts with the
+``SequenceFeatures`` layer: the normalisation and the features travel inside the saved
+``.keras`` file, so training and inference cannot drift apart. All-zero frames are padding; the
+layer turns them into a Keras mask that the recurrent layers and the pooling honour.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from gesturelab.landmarks import MIDDLE_MCP, N_COORDS, N_LANDMARKS, WRIST
+
+ARCHITECTURES = ("lstm", "gru", "tcn", "cnn")
+FEATURE_SETS = {
+    # The raw coordinates as recorded, no normalisation: what the GESTO LSTM was given.
+    "raw": ("raw",),
+    "positions": ("positions",),
+    "positions+velocities": ("positions", "velocities"),
+    "full": ("positions", "local", "velocities", "distances"),
+}
+DEFAULT_FEATURES = "full"
+_PAIRS = np.asarray(list(itertools.combinations(range(N_LANDMARKS), 2)), dtype=np.int32)
+
+
+@keras.saving.register_keras_serializable(package="gesturelab")
+class SequenceFeatures(layers.Layer):
+    """Raw (frames, 63) landmarks to per-frame features, scale- and position-free.
+
+    positions: every frame relative to the wrist's mean position over the sequence, divided by
+    the hand's mean size (wrist to middle-finger base), so the hand's path is kept but not where
+    or how far from the camera it happened. local: each frame relative to its own wrist (the hand
+    shape alone). velocities: frame-to-frame change of positions. distances: the 210 distances
+    between landmark pairs (the joint collection distances of DD-Net), divided by hand size.
+    """
+
+    def __init__(self, features=FEATURE_SETS[DEFAULT_FEATURES], emit_mask=True, **kwargs):
+        super().__init__(**kwargs)
+        self.emit_mask = bool(emit_mask)
+        unknown = set(features) - {"raw", "positions", "local", "velocities", "distances"}
+        if unknown:
+            raise ValueError(f"unknown sequence features {sorted(unknown)}")
+        self.features = tuple(features)
+        self.supports_masking = True
+
+    def feature_size(self) -> int:
+        sizes = {
+            "raw": N_LANDMARKS * N_COORDS,
+            "positions": N_LANDMARKS * N_COORDS,
+            "local": N_LANDMARKS * N_COORDS,
+            "velocities": N_LANDMARKS * N_COORDS,
+            "distances": len(_PAIRS),
+        }
+        return sum(sizes[f] for f in self.features)
+
+    def call(self, x):
+        frames = ops.shape(x)[1]
+        valid = ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1), x.dtype)  # (B, T)
+        count = ops.maximum(ops.sum(valid, axis=1), 1.0)[:, None, None, None]
+        pts = ops.reshape(x, (-1, frames, N_LANDMARKS, N_COORDS))
+        m = valid[:, :, None, None]
+        wrist = pts[:, :, WRIST : WRIST + 1, :]
+        centre = ops.sum(wrist * m, axis=1, keepdims=True) / count
+        size = ops.sqrt(ops.sum(ops.square(pts[:, :, MIDDLE_MCP, :] - pts[:, :, WRIST, :]), -1))
+        scale = ops.sum(size * valid, axis=1) / ops.squeeze(count, (1, 2, 3))
+        scale = ops.maximum(scale, 1e-6)[:, None, None, None]
+        out = []
+        positions = (pts - centre) / scale * m
+        for name in self.features:
+            if name == "raw":
+                out.append(x)
+            elif name == "positions":
+                out.append(ops.reshape(positions, (-1, frames, N_LANDMARKS * N_COORDS)))
+            elif name == "local":
+                local = (pts - wrist) / scale * m
+                out.append(ops.reshape(local, (-1, frames, N_LANDMARKS * N_COORDS)))
+            elif name == "velocities":
+                both = m[:, 1:] * m[:, :-1]
+                step = (positions[:, 1:] - positions[:, :-1]) * both
+                step = ops.concatenate([ops.zeros_like(step[:, :1]), step], axis=1)
+                out.append(ops.reshape(step, (-1, frames, N_LANDMARKS * N_COORDS)))
+            elif name == "distances":
+                a = ops.take(positions, _PAIRS[:, 0], axis=2)
+                b = ops.take(positions, _PAIRS[:, 1], axis=2)
+                d = ops.sqrt(ops.sum(ops.square(a - b), axis=-1) + 1e-12) * valid[:, :, None]
+                out.append(d)
+        return ops.concatenate(out, axis=-1) if len(out) > 1 else out[0]
+
+    def compute_mask(self, x, mask=None):
+        if not self.emit_mask:
+            return None
+        return ops.any(ops.not_equal(x, 0.0), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:2], self.feature_size())
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "features": list(self.features),
+            "emit_mask": self.emit_mask,
+        }
+
+
+def build_model(
+    arch: str,
+    frames: int,
+    n_classes: int,
+    features: str = DEFAULT_FEATURES,
+    width: int = 128,
+    dropout: float = 0.3,
+    recurrent_activation: str = "tanh",
+    seed: int = 0,
+) -> keras.Model:
+    """One of ``ARCHITECTURES`` for (frames, 63) raw landmark input and ``n_classes`` outputs.
+
+    lstm is the reference model exactly (LSTM 64, LSTM 32, Dense 32, Dense C; ``width`` and
+    ``dropout`` do not apply). tcn is the reference TCN: a 1x1 projection to ``width``,
+    residual blocks with dilations 1, 2, 4, average and max pooling, Dense 64 with dropout.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {ARCHITECTURES}, not {arch!r}")
+    if features not in FEATURE_SETS:
+        raise ValueError(f"features must be one of {sorted(FEATURE_SETS)}, not {features!r}")
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((frames, N_LANDMARKS * N_COORDS), name="landmarks")
+    # Convolutions cannot use a mask (padded frames are zeroed features instead); RNNs skip them.
+    recurrent = arch in ("lstm", "gru")
+    x = SequenceFeatures(FEATURE_SETS[features], emit_mask=recurrent, name="features")(inputs)
+    if arch == "lstm":
+        x = layers.LSTM(64, return_sequences=True, activation=recurrent_activation)(x)
+        x = layers.LSTM(32, activation=recurrent_activation)(x)
+        x = layers.Dense(32, activation="relu")(x)
+    elif arch == "gru":
+        x = layers.Dense(width, activation="relu")(x)
+        x = layers.Dropout(dropout / 2)(x)
+        x = layers.GRU(width, return_sequences=True)(x)
+        x = layers.GRU(width // 2)(x)
+        x = layers.Dropout(dropout)(x)
+        x = layers.Dense(64, activation="relu")(x)
+    elif arch == "tcn":
+        x = layers.Conv1D(width, 1)(x)
+        for dilation in (1, 2, 4):
+            x = _residual_block(x, width, dilation, dropout / 3)
+        x = _pool(x)
+        x = layers.Dense(64, activation="relu")(x)
+        x = layers.Dropout(dropout)(x)
+    else:
+        for filters in (width // 2, width, width):
+            x = layers.Conv1D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+            x = layers.Conv1D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+            x = layers.MaxPooling1D(2)(x)
+        x = _pool(x)
+        x = layers.Dense(64, activation="relu")(x)
+        x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="gesture")(x)
+    return keras.Model(inputs, outputs, name=f"{arch}_{features}")
+
+
+def _residual_block(x, filters: int, dilation: int, dropout: float):
+    residual = x
+    x = layers.Conv1D(filters, 3, padding="same", dilation_rate=dilation, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.SpatialDropout1D(dropout)(x)
+    x = layers.Conv1D(filters, 1, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Add()([x, residual])
+    return layers.ReLU()(x)
+
+
+def _pool(x):
+    average = layers.GlobalAveragePooling1D()(x)
+    return layers.Concatenate()([average, layers.GlobalMaxPooling1D()(x)])

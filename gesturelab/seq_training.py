@@ -1,0 +1,197 @@
+"""Fitting a sequence model: augmented batches, early stopping on held-out subjects, a schedule.
+
+Nothing here talks to MLflow; ``train_with_mlflow.py`` wraps these functions with logging.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from gesturelab.landmarks import N_COORDS, N_LANDMARKS
+from gesturelab.seq_models import build_model
+from gesturelab.sequences import SequenceAugmenter, SequenceSet
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "tcn"
+    frames: int = 32
+    features: str = "full"
+    epochs: int = 120
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    patience: int = 30
+    width: int = 128
+    dropout: float = 0.3
+    augment: bool = True
+    recurrent_activation: str = "tanh"
+    seed: int = 0
+
+    def params(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: dict
+    best_epoch: int
+    epochs_run: int
+    fit_seconds: float
+    seconds_per_epoch: float
+    config: TrainConfig
+    classes: tuple
+    extra: dict = field(default_factory=dict)
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Shuffled batches of freshly augmented, resampled sequences (a new draw each epoch)."""
+
+    def __init__(self, data: SequenceSet, frames: int, batch_size: int, augmenter, seed: int):
+        super().__init__()
+        self.data, self.frames, self.batch_size = data, frames, batch_size
+        self.augmenter = augmenter
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(data))
+
+    def __len__(self):
+        return math.ceil(len(self.data) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        batch = self.augmenter([self.data.sequences[i] for i in rows], self.frames, self.rng)
+        return flat(batch), self.data.labels[rows]
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.data))
+
+
+# Defaults per architecture, chosen on subject-wise validation of the shipped training split.
+ARCH_DEFAULTS = {
+    "lstm": {"epochs": 150, "learning_rate": 2e-3, "dropout": 0.0},
+    "gru": {"epochs": 100},
+    "tcn": {"epochs": 100},
+    "cnn": {"epochs": 100},
+}
+
+
+def config_for(arch: str, **overrides) -> TrainConfig:
+    """The tuned configuration of ``arch``; ``None`` overrides are ignored."""
+    values = {"arch": arch, **ARCH_DEFAULTS.get(arch, {})}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)
+
+
+def flat(batch: np.ndarray) -> np.ndarray:
+    """(n, T, 21, 3) to the (n, T, 63) model input."""
+    return batch.reshape(len(batch), batch.shape[1], N_LANDMARKS * N_COORDS).astype(np.float32)
+
+
+def model_input(data: SequenceSet, frames: int) -> np.ndarray:
+    return flat(data.to_fixed(frames, "resample"))
+
+
+def fit(
+    train: SequenceSet,
+    config: TrainConfig,
+    validation: SequenceSet | None = None,
+    callbacks=(),
+    verbose: int = 0,
+) -> TrainResult:
+    """Train on ``train``; with ``validation``, stop early and restore the best epoch."""
+    keras.utils.set_random_seed(config.seed)
+    n_classes = len(train.classes)
+    model = build_model(
+        config.arch,
+        config.frames,
+        n_classes,
+        features=config.features,
+        width=config.width,
+        dropout=config.dropout,
+        recurrent_activation=config.recurrent_activation,
+        seed=config.seed,
+    )
+    steps = math.ceil(len(train) / config.batch_size) * config.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=steps, alpha=0.01
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    if config.augment:
+        x_train = AugmentedBatches(
+            _one_hot(train, n_classes),
+            config.frames,
+            config.batch_size,
+            SequenceAugmenter(),
+            config.seed,
+        )
+        y_train = None
+    else:
+        x_train = model_input(train, config.frames)
+        y_train = keras.utils.to_categorical(train.labels, n_classes)
+    callbacks = list(callbacks)
+    val_data = None
+    if validation is not None and len(validation):
+        val_data = (
+            model_input(validation, config.frames),
+            keras.utils.to_categorical(validation.labels, n_classes),
+        )
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=config.patience,
+                restore_best_weights=True,
+                start_from_epoch=5,
+            )
+        )
+    start = time.perf_counter()
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=config.epochs,
+        batch_size=None if config.augment else config.batch_size,
+        validation_data=val_data,
+        callbacks=callbacks,
+        shuffle=True,
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    epochs_run = len(hist["loss"])
+    best_epoch = int(np.argmin(hist["val_loss"])) + 1 if "val_loss" in hist else epochs_run
+    return TrainResult(
+        model=model,
+        history=hist,
+        best_epoch=best_epoch,
+        epochs_run=epochs_run,
+        fit_seconds=seconds,
+        seconds_per_epoch=seconds / max(epochs_run, 1),
+        config=config,
+        classes=tuple(train.classes),
+    )
+
+
+def _one_hot(data: SequenceSet, n_classes: int) -> SequenceSet:
+    out = data.subset(np.arange(len(data)))
+    out.labels = keras.utils.to_categorical(data.labels, n_classes)
+    return out
+
+
+def predict_proba(model: keras.Model, data: SequenceSet, frames: int, batch_size: int = 256):
+    x = model_input(data, frames)
+    return np.concatenate(
+        [
+            keras.ops.convert_to_numpy(model(x[i : i + batch_size], training=False))
+            for i in range(0, len(x), batch_size)
+        ]
+    )
