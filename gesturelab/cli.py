@@ -36,7 +36,9 @@ def cmd_reproduce(args) -> int:
 
     start = time.perf_counter()
     try:
-        board = reproduce(quick=args.quick, data=args.data, work_dir=args.work_dir)
+        board = reproduce(
+            quick=args.quick, data=args.data, work_dir=args.work_dir, notebooks=args.only
+        )
     except ReproduceError as exc:
         print(f"reproduce stopped: {exc}", file=sys.stderr)
         return 1
@@ -256,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--work-dir",
         help="write processed data, figures, reports and executed "
         "notebooks here instead of the repository",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NN",
+        help="run only these notebooks, by number (e.g. --only 03); earlier notebooks' "
+        "outputs must already exist",
     )
     p.set_defaults(func=cmd_reproduce)
 

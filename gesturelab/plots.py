@@ -175,3 +175,60 @@ def reliability_figure(calibration: dict, title=""):
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def training_curves_figure(histories: dict, metric: str = "accuracy", title: str = ""):
+    """One panel per run: training and validation ``metric`` per epoch."""
+    n = len(histories)
+    ncols = min(n, 4)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows), squeeze=False)
+    for ax, (name, history) in zip(axes.ravel(), histories.items()):
+        ax.plot(history[metric], label="train")
+        if f"val_{metric}" in history:
+            ax.plot(history[f"val_{metric}"], label="validation")
+        ax.set_title(name if len(name) < 45 else name[:42] + "...", fontsize=8)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylim(0, 1.02) if metric == "accuracy" else None
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def scaling_figure(table: pd.DataFrame, title: str = ""):
+    """Held-out-subject accuracy against training sequences per class, one line per model."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arch, rows in table.groupby("arch"):
+        rows = rows.sort_values("per_class")
+        ax.plot(rows["per_class"], rows["held_out_accuracy"], marker="o", label=arch)
+    ax.set_xscale("log")
+    ticks = sorted(table["per_class"].unique())
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlabel("training sequences per class (log scale)")
+    ax.set_ylabel("accuracy on held-out subjects")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def interval_bars_figure(table: pd.DataFrame, value: str, low: str, high: str, label: str, group):
+    """Horizontal bars with their confidence intervals, one panel per ``group`` value."""
+    groups = list(table[group].unique())
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 0.5 * len(table) + 1.5))
+    for ax, key in zip(np.atleast_1d(axes), groups):
+        rows = table[table[group] == key].sort_values(value)
+        errors = [rows[value] - rows[low], rows[high] - rows[value]]
+        ax.barh(rows[label].astype(str), rows[value], xerr=errors, color="tab:blue", alpha=0.8)
+        for y, v in enumerate(rows[value]):
+            ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
+        ax.set_xlim(max(0, rows[low].min() - 0.1), 1.0)
+        ax.set_title(f"{group} = {key}")
+        ax.set_xlabel(value)
+    fig.tight_layout()
+    return fig

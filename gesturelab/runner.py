@@ -41,6 +41,10 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
             },
         ),
         (
+            "03_deep_sequence_models.ipynb",
+            {"quick": quick, "figures_dir": str(figures), "reports_dir": str(reports)},
+        ),
+        (
             "04_inference_demo.ipynb",
             {
                 "model_uri": f"models:/{config.STATIC_MODEL_NAME}@{config.CHAMPION_ALIAS}",
@@ -71,7 +75,9 @@ def reproduce(
     executed_dir.mkdir(parents=True, exist_ok=True)
     plan = notebook_plan(quick, data, work_dir)
     if notebooks:
-        plan = [step for step in plan if step[0] in notebooks]
+        plan = [step for step in plan if any(step[0].startswith(n) for n in notebooks)]
+        if not plan:
+            raise ReproduceError(f"no notebook matches {notebooks}")
     for name, parameters in plan:
         source = config.NOTEBOOKS_DIR / name
         target = executed_dir / name

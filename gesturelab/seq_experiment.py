@@ -31,8 +31,13 @@ def dataset_info(data: SequenceSet, path=None) -> dict:
 
 
 def evaluate_sequences(
-    model, data: SequenceSet, frames: int, n_bootstrap: int = 1000, seed: int = 0
-) -> dict:
+    model,
+    data: SequenceSet,
+    frames: int,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    return_scores: bool = False,
+):
     """The full evaluation report of ``model`` on ``data``, sliced by subject and by finger."""
     from gesturelab.seq_training import predict_proba
 
@@ -55,7 +60,7 @@ def evaluate_sequences(
     )
     report["predict_ms_per_sequence"] = 1000 * seconds / max(len(data), 1)
     report["data"] = {"source": data.source, "n_sequences": len(data)}
-    return report
+    return (report, scores) if return_scores else report
 
 
 def train_and_log(
@@ -89,7 +94,9 @@ def train_and_log(
     board_dir = config.TENSORBOARD_DIR / f"{run_name.replace(' ', '_')}-{time.strftime('%H%M%S')}"
     callbacks = [keras.callbacks.TensorBoard(str(board_dir), histogram_freq=0)] if log else []
     result = fit(train, train_config, val, callbacks=callbacks, verbose=verbose)
-    report = evaluate_sequences(result.model, val, train_config.frames, n_bootstrap)
+    report, scores = evaluate_sequences(
+        result.model, val, train_config.frames, n_bootstrap, return_scores=True
+    )
     info = dataset_info(data, data_path)
     info.update(
         subjects_train=" ".join(map(str, np.unique(train.subjects))),
@@ -99,6 +106,8 @@ def train_and_log(
         "result": result,
         "report": report,
         "validation_subjects": [int(s) for s in np.unique(val.subjects)],
+        "val_scores": scores,
+        "val_labels": val.labels,
         "validation_run": None,
         "final_run": None,
     }
@@ -115,38 +124,89 @@ def train_and_log(
             tensorboard_dir=board_dir,
             log_model_artifact=not refit,
         )
-    final = result
+    out["model"] = result.model
     if refit:
-        final_config = replace(train_config, epochs=result.best_epoch)
-        final = fit(data, final_config, None, verbose=verbose)
-        out["final_result"] = final
-        if log:
-            out["final_run"] = tracking.log_sequence_run(
-                final,
-                report={},
+        out.update(
+            refit_all_subjects(
+                data,
+                train_config,
+                result.best_epoch,
+                report,
+                validation_run=out["validation_run"],
                 experiment=experiment,
-                run_name=f"{run_name} (all subjects)",
-                dataset={**dataset_info(data, data_path), "epochs_from_validation": True},
-                tags={
-                    "run_kind": "final",
-                    "validated_by_run": out["validation_run"]["run_id"],
-                    **(tags or {}),
-                },
-                extra_metrics={
-                    f"selection_val_{k}": report["metrics"][k] for k in ("accuracy", "f1_macro")
-                },
+                run_name=run_name,
+                register_as=register_as,
+                data_path=data_path,
+                tags=tags,
+                log=log,
+                verbose=verbose,
             )
-    out["model"] = final.model
-    model_run = out["final_run"] or out["validation_run"]
-    if log and register_as and model_run:
-        version = tracking.register_model(
-            model_run["model_uri"],
-            register_as,
-            tags={"arch": train_config.arch, "val_accuracy": report["metrics"]["accuracy"]},
         )
-        out["registered"] = f"models:/{register_as}@{config.CHAMPION_ALIAS}"
-        out["registered_version"] = version.version
+    elif log and register_as:
+        out.update(_register(out["validation_run"], register_as, train_config, report))
     return out
+
+
+def refit_all_subjects(
+    data: SequenceSet,
+    train_config,
+    epochs: int,
+    report: dict,
+    *,
+    validation_run: dict | None,
+    experiment: str = config.SEQUENCE_EXPERIMENT,
+    run_name: str = "",
+    register_as: str | None = None,
+    data_path=None,
+    tags: dict | None = None,
+    log: bool = True,
+    verbose: int = 0,
+) -> dict:
+    """Train on every subject for the epochs validation chose; log and optionally register.
+
+    The validated model saw only some subjects; more people in training is worth more than
+    anything else here (see the scaling study), so the model we keep is trained on all of them.
+    """
+    from gesturelab.seq_training import fit
+
+    final = fit(data, replace(train_config, epochs=epochs), None, verbose=verbose)
+    out = {"final_result": final, "model": final.model, "final_run": None}
+    if not log:
+        return out
+    import train_with_mlflow as tracking
+
+    out["final_run"] = tracking.log_sequence_run(
+        final,
+        report={},
+        experiment=experiment,
+        run_name=f"{run_name or train_config.arch} (all subjects)",
+        dataset={**dataset_info(data, data_path), "epochs_from_validation": epochs},
+        tags={
+            "run_kind": "final",
+            "validated_by_run": (validation_run or {}).get("run_id", ""),
+            **(tags or {}),
+        },
+        extra_metrics={
+            f"selection_val_{k}": report["metrics"][k] for k in ("accuracy", "f1_macro")
+        },
+    )
+    if register_as:
+        out.update(_register(out["final_run"], register_as, train_config, report))
+    return out
+
+
+def _register(run: dict, name: str, train_config, report: dict) -> dict:
+    import train_with_mlflow as tracking
+
+    version = tracking.register_model(
+        run["model_uri"],
+        name,
+        tags={"arch": train_config.arch, "val_accuracy": report["metrics"]["accuracy"]},
+    )
+    return {
+        "registered": f"models:/{name}@{config.CHAMPION_ALIAS}",
+        "registered_version": version.version,
+    }
 
 
 def evaluate_model_uri(
@@ -188,3 +248,84 @@ def evaluate_model_uri(
             tags={"model_uri": model_uri, "data": str(data_root or data.source), "split": split},
         )
     return report
+
+
+def architecture_leaderboard(
+    data: SequenceSet,
+    archs=("lstm", "gru", "tcn", "cnn"),
+    class_counts=(14, 28),
+    epochs: int | None = None,
+    experiment: str = config.SEQUENCE_EXPERIMENT,
+    validation_fraction: float = 0.25,
+    split_seed: int = 0,
+    n_bootstrap: int = 1000,
+    log: bool = True,
+):
+    """Every architecture on every label set, validated on the same held-out subjects.
+
+    Returns the leaderboard (one row per model, best first within a label set) and the
+    training outputs keyed by (n_classes, arch), for the champion's refit.
+    """
+    import pandas as pd
+
+    from gesturelab.evaluation import paired_comparison
+    from gesturelab.seq_training import config_for
+
+    rows, outputs = [], {}
+    for n_classes in class_counts:
+        labelled = data.with_classes(n_classes)
+        for arch in archs:
+            out = train_and_log(
+                labelled,
+                config_for(arch, epochs=epochs),
+                validation_fraction=validation_fraction,
+                split_seed=split_seed,
+                experiment=experiment,
+                run_name=f"{arch} {n_classes}-class",
+                tags={"study": "leaderboard", "n_classes": n_classes},
+                log=log,
+                n_bootstrap=n_bootstrap,
+            )
+            outputs[(n_classes, arch)] = out
+            report, result = out["report"], out["result"]
+            metrics, intervals = report["metrics"], report["intervals"]
+            rows.append(
+                {
+                    "classes": n_classes,
+                    "arch": arch,
+                    "val_accuracy": metrics["accuracy"],
+                    "val_accuracy_low": intervals["accuracy"]["low"],
+                    "val_accuracy_high": intervals["accuracy"]["high"],
+                    "val_f1_macro": metrics["f1_macro"],
+                    "val_f1_macro_low": intervals["f1_macro"]["low"],
+                    "val_f1_macro_high": intervals["f1_macro"]["high"],
+                    "val_cohen_kappa": metrics["cohen_kappa"],
+                    "val_top3_accuracy": metrics.get("top3_accuracy"),
+                    "val_ece": report.get("calibration", {}).get("ece"),
+                    "best_epoch": result.best_epoch,
+                    "epochs_run": result.epochs_run,
+                    "seconds_per_epoch": result.seconds_per_epoch,
+                    "fit_seconds": result.fit_seconds,
+                    "parameters": result.model.count_params(),
+                    "run_id": (out["validation_run"] or {}).get("run_id"),
+                }
+            )
+    board = pd.DataFrame(rows).sort_values(
+        ["classes", "val_accuracy"], ascending=[True, False], ignore_index=True
+    )
+    # Is the winner really better than the runner-up on these subjects? A paired test says.
+    board["vs_next_p_value"] = np.nan
+    for n_classes, rows_n in board.groupby("classes"):
+        ranked = rows_n.index.tolist()
+        for first, second in zip(ranked, ranked[1:]):
+            a = outputs[(n_classes, board.loc[first, "arch"])]
+            b = outputs[(n_classes, board.loc[second, "arch"])]
+            names = np.asarray(data.with_classes(n_classes).classes, dtype=object)
+            test = paired_comparison(
+                names[a["val_labels"]],
+                names[a["val_scores"].argmax(1)],
+                names[b["val_scores"].argmax(1)],
+                n=n_bootstrap,
+            )
+            board.loc[first, "vs_next_p_value"] = test["mcnemar_p"]
+    return board, outputs

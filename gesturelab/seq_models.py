@@ -23,6 +23,7 @@ FEATURE_SETS = {
     "positions": ("positions",),
     "positions+velocities": ("positions", "velocities"),
     "full": ("positions", "local", "velocities", "distances"),
+    "full+finger_motion": ("positions", "local", "velocities", "finger_motion", "distances"),
 }
 DEFAULT_FEATURES = "full"
 _PAIRS = np.asarray(list(itertools.combinations(range(N_LANDMARKS), 2)), dtype=np.int32)
@@ -42,7 +43,8 @@ class SequenceFeatures(layers.Layer):
     def __init__(self, features=FEATURE_SETS[DEFAULT_FEATURES], emit_mask=True, **kwargs):
         super().__init__(**kwargs)
         self.emit_mask = bool(emit_mask)
-        unknown = set(features) - {"raw", "positions", "local", "velocities", "distances"}
+        known = {"raw", "positions", "local", "velocities", "finger_motion", "distances"}
+        unknown = set(features) - known
         if unknown:
             raise ValueError(f"unknown sequence features {sorted(unknown)}")
         self.features = tuple(features)
@@ -54,6 +56,7 @@ class SequenceFeatures(layers.Layer):
             "positions": N_LANDMARKS * N_COORDS,
             "local": N_LANDMARKS * N_COORDS,
             "velocities": N_LANDMARKS * N_COORDS,
+            "finger_motion": N_LANDMARKS * N_COORDS,
             "distances": len(_PAIRS),
         }
         return sum(sizes[f] for f in self.features)
@@ -71,6 +74,7 @@ class SequenceFeatures(layers.Layer):
         scale = ops.maximum(scale, 1e-6)[:, None, None, None]
         out = []
         positions = (pts - centre) / scale * m
+        both = m[:, 1:] * m[:, :-1]
         for name in self.features:
             if name == "raw":
                 out.append(x)
@@ -79,9 +83,10 @@ class SequenceFeatures(layers.Layer):
             elif name == "local":
                 local = (pts - wrist) / scale * m
                 out.append(ops.reshape(local, (-1, frames, N_LANDMARKS * N_COORDS)))
-            elif name == "velocities":
-                both = m[:, 1:] * m[:, :-1]
-                step = (positions[:, 1:] - positions[:, :-1]) * both
+            elif name in ("velocities", "finger_motion"):
+                # finger_motion: how the fingers move relative to the wrist, without the arm.
+                moving = positions if name == "velocities" else (pts - wrist) / scale * m
+                step = (moving[:, 1:] - moving[:, :-1]) * both
                 step = ops.concatenate([ops.zeros_like(step[:, :1]), step], axis=1)
                 out.append(ops.reshape(step, (-1, frames, N_LANDMARKS * N_COORDS)))
             elif name == "distances":

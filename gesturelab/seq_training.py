@@ -32,6 +32,11 @@ class TrainConfig:
     dropout: float = 0.3
     augment: bool = True
     recurrent_activation: str = "tanh"
+    # The plain recipe of the reference projects: Adam at a constant rate, no early stopping.
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    early_stopping: bool = True
+    monitor: str = "val_loss"
     seed: int = 0
 
     def params(self) -> dict:
@@ -119,11 +124,15 @@ def fit(
         seed=config.seed,
     )
     steps = math.ceil(len(train) / config.batch_size) * config.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=steps, alpha=0.01
-    )
+    rate = config.learning_rate
+    if config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps, alpha=0.01)
+    if config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(rate)
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
@@ -139,16 +148,17 @@ def fit(
     else:
         x_train = model_input(train, config.frames)
         y_train = keras.utils.to_categorical(train.labels, n_classes)
-    callbacks = list(callbacks)
+    callbacks = [*callbacks, keras.callbacks.TerminateOnNaN()]
     val_data = None
     if validation is not None and len(validation):
         val_data = (
             model_input(validation, config.frames),
             keras.utils.to_categorical(validation.labels, n_classes),
         )
+    if val_data is not None and config.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss",
+                monitor=config.monitor,
                 patience=config.patience,
                 restore_best_weights=True,
                 start_from_epoch=5,
@@ -168,7 +178,11 @@ def fit(
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     epochs_run = len(hist["loss"])
-    best_epoch = int(np.argmin(hist["val_loss"])) + 1 if "val_loss" in hist else epochs_run
+    best_epoch = epochs_run
+    if config.monitor in hist and config.early_stopping:
+        values = np.asarray(hist[config.monitor])
+        best = np.nanargmax(values) if "accuracy" in config.monitor else np.nanargmin(values)
+        best_epoch = int(best) + 1
     return TrainResult(
         model=model,
         history=hist,

@@ -43,8 +43,17 @@ def test_reproduce_quick(mlflow_store, tmp_path):
         "feature_ablation.png",
         "inference_photos.png",
         "inference_gestures_video.png",
+        "gesto_ladder.png",
+        "sequence_scaling.png",
+        "sequence_leaderboard.png",
+        "sequence_confusion_28.png",
     ):
         assert (tmp_path / "figures" / name).exists(), name
+    sequence_board = (tmp_path / "reports" / "sequence_leaderboard.csv").read_text()
+    for arch in ("lstm", "gru", "tcn", "cnn"):
+        assert f"14,{arch}," in sequence_board and f"28,{arch}," in sequence_board
+    champions = json.loads((tmp_path / "reports" / "sequence_champions.json").read_text())
+    assert champions["14"]["model_uri"] == "models:/shrec17-14-gestures@champion"
 
 
 @pytest.mark.slow
