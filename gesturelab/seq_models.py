@@ -168,7 +168,7 @@ def build_model(
         x = layers.Dense(64, activation="relu")(x)
         x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="gesture")(x)
-    return keras.Model(inputs, outputs, name=f"{arch}_{features}")
+    return keras.Model(inputs, outputs, name=f"{arch}_{features.replace('+', '_')}")
 
 
 def _residual_block(x, filters: int, dilation: int, dropout: float):
