@@ -55,6 +55,8 @@ def artifact_root() -> str | None:
 def setup() -> str:
     """Point MLflow at the project's store, creating the folder; returns the tracking URI."""
     uri = tracking_uri()
+    # Loading a model from a run prints a progress bar per artifact; notebooks load dozens.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).resolve().parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
@@ -503,3 +505,18 @@ def log_sequence_run(
             model_uri = model_uri.model_uri
             mlflow.set_tag("model_uri", model_uri)
     return {"run_id": run.info.run_id, "model_uri": model_uri, "metrics": metrics}
+
+
+def find_runs(experiment: str, filter_string: str = "") -> pd.DataFrame:
+    """Runs of an experiment as MLflow gives them (columns params.*, metrics.*, tags.*)."""
+    setup()
+    if mlflow.get_experiment_by_name(experiment) is None:
+        return pd.DataFrame()
+    return mlflow.search_runs(
+        experiment_names=[experiment], filter_string=filter_string, output_format="pandas"
+    )
+
+
+def run_tags(run_id: str) -> dict:
+    setup()
+    return dict(MlflowClient().get_run(run_id).data.tags)

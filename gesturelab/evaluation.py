@@ -218,3 +218,21 @@ def evaluation_report(
             for value in sorted(set(values), key=str)
         }
     return report
+
+
+def headline_row(report: dict, prefix: str = "") -> dict[str, float | None]:
+    """The numbers a leaderboard row shows, with their intervals, from one report."""
+    metrics, intervals = report["metrics"], report["intervals"]
+    row = {}
+    for name in ("accuracy", "f1_macro"):
+        row[name] = metrics[name]
+        row[f"{name}_low"] = intervals[name]["low"]
+        row[f"{name}_high"] = intervals[name]["high"]
+    row.update(
+        cohen_kappa=metrics["cohen_kappa"],
+        mcc=metrics["mcc"],
+        roc_auc_ovr_macro=metrics.get("roc_auc_ovr_macro"),
+        top3_accuracy=metrics.get("top3_accuracy"),
+        ece=report.get("calibration", {}).get("ece"),
+    )
+    return {f"{prefix}{k}": v for k, v in row.items()}

@@ -152,10 +152,13 @@ def frame_strip(frames_rgb, titles, ncols=6):
     return fig
 
 
-def reliability_figure(calibration: dict, title=""):
+def reliability_figure(calibration: dict, title="", ax=None):
     """Accuracy against confidence per bin; the diagonal is perfect calibration."""
     bins = calibration["bins"]
-    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
+    else:
+        fig = ax.figure
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
     centres = [(b["low"] + b["high"]) / 2 for b in bins]
     ax.bar(centres, [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy")
@@ -230,5 +233,54 @@ def interval_bars_figure(table: pd.DataFrame, value: str, low: str, high: str, l
         ax.set_xlim(max(0, rows[low].min() - 0.1), 1.0)
         ax.set_title(f"{group} = {key}")
         ax.set_xlabel(value)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_f1_figure(series: dict, title: str = ""):
+    """Horizontal per-class F1 bars, one panel per model ({name: pandas Series of F1})."""
+    fig, axes = plt.subplots(
+        1,
+        len(series),
+        figsize=(4.5 * len(series), 0.28 * max(len(s) for s in series.values()) + 1.5),
+    )
+    for ax, (name, f1) in zip(np.atleast_1d(axes), series.items()):
+        f1 = f1.sort_values()
+        colours = ["tab:red" if v < 0.9 else "tab:blue" for v in f1]
+        ax.barh(f1.index, f1.values, color=colours)
+        ax.set_xlim(max(0.0, min(0.8, f1.min() - 0.05)), 1.0)
+        ax.axvline(0.9, color="grey", linestyle=":", linewidth=1)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("F1")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def trajectory_figure(sequences, titles, joints=(0, 8), ncols=4):
+    """Paths of the wrist and the index fingertip in the camera plane (x right, y up).
+
+    SHREC'17 world coordinates: y grows upwards, so the plot is not flipped.
+    """
+    n = len(sequences)
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, seq, title in zip(axes.ravel(), sequences, titles):
+        ax.axis("on")
+        seq = np.asarray(seq)
+        for joint, colour in zip(joints, ("tab:blue", "tab:orange")):
+            path = seq[:, joint, :2]
+            ax.plot(path[:, 0], path[:, 1], color=colour, lw=1.5)
+            ax.plot(*path[0], "o", color=colour, ms=4)
+            ax.plot(*path[-1], "s", color=colour, ms=4)
+        ax.set_aspect("equal", "datalim")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=8)
+    fig.suptitle("wrist (blue) and index tip (orange); circle = start, square = end", fontsize=9)
     fig.tight_layout()
     return fig

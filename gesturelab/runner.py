@@ -54,6 +54,15 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
                 "figures_dir": str(figures),
             },
         ),
+        (
+            "05_evaluation_report.ipynb",
+            {
+                "processed_path": str(processed),
+                "n_bootstrap": 200 if quick else 1000,
+                "figures_dir": str(figures),
+                "reports_dir": str(reports),
+            },
+        ),
     ]
 
 

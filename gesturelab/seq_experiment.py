@@ -268,7 +268,7 @@ def architecture_leaderboard(
     """
     import pandas as pd
 
-    from gesturelab.evaluation import paired_comparison
+    from gesturelab.evaluation import headline_row, paired_comparison
     from gesturelab.seq_training import config_for
 
     rows, outputs = [], {}
@@ -288,20 +288,11 @@ def architecture_leaderboard(
             )
             outputs[(n_classes, arch)] = out
             report, result = out["report"], out["result"]
-            metrics, intervals = report["metrics"], report["intervals"]
             rows.append(
                 {
                     "classes": n_classes,
                     "arch": arch,
-                    "val_accuracy": metrics["accuracy"],
-                    "val_accuracy_low": intervals["accuracy"]["low"],
-                    "val_accuracy_high": intervals["accuracy"]["high"],
-                    "val_f1_macro": metrics["f1_macro"],
-                    "val_f1_macro_low": intervals["f1_macro"]["low"],
-                    "val_f1_macro_high": intervals["f1_macro"]["high"],
-                    "val_cohen_kappa": metrics["cohen_kappa"],
-                    "val_top3_accuracy": metrics.get("top3_accuracy"),
-                    "val_ece": report.get("calibration", {}).get("ece"),
+                    **headline_row(report, "val_"),
                     "best_epoch": result.best_epoch,
                     "epochs_run": result.epochs_run,
                     "seconds_per_epoch": result.seconds_per_epoch,

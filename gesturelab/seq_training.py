@@ -14,7 +14,7 @@ import numpy as np
 
 from gesturelab.landmarks import N_COORDS, N_LANDMARKS
 from gesturelab.seq_models import build_model
-from gesturelab.sequences import SequenceAugmenter, SequenceSet
+from gesturelab.sequences import AUGMENTATIONS, SequenceSet
 
 
 @dataclass
@@ -31,6 +31,7 @@ class TrainConfig:
     width: int = 128
     dropout: float = 0.3
     augment: bool = True
+    augmentation: str = "full"  # a preset of gesturelab.sequences.AUGMENTATIONS
     recurrent_activation: str = "tanh"
     # The plain recipe of the reference projects: Adam at a constant rate, no early stopping.
     optimizer: str = "adamw"
@@ -141,7 +142,7 @@ def fit(
             _one_hot(train, n_classes),
             config.frames,
             config.batch_size,
-            SequenceAugmenter(),
+            AUGMENTATIONS[config.augmentation],
             config.seed,
         )
         y_train = None

@@ -205,6 +205,22 @@ class SequenceAugmenter:
         return np.where(mask[:, :, None, None], out, 0).astype(np.float32)
 
 
+AUGMENTATIONS = {
+    "full": SequenceAugmenter(),
+    "spatial": SequenceAugmenter(time_warp=0.0, crop=0.0, drop_frames=0.0),
+    "temporal": SequenceAugmenter(rotation_deg=0.0, scale=0.0, translation=0.0, jitter=0.0),
+    "mild": SequenceAugmenter(
+        rotation_deg=8.0,
+        scale=0.08,
+        translation=0.02,
+        jitter=0.001,
+        time_warp=0.1,
+        crop=0.04,
+        drop_frames=0.05,
+    ),
+}
+
+
 def _rotation(angles) -> np.ndarray:
     ax, ay, az = angles
     rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])

@@ -1,0 +1,181 @@
+"""One evaluation over every champion, static and sequence: what notebook 05 calls.
+
+Nothing is read back from stored numbers: each candidate model is loaded from its MLflow run
+and scored again on the data it never saw (the HaGRID test split; the SHREC'17 subjects held
+out of its training), through the same ``evaluation_report`` as everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from gesturelab import config
+from gesturelab.evaluation import evaluation_report, headline_row, paired_comparison
+
+
+@dataclass
+class Scored:
+    name: str
+    task: str
+    measured_on: str
+    run_id: str
+    report: dict
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    champion: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _champion_source_run(model_name: str, tag: str) -> str | None:
+    import train_with_mlflow as tracking
+
+    try:
+        info = tracking.model_version_info(f"models:/{model_name}@{config.CHAMPION_ALIAS}")
+    except Exception:  # noqa: BLE001  no champion registered (yet) is a normal state here
+        return None
+    return tracking.run_tags(info["run_id"]).get(tag)
+
+
+def score_static(processed_path, experiment=config.STATIC_EXPERIMENT, n_bootstrap=1000):
+    """Each family's selected configuration on the HaGRID test split (its model never saw it)."""
+    import train_with_mlflow as tracking
+    from gesturelab.predictor import GesturePredictor
+    from gesturelab.static_data import prepare
+
+    prepared = prepare(processed_path, verbose=False)
+    test = prepared.part("test")
+    X, y = prepared.Xy("test")
+    runs = tracking.find_runs(experiment, "tags.run_kind = 'config'")
+    if runs.empty or "metrics.test_accuracy" not in runs:
+        return []
+    runs = runs[runs["metrics.test_accuracy"].notna()].sort_values("start_time")
+    runs = runs.drop_duplicates("tags.model_family", keep="last")
+    champion_run = _champion_source_run(config.STATIC_MODEL_NAME, "selected_from_run")
+    scored = []
+    for _, run in runs.iterrows():
+        predictor = GesturePredictor.load(f"runs:/{run['run_id']}/model")
+        scores = predictor.predict_distribution(X)
+        predicted = np.asarray(predictor.classes, dtype=object)[scores.argmax(axis=1)]
+        report = evaluation_report(
+            y,
+            predicted,
+            scores,
+            predictor.classes,
+            slices={"source block": test["group"].astype(str).to_numpy()},
+            row_ids=test.index.to_numpy(),
+            n_bootstrap=n_bootstrap,
+        )
+        scored.append(
+            Scored(
+                name=f"{run['tags.model_family']}: {run['tags.mlflow.runName']}",
+                task="HaGRID static, 18 classes",
+                measured_on=f"HaGRID sample test split ({len(y)} rows)",
+                run_id=run["run_id"],
+                report=report,
+                y_true=y,
+                y_pred=predicted,
+                champion=run["run_id"] == champion_run,
+                extra={"test_rows": test, "model_uri": f"runs:/{run['run_id']}/model"},
+            )
+        )
+    return scored
+
+
+def score_sequences(experiment=config.SEQUENCE_EXPERIMENT, n_bootstrap=1000, data=None):
+    """Each architecture of the notebook-03 leaderboard on the subjects it was validated on."""
+    import train_with_mlflow as tracking
+    from gesturelab import shrec
+    from gesturelab.seq_experiment import evaluate_sequences
+
+    runs = tracking.find_runs(experiment, "tags.study = 'leaderboard'")
+    if runs.empty:
+        return []
+    runs = runs.sort_values("start_time").drop_duplicates(
+        ["tags.n_classes", "tags.model_family"], keep="last"
+    )
+    data = data if data is not None else shrec.load_compact()
+    champions = {
+        n: _champion_source_run(name, "validated_by_run")
+        for n, name in config.SEQUENCE_MODEL_NAMES.items()
+    }
+    scored = []
+    for _, run in runs.sort_values(["tags.n_classes", "tags.model_family"]).iterrows():
+        n_classes = int(run["tags.n_classes"])
+        subjects = [int(s) for s in run["params.data_subjects_validation"].split()]
+        held_out = data.with_classes(n_classes).subset(np.isin(data.subjects, subjects))
+        model, metadata = tracking.load_keras_model(f"runs:/{run['run_id']}/model")
+        frames = int(metadata.get("frames") or model.input_shape[1])
+        report, scores = evaluate_sequences(
+            model, held_out, frames, n_bootstrap, return_scores=True
+        )
+        names = np.asarray(held_out.classes, dtype=object)
+        scored.append(
+            Scored(
+                name=f"{run['tags.model_family']} {n_classes}-class",
+                task=f"SHREC'17 dynamic, {n_classes} classes",
+                measured_on=f"SHREC'17 subjects {subjects} ({len(held_out)} sequences)",
+                run_id=run["run_id"],
+                report=report,
+                y_true=names[held_out.labels],
+                y_pred=names[scores.argmax(axis=1)],
+                champion=run["run_id"] == champions.get(n_classes),
+                extra={"held_out": held_out, "scores": scores},
+            )
+        )
+    return scored
+
+
+def summary(scored: list[Scored]) -> pd.DataFrame:
+    rows = []
+    for s in scored:
+        rows.append(
+            {
+                "task": s.task,
+                "model": s.name + (" (champion)" if s.champion else ""),
+                **headline_row(s.report),
+                "measured_on": s.measured_on,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def paired_against_champions(scored: list[Scored], n: int = 1000) -> pd.DataFrame:
+    """McNemar's test and a paired bootstrap of each model against its task's champion."""
+    rows = []
+    for champion in (s for s in scored if s.champion):
+        for other in (s for s in scored if s.task == champion.task and s is not champion):
+            test = paired_comparison(champion.y_true, champion.y_pred, other.y_pred, n=n)
+            rows.append(
+                {"task": champion.task, "champion": champion.name, "versus": other.name, **test}
+            )
+    return pd.DataFrame(rows)
+
+
+def weakest_classes(scored: Scored, k: int = 3) -> list[tuple[str, float, str]]:
+    """The k classes with the lowest F1, each with the class it is most often taken for."""
+    f1 = per_class_f1(scored.report).sort_values()
+    f1 = f1[f1 < 1.0]
+    out = []
+    for name, value in f1.head(k).items():
+        pairs = [p for p in scored.report["confused_pairs"] if p["true"] == name]
+        out.append((name, float(value), pairs[0]["predicted"] if pairs else "-"))
+    return out
+
+
+def per_class_f1(report: dict) -> pd.Series:
+    per_class = report["per_class"]
+    return pd.Series({c: per_class[c]["f1-score"] for c in report["labels"] if c in per_class})
+
+
+def hand_configuration_errors(scored: Scored) -> tuple[int, int]:
+    """28-class SHREC'17: (errors with the right gesture but the wrong hand, all errors)."""
+
+    def gesture(names):
+        return np.asarray([str(x).rsplit("_", 2)[0] for x in names])
+
+    wrong = scored.y_true != scored.y_pred
+    same_gesture = gesture(scored.y_true) == gesture(scored.y_pred)
+    return int((wrong & same_gesture).sum()), int(wrong.sum())
