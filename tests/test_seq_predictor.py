@@ -83,3 +83,15 @@ def test_predictions_reach_every_gesture_on_held_out_subjects(logged):
     predicted = predictor.predict_distribution(sequences)
     assert set(predicted.argmax(1)) == {0, 1, 2}
     assert (predicted.argmax(1) == data.labels[held_out]).mean() > 0.8
+
+
+def test_the_invariance_check_catches_a_model_without_the_feature_layer(logged):
+    """The same check on a model fed raw coordinates (as GESTO's was) fails: it is a real test."""
+    from gesturelab.seq_models import build_model
+
+    _, data, _ = logged
+    raw = SequencePredictor(build_model("tcn", 24, 3, features="raw", width=32), {"frames": 24})
+    seqs = data.sequences[:20]
+    base = raw.predict_distribution(seqs)
+    moved = raw.predict_distribution([s + np.float32(0.2) for s in seqs])
+    assert np.abs(moved - base).max() > 1e-2
