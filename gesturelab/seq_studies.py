@@ -143,7 +143,7 @@ def scaling_study(
     data: SequenceSet,
     archs=("lstm", "tcn"),
     sizes=(5, 10, 20, 40, None),
-    steps: int = 2000,
+    steps: int = 1200,
     min_epochs: int = 30,
     max_epochs: int = 300,
     seed: int = 0,
