@@ -172,7 +172,7 @@ def cmd_train_seq(args) -> int:
     from gesturelab.seq_experiment import train_and_log
     from gesturelab.seq_training import config_for
 
-    data = shrec.load(args.data_root, args.split, args.classes)
+    data = shrec.load(args.data_root, args.split, args.classes, progress=True)
     print(f"{data.source}: {data.summary()}")
     train_config = config_for(
         args.arch, epochs=args.epochs, frames=args.frames, features=args.features, seed=args.seed

@@ -31,7 +31,7 @@ class TrainConfig:
     width: int = 128
     dropout: float = 0.3
     augment: bool = True
-    augmentation: str = "full"  # a preset of gesturelab.sequences.AUGMENTATIONS
+    augmentation: str = "mild"  # a preset of gesturelab.sequences.AUGMENTATIONS
     recurrent_activation: str = "tanh"
     # The plain recipe of the reference projects: Adam at a constant rate, no early stopping.
     optimizer: str = "adamw"
@@ -80,9 +80,12 @@ class AugmentedBatches(keras.utils.PyDataset):
 
 
 # Defaults per architecture, chosen on subject-wise validation of the shipped training split.
+# (14 and 28 classes, validation subjects 7, 12, 15, 21, 27). Mild augmentation beat the
+# stronger "full" preset on 28 classes (TCN 0.900 vs 0.876-0.882) and no augmentation (0.902)
+# was within noise; early stopping on validation accuracy gave the LSTM 0.912-0.914 vs 0.894.
 ARCH_DEFAULTS = {
-    "lstm": {"epochs": 150, "learning_rate": 2e-3, "dropout": 0.0},
-    "gru": {"epochs": 100},
+    "lstm": {"epochs": 150, "monitor": "val_accuracy", "patience": 40},
+    "gru": {"epochs": 80},
     "tcn": {"epochs": 100},
     "cnn": {"epochs": 100},
 }

@@ -233,14 +233,16 @@ def load_compact(path=None) -> SequenceSet:
         )
 
 
-def load(data_root=None, split: str = "train", n_classes: int = 14) -> SequenceSet:
+def load(
+    data_root=None, split: str = "train", n_classes: int = 14, progress: bool = False
+) -> SequenceSet:
     """The shipped compact training split, or a dataset in the original layout."""
     if data_root is None or Path(data_root).suffix == ".npz":
         if split != "train":
             raise ValueError("the shipped copy holds the training split only; pass --data-root")
         data = load_compact(data_root)
     else:
-        data = load_original(data_root, split)
+        data = load_original(data_root, split, progress=progress)
     return data.with_classes(n_classes)
 
 
