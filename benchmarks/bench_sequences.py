@@ -69,7 +69,7 @@ def main() -> None:
             self.seconds.append(time.perf_counter() - self.start)
 
     for arch in args.archs:
-        config = config_for(arch, epochs=args.epochs)
+        config = config_for(arch, args.classes, epochs=args.epochs)
         timer = EpochTimer()
         timer.seconds = []
         result = fit(data, config, None, callbacks=[timer])

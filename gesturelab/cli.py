@@ -175,7 +175,12 @@ def cmd_train_seq(args) -> int:
     data = shrec.load(args.data_root, args.split, args.classes, progress=True)
     print(f"{data.source}: {data.summary()}")
     train_config = config_for(
-        args.arch, epochs=args.epochs, frames=args.frames, features=args.features, seed=args.seed
+        args.arch,
+        args.classes,
+        epochs=args.epochs,
+        frames=args.frames,
+        features=args.features,
+        seed=args.seed,
     )
     register = config.SEQUENCE_MODEL_NAMES[args.classes] if args.register else None
     out = train_and_log(

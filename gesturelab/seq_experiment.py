@@ -277,7 +277,7 @@ def architecture_leaderboard(
         for arch in archs:
             out = train_and_log(
                 labelled,
-                config_for(arch, epochs=epochs),
+                config_for(arch, n_classes, epochs=epochs),
                 validation_fraction=validation_fraction,
                 split_seed=split_seed,
                 experiment=experiment,

@@ -161,7 +161,7 @@ def scaling_study(
     for arch in archs:
         for size in sizes:
             train = sample_per_class(pool, size, seed=seed)
-            config = base or config_for(arch)
+            config = base or config_for(arch, len(data.classes))
             batches = int(np.ceil(len(train) / config.batch_size))
             epochs = int(np.clip(round(steps / batches), min_epochs, max_epochs))
             config = replace(config, arch=arch, epochs=epochs, seed=seed)
