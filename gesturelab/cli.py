@@ -212,6 +212,28 @@ def cmd_train_seq(args) -> int:
     return 0
 
 
+def cmd_gesto_study(args) -> int:
+    from gesturelab import shrec
+    from gesturelab.seq_studies import gesto_study
+
+    table, info = gesto_study(shrec.load_compact(), epochs=args.epochs, seed=args.seed)
+    print(f"training subjects {info['training_subjects']}, held out {info['held_out_subjects']}")
+    columns = [
+        "condition",
+        "epochs_run",
+        "final_train_accuracy",
+        "final_train_loss",
+        "max_val_loss",
+        "final_val_accuracy",
+        "held_out_subjects_accuracy",
+    ]
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"written to {args.out}")
+    return 0
+
+
 def cmd_evaluate_seq(args) -> int:
     from gesturelab.seq_experiment import evaluate_model_uri
 
@@ -348,6 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", action="store_true", help="print every epoch")
     p.set_defaults(func=cmd_train_seq)
+
+    p = commands.add_parser(
+        "gesto-study", help="the GESTO LSTM failure and its fixes on real SHREC'17 sequences"
+    )
+    p.add_argument("--epochs", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the table as CSV")
+    p.set_defaults(func=cmd_gesto_study)
 
     p = commands.add_parser("evaluate-seq", help="score a sequence model on a SHREC'17 split")
     p.add_argument("--model", required=True, help="models:/..., runs:/... or a model URI")
