@@ -155,13 +155,24 @@ def paired_against_champions(scored: list[Scored], n: int = 1000) -> pd.DataFram
 
 
 def weakest_classes(scored: Scored, k: int = 3) -> list[tuple[str, float, str]]:
-    """The k classes with the lowest F1, each with the class it is most often taken for."""
+    """The k classes with the lowest F1, each with its main confusion in words.
+
+    A class loses F1 by being missed (recall) or by absorbing another class (precision); the
+    description names the larger of the two off-diagonal cells of the confusion matrix.
+    """
+    labels = list(scored.report["labels"])
+    matrix = np.array(scored.report["confusion_matrix"])
+    np.fill_diagonal(matrix, 0)
     f1 = per_class_f1(scored.report).sort_values()
-    f1 = f1[f1 < 1.0]
     out = []
-    for name, value in f1.head(k).items():
-        pairs = [p for p in scored.report["confused_pairs"] if p["true"] == name]
-        out.append((name, float(value), pairs[0]["predicted"] if pairs else "-"))
+    for name, value in f1[f1 < 1.0].head(k).items():
+        i = labels.index(name)
+        missed, absorbed = matrix[i].argmax(), matrix[:, i].argmax()
+        if matrix[i, missed] >= matrix[absorbed, i]:
+            described = f"mostly taken for {labels[missed]}"
+        else:
+            described = f"{labels[absorbed]} taken for it"
+        out.append((name, float(value), described))
     return out
 
 

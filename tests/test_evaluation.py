@@ -103,3 +103,18 @@ def test_paired_comparison():
     result = paired_comparison(y, y, worse, n=200)
     assert result["only_a_right"] == 15 and result["only_b_right"] == 0
     assert result["mcnemar_p"] < 0.001 and result["difference_low"] > 0
+
+
+def test_weakest_classes_name_misses_and_absorptions():
+    from gesturelab.report import Scored, weakest_classes
+
+    # "a" is missed (taken for "b"); "c" is never missed but absorbs "d".
+    y = np.array(["a"] * 10 + ["b"] * 10 + ["c"] * 10 + ["d"] * 10, dtype=object)
+    pred = y.copy()
+    pred[:4] = "b"
+    pred[30:32] = "c"
+    report = evaluation_report(y, pred, one_hot(pred), CLASSES[:4], n_bootstrap=10)
+    scored = Scored("m", "task", "data", "run", report, y, pred)
+    described = {name: how for name, _, how in weakest_classes(scored, k=4)}
+    assert described["a"] == "mostly taken for b"
+    assert described["c"] == "d taken for it"
