@@ -4,7 +4,9 @@
 
 Extraction runs in a fresh process per core count (CPU affinity 1 core, then 2), on the
 shipped videos. Latency: median and p95 of `predict_single` on one hand and `predict_batch` on
-256 hands of the shipped HaGRID sample.
+256 hands of the shipped HaGRID sample, then the same for a sequence model on one raw SHREC'17
+sequence (resampling included) and on 256 of them (default: the registered 14-class champion
+that notebook 03 writes; `benchmarks/bench_sequences.py` times every architecture).
 """
 
 from __future__ import annotations
@@ -52,22 +54,27 @@ def latency(model_uri: str | None) -> dict:
             build_pipeline("logreg", {"C": 1.0}).fit(sample.data, sample.y)
         )
         model_uri = "logreg C=1 trained here on the sample"
-    hand, batch = sample.X[0], sample.X[:256]
+    return {
+        "model": model_uri,
+        "classifier": predictor.get_model_info()["classifier"],
+        **timings(predictor, sample.X[0], sample.X[:256]),
+    }
+
+
+def timings(predictor, one, batch, single_repeats: int = 500, batch_repeats: int = 50) -> dict:
     single, batched = [], []
     for _ in range(20):
-        predictor.predict_single(hand)
-    for _ in range(500):
+        predictor.predict_single(one)
+    for _ in range(single_repeats):
         start = time.perf_counter()
-        predictor.predict_single(hand)
+        predictor.predict_single(one)
         single.append(time.perf_counter() - start)
-    for _ in range(50):
+    for _ in range(batch_repeats):
         start = time.perf_counter()
         predictor.predict_batch(batch)
         batched.append(time.perf_counter() - start)
     ms = lambda values, q: 1000 * float(np.percentile(values, q))  # noqa: E731
     return {
-        "model": model_uri,
-        "classifier": predictor.get_model_info()["classifier"],
         "single_median_ms": ms(single, 50),
         "single_p95_ms": ms(single, 95),
         "batch256_median_ms": ms(batched, 50),
@@ -75,9 +82,38 @@ def latency(model_uri: str | None) -> dict:
     }
 
 
+def sequence_latency(model_uri: str) -> dict:
+    from gesturelab import shrec
+    from gesturelab.predictor import GesturePredictor
+
+    data = shrec.load_compact()
+    predictor = GesturePredictor.load(model_uri)
+    return {
+        "model": model_uri,
+        **timings(predictor, data.sequences[0], data.sequences[:256], 200, 10),
+    }
+
+
+def print_latency(title: str, result: dict, unit: str) -> None:
+    print(title)
+    print(
+        f"  single {unit}: median {result['single_median_ms']:.3f} ms, "
+        f"p95 {result['single_p95_ms']:.3f} ms"
+    )
+    print(
+        f"  batch of 256: median {result['batch256_median_ms']:.2f} ms, "
+        f"p95 {result['batch256_p95_ms']:.2f} ms"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model URI; default: train the sample champion here")
+    parser.add_argument(
+        "--sequence-model",
+        default="models:/shrec17-14-gestures@champion",
+        help="sequence model URI (default: the registered 14-class champion)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one extraction measurement, pinned to the given cores
@@ -101,16 +137,13 @@ def main() -> int:
                 f"({row['frames']} frames)"
             )
     result = latency(args.model)
-    print(f"Predictor latency ({result['model']}, {result['classifier']}):")
-    print(
-        f"  single hand: median {result['single_median_ms']:.3f} ms, "
-        f"p95 {result['single_p95_ms']:.3f} ms"
-    )
-    print(
-        f"  batch of 256: median {result['batch256_median_ms']:.2f} ms, "
-        f"p95 {result['batch256_p95_ms']:.2f} ms"
-    )
-    print("  sequence models: not built yet (the sequence issue adds them)")
+    print_latency(f"Predictor latency ({result['model']}, {result['classifier']}):", result, "hand")
+    try:
+        result = sequence_latency(args.sequence_model)
+    except Exception as error:  # noqa: BLE001  a store without sequence champions is normal
+        print(f"Sequence model {args.sequence_model}: not available ({error}); run notebook 03")
+    else:
+        print_latency(f"Sequence predictor latency ({result['model']}):", result, "sequence")
     return 0
 
 
