@@ -159,16 +159,16 @@ def reliability_figure(calibration: dict, title="", ax=None):
         fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
     else:
         fig = ax.figure
-    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
     centres = [(b["low"] + b["high"]) / 2 for b in bins]
-    ax.bar(centres, [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy")
+    ax.bar(centres, [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy per bin")
     ax.plot(
         [b["confidence"] for b in bins],
         [b["accuracy"] for b in bins],
         "o-",
         color="black",
         ms=3,
-        label="mean confidence",
+        label="at the bin's mean confidence",
     )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
