@@ -18,7 +18,8 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+from bench_sequences import latency as sequence_timings
+from bench_sequences import timings
 
 from gesturelab import config
 
@@ -54,31 +55,12 @@ def latency(model_uri: str | None) -> dict:
             build_pipeline("logreg", {"C": 1.0}).fit(sample.data, sample.y)
         )
         model_uri = "logreg C=1 trained here on the sample"
+    hand, batch = sample.X[0], sample.X[:256]
     return {
         "model": model_uri,
         "classifier": predictor.get_model_info()["classifier"],
-        **timings(predictor, sample.X[0], sample.X[:256]),
-    }
-
-
-def timings(predictor, one, batch, single_repeats: int = 500, batch_repeats: int = 50) -> dict:
-    single, batched = [], []
-    for _ in range(20):
-        predictor.predict_single(one)
-    for _ in range(single_repeats):
-        start = time.perf_counter()
-        predictor.predict_single(one)
-        single.append(time.perf_counter() - start)
-    for _ in range(batch_repeats):
-        start = time.perf_counter()
-        predictor.predict_batch(batch)
-        batched.append(time.perf_counter() - start)
-    ms = lambda values, q: 1000 * float(np.percentile(values, q))  # noqa: E731
-    return {
-        "single_median_ms": ms(single, 50),
-        "single_p95_ms": ms(single, 95),
-        "batch256_median_ms": ms(batched, 50),
-        "batch256_p95_ms": ms(batched, 95),
+        "single": timings(lambda: predictor.predict_single(hand), 500),
+        "batch_256": timings(lambda: predictor.predict_batch(batch), 50),
     }
 
 
@@ -86,24 +68,15 @@ def sequence_latency(model_uri: str) -> dict:
     from gesturelab import shrec
     from gesturelab.predictor import GesturePredictor
 
-    data = shrec.load_compact()
     predictor = GesturePredictor.load(model_uri)
-    return {
-        "model": model_uri,
-        **timings(predictor, data.sequences[0], data.sequences[:256], 200, 10),
-    }
+    return {"model": model_uri, **sequence_timings(predictor, shrec.load_compact())}
 
 
 def print_latency(title: str, result: dict, unit: str) -> None:
+    single, batch = result["single"], result["batch_256"]
     print(title)
-    print(
-        f"  single {unit}: median {result['single_median_ms']:.3f} ms, "
-        f"p95 {result['single_p95_ms']:.3f} ms"
-    )
-    print(
-        f"  batch of 256: median {result['batch256_median_ms']:.2f} ms, "
-        f"p95 {result['batch256_p95_ms']:.2f} ms"
-    )
+    print(f"  single {unit}: median {single['median_ms']:.3f} ms, p95 {single['p95_ms']:.3f} ms")
+    print(f"  batch of 256: median {batch['median_ms']:.2f} ms, p95 {batch['p95_ms']:.2f} ms")
 
 
 def main() -> int:
