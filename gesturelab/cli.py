@@ -183,6 +183,8 @@ def cmd_train_seq(args) -> int:
         seed=args.seed,
     )
     register = config.SEQUENCE_MODEL_NAMES[args.classes] if args.register else None
+    if args.validation_fraction == 0:
+        return _train_seq_all_subjects(args, data, train_config, register)
     out = train_and_log(
         data,
         train_config,
@@ -207,6 +209,34 @@ def cmd_train_seq(args) -> int:
         print(f"refit on all {len(data)} sequences: {final.epochs_run} epochs, {seconds:.0f} s")
     run = out["final_run"] or out["validation_run"]
     print(f"model: {run['model_uri']}")
+    if out.get("registered"):
+        print(f"registered: {out['registered']} (version {out['registered_version']})")
+    return 0
+
+
+def _train_seq_all_subjects(args, data, train_config, register) -> int:
+    """No held-out subjects: train on all of them for the tuned epochs (no validation report)."""
+    from gesturelab.seq_experiment import default_epochs, refit_all_subjects
+
+    epochs = default_epochs(train_config, args.classes)
+    out = refit_all_subjects(
+        data,
+        train_config,
+        epochs,
+        {},
+        validation_run=None,
+        experiment=args.experiment,
+        register_as=register,
+        data_path=args.data_root or config.SHREC_TRAIN_NPZ,
+        tags={"validation": "none (all subjects, tuned epochs)"},
+        verbose=2 if args.verbose else 0,
+    )
+    final = out["final_result"]
+    print(
+        f"trained on all {len(data)} sequences for {epochs} epochs "
+        f"(no subjects held out): {final.fit_seconds:.0f} s"
+    )
+    print(f"model: {out['final_run']['model_uri']}")
     if out.get("registered"):
         print(f"registered: {out['registered']} (version {out['registered_version']})")
     return 0
@@ -344,7 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = commands.add_parser("train-seq", help="train a sequence model on SHREC'17/DHG skeletons")
-    p.add_argument("--arch", choices=("lstm", "gru", "tcn", "cnn"), default="tcn")
+    p.add_argument(
+        "--arch",
+        choices=("lstm", "gru", "tcn", "cnn", "ddnet", "ensemble"),
+        default="tcn",
+        help="ensemble: the average of TCN, 1D-CNN and DD-Net, each trained with its defaults",
+    )
     p.add_argument(
         "--data-root",
         help="folder in the original SHREC'17 layout (default: the shipped training split)",
@@ -358,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation-fraction",
         type=float,
         default=0.25,
-        help="share of subjects held out for early stopping and the validation report",
+        help="share of subjects held out for early stopping and the validation report; "
+        "0 trains once on every subject for the tuned epochs",
     )
     p.add_argument(
         "--no-refit",

@@ -207,7 +207,9 @@ class SequencePredictor(GesturePredictor):
         return np.asarray(self.model.predict_on_batch(batch), dtype=np.float64)
 
     def get_model_info(self) -> dict:
-        features = self.model.get_layer("features").get_config()["features"]
+        from gesturelab.seq_models import feature_layer
+
+        features = feature_layer(self.model).get_config()["features"]
         return {
             **self.info,
             "kind": "sequence",

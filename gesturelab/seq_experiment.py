@@ -130,7 +130,7 @@ def train_and_log(
             refit_all_subjects(
                 data,
                 train_config,
-                result.best_epoch,
+                best_epochs(result),
                 report,
                 validation_run=out["validation_run"],
                 experiment=experiment,
@@ -150,7 +150,7 @@ def train_and_log(
 def refit_all_subjects(
     data: SequenceSet,
     train_config,
-    epochs: int,
+    epochs,
     report: dict,
     *,
     validation_run: dict | None,
@@ -164,12 +164,18 @@ def refit_all_subjects(
 ) -> dict:
     """Train on every subject for the epochs validation chose; log and optionally register.
 
+    ``epochs`` is an int, or for an ensemble one int per member (``member_best_epochs``).
+
     The validated model saw only some subjects; more people in training is worth more than
     anything else here (see the scaling study), so the model we keep is trained on all of them.
     """
     from gesturelab.seq_training import fit
 
-    final = fit(data, replace(train_config, epochs=epochs), None, verbose=verbose)
+    if train_config.arch == "ensemble":
+        final_config = replace(train_config, member_epochs=tuple(epochs))
+    else:
+        final_config = replace(train_config, epochs=int(epochs))
+    final = fit(data, final_config, None, verbose=verbose)
     out = {"final_result": final, "model": final.model, "final_run": None}
     if not log:
         return out
@@ -180,14 +186,16 @@ def refit_all_subjects(
         report={},
         experiment=experiment,
         run_name=f"{run_name or train_config.arch} (all subjects)",
-        dataset={**dataset_info(data, data_path), "epochs_from_validation": epochs},
+        dataset={**dataset_info(data, data_path), "epochs_from_validation": str(epochs)},
         tags={
             "run_kind": "final",
             "validated_by_run": (validation_run or {}).get("run_id", ""),
             **(tags or {}),
         },
         extra_metrics={
-            f"selection_val_{k}": report["metrics"][k] for k in ("accuracy", "f1_macro")
+            f"selection_val_{k}": report["metrics"][k]
+            for k in ("accuracy", "f1_macro")
+            if k in report.get("metrics", {})
         },
     )
     if register_as:
@@ -195,14 +203,27 @@ def refit_all_subjects(
     return out
 
 
+def default_epochs(train_config, n_classes: int):
+    """The tuned epochs of ``train_config`` (for an ensemble, of each member)."""
+    from gesturelab.seq_training import member_configs
+
+    if train_config.arch == "ensemble":
+        return tuple(c.epochs for c in member_configs(train_config, n_classes))
+    return train_config.epochs
+
+
+def best_epochs(result):
+    """What ``refit_all_subjects`` takes: the best epoch, or each ensemble member's."""
+    return result.extra.get("member_best_epochs", result.best_epoch)
+
+
 def _register(run: dict, name: str, train_config, report: dict) -> dict:
     import train_with_mlflow as tracking
 
-    version = tracking.register_model(
-        run["model_uri"],
-        name,
-        tags={"arch": train_config.arch, "val_accuracy": report["metrics"]["accuracy"]},
-    )
+    tags = {"arch": train_config.arch}
+    if report.get("metrics"):
+        tags["val_accuracy"] = report["metrics"]["accuracy"]
+    version = tracking.register_model(run["model_uri"], name, tags=tags)
     return {
         "registered": f"models:/{name}@{config.CHAMPION_ALIAS}",
         "registered_version": version.version,

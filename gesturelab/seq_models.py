@@ -16,7 +16,7 @@ from keras import layers, ops
 
 from gesturelab.landmarks import MIDDLE_MCP, N_COORDS, N_LANDMARKS, WRIST
 
-ARCHITECTURES = ("lstm", "gru", "tcn", "cnn")
+ARCHITECTURES = ("lstm", "gru", "tcn", "cnn", "ddnet")
 FEATURE_SETS = {
     # The raw coordinates as recorded, no normalisation: what the GESTO LSTM was given.
     "raw": ("raw",),
@@ -136,6 +136,8 @@ def build_model(
     inputs = keras.Input((frames, N_LANDMARKS * N_COORDS), name="landmarks")
     # Convolutions cannot use a mask (padded frames are zeroed features instead); RNNs skip them.
     recurrent = arch in ("lstm", "gru")
+    if arch == "ddnet":
+        return _ddnet(inputs, n_classes, width, dropout, features)
     x = SequenceFeatures(FEATURE_SETS[features], emit_mask=recurrent, name="features")(inputs)
     if arch == "lstm":
         x = layers.LSTM(64, return_sequences=True, activation=recurrent_activation)(x)
@@ -171,6 +173,40 @@ def build_model(
     return keras.Model(inputs, outputs, name=f"{arch}_{features.replace('+', '_')}")
 
 
+def average_ensemble(members, name: str = "ensemble") -> keras.Model:
+    """One model, one input: the mean of the members' class probabilities.
+
+    Each member keeps its own feature layer, so the ensemble is a plain ``.keras`` file that
+    loads, logs and predicts like any single model here.
+    """
+    members = list(members)
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    shapes = {tuple(m.input_shape[1:]) for m in members} | {(m.output_shape[-1],) for m in members}
+    if len(shapes) != 2:
+        raise ValueError(f"members differ in input or output shape: {sorted(shapes)}")
+    inputs = keras.Input(members[0].input_shape[1:], name="landmarks")
+    outputs = [
+        keras.Model(m.input, m.output, name=f"member{i}_{m.name}")(inputs)
+        for i, m in enumerate(members)
+    ]
+    average = layers.Average(name="gesture")(outputs) if len(outputs) > 1 else outputs[0]
+    return keras.Model(inputs, average, name=name)
+
+
+def feature_layer(model: keras.Model) -> SequenceFeatures:
+    """The first ``SequenceFeatures`` layer of a model, looking inside ensemble members."""
+    for layer in model.layers:
+        if isinstance(layer, SequenceFeatures):
+            return layer
+        if isinstance(layer, keras.Model):
+            try:
+                return feature_layer(layer)
+            except LookupError:
+                continue
+    raise LookupError(f"{model.name} has no SequenceFeatures layer")
+
+
 def _residual_block(x, filters: int, dilation: int, dropout: float):
     residual = x
     x = layers.Conv1D(filters, 3, padding="same", dilation_rate=dilation, use_bias=False)(x)
@@ -186,3 +222,75 @@ def _residual_block(x, filters: int, dilation: int, dropout: float):
 def _pool(x):
     average = layers.GlobalAveragePooling1D()(x)
     return layers.Concatenate()([average, layers.GlobalMaxPooling1D()(x)])
+
+
+@keras.saving.register_keras_serializable(package="gesturelab")
+class FrameDifference(layers.Layer):
+    """Motion at a time scale: x[t] - x[t - stride], keeping every ``stride``-th frame.
+
+    DD-Net's "slow" (stride 1) and "fast" (stride 2) global motion; the first frame has none.
+    """
+
+    def __init__(self, stride: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = int(stride)
+
+    def call(self, x):
+        x = x[:, :: self.stride]
+        valid = ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1, keepdims=True), x.dtype)
+        step = (x[:, 1:] - x[:, :-1]) * valid[:, 1:] * valid[:, :-1]
+        return ops.concatenate([ops.zeros_like(step[:, :1]), step], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        frames = input_shape[1]
+        frames = None if frames is None else -(-frames // self.stride)
+        return (input_shape[0], frames, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
+
+
+def _conv(x, filters: int, kernel: int):
+    x = layers.Conv1D(filters, kernel, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.LeakyReLU(negative_slope=0.2)(x)
+
+
+def _ddnet(inputs, n_classes: int, width: int, dropout: float, features: str) -> keras.Model:
+    """DD-Net (Yang et al., 2019): joint distances plus slow and fast global motion, 1D CNN.
+
+    ``width`` is DD-Net's ``filters`` x 4 (the paper uses 16 filters on SHREC'17: width 64).
+    """
+    filters = max(width // 4, 4)
+    drop = dropout / 3
+    jcd = SequenceFeatures(("distances",), emit_mask=False, name="features")(inputs)
+    pos = SequenceFeatures(("positions",), emit_mask=False, name="positions")(inputs)
+    streams = []
+    for x, pool in (
+        (jcd, True),
+        (FrameDifference(1, name="slow_motion")(pos), True),
+        (FrameDifference(2, name="fast_motion")(pos), False),
+    ):
+        x = _conv(x, filters * 2, 1)
+        x = layers.SpatialDropout1D(drop)(x)
+        x = _conv(x, filters, 3)
+        x = layers.SpatialDropout1D(drop)(x)
+        x = _conv(x, filters, 1)
+        if pool:
+            x = layers.MaxPooling1D(2)(x)
+        streams.append(layers.SpatialDropout1D(drop)(x))
+    x = layers.Concatenate()(streams)
+    for scale, pool in ((2, True), (4, True), (8, False)):
+        x = _conv(x, filters * scale, 3)
+        x = _conv(x, filters * scale, 3)
+        if pool:
+            x = layers.MaxPooling1D(2)(x)
+        x = layers.SpatialDropout1D(drop)(x)
+    x = layers.GlobalMaxPooling1D()(x)
+    for _ in range(2):
+        x = layers.Dense(128, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.LeakyReLU(negative_slope=0.2)(x)
+        x = layers.Dropout(dropout * 5 / 3)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="gesture")(x)
+    return keras.Model(inputs, outputs, name="ddnet")

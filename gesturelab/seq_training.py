@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import keras
 import numpy as np
@@ -39,9 +39,16 @@ class TrainConfig:
     early_stopping: bool = True
     monitor: str = "val_loss"
     seed: int = 0
+    # arch "ensemble" only: the architectures averaged, and (for a refit) each one's epochs.
+    members: tuple = ()
+    member_epochs: tuple = ()
 
     def params(self) -> dict:
-        return dict(self.__dict__)
+        values = dict(self.__dict__)
+        if self.arch != "ensemble":
+            values.pop("members")
+            values.pop("member_epochs")
+        return values
 
 
 @dataclass
@@ -87,6 +94,9 @@ ARCH_DEFAULTS = {
     "gru": {"epochs": 80},
     "tcn": {"epochs": 100},
     "cnn": {"epochs": 100},
+    "ddnet": {"epochs": 150},
+    # epochs 0: every member trains for its own default (an --epochs N applies to all of them).
+    "ensemble": {"epochs": 0, "members": ("tcn", "cnn", "ddnet")},
 }
 
 
@@ -120,6 +130,8 @@ def fit(
     verbose: int = 0,
 ) -> TrainResult:
     """Train on ``train``; with ``validation``, stop early and restore the best epoch."""
+    if config.arch == "ensemble":
+        return fit_ensemble(train, config, validation, callbacks, verbose)
     keras.utils.set_random_seed(config.seed)
     n_classes = len(train.classes)
     model = build_model(
@@ -202,6 +214,67 @@ def fit(
         config=config,
         classes=tuple(train.classes),
     )
+
+
+def member_configs(config: TrainConfig, n_classes: int) -> list[TrainConfig]:
+    """Each member's own tuned configuration, sharing the ensemble's frames and seed."""
+    if not config.members:
+        raise ValueError("an ensemble configuration needs members, e.g. ('tcn', 'cnn')")
+    epochs = list(config.member_epochs) or [config.epochs or None] * len(config.members)
+    if len(epochs) != len(config.members):
+        raise ValueError(f"{len(epochs)} member epochs for {len(config.members)} members")
+    return [
+        config_for(arch, n_classes, epochs=e, frames=config.frames, seed=config.seed)
+        for arch, e in zip(config.members, epochs)
+    ]
+
+
+def fit_ensemble(
+    train: SequenceSet,
+    config: TrainConfig,
+    validation: SequenceSet | None = None,
+    callbacks=(),
+    verbose: int = 0,
+) -> TrainResult:
+    """Fit every member as it would be fitted alone, then average them in one model."""
+    results = [
+        fit(train, member, validation, callbacks, verbose)
+        for member in member_configs(config, len(train.classes))
+    ]
+    return combine_results(results, config)
+
+
+def combine_results(results: list[TrainResult], config: TrainConfig) -> TrainResult:
+    """The ensemble of already fitted members: one model, their curves under their names."""
+    from gesturelab.seq_models import average_ensemble
+
+    history = {
+        f"{k}_{r.config.arch}" if not k.startswith("val_") else f"val_{r.config.arch}_{k[4:]}": v
+        for r in results
+        for k, v in r.history.items()
+    }
+    return TrainResult(
+        model=average_ensemble([r.model for r in results]),
+        history=history,
+        best_epoch=max(r.best_epoch for r in results),
+        epochs_run=max(r.epochs_run for r in results),
+        fit_seconds=sum(r.fit_seconds for r in results),
+        seconds_per_epoch=sum(r.seconds_per_epoch for r in results),
+        config=config,
+        classes=results[0].classes,
+        extra={
+            "member_best_epochs": tuple(r.best_epoch for r in results),
+            "member_epochs_run": tuple(r.epochs_run for r in results),
+            "member_fit_seconds": tuple(round(r.fit_seconds, 1) for r in results),
+        },
+    )
+
+
+def refit_config(result: TrainResult) -> TrainConfig:
+    """The configuration that trains ``result``'s model again for the epochs validation chose."""
+    if result.config.arch == "ensemble":
+        return replace(result.config, member_epochs=result.extra["member_best_epochs"])
+    return replace(result.config, epochs=result.best_epoch)
 
 
 def _one_hot(data: SequenceSet, n_classes: int) -> SequenceSet:

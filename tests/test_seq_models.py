@@ -6,8 +6,23 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from gesturelab import shrec  # noqa: E402
-from gesturelab.seq_models import ARCHITECTURES, SequenceFeatures, build_model  # noqa: E402
-from gesturelab.seq_training import TrainConfig, fit, model_input, predict_proba  # noqa: E402
+from gesturelab.seq_models import (  # noqa: E402
+    ARCHITECTURES,
+    FrameDifference,
+    SequenceFeatures,
+    average_ensemble,
+    build_model,
+    feature_layer,
+)
+from gesturelab.seq_training import (  # noqa: E402
+    TrainConfig,
+    config_for,
+    fit,
+    member_configs,
+    model_input,
+    predict_proba,
+    refit_config,
+)
 from gesturelab.sequences import pad_or_truncate, subject_split  # noqa: E402
 
 
@@ -92,3 +107,46 @@ def test_a_small_tcn_learns_three_gestures_of_unseen_subjects(shipped):
     accuracy = predict_proba(result.model, data.subset(val), 24).argmax(1) == data.labels[val]
     assert accuracy.mean() > 0.8
     assert len(result.history["val_loss"]) == result.epochs_run
+
+
+def test_ddnet_motion_streams_are_frame_differences_at_two_scales():
+    x = np.cumsum(np.random.default_rng(0).normal(size=(2, 8, 63)), axis=1).astype(np.float32)
+    slow = keras.ops.convert_to_numpy(FrameDifference(1)(x))
+    fast = keras.ops.convert_to_numpy(FrameDifference(2)(x))
+    np.testing.assert_allclose(slow[:, 1:], x[:, 1:] - x[:, :-1], atol=1e-5)
+    np.testing.assert_allclose(fast[:, 1:], x[:, 2::2] - x[:, :-2:2], atol=1e-5)
+    assert not slow[:, 0].any() and fast.shape == (2, 4, 63)
+    # a padded (all-zero) frame is no motion, not a jump back to the origin
+    x[:, 6:] = 0
+    assert not keras.ops.convert_to_numpy(FrameDifference(1)(x))[:, 6:].any()
+
+
+def test_ensemble_is_the_mean_of_its_members_and_saves_as_one_model(tmp_path):
+    members = [build_model(arch, 16, 5, width=16, seed=i) for i, arch in enumerate(("tcn", "cnn"))]
+    ensemble = average_ensemble(members)
+    x = np.random.default_rng(1).normal(size=(4, 16, 63)).astype(np.float32)
+    mean = np.mean([keras.ops.convert_to_numpy(m(x)) for m in members], axis=0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ensemble(x)), mean, atol=1e-6)
+    ensemble.save(tmp_path / "ensemble.keras")
+    again = keras.models.load_model(tmp_path / "ensemble.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)), mean, atol=1e-6)
+    assert "distances" in feature_layer(again).get_config()["features"]
+    with pytest.raises(ValueError, match="differ in input or output shape"):
+        average_ensemble([members[0], build_model("tcn", 16, 6, width=16)])
+
+
+def test_ensemble_training_fits_each_member_and_refits_each_for_its_own_epochs(shipped):
+    data = shipped.subset(np.isin(shipped.labels, [0, 6]))
+    data.labels = np.searchsorted([0, 6], data.labels)
+    data.classes = ("grab", "swipe_right")
+    train, val = subject_split(data.subjects, 0.25, seed=0)
+    config = config_for("ensemble", 14, members=("cnn", "ddnet"), epochs=2, frames=16)
+    result = fit(data.subset(train), config, data.subset(val))
+    assert all(1 <= e <= 2 for e in result.extra["member_best_epochs"])
+    assert {"val_cnn_loss", "val_ddnet_loss", "loss_cnn", "loss_ddnet"} <= set(result.history)
+    scores = predict_proba(result.model, data.subset(val), 16)
+    assert scores.shape == (int(val.sum()), 2)
+    again = refit_config(result)
+    assert again.member_epochs == result.extra["member_best_epochs"]
+    members = member_configs(again, 2)
+    assert [(c.arch, c.epochs) for c in members] == list(zip(("cnn", "ddnet"), again.member_epochs))
