@@ -281,9 +281,12 @@ def architecture_leaderboard(
     split_seed: int = 0,
     n_bootstrap: int = 1000,
     log: bool = True,
+    ensemble=("tcn", "cnn", "ddnet"),
 ):
     """Every architecture on every label set, validated on the same held-out subjects.
 
+    With ``ensemble`` (members that are all in ``archs``), the average of those members is
+    scored too, as one more row: the validated members themselves, so it costs no training.
     Returns the leaderboard (one row per model, best first within a label set) and the
     training outputs keyed by (n_classes, arch), for the champion's refit.
     """
@@ -292,10 +295,27 @@ def architecture_leaderboard(
     from gesturelab.evaluation import headline_row, paired_comparison
     from gesturelab.seq_training import config_for
 
+    ensemble = tuple(ensemble or ())
+    with_ensemble = bool(ensemble) and set(ensemble) <= set(archs)
     rows, outputs = [], {}
     for n_classes in class_counts:
         labelled = data.with_classes(n_classes)
-        for arch in archs:
+        for arch in (*archs, "ensemble") if with_ensemble else archs:
+            if arch == "ensemble":
+                out = validate_ensemble(
+                    labelled,
+                    [outputs[(n_classes, m)] for m in ensemble],
+                    validation_fraction=validation_fraction,
+                    split_seed=split_seed,
+                    experiment=experiment,
+                    run_name=f"ensemble {n_classes}-class",
+                    tags={"study": "leaderboard", "n_classes": n_classes},
+                    log=log,
+                    n_bootstrap=n_bootstrap,
+                )
+                outputs[(n_classes, arch)] = out
+                rows.append(_board_row(n_classes, arch, out, headline_row))
+                continue
             out = train_and_log(
                 labelled,
                 config_for(arch, n_classes, epochs=epochs),
@@ -308,20 +328,7 @@ def architecture_leaderboard(
                 n_bootstrap=n_bootstrap,
             )
             outputs[(n_classes, arch)] = out
-            report, result = out["report"], out["result"]
-            rows.append(
-                {
-                    "classes": n_classes,
-                    "arch": arch,
-                    **headline_row(report, "val_"),
-                    "best_epoch": result.best_epoch,
-                    "epochs_run": result.epochs_run,
-                    "seconds_per_epoch": result.seconds_per_epoch,
-                    "fit_seconds": result.fit_seconds,
-                    "parameters": result.model.count_params(),
-                    "run_id": (out["validation_run"] or {}).get("run_id"),
-                }
-            )
+            rows.append(_board_row(n_classes, arch, out, headline_row))
     board = pd.DataFrame(rows).sort_values(
         ["classes", "val_accuracy"], ascending=[True, False], ignore_index=True
     )
@@ -341,3 +348,74 @@ def architecture_leaderboard(
             )
             board.loc[first, "vs_next_p_value"] = test["mcnemar_p"]
     return board, outputs
+
+
+def _board_row(n_classes: int, arch: str, out: dict, headline_row) -> dict:
+    report, result = out["report"], out["result"]
+    return {
+        "classes": n_classes,
+        "arch": arch,
+        **headline_row(report, "val_"),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "fit_seconds": result.fit_seconds,
+        "parameters": result.model.count_params(),
+        "run_id": (out["validation_run"] or {}).get("run_id"),
+    }
+
+
+def validate_ensemble(
+    data: SequenceSet,
+    member_outputs: list[dict],
+    *,
+    validation_fraction: float = 0.25,
+    split_seed: int = 0,
+    experiment: str = config.SEQUENCE_EXPERIMENT,
+    run_name: str = "ensemble",
+    tags: dict | None = None,
+    log: bool = True,
+    n_bootstrap: int = 1000,
+) -> dict:
+    """The average of members already validated by ``train_and_log``, scored and logged.
+
+    The members must come from the same ``validation_fraction`` and ``split_seed``: they are
+    scored on the same held-out subjects, which none of them trained on.
+    """
+    from gesturelab.seq_training import combine_results, config_for
+
+    results = [out["result"] for out in member_outputs]
+    members = tuple(r.config.arch for r in results)
+    frames = results[0].config.frames
+    ensemble_config = config_for("ensemble", len(data.classes), members=members, frames=frames)
+    result = combine_results(results, ensemble_config)
+    _, val_mask = subject_split(data.subjects, validation_fraction, seed=split_seed)
+    val = data.subset(val_mask)
+    report, scores = evaluate_sequences(
+        result.model, val, ensemble_config.frames, n_bootstrap, return_scores=True
+    )
+    out = {
+        "result": result,
+        "report": report,
+        "validation_subjects": [int(s) for s in np.unique(val.subjects)],
+        "val_scores": scores,
+        "val_labels": val.labels,
+        "validation_run": None,
+        "final_run": None,
+        "model": result.model,
+    }
+    if log:
+        import train_with_mlflow as tracking
+
+        info = dataset_info(data)
+        info["subjects_validation"] = " ".join(map(str, np.unique(val.subjects)))
+        out["validation_run"] = tracking.log_sequence_run(
+            result,
+            report=report,
+            experiment=experiment,
+            run_name=run_name,
+            dataset=info,
+            tags={"validation": "by subject", "members": " ".join(members), **(tags or {})},
+            extra_metrics={f"member_{r.config.arch}_best_epoch": r.best_epoch for r in results},
+        )
+    return out

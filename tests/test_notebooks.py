@@ -50,7 +50,7 @@ def test_reproduce_quick(mlflow_store, tmp_path):
     ):
         assert (tmp_path / "figures" / name).exists(), name
     sequence_board = (tmp_path / "reports" / "sequence_leaderboard.csv").read_text()
-    for arch in ("lstm", "gru", "tcn", "cnn"):
+    for arch in ("lstm", "gru", "tcn", "cnn", "ddnet", "ensemble"):
         assert f"14,{arch}," in sequence_board and f"28,{arch}," in sequence_board
     champions = json.loads((tmp_path / "reports" / "sequence_champions.json").read_text())
     assert champions["14"]["model_uri"] == "models:/shrec17-14-gestures@champion"
