@@ -281,30 +281,51 @@ def architecture_leaderboard(
     split_seed: int = 0,
     n_bootstrap: int = 1000,
     log: bool = True,
-    ensemble=("tcn", "cnn", "ddnet"),
+    ensemble=None,
 ):
     """Every architecture on every label set, validated on the same held-out subjects.
 
-    With ``ensemble`` (members that are all in ``archs``), the average of those members is
-    scored too, as one more row: the validated members themselves, so it costs no training.
+    With ``ensemble`` (architecture names, repeated for more seeds), the average of those
+    members is scored too, as one more row: members the leaderboard has already validated are
+    reused as they are; only the others (a second seed) are trained.
     Returns the leaderboard (one row per model, best first within a label set) and the
     training outputs keyed by (n_classes, arch), for the champion's refit.
     """
     import pandas as pd
 
     from gesturelab.evaluation import headline_row, paired_comparison
-    from gesturelab.seq_training import config_for
+    from gesturelab.seq_training import config_for, member_configs
 
-    ensemble = tuple(ensemble or ())
-    with_ensemble = bool(ensemble) and set(ensemble) <= set(archs)
+    # None: the default members of arch "ensemble"; () scores no ensemble.
+    ensemble = config_for("ensemble").members if ensemble is None else tuple(ensemble)
+    with_ensemble = bool(ensemble)
     rows, outputs = [], {}
     for n_classes in class_counts:
         labelled = data.with_classes(n_classes)
         for arch in (*archs, "ensemble") if with_ensemble else archs:
             if arch == "ensemble":
+                members = []
+                for member in member_configs(
+                    config_for("ensemble", n_classes, members=ensemble, epochs=epochs), n_classes
+                ):
+                    known = outputs.get((n_classes, member.arch))
+                    if known is None or known["result"].config.seed != member.seed:
+                        # a member the leaderboard has not trained (another seed of an arch)
+                        known = train_and_log(
+                            labelled,
+                            member,
+                            validation_fraction=validation_fraction,
+                            split_seed=split_seed,
+                            experiment=experiment,
+                            run_name=f"{member.arch} seed {member.seed} {n_classes}-class",
+                            tags={"study": "ensemble member", "n_classes": n_classes},
+                            log=log,
+                            n_bootstrap=n_bootstrap,
+                        )
+                    members.append(known)
                 out = validate_ensemble(
                     labelled,
-                    [outputs[(n_classes, m)] for m in ensemble],
+                    members,
                     validation_fraction=validation_fraction,
                     split_seed=split_seed,
                     experiment=experiment,

@@ -94,7 +94,7 @@ ARCH_DEFAULTS = {
     "gru": {"epochs": 80},
     "tcn": {"epochs": 100},
     "cnn": {"epochs": 100},
-    "ddnet": {"epochs": 150},
+    "ddnet": {"epochs": 150, "width": 64},
     # epochs 0: every member trains for its own default (an --epochs N applies to all of them).
     "ensemble": {"epochs": 0, "members": ("tcn", "cnn", "ddnet")},
 }
@@ -228,15 +228,25 @@ def fit(
 
 
 def member_configs(config: TrainConfig, n_classes: int) -> list[TrainConfig]:
-    """Each member's own tuned configuration, sharing the ensemble's frames and seed."""
+    """Each member's own tuned configuration, sharing the ensemble's frames.
+
+    An architecture that appears again gets the next seed (``("ddnet", "ddnet")`` is two
+    differently initialised DD-Nets); the first of each keeps the ensemble's seed.
+    """
     if not config.members:
         raise ValueError("an ensemble configuration needs members, e.g. ('tcn', 'cnn')")
     epochs = list(config.member_epochs) or [config.epochs or None] * len(config.members)
     if len(epochs) != len(config.members):
         raise ValueError(f"{len(epochs)} member epochs for {len(config.members)} members")
     return [
-        config_for(arch, n_classes, epochs=e, frames=config.frames, seed=config.seed)
-        for arch, e in zip(config.members, epochs)
+        config_for(
+            arch,
+            n_classes,
+            epochs=e,
+            frames=config.frames,
+            seed=config.seed + config.members[:i].count(arch),
+        )
+        for i, (arch, e) in enumerate(zip(config.members, epochs))
     ]
 
 

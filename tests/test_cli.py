@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import train_with_mlflow as tracking
-from gesturelab import config
+from gesturelab import config, shrec
 from gesturelab.static_data import prepare
 
 
@@ -154,6 +154,29 @@ def test_train_seq_then_evaluate_seq_on_the_original_layout(env, tmp_path):
     assert [m.step for m in history] == [1, 2, 3]
     artifacts = [a.path for a in MlflowClient().list_artifacts(validation["run_id"])]
     assert "tensorboard" in artifacts and "val_evaluation_report.json" in artifacts
+
+
+@pytest.mark.slow
+def test_train_seq_ensemble_on_every_subject_loads_as_one_predictor(env, tmp_path):
+    """--validation-fraction 0: no subjects held out, every member trained once, one model."""
+    out = gesturelab(
+        "train-seq", "--arch", "ensemble", "--epochs", "1", "--validation-fraction", "0",
+        "--experiment", "ensemble-cli-test",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "trained on all 1960 sequences" in out.stdout
+    model_uri = out.stdout.split("model: ")[1].split()[0]
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["ensemble-cli-test"])
+    assert list(runs["tags.run_kind"]) == ["final"]
+    assert runs["params.arch"].iloc[0] == "ensemble"
+    from gesturelab.predictor import GesturePredictor
+
+    predictor = GesturePredictor.load(model_uri)  # the store of mlflow_store, set in os.environ
+    sequence = shrec.load_compact().sequences[0]
+    assert len(predictor.predict_distribution([sequence])[0]) == 14
+    assert "distances" in predictor.get_model_info()["features"]
 
 
 def test_evaluate_seq_names_a_missing_model(env, tmp_path):

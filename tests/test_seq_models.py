@@ -150,3 +150,5 @@ def test_ensemble_training_fits_each_member_and_refits_each_for_its_own_epochs(s
     assert again.member_epochs == result.extra["member_best_epochs"]
     members = member_configs(again, 2)
     assert [(c.arch, c.epochs) for c in members] == list(zip(("cnn", "ddnet"), again.member_epochs))
+    seeds = member_configs(config_for("ensemble", 14, members=("ddnet", "cnn", "ddnet")), 14)
+    assert [c.seed for c in seeds] == [0, 0, 1]
