@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--arch",
         choices=("lstm", "gru", "tcn", "cnn", "ddnet", "ensemble"),
         default="tcn",
-        help="ensemble: the average of TCN, 1D-CNN and DD-Net, each trained with its defaults",
+        help="ensemble: the average of DD-Net and 1D-CNN, each trained with its defaults",
     )
     p.add_argument(
         "--data-root",

@@ -160,11 +160,14 @@ def scaling_study(
     max_epochs: int = 300,
     seed: int = 0,
     base: TrainConfig | None = None,
+    features: str | None = "full",
 ) -> pd.DataFrame:
     """Held-out-subject accuracy against sequences per class (None = every sequence).
 
     Every run gets about the same number of weight updates (``steps``), so small sets are not
     cut short; there is no early stopping, because there is no validation data to spare.
+    Every architecture gets the same ``features`` (None: each one's tuned default), so the
+    curves compare architectures, not inputs.
     """
     from gesturelab.seq_training import config_for
 
@@ -177,6 +180,8 @@ def scaling_study(
             batches = int(np.ceil(len(train) / config.batch_size))
             epochs = int(np.clip(round(steps / batches), min_epochs, max_epochs))
             config = replace(config, arch=arch, epochs=epochs, seed=seed)
+            if features:
+                config = replace(config, features=features)
             result = fit(train, config, None)
             rows.append(
                 {
