@@ -152,3 +152,17 @@ def test_ensemble_training_fits_each_member_and_refits_each_for_its_own_epochs(s
     assert [(c.arch, c.epochs) for c in members] == list(zip(("cnn", "ddnet"), again.member_epochs))
     seeds = member_configs(config_for("ensemble", 14, members=("ddnet", "cnn", "ddnet")), 14)
     assert [c.seed for c in seeds] == [0, 0, 1]
+
+
+@pytest.mark.parametrize("arch", [*ARCHITECTURES, "ensemble"])
+def test_moving_or_scaling_the_hand_does_not_change_any_model(arch, shipped):
+    """Even untrained, every architecture sees the same input after a move or a zoom."""
+    if arch == "ensemble":
+        model = average_ensemble([build_model(a, 32, 14, seed=1) for a in ("ddnet", "cnn")])
+    else:
+        model = build_model(arch, 32, 14, seed=1)
+    x = model_input(shipped.subset(np.arange(6)), 32)
+    moved = (x.reshape(6, 32, 21, 3) * 1.6 + np.array([0.2, -0.4, 0.3])).reshape(6, 32, 63)
+    base = keras.ops.convert_to_numpy(model(x))
+    again = keras.ops.convert_to_numpy(model(moved.astype(np.float32)))
+    np.testing.assert_allclose(again, base, atol=1e-4)
