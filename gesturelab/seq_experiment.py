@@ -299,6 +299,14 @@ def architecture_leaderboard(
     # None: the default members of arch "ensemble"; () scores no ensemble.
     ensemble = config_for("ensemble").members if ensemble is None else tuple(ensemble)
     with_ensemble = bool(ensemble)
+    # every model of the board is validated the same way, on the same subjects
+    common = {
+        "validation_fraction": validation_fraction,
+        "split_seed": split_seed,
+        "experiment": experiment,
+        "log": log,
+        "n_bootstrap": n_bootstrap,
+    }
     rows, outputs = [], {}
     for n_classes in class_counts:
         labelled = data.with_classes(n_classes)
@@ -314,25 +322,17 @@ def architecture_leaderboard(
                         known = train_and_log(
                             labelled,
                             member,
-                            validation_fraction=validation_fraction,
-                            split_seed=split_seed,
-                            experiment=experiment,
                             run_name=f"{member.arch} seed {member.seed} {n_classes}-class",
                             tags={"study": "ensemble member", "n_classes": n_classes},
-                            log=log,
-                            n_bootstrap=n_bootstrap,
+                            **common,
                         )
                     members.append(known)
                 out = validate_ensemble(
                     labelled,
                     members,
-                    validation_fraction=validation_fraction,
-                    split_seed=split_seed,
-                    experiment=experiment,
                     run_name=f"ensemble {n_classes}-class",
                     tags={"study": "leaderboard", "n_classes": n_classes},
-                    log=log,
-                    n_bootstrap=n_bootstrap,
+                    **common,
                 )
                 outputs[(n_classes, arch)] = out
                 rows.append(_board_row(n_classes, arch, out, headline_row))
@@ -340,13 +340,9 @@ def architecture_leaderboard(
             out = train_and_log(
                 labelled,
                 config_for(arch, n_classes, epochs=epochs),
-                validation_fraction=validation_fraction,
-                split_seed=split_seed,
-                experiment=experiment,
                 run_name=f"{arch} {n_classes}-class",
                 tags={"study": "leaderboard", "n_classes": n_classes},
-                log=log,
-                n_bootstrap=n_bootstrap,
+                **common,
             )
             outputs[(n_classes, arch)] = out
             rows.append(_board_row(n_classes, arch, out, headline_row))
