@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--arch",
         choices=("lstm", "gru", "tcn", "cnn", "ddnet", "ensemble"),
-        default="tcn",
+        default="ddnet",
         help="ensemble: the average of DD-Net and 1D-CNN, each trained with its defaults",
     )
     p.add_argument(
