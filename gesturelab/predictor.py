@@ -207,9 +207,9 @@ class SequencePredictor(GesturePredictor):
         return np.asarray(self.model.predict_on_batch(batch), dtype=np.float64)
 
     def get_model_info(self) -> dict:
-        from gesturelab.seq_models import feature_layer
+        from gesturelab.seq_models import model_features
 
-        features = feature_layer(self.model).get_config()["features"]
+        features = model_features(self.model)
         return {
             **self.info,
             "kind": "sequence",

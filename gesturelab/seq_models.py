@@ -194,17 +194,20 @@ def average_ensemble(members, name: str = "ensemble") -> keras.Model:
     return keras.Model(inputs, average, name=name)
 
 
-def feature_layer(model: keras.Model) -> SequenceFeatures:
-    """The first ``SequenceFeatures`` layer of a model, looking inside ensemble members."""
+def feature_layers(model: keras.Model) -> list[SequenceFeatures]:
+    """Every ``SequenceFeatures`` layer of a model, looking inside ensemble members."""
+    found = []
     for layer in model.layers:
         if isinstance(layer, SequenceFeatures):
-            return layer
-        if isinstance(layer, keras.Model):
-            try:
-                return feature_layer(layer)
-            except LookupError:
-                continue
-    raise LookupError(f"{model.name} has no SequenceFeatures layer")
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(feature_layers(layer))
+    return found
+
+
+def model_features(model: keras.Model) -> list[str]:
+    """The features a model computes from its raw input, in order, each once."""
+    return list(dict.fromkeys(f for layer in feature_layers(model) for f in layer.features))
 
 
 def _residual_block(x, filters: int, dilation: int, dropout: float):

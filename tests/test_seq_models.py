@@ -12,7 +12,7 @@ from gesturelab.seq_models import (  # noqa: E402
     SequenceFeatures,
     average_ensemble,
     build_model,
-    feature_layer,
+    model_features,
 )
 from gesturelab.seq_training import (  # noqa: E402
     TrainConfig,
@@ -130,7 +130,7 @@ def test_ensemble_is_the_mean_of_its_members_and_saves_as_one_model(tmp_path):
     ensemble.save(tmp_path / "ensemble.keras")
     again = keras.models.load_model(tmp_path / "ensemble.keras")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)), mean, atol=1e-6)
-    assert "distances" in feature_layer(again).get_config()["features"]
+    assert model_features(again) == ["positions", "local", "velocities", "distances"]
     with pytest.raises(ValueError, match="differ in input or output shape"):
         average_ensemble([members[0], build_model("tcn", 16, 6, width=16)])
 
