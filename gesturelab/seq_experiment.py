@@ -102,15 +102,7 @@ def train_and_log(
         subjects_train=" ".join(map(str, np.unique(train.subjects))),
         subjects_validation=" ".join(map(str, np.unique(val.subjects))),
     )
-    out = {
-        "result": result,
-        "report": report,
-        "validation_subjects": [int(s) for s in np.unique(val.subjects)],
-        "val_scores": scores,
-        "val_labels": val.labels,
-        "validation_run": None,
-        "final_run": None,
-    }
+    out = _validated(result, report, scores, val)
     if log:
         import train_with_mlflow as tracking
 
@@ -201,6 +193,19 @@ def refit_all_subjects(
     if register_as:
         out.update(_register(out["final_run"], register_as, train_config, report))
     return out
+
+
+def _validated(result, report: dict, scores, val: SequenceSet) -> dict:
+    """What every validated model hands on: the fit, its report and its held-out scores."""
+    return {
+        "result": result,
+        "report": report,
+        "validation_subjects": [int(s) for s in np.unique(val.subjects)],
+        "val_scores": scores,
+        "val_labels": val.labels,
+        "validation_run": None,
+        "final_run": None,
+    }
 
 
 def default_epochs(train_config, n_classes: int):
@@ -411,16 +416,8 @@ def validate_ensemble(
     report, scores = evaluate_sequences(
         result.model, val, ensemble_config.frames, n_bootstrap, return_scores=True
     )
-    out = {
-        "result": result,
-        "report": report,
-        "validation_subjects": [int(s) for s in np.unique(val.subjects)],
-        "val_scores": scores,
-        "val_labels": val.labels,
-        "validation_run": None,
-        "final_run": None,
-        "model": result.model,
-    }
+    out = _validated(result, report, scores, val)
+    out["model"] = result.model
     if log:
         import train_with_mlflow as tracking
 
