@@ -8,6 +8,7 @@ keras = pytest.importorskip("keras")
 from gesturelab import shrec  # noqa: E402
 from gesturelab.seq_models import (  # noqa: E402
     ARCHITECTURES,
+    AdamW,
     FrameDifference,
     SequenceFeatures,
     average_ensemble,
@@ -15,6 +16,8 @@ from gesturelab.seq_models import (  # noqa: E402
     model_features,
 )
 from gesturelab.seq_training import (  # noqa: E402
+    EpochSummaries,
+    StopOnNaN,
     TrainConfig,
     config_for,
     fit,
@@ -107,6 +110,58 @@ def test_a_small_tcn_learns_three_gestures_of_unseen_subjects(shipped):
     accuracy = predict_proba(result.model, data.subset(val), 24).argmax(1) == data.labels[val]
     assert accuracy.mean() > 0.8
     assert len(result.history["val_loss"]) == result.epochs_run
+
+
+def _trained_weights(optimizer, x, y):
+    keras.utils.set_random_seed(3)
+    model = build_model("cnn", 16, 3, width=8, seed=3)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy")
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False)
+    return model.get_weights()
+
+
+def test_adamw_decays_with_the_schedule_evaluated_once_and_matches_keras(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 16, 63)).astype(np.float32)
+    y = keras.utils.to_categorical(np.arange(16) % 3, 3)
+
+    def schedule():
+        return keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=8, alpha=0.01)
+
+    ours = _trained_weights(AdamW(schedule(), weight_decay=0.05), x, y)
+    theirs = _trained_weights(keras.optimizers.AdamW(schedule(), weight_decay=0.05), x, y)
+    untouched = _trained_weights(keras.optimizers.Adam(schedule()), x, y)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # the decay did something: without it the weights differ
+    assert max(np.abs(a - b).max() for a, b in zip(ours, untouched)) > 1e-4
+    model = build_model("cnn", 16, 3, width=8)
+    model.compile(optimizer=AdamW(schedule()), loss="categorical_crossentropy")
+    model.save(tmp_path / "compiled.keras")
+    assert isinstance(keras.models.load_model(tmp_path / "compiled.keras").optimizer, AdamW)
+
+
+def test_epoch_summaries_are_tensorboard_scalars_and_nan_stops_training(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    x = np.random.default_rng(0).normal(size=(8, 16, 63)).astype(np.float32)
+    y = keras.utils.to_categorical(np.arange(8) % 3, 3)
+    model = build_model("cnn", 16, 3, width=8)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(
+        x, y, validation_data=(x, y), epochs=3, verbose=0, callbacks=[EpochSummaries(tmp_path)]
+    )
+    tags = {}
+    for split in ("train", "validation"):
+        for event_file in (tmp_path / split).iterdir():
+            for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+                for value in event.summary.value:
+                    tags.setdefault((split, value.tag), []).append(event.step)
+    assert tags[("train", "epoch_loss")] == [0, 1, 2]
+    assert tags[("validation", "epoch_loss")] == [0, 1, 2]
+    assert ("train", "epoch_learning_rate") in tags
+    y[0, 0] = np.nan
+    history = model.fit(x, y, epochs=5, verbose=0, callbacks=[StopOnNaN()])
+    assert len(history.history["loss"]) == 1
 
 
 def test_ddnet_motion_streams_are_frame_differences_at_two_scales():
