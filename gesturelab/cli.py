@@ -170,12 +170,14 @@ def cmd_predict(args) -> int:
 def cmd_train_seq(args) -> int:
     from gesturelab import shrec
     from gesturelab.seq_experiment import train_and_log
-    from gesturelab.seq_training import config_for
+    from gesturelab.seq_training import BEST_ARCH, config_for
 
     data = shrec.load(args.data_root, args.split, args.classes, progress=True)
     print(f"{data.source}: {data.summary()}")
+    arch = args.arch or BEST_ARCH[args.classes]
+    print(f"architecture: {arch}" + ("" if args.arch else f" (the best on {args.classes} classes)"))
     train_config = config_for(
-        args.arch,
+        arch,
         args.classes,
         epochs=args.epochs,
         frames=args.frames,
@@ -377,8 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--arch",
         choices=("lstm", "gru", "tcn", "cnn", "ddnet", "ensemble"),
-        default="ddnet",
-        help="ensemble: the average of DD-Net and 1D-CNN, each trained with its defaults",
+        help="default: the leaderboard's best for --classes (ddnet for 14, ensemble for 28); "
+        "ensemble: the average of DD-Net and 1D-CNN, each trained with its defaults",
     )
     p.add_argument(
         "--data-root",

@@ -155,6 +155,12 @@ ARCH_DEFAULTS = {
 }
 
 
+# What ``train-seq`` trains unless told: the winner of notebook 03's leaderboard per label set
+# on the validation subjects (DD-Net 0.964 on 14 classes; on 28 the DD-Net + 1D-CNN average
+# 0.918 against DD-Net alone 0.904).
+BEST_ARCH = {14: "ddnet", 28: "ensemble"}
+
+
 # The 28-class task separates one finger from the whole hand: strong rotations blur that, and
 # the TCN scored 0.900 with mild augmentation against 0.876 and 0.882 with the full preset
 # (no augmentation 0.902). On 14 classes the full preset won (0.948 twice, mild 0.930).

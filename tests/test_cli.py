@@ -158,13 +158,14 @@ def test_train_seq_then_evaluate_seq_on_the_original_layout(env, tmp_path):
 
 @pytest.mark.slow
 def test_train_seq_ensemble_on_every_subject_loads_as_one_predictor(env, tmp_path):
-    """--validation-fraction 0: no subjects held out, every member trained once, one model."""
+    """28 classes default to the ensemble; --validation-fraction 0 trains each member once."""
     out = gesturelab(
-        "train-seq", "--arch", "ensemble", "--epochs", "1", "--validation-fraction", "0",
+        "train-seq", "--classes", "28", "--epochs", "1", "--validation-fraction", "0",
         "--experiment", "ensemble-cli-test",
         env=env, cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "architecture: ensemble (the best on 28 classes)" in out.stdout
     assert "trained on all 1960 sequences" in out.stdout
     model_uri = out.stdout.split("model: ")[1].split()[0]
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
@@ -175,7 +176,7 @@ def test_train_seq_ensemble_on_every_subject_loads_as_one_predictor(env, tmp_pat
 
     predictor = GesturePredictor.load(model_uri)  # the store of mlflow_store, set in os.environ
     sequence = shrec.load_compact().sequences[0]
-    assert len(predictor.predict_distribution([sequence])[0]) == 14
+    assert len(predictor.predict_distribution([sequence])[0]) == 28
     assert "distances" in predictor.get_model_info()["features"]
 
 
