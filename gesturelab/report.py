@@ -29,14 +29,19 @@ class Scored:
     extra: dict = field(default_factory=dict)
 
 
-def _champion_source_run(model_name: str, tag: str) -> str | None:
+def _champion_tags(model_name: str) -> dict:
+    """The tags of the run the registered champion was logged from; {} when there is none."""
     import train_with_mlflow as tracking
 
     try:
         info = tracking.model_version_info(f"models:/{model_name}@{config.CHAMPION_ALIAS}")
     except Exception:  # noqa: BLE001  no champion registered (yet) is a normal state here
-        return None
-    return tracking.run_tags(info["run_id"]).get(tag)
+        return {}
+    return tracking.run_tags(info["run_id"])
+
+
+def _champion_source_run(model_name: str, tag: str) -> str | None:
+    return _champion_tags(model_name).get(tag)
 
 
 def score_static(processed_path, experiment=config.STATIC_EXPERIMENT, n_bootstrap=1000):
@@ -97,10 +102,7 @@ def score_sequences(experiment=config.SEQUENCE_EXPERIMENT, n_bootstrap=1000, dat
         ["tags.n_classes", "tags.model_family"], keep="last"
     )
     data = data if data is not None else shrec.load_compact()
-    champions = {
-        n: _champion_source_run(name, "validated_by_run")
-        for n, name in config.SEQUENCE_MODEL_NAMES.items()
-    }
+    champions = {n: _champion_tags(name) for n, name in config.SEQUENCE_MODEL_NAMES.items()}
     scored = []
     for _, run in runs.sort_values(["tags.n_classes", "tags.model_family"]).iterrows():
         n_classes = int(run["tags.n_classes"])
@@ -121,11 +123,23 @@ def score_sequences(experiment=config.SEQUENCE_EXPERIMENT, n_bootstrap=1000, dat
                 report=report,
                 y_true=names[held_out.labels],
                 y_pred=names[scores.argmax(axis=1)],
-                champion=run["run_id"] == champions.get(n_classes),
+                champion=_is_champion_row(run, runs, champions.get(n_classes, {})),
                 extra={"held_out": held_out, "scores": scores},
             )
         )
     return scored
+
+
+def _is_champion_row(run, leaderboard, champion: dict) -> bool:
+    """The leaderboard row the champion was validated by, else the row of its architecture.
+
+    A champion trained by ``train-seq`` was validated by its own run, not a leaderboard row;
+    the leaderboard's row of the same architecture and label set stands for it.
+    """
+    same_task = leaderboard[leaderboard["tags.n_classes"] == run["tags.n_classes"]]
+    if champion.get("validated_by_run") in set(same_task["run_id"]):
+        return run["run_id"] == champion["validated_by_run"]
+    return bool(champion) and run["tags.model_family"] == champion.get("model_family")
 
 
 def summary(scored: list[Scored]) -> pd.DataFrame:

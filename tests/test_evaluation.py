@@ -118,3 +118,23 @@ def test_weakest_classes_name_misses_and_absorptions():
     described = {name: how for name, _, how in weakest_classes(scored, k=4)}
     assert described["a"] == "mostly taken for b"
     assert described["c"] == "d taken for it"
+
+
+def test_report_marks_the_champion_row_by_its_validation_run_else_its_architecture():
+    import pandas as pd
+
+    from gesturelab.report import _is_champion_row
+
+    board = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c"],
+            "tags.n_classes": ["14", "14", "28"],
+            "tags.model_family": ["ddnet", "tcn", "ddnet"],
+        }
+    )
+    rows = [row for _, row in board.iterrows()]
+    from_notebook = {"validated_by_run": "b", "model_family": "tcn"}
+    assert [_is_champion_row(r, board, from_notebook) for r in rows[:2]] == [False, True]
+    from_cli = {"validated_by_run": "elsewhere", "model_family": "ddnet"}
+    assert [_is_champion_row(r, board, from_cli) for r in rows] == [True, False, True]
+    assert not any(_is_champion_row(r, board, {}) for r in rows)
