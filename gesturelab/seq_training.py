@@ -134,8 +134,11 @@ class EpochSummaries(keras.callbacks.Callback):
         self._write("train", "epoch_learning_rate", rate, epoch)
 
     def on_train_end(self, logs=None):
+        # An ensemble's members train one after another with the same callbacks: the next
+        # fit opens new event files.
         for writer in self.writers.values():
             writer.close()
+        self.writers = {}
 
 
 # Defaults per architecture, chosen on subject-wise validation of the shipped training split.
