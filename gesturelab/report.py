@@ -40,10 +40,6 @@ def _champion_tags(model_name: str) -> dict:
     return tracking.run_tags(info["run_id"])
 
 
-def _champion_source_run(model_name: str, tag: str) -> str | None:
-    return _champion_tags(model_name).get(tag)
-
-
 def score_static(processed_path, experiment=config.STATIC_EXPERIMENT, n_bootstrap=1000):
     """Each family's selected configuration on the HaGRID test split (its model never saw it)."""
     import train_with_mlflow as tracking
@@ -58,7 +54,7 @@ def score_static(processed_path, experiment=config.STATIC_EXPERIMENT, n_bootstra
         return []
     runs = runs[runs["metrics.test_accuracy"].notna()].sort_values("start_time")
     runs = runs.drop_duplicates("tags.model_family", keep="last")
-    champion_run = _champion_source_run(config.STATIC_MODEL_NAME, "selected_from_run")
+    champion_run = _champion_tags(config.STATIC_MODEL_NAME).get("selected_from_run")
     scored = []
     for _, run in runs.iterrows():
         predictor = GesturePredictor.load(f"runs:/{run['run_id']}/model")

@@ -84,14 +84,15 @@ def train_and_log(
     With ``refit`` the final model is trained on all subjects for the number of epochs that
     was best on validation, logged as its own run, and registered when ``register_as`` is set.
     """
+    import keras
 
-    from gesturelab.seq_training import EpochSummaries, fit
+    from gesturelab.seq_training import fit
 
     run_name = run_name or f"{train_config.arch} {len(data.classes)}-class"
     train_mask, val_mask = subject_split(data.subjects, validation_fraction, seed=split_seed)
     train, val = data.subset(train_mask), data.subset(val_mask)
     board_dir = config.TENSORBOARD_DIR / f"{run_name.replace(' ', '_')}-{time.strftime('%H%M%S')}"
-    callbacks = [EpochSummaries(board_dir)] if log else []
+    callbacks = [keras.callbacks.TensorBoard(str(board_dir), histogram_freq=0)] if log else []
     result = fit(train, train_config, val, callbacks=callbacks, verbose=verbose)
     report, scores = evaluate_sequences(
         result.model, val, train_config.frames, n_bootstrap, return_scores=True

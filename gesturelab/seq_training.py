@@ -8,11 +8,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import keras
 import numpy as np
-from keras import ops
 
 from gesturelab.landmarks import N_COORDS, N_LANDMARKS
 from gesturelab.seq_models import AdamW, build_model
@@ -86,59 +84,6 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.order = self.rng.permutation(len(self.data))
-
-
-class StopOnNaN(keras.callbacks.Callback):
-    """Stop when an epoch ends with a NaN loss.
-
-    ``keras.callbacks.TerminateOnNaN`` checks every batch, which makes ``fit`` wait for each
-    step (no asynchronous dispatch): about 0.4 s per DD-Net epoch here.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            print(f"epoch {epoch + 1}: loss is {loss}, training stopped")
-            self.model.stop_training = True
-
-
-class EpochSummaries(keras.callbacks.Callback):
-    """TensorBoard scalars once per epoch, laid out as ``keras.callbacks.TensorBoard`` does.
-
-    Keras' own callback hooks every batch and so, like ``TerminateOnNaN``, stops ``fit``
-    from dispatching steps asynchronously. This one writes ``epoch_<metric>`` under
-    ``train/`` and ``validation/`` and the learning rate, which is what epoch-level
-    TensorBoard logging shows.
-    """
-
-    def __init__(self, log_dir):
-        super().__init__()
-        self.log_dir = Path(log_dir)
-        self.writers = {}
-
-    def _write(self, split: str, name: str, value: float, step: int):
-        import tensorflow as tf
-
-        if split not in self.writers:
-            self.writers[split] = tf.summary.create_file_writer(str(self.log_dir / split))
-        with self.writers[split].as_default():
-            tf.summary.scalar(name, value, step=step)
-
-    def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
-            if key.startswith("val_"):
-                self._write("validation", f"epoch_{key[4:]}", value, epoch)
-            else:
-                self._write("train", f"epoch_{key}", value, epoch)
-        rate = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        self._write("train", "epoch_learning_rate", rate, epoch)
-
-    def on_train_end(self, logs=None):
-        # An ensemble's members train one after another with the same callbacks: the next
-        # fit opens new event files.
-        for writer in self.writers.values():
-            writer.close()
-        self.writers = {}
 
 
 # Defaults per architecture, chosen on subject-wise validation of the shipped training split.
@@ -244,7 +189,7 @@ def fit(
     else:
         x_train = model_input(train, config.frames)
         y_train = keras.utils.to_categorical(train.labels, n_classes)
-    callbacks = [*callbacks, StopOnNaN()]
+    callbacks = [*callbacks, keras.callbacks.TerminateOnNaN()]
     val_data = None
     if validation is not None and len(validation):
         val_data = (

@@ -16,8 +16,6 @@ from gesturelab.seq_models import (  # noqa: E402
     model_features,
 )
 from gesturelab.seq_training import (  # noqa: E402
-    EpochSummaries,
-    StopOnNaN,
     TrainConfig,
     config_for,
     fit,
@@ -139,30 +137,6 @@ def test_adamw_decays_with_the_schedule_evaluated_once_and_matches_keras(tmp_pat
     model.compile(optimizer=AdamW(schedule()), loss="categorical_crossentropy")
     model.save(tmp_path / "compiled.keras")
     assert isinstance(keras.models.load_model(tmp_path / "compiled.keras").optimizer, AdamW)
-
-
-def test_epoch_summaries_are_tensorboard_scalars_and_nan_stops_training(tmp_path):
-    tf = pytest.importorskip("tensorflow")
-    x = np.random.default_rng(0).normal(size=(8, 16, 63)).astype(np.float32)
-    y = keras.utils.to_categorical(np.arange(8) % 3, 3)
-    model = build_model("cnn", 16, 3, width=8)
-    model.compile(optimizer="adam", loss="categorical_crossentropy")
-    summaries = EpochSummaries(tmp_path)
-    model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0, callbacks=[summaries])
-    # the same callback in a second fit (an ensemble's next member) writes new event files
-    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=[summaries])
-    tags = {}
-    for split in ("train", "validation"):
-        for event_file in (tmp_path / split).iterdir():
-            for event in tf.compat.v1.train.summary_iterator(str(event_file)):
-                for value in event.summary.value:
-                    tags.setdefault((split, value.tag), []).append(event.step)
-    assert sorted(tags[("train", "epoch_loss")]) == [0, 0, 1, 1, 2]
-    assert sorted(tags[("validation", "epoch_loss")]) == [0, 0, 1, 1, 2]
-    assert ("train", "epoch_learning_rate") in tags
-    y[0, 0] = np.nan
-    history = model.fit(x, y, epochs=5, verbose=0, callbacks=[StopOnNaN()])
-    assert len(history.history["loss"]) == 1
 
 
 def test_ddnet_motion_streams_are_frame_differences_at_two_scales():
