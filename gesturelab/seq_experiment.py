@@ -337,7 +337,9 @@ def architecture_leaderboard(
                     members,
                     run_name=f"ensemble {n_classes}-class",
                     tags={"study": "leaderboard", "n_classes": n_classes},
-                    **common,
+                    experiment=experiment,
+                    log=log,
+                    n_bootstrap=n_bootstrap,
                 )
                 outputs[(n_classes, arch)] = out
                 rows.append(_board_row(n_classes, arch, out, headline_row))
@@ -391,8 +393,6 @@ def validate_ensemble(
     data: SequenceSet,
     member_outputs: list[dict],
     *,
-    validation_fraction: float = 0.25,
-    split_seed: int = 0,
     experiment: str = config.SEQUENCE_EXPERIMENT,
     run_name: str = "ensemble",
     tags: dict | None = None,
@@ -401,18 +401,20 @@ def validate_ensemble(
 ) -> dict:
     """The average of members already validated by ``train_and_log``, scored and logged.
 
-    The members must come from the same ``validation_fraction`` and ``split_seed``: they are
-    scored on the same held-out subjects, which none of them trained on.
+    The ensemble is scored on the members' held-out subjects, which none of them trained on;
+    members validated on different subjects are refused (one of them has seen the others').
     """
     from gesturelab.seq_training import combine_results, config_for
 
+    held_out = {tuple(out["validation_subjects"]) for out in member_outputs}
+    if len(held_out) != 1:
+        raise ValueError(f"ensemble members were validated on different subjects: {held_out}")
     results = [out["result"] for out in member_outputs]
     members = tuple(r.config.arch for r in results)
     frames = results[0].config.frames
     ensemble_config = config_for("ensemble", len(data.classes), members=members, frames=frames)
     result = combine_results(results, ensemble_config)
-    _, val_mask = subject_split(data.subjects, validation_fraction, seed=split_seed)
-    val = data.subset(val_mask)
+    val = data.subset(np.isin(data.subjects, held_out.pop()))
     report, scores = evaluate_sequences(
         result.model, val, ensemble_config.frames, n_bootstrap, return_scores=True
     )

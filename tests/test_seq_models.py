@@ -184,6 +184,25 @@ def test_ensemble_training_fits_each_member_and_refits_each_for_its_own_epochs(s
     assert [c.seed for c in seeds] == [0, 0, 1]
 
 
+def test_an_ensemble_is_scored_on_its_members_held_out_subjects_and_only_if_they_agree(shipped):
+    from gesturelab.seq_experiment import train_and_log, validate_ensemble
+
+    data = shipped.subset(np.isin(shipped.labels, [0, 6]))
+    data.labels = np.searchsorted([0, 6], data.labels)
+    data.classes = ("grab", "swipe_right")
+    small = {"epochs": 1, "frames": 16, "width": 16}
+    common = {"log": False, "n_bootstrap": 10}
+    cnn = train_and_log(data, config_for("cnn", 14, **small), split_seed=0, **common)
+    tcn = train_and_log(data, config_for("tcn", 14, **small), split_seed=0, **common)
+    out = validate_ensemble(data, [cnn, tcn], **common)
+    assert out["validation_subjects"] == cnn["validation_subjects"]
+    assert len(out["val_labels"]) == np.isin(data.subjects, cnn["validation_subjects"]).sum()
+    elsewhere = train_and_log(data, config_for("tcn", 14, **small), split_seed=1, **common)
+    assert elsewhere["validation_subjects"] != cnn["validation_subjects"]
+    with pytest.raises(ValueError, match="validated on different subjects"):
+        validate_ensemble(data, [cnn, elsewhere], **common)
+
+
 @pytest.mark.parametrize("arch", [*ARCHITECTURES, "ensemble"])
 def test_moving_or_scaling_the_hand_does_not_change_any_model(arch, shipped):
     """Even untrained, every architecture sees the same input after a move or a zoom."""
