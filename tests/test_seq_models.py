@@ -15,6 +15,7 @@ from gesturelab.seq_models import (  # noqa: E402
     build_model,
     model_features,
 )
+from gesturelab.seq_studies import pick_classes  # noqa: E402
 from gesturelab.seq_training import (  # noqa: E402
     TrainConfig,
     config_for,
@@ -99,9 +100,7 @@ def test_unknown_architecture_or_features_are_refused():
 
 def test_a_small_tcn_learns_three_gestures_of_unseen_subjects(shipped):
     """Grab, swipe right and swipe up after 12 epochs: far above chance on held-out subjects."""
-    data = shipped.subset(np.isin(shipped.labels, [0, 6, 8]))
-    data.labels = np.searchsorted([0, 6, 8], data.labels)
-    data.classes = ("grab", "swipe_right", "swipe_up")
+    data = pick_classes(shipped, ("grab", "swipe_right", "swipe_up"))
     train, val = subject_split(data.subjects, 0.25, seed=0)
     config = TrainConfig(arch="tcn", epochs=12, width=32, frames=24, patience=12)
     result = fit(data.subset(train), config, data.subset(val))
@@ -166,9 +165,7 @@ def test_ensemble_is_the_mean_of_its_members_and_saves_as_one_model(tmp_path):
 
 
 def test_ensemble_training_fits_each_member_and_refits_each_for_its_own_epochs(shipped):
-    data = shipped.subset(np.isin(shipped.labels, [0, 6]))
-    data.labels = np.searchsorted([0, 6], data.labels)
-    data.classes = ("grab", "swipe_right")
+    data = pick_classes(shipped, ("grab", "swipe_right"))
     train, val = subject_split(data.subjects, 0.25, seed=0)
     config = config_for("ensemble", 14, members=("cnn", "ddnet"), epochs=2, frames=16)
     result = fit(data.subset(train), config, data.subset(val))
@@ -187,9 +184,7 @@ def test_ensemble_training_fits_each_member_and_refits_each_for_its_own_epochs(s
 def test_an_ensemble_is_scored_on_its_members_held_out_subjects_and_only_if_they_agree(shipped):
     from gesturelab.seq_experiment import train_and_log, validate_ensemble
 
-    data = shipped.subset(np.isin(shipped.labels, [0, 6]))
-    data.labels = np.searchsorted([0, 6], data.labels)
-    data.classes = ("grab", "swipe_right")
+    data = pick_classes(shipped, ("grab", "swipe_right"))
     small = {"epochs": 1, "frames": 16, "width": 16}
     common = {"log": False, "n_bootstrap": 10}
     cnn = train_and_log(data, config_for("cnn", 14, **small), split_seed=0, **common)
