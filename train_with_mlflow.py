@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
+import mlflow.artifacts
+import mlflow.exceptions
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
+import yaml
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from gesturelab import config
+from gesturelab.errors import ModelLoadError
 from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.metrics import classification_metrics, confusion, per_class_report
 from gesturelab.plots import confusion_matrix_figure
@@ -350,15 +358,148 @@ def log_evaluation_report(report: dict, run_name: str, tags: dict | None = None)
     return run.info.run_id
 
 
-def load_model(model_uri: str):
-    """Load a logged or registered model (``runs:/...``, ``models:/name@alias``, a path)."""
-    setup()
+@dataclass
+class LoadedModel:
+    """A model the project wrote, loaded without running anything the model file asks for."""
+
+    uri: str
+    kind: str  # "static" (scikit-learn pipeline) or "sequence" (Keras)
+    model: object
+    metadata: dict
+    directory: Path
+
+
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _model_directory(model_uri: str) -> Path:
+    """The local folder of a model URI or path, fetched without deserialising anything."""
+    text = str(model_uri).strip()
+    if not text:
+        raise ModelLoadError("no model given (an empty model URI)")
+    if text.startswith("file:"):
+        path = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
+    elif _URI_SCHEME.match(text) and not Path(text).exists():
+        setup()
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=text)
+        except mlflow.exceptions.MlflowException as exc:
+            message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0]
+            raise ModelLoadError(f"{text}: {message}") from None
+        except OSError as exc:
+            raise ModelLoadError(f"{text}: cannot fetch the model ({exc})") from None
+        path = Path(local)
+    else:
+        path = Path(text)
+    if not path.exists():
+        raise ModelLoadError(f"{text}: no such model folder")
+    if not path.is_dir():
+        raise ModelLoadError(f"{text}: is a file; a model is a folder with an MLmodel file")
+    if not (path / "MLmodel").is_file():
+        raise ModelLoadError(f"{text}: is a folder but not an MLflow model (no MLmodel file)")
+    return path
+
+
+def _inside(directory: Path, relative, uri: str) -> Path:
+    """A file named by the model's MLmodel, which must stay inside the model's folder."""
+    path = (directory / str(relative)).resolve()
+    if not path.is_relative_to(directory.resolve()):
+        raise ModelLoadError(f"{uri}: refused: MLmodel points outside the model folder")
+    return path
+
+
+def open_model(model_uri: str) -> LoadedModel:
+    """Load a static (skops) or sequence (Keras) model that gesturelab wrote.
+
+    MLflow's own loaders obey the model's ``MLmodel``: a pickle or cloudpickle format runs
+    code on load, the skops allow-list is read from the file, and a model's ``code/`` folder
+    is put on ``sys.path``. Here only the project's formats are accepted, skops trusts only the
+    project's types, Keras loads in safe mode, and nothing of the model's is imported.
+    """
+    directory = _model_directory(model_uri)
     try:
-        return mlflow.sklearn.load_model(model_uri)
-    except mlflow.exceptions.MlflowException as exc:
-        if "flavor" not in str(exc).lower():
-            raise
-        return mlflow.pyfunc.load_model(model_uri)
+        conf = yaml.safe_load((directory / "MLmodel").read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{model_uri}: unreadable MLmodel file ({exc})") from None
+    flavors = conf.get("flavors") if isinstance(conf, dict) else None
+    if not isinstance(flavors, dict):
+        raise ModelLoadError(f"{model_uri}: MLmodel lists no flavors")
+    metadata = conf.get("metadata") if isinstance(conf.get("metadata"), dict) else {}
+    if "sklearn" in flavors:
+        model = _load_skops(directory, flavors["sklearn"] or {}, model_uri)
+        return LoadedModel(str(model_uri), "static", model, metadata, directory)
+    if "keras" in flavors:
+        model = _load_keras(directory, flavors["keras"] or {}, model_uri)
+        return LoadedModel(str(model_uri), "sequence", model, metadata, directory)
+    known = ", ".join(sorted(str(f) for f in flavors)) or "none"
+    raise ModelLoadError(
+        f"{model_uri}: refused: flavors {known}; gesturelab loads only the scikit-learn (skops) "
+        "and Keras models it writes"
+    )
+
+
+def _load_skops(directory: Path, flavor: dict, uri: str):
+    import skops.io
+
+    serialization = flavor.get("serialization_format", "pickle")
+    if serialization != "skops":
+        raise ModelLoadError(
+            f"{uri}: refused: the model is saved with {serialization!r}, which can run arbitrary "
+            "code when loaded; gesturelab loads only skops files"
+        )
+    path = _inside(directory, flavor.get("pickled_model", "model.skops"), uri)
+    if not path.is_file():
+        raise ModelLoadError(f"{uri}: the model file {path.name} is missing")
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+        foreign = sorted(set(untrusted) - set(SKOPS_TRUSTED_TYPES))
+        if foreign:
+            raise ModelLoadError(
+                f"{uri}: refused: the model holds types gesturelab does not trust: "
+                + ", ".join(foreign[:5])
+            )
+        model = skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001  a corrupt file fails in many ways inside skops
+        raise ModelLoadError(
+            f"{uri}: cannot read {path.name} ({type(exc).__name__}: {exc})"
+        ) from None
+    if not (hasattr(model, "predict") and hasattr(model, "classes_")):
+        raise ModelLoadError(f"{uri}: {type(model).__name__} is not a fitted classifier")
+    return model
+
+
+def _load_keras(directory: Path, flavor: dict, uri: str):
+    if flavor.get("save_exported_model"):
+        raise ModelLoadError(
+            f"{uri}: refused: an exported TensorFlow graph; gesturelab loads .keras files only"
+        )
+    if str(flavor.get("keras_version", "")).split(".")[0] != "3":
+        raise ModelLoadError(f"{uri}: refused: Keras {flavor.get('keras_version')!r}, not Keras 3")
+    path = _inside(directory, flavor.get("data", "data"), uri)
+    if path.is_dir():
+        path = path / "model"
+    path = path.with_name(path.name + ".keras")
+    if not path.is_file():
+        raise ModelLoadError(f"{uri}: the model file {path.name} is missing")
+    import keras
+
+    import gesturelab.seq_models  # noqa: F401  registers the project's layers with Keras
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001  safe mode and corrupt archives raise many types
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"{uri}: cannot load {path.name} safely ({message})") from None
+
+
+def load_model(model_uri: str):
+    """A static model (scikit-learn pipeline): ``runs:/...``, ``models:/name@alias``, a path."""
+    loaded = open_model(model_uri)
+    if loaded.kind != "static":
+        raise ModelLoadError(f"{model_uri}: a sequence (Keras) model, not a static one")
+    return loaded.model
 
 
 def model_version_info(model_uri: str) -> dict:
@@ -421,19 +562,18 @@ def log_keras_model(model, classes, frames: int, name: str = "model"):
 
 def load_keras_model(model_uri: str):
     """A logged or registered sequence model and its metadata (classes, frames)."""
-    import mlflow.keras
-
-    import gesturelab.seq_models  # noqa: F401  registers the custom layer with Keras
-
-    setup()
-    info = mlflow.models.get_model_info(model_uri)
-    model = mlflow.keras.load_model(model_uri)
-    return model, dict(info.metadata or {})
+    loaded = open_model(model_uri)
+    if loaded.kind != "sequence":
+        raise ModelLoadError(
+            f"{model_uri}: a static (scikit-learn) model; this takes a sequence model"
+        )
+    return loaded.model, loaded.metadata
 
 
 def is_keras_model(model_uri: str) -> bool:
-    setup()
-    return "keras" in mlflow.models.get_model_info(model_uri).flavors
+    """Whether a model is a sequence (Keras) model, from its MLmodel alone."""
+    conf = yaml.safe_load((_model_directory(model_uri) / "MLmodel").read_text(encoding="utf-8"))
+    return isinstance(conf, dict) and "keras" in (conf.get("flavors") or {})
 
 
 def log_sequence_run(

@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m gesturelab",
         description="Hand-gesture recognition from MediaPipe landmarks.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("reproduce", help="run every notebook headless through papermill")
@@ -435,10 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from gesturelab.loading import LandmarkDataError
+    from gesturelab.errors import GestureLabError
 
     try:
         return args.func(args)
-    except (LandmarkDataError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (GestureLabError, FileNotFoundError, IsADirectoryError) as exc:
+        # A user's mistake: one line they can act on; --debug keeps the traceback for us.
+        if args.debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
         return 2

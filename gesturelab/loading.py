@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
+from gesturelab.errors import GestureLabError
 from gesturelab.landmarks import (
     HAGRID_CLASSES,
     INPUT_SHAPE,
@@ -29,7 +30,7 @@ from gesturelab.landmarks import (
 )
 
 
-class LandmarkDataError(ValueError):
+class LandmarkDataError(ValueError, GestureLabError):
     """A landmark file that cannot be used, with where the problem is."""
 
     def __init__(self, path, message: str, line: int | None = None, column: str | None = None):

@@ -65,11 +65,11 @@ class GesturePredictor:
         """
         import train_with_mlflow as tracking
 
+        loaded = tracking.open_model(model_uri)
         info = tracking.model_version_info(model_uri)
-        if tracking.is_keras_model(model_uri):
-            model, metadata = tracking.load_keras_model(model_uri)
-            return SequencePredictor(model, metadata, info)
-        return cls(tracking.load_model(model_uri), info)
+        if loaded.kind == "sequence":
+            return SequencePredictor(loaded.model, loaded.metadata, info)
+        return cls(loaded.model, info)
 
     def _hands(self, landmarks, image_size=None) -> np.ndarray | pd.DataFrame:
         if hasattr(landmarks, "multi_hand_landmarks") or hasattr(landmarks, "landmark"):

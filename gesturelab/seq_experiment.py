@@ -246,21 +246,26 @@ def evaluate_model_uri(
     """Score a logged sequence model on a SHREC'17/DHG split; JSON report and MLflow run."""
     import json
 
-    import mlflow.exceptions
-
     import train_with_mlflow as tracking
     from gesturelab import shrec
+    from gesturelab.errors import ModelLoadError
 
-    try:
-        model, metadata = tracking.load_keras_model(model_uri)
-    except (mlflow.exceptions.MlflowException, OSError) as exc:
-        raise FileNotFoundError(f"cannot load the sequence model {model_uri}: {exc}") from exc
+    loaded = tracking.open_model(model_uri)
+    if loaded.kind != "sequence":
+        raise ModelLoadError(
+            f"{model_uri} is a static (scikit-learn) model of single hands; evaluate-seq scores "
+            "sequence models: use `evaluate --model ... --data <landmark CSV>` for it"
+        )
+    model, metadata = loaded.model, loaded.metadata
     classes = tuple(metadata.get("classes") or ())
     frames = int(metadata.get("frames") or model.input_shape[1])
     n_classes = int(model.output_shape[-1])
     data = shrec.load(data_root, split, n_classes)
     if classes and classes != tuple(data.classes):
-        raise ValueError(f"{model_uri} predicts {classes[:3]}..., the data has {data.classes[:3]}")
+        raise ModelLoadError(
+            f"{model_uri} predicts {len(classes)} classes ({', '.join(classes[:3])}, ...), "
+            f"the data has {len(data.classes)} ({', '.join(data.classes[:3])}, ...)"
+        )
     report = evaluate_sequences(model, data, frames, n_bootstrap)
     report["model_uri"] = model_uri
     report["split"] = split

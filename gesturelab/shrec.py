@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from gesturelab import config
+from gesturelab.errors import GestureLabError
 from gesturelab.landmarks import N_COORDS, N_LANDMARKS
 from gesturelab.loading import LandmarkDataError
 from gesturelab.sequences import SequenceSet
@@ -239,7 +240,10 @@ def load(
     """The shipped compact training split, or a dataset in the original layout."""
     if data_root is None or Path(data_root).suffix == ".npz":
         if split != "train":
-            raise ValueError("the shipped copy holds the training split only; pass --data-root")
+            raise GestureLabError(
+                f"the shipped SHREC'17 copy holds the training split only, not {split!r}: "
+                "pass --data-root with a folder in the original layout"
+            )
         data = load_compact(data_root)
     else:
         data = load_original(data_root, split, progress=progress)

@@ -187,4 +187,5 @@ def test_evaluate_seq_names_a_missing_model(env, tmp_path):
         env=env, cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 2
-    assert "error: cannot load the sequence model models:/none@champion" in out.stderr
+    assert "error: models:/none@champion: Registered Model with name=none not found" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,26 @@
+"""The project's errors for what a user gave it: the CLI prints them as one line, exit code 2.
+
+Anything else that escapes is a bug of ours and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class GestureLabError(Exception):
+    """A problem with the user's input (file, model, option), said so that it can be fixed."""
+
+
+class ModelLoadError(GestureLabError):
+    """A model that does not exist, is not a model, or is refused before it is deserialised."""
+
+
+class MediaError(GestureLabError):
+    """An image or video that cannot be decoded."""
+
+
+class SweepDataError(GestureLabError):
+    """A dataset that is valid but cannot be swept (too few classes, rows or groups)."""
+
+
+class RegistryError(GestureLabError):
+    """A registration that would replace a model trained on other data or other classes."""
