@@ -97,10 +97,26 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def _write_problems(problems: pd.DataFrame, path) -> None:
+    """Print every problem and write them where the user looks, beside the output."""
+    from pathlib import Path
+
+    path = Path(path)
+    for _, problem in problems.iterrows():
+        print(f"  {problem['source']}: {problem['problem']}")
+    if len(problems):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        problems.to_csv(path, index=False)
+        print(f"{len(problems)} problem(s) written to {path}")
+    elif path.exists():
+        path.unlink()  # a clean rerun must not leave the last run's problems behind
+
+
 def cmd_extract(args) -> int:
     from pathlib import Path
 
-    from gesturelab.extraction import collect_inputs, extract_images, extract_video
+    from gesturelab.errors import MediaError
+    from gesturelab.extraction import PROBLEM_COLUMNS, collect_inputs, extract_images, extract_video
     from gesturelab.inference import is_video
 
     inputs = collect_inputs(args.input)
@@ -108,62 +124,111 @@ def cmd_extract(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     videos = [p for p in inputs if is_video(p)]
     images = [p for p in inputs if not is_video(p)]
-    tables = []
+    tables, problems = [], []
     if images:
         result = extract_images(
             images, label_from_folder=args.label_from_folder, progress=not args.no_progress
         )
         print(result.summary())
-        for _, problem in result.problems.iterrows():
-            print(f"  {problem['source']}: {problem['problem']}")
-        if len(result.problems):
-            problems_path = out.with_name(out.stem + ".problems.csv")
-            result.problems.to_csv(problems_path, index=False)
-            print(f"problems written to {problems_path}")
         tables.append(result.rows)
+        problems.append(result.problems)
+    unreadable = 0
     for video in videos:
-        result = extract_video(video, progress=not args.no_progress)
+        try:
+            result = extract_video(video, progress=not args.no_progress)
+        except MediaError as exc:
+            # One bad video must not cost the landmarks of every other file.
+            unreadable += 1
+            problems.append(pd.DataFrame([{"source": str(video), "problem": exc.reason}]))
+            continue
         print(f"{video}: {result.summary()}")
+        if result.problem:
+            problems.append(pd.DataFrame([{"source": str(video), "problem": result.problem}]))
         if args.label_from_folder:
             result.rows["label"] = Path(video).parent.name
         tables.append(result.rows)
     rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     rows.to_csv(out, index=False)
     print(f"{len(rows)} landmark rows written to {out}")
+    problems = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame()
+    _write_problems(
+        problems.reindex(columns=list(PROBLEM_COLUMNS)), out.with_name(out.stem + ".problems.csv")
+    )
+    if inputs and not tables:
+        print(f"error: none of the {len(inputs)} input(s) could be read", file=sys.stderr)
+        return 2
     return 0
 
 
 def cmd_predict(args) -> int:
     from pathlib import Path
 
-    from gesturelab.extraction import collect_inputs
+    from gesturelab.errors import MediaError
+    from gesturelab.extraction import NO_HAND, PROBLEM_COLUMNS, collect_inputs
     from gesturelab.inference import is_video, label_segments, predict_images, predict_video
-    from gesturelab.predictor import GesturePredictor
+    from gesturelab.predictor import load_static
 
-    predictor = GesturePredictor.load(args.model)
+    predictor = load_static(args.model, "`predict`")
     inputs = collect_inputs(args.input)
     images = [p for p in inputs if not is_video(p)]
+    problems, readable = [], 0
     if images:
-        rows, problems = predict_images(predictor, images, progress=not args.no_progress)
+        rows, image_problems = predict_images(predictor, images, progress=not args.no_progress)
+        partial = set(
+            image_problems.loc[image_problems["problem"].str.startswith("partly"), "source"]
+        )
         for _, row in rows.iterrows():
+            warning = "\t(partly decoded image)" if row["source"] in partial else ""
             print(
                 f"{row['source']}\thand {row['hand_index']} ({row['handedness']})\t"
-                f"{row['label']}\t{row['confidence']:.3f}\ttop-3: {row['top3']}"
+                f"{row['label']}\t{row['confidence']:.3f}\ttop-3: {row['top3']}{warning}"
             )
-        for _, problem in problems.iterrows():
+        for _, problem in image_problems.iterrows():
             print(f"{problem['source']}\t{problem['problem']}")
+        unreadable = ~image_problems["problem"].eq(NO_HAND) & ~image_problems[
+            "problem"
+        ].str.startswith("partly")
+        readable += len(images) - int(unreadable.sum())
+        problems.append(image_problems)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
             rows.to_csv(Path(args.out) / "predictions.csv", index=False)
     for video in (p for p in inputs if is_video(p)):
-        table = predict_video(
-            predictor, video, args.out, window=args.window, progress=not args.no_progress
-        )
+        try:
+            table = predict_video(
+                predictor, video, args.out, window=args.window, progress=not args.no_progress
+            )
+        except MediaError as exc:
+            print(exc)
+            problems.append(pd.DataFrame([{"source": str(video), "problem": exc.reason}]))
+            continue
+        readable += 1
         print(f"{video}: {len(table)} frames, a hand in {int(table['hand'].sum())}")
+        if table.attrs.get("problem"):
+            print(f"  {table.attrs['problem']}")
+            problems.append(
+                pd.DataFrame([{"source": str(video), "problem": table.attrs["problem"]}])
+            )
         for first, last, label in label_segments(table):
             print(f"  frames {first:4d}-{last:4d}  {label}")
         if args.out:
             print(f"  annotated video and per-frame CSV in {args.out}")
+    problems = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame()
+    problems = problems.reindex(columns=list(PROBLEM_COLUMNS))
+    if args.out:
+        path = Path(args.out) / "problems.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if len(problems):
+            problems.to_csv(path, index=False)
+            print(f"{len(problems)} problem(s) written to {path}")
+        elif path.exists():
+            path.unlink()
+    if not readable:
+        only = f"{inputs[0]}: " if len(inputs) == 1 else ""
+        reason = problems["problem"].iat[0] if len(inputs) == 1 and len(problems) else ""
+        detail = f"{only}{reason}" if only else f"none of the {len(inputs)} inputs could be read"
+        print(f"error: {detail}", file=sys.stderr)
+        return 2
     return 0
 
 

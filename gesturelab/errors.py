@@ -15,7 +15,11 @@ class ModelLoadError(GestureLabError):
 
 
 class MediaError(GestureLabError):
-    """An image or video that cannot be decoded."""
+    """An image or video that cannot be decoded; ``reason`` is what the problems file says."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
 
 
 class SweepDataError(GestureLabError):

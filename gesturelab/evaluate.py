@@ -11,7 +11,7 @@ import train_with_mlflow as tracking
 from gesturelab.evaluation import evaluation_report
 from gesturelab.landmarks import LANDMARK_COLUMNS
 from gesturelab.loading import load_landmarks_csv
-from gesturelab.predictor import GesturePredictor
+from gesturelab.predictor import load_static
 
 SLICE_COLUMNS = ("handedness", "user_id", "subject", "source", "group")
 
@@ -20,7 +20,7 @@ def evaluate_model(
     model_uri: str, data_path, out=None, quarantine_dir=None, log: bool = True, n_bootstrap=1000
 ) -> dict:
     """The full evaluation report (see gesturelab.evaluation), printed, written, logged."""
-    predictor = GesturePredictor.load(model_uri)
+    predictor = load_static(model_uri, "`evaluate`")
     loaded = load_landmarks_csv(data_path, classes=None, quarantine_dir=quarantine_dir)
     X = loaded.data[list(LANDMARK_COLUMNS)]
     y = loaded.y

@@ -16,11 +16,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from gesturelab.errors import MediaError
 from gesturelab.landmarks import INPUT_SHAPE, LABEL_COLUMN, LANDMARK_COLUMNS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 ROW_COLUMNS = ("source", "frame", "hand_index", "handedness", "score")
+PROBLEM_COLUMNS = ("source", "problem")
+NO_HAND = "no hand found"
 
 
 def _cv2():
@@ -138,8 +141,12 @@ def collect_inputs(spec) -> list[Path]:
     spec = str(spec)
     path = Path(spec)
     if path.is_dir():
-        files = [p for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
-        videos = [p for p in sorted(path.rglob("*")) if p.suffix.lower() in VIDEO_SUFFIXES]
+        found = sorted(p for p in path.rglob("*") if p.is_file())
+        files = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
+        videos = [p for p in found if p.suffix.lower() in VIDEO_SUFFIXES]
+        if not files and not videos:
+            kinds = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+            raise MediaError(spec, f"a folder with no images or videos ({kinds})")
         return files + videos
     if path.is_file():
         return [path]
@@ -149,25 +156,66 @@ def collect_inputs(spec) -> list[Path]:
     return matches
 
 
+def truncated_image(path) -> str | None:
+    """Why an image that OpenCV decodes anyway is incomplete, or None.
+
+    OpenCV decodes a truncated JPEG without a word, filling the missing part with grey, and
+    MediaPipe finds hands in what is left. Pillow's reduced-size decode reads the whole
+    entropy-coded stream at an eighth of the cost and says when it ends early.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.format != "JPEG":
+                return None  # OpenCV refuses truncated PNG, WebP and TIFF files itself
+            image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
+    except OSError as exc:
+        return f"partly decoded: the file is truncated or damaged ({exc})"
+    except Exception:  # noqa: BLE001  Pillow cannot read it; OpenCV decides on its own
+        return None
+    return None
+
+
+def read_image(path):
+    """(BGR image or None, problem or None): what extraction and prediction read a photo with."""
+    cv2 = _cv2()
+    path = Path(path)
+    if not path.exists():
+        return None, "file not found"
+    if not path.is_file():
+        return None, "not a file"
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        return None, "unreadable or corrupt image"
+    return image, truncated_image(path)
+
+
 @dataclass
 class ImageExtraction:
     rows: pd.DataFrame  # one row per hand found
-    problems: pd.DataFrame  # source, problem: unreadable files and images without a hand
+    problems: pd.DataFrame  # source, problem: unreadable or partial files, images without a hand
 
     def summary(self) -> str:
-        unread = (self.problems["problem"] != "no hand found").sum()
-        no_hand = (self.problems["problem"] == "no hand found").sum()
+        problem = self.problems["problem"]
+        no_hand = (problem == NO_HAND).sum()
+        partial = problem.str.startswith("partly decoded").sum()
+        unread = len(problem) - no_hand - partial
         sources = self.rows["source"].nunique() if len(self.rows) else 0
         return (
             f"{len(self.rows)} hands in {sources} images; {no_hand} images without a hand; "
-            f"{unread} files unreadable"
+            f"{unread} files unreadable; {partial} partly decoded"
         )
 
 
 def extract_images(
     paths, landmarker: HandLandmarker | None = None, label_from_folder=False, progress=True
 ) -> ImageExtraction:
-    """Landmark rows for every hand in every image; problems are reported, never dropped."""
+    """Landmark rows for every hand in every image; problems are reported, never dropped.
+
+    A partly decoded image keeps its hands (they may be wrong) and is listed as a problem.
+    """
     cv2 = _cv2()
     own = landmarker is None
     landmarker = landmarker or HandLandmarker(static_image_mode=True)
@@ -175,14 +223,14 @@ def extract_images(
     try:
         for path in tqdm(list(paths), desc="images", unit="img", disable=not progress):
             path = Path(path)
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+            image, problem = read_image(path)
+            if problem is not None:
+                problems.append({"source": str(path), "problem": problem})
             if image is None:
-                reason = "file not found" if not path.exists() else "unreadable or corrupt image"
-                problems.append({"source": str(path), "problem": reason})
                 continue
             hands = landmarker.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
             if not hands:
-                problems.append({"source": str(path), "problem": "no hand found"})
+                problems.append({"source": str(path), "problem": NO_HAND})
             found = hand_rows(hands, str(path))
             if label_from_folder:
                 for row in found:
@@ -194,7 +242,7 @@ def extract_images(
     columns = [*LANDMARK_COLUMNS, *ROW_COLUMNS] + ([LABEL_COLUMN] if label_from_folder else [])
     return ImageExtraction(
         rows=pd.DataFrame(rows, columns=columns),
-        problems=pd.DataFrame(problems, columns=["source", "problem"]),
+        problems=pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)),
     )
 
 
@@ -205,6 +253,7 @@ class VideoExtraction:
     mask: np.ndarray  # (n_frames,) True where a hand was found
     fps: float
     size: tuple[int, int]  # width, height
+    frames_expected: int = 0  # what the container says; more than len(mask) when truncated
 
     def summary(self) -> str:
         return (
@@ -212,13 +261,30 @@ class VideoExtraction:
             f"{int((~self.mask).sum())} frames without a hand (masked)"
         )
 
+    @property
+    def problem(self) -> str | None:
+        """A partial decode, said as the problems file says it; None for a whole video."""
+        return partial_video(len(self.mask), self.frames_expected)
+
+
+def partial_video(decoded: int, announced: int) -> str | None:
+    if announced > decoded:
+        return (
+            f"partly decoded: {decoded} of the {announced} frames its header announces "
+            "(truncated or damaged file)"
+        )
+    return None
+
 
 def iter_video_frames(path):
-    """(index, BGR frame) of a video; raises ValueError if it cannot be opened."""
+    """(index, BGR frame) of a video; raises MediaError if it cannot be opened."""
     cv2 = _cv2()
+    if not Path(path).is_file():
+        raise MediaError(path, "no such video file")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        raise ValueError(f"{path}: cannot open video")
+        capture.release()
+        raise MediaError(path, "cannot open video (empty, damaged or not a video)")
     try:
         index = 0
         while True:
@@ -232,11 +298,14 @@ def iter_video_frames(path):
 
 
 def video_properties(path) -> tuple[float, int, tuple[int, int]]:
+    """(fps, frame count the header announces, (width, height)); MediaError if unopenable."""
     cv2 = _cv2()
     capture = cv2.VideoCapture(str(path))
     try:
+        if not capture.isOpened():
+            raise MediaError(path, "cannot open video (empty, damaged or not a video)")
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        count = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
         size = (
             int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
@@ -260,10 +329,13 @@ def extract_video(path, max_num_hands: int = 1, progress=True, **options) -> Vid
             rows += hand_rows(hands, str(path), index)
             mask.append(bool(hands))
             frames.append(hands[0]["landmarks"] if hands else np.zeros(INPUT_SHAPE))
+    if not mask:
+        raise MediaError(path, "no frame could be decoded")
     return VideoExtraction(
         rows=pd.DataFrame(rows, columns=[*LANDMARK_COLUMNS, *ROW_COLUMNS]),
         sequence=np.asarray(frames, dtype=np.float64).reshape(-1, *INPUT_SHAPE),
         mask=np.asarray(mask, dtype=bool),
         fps=float(fps),
         size=size,
+        frames_expected=count,
     )

@@ -15,6 +15,7 @@ from gesturelab.extraction import (
     extract_images,
     hand_rows,
     iter_video_frames,
+    partial_video,
     video_properties,
 )
 from gesturelab.landmarks import HAND_CONNECTIONS
@@ -165,6 +166,8 @@ def predict_video(
         "smoothed_confidence",
     ]
     table = pd.DataFrame(records).reindex(columns=columns)
+    if partial_video(len(records), count):
+        table.attrs["problem"] = partial_video(len(records), count)
     if out_dir is not None:
         table.to_csv(out_dir / f"{path.stem}_frames.csv", index=False)
     return table

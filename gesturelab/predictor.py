@@ -221,5 +221,19 @@ class SequencePredictor(GesturePredictor):
         }
 
 
+def load_static(model_uri: str, command: str = "this command") -> GesturePredictor:
+    """A static model's predictor; a sequence model is refused, naming what takes it."""
+    from gesturelab.errors import ModelLoadError
+
+    predictor = GesturePredictor.load(model_uri)
+    if isinstance(predictor, SequencePredictor):
+        raise ModelLoadError(
+            f"{model_uri} is a sequence model ({predictor.frames} frames per gesture): "
+            f"{command} takes a static model of single hands; score a sequence model with "
+            "`evaluate-seq` (recognising gestures live in a video is not built yet)"
+        )
+    return predictor
+
+
 def _is_mediapipe(item) -> bool:
     return hasattr(item, "multi_hand_landmarks") or hasattr(item, "landmark")

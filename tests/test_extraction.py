@@ -68,3 +68,38 @@ def test_video_gives_frames_sequence_and_mask():
 def test_missing_input_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing_here"):
         collect_inputs(tmp_path / "nothing_here" / "*.jpg")
+
+
+def _truncated(source, target, keep):
+    data = source.read_bytes()
+    target.write_bytes(data[: int(len(data) * keep)] if keep < 1 else data[:keep])
+    return target
+
+
+def test_truncated_photo_is_reported_not_passed_off_as_whole(tmp_path):
+    photo = _truncated(SAMPLES / "thumb_up.jpg", tmp_path / "thumb_up.jpg", 20_000)
+    result = extract_images([photo], progress=False)
+    (problem,) = result.problems["problem"]
+    assert problem.startswith("partly decoded: the file is truncated")
+    assert "0 files unreadable; 1 partly decoded" in result.summary()
+
+
+def test_truncated_video_says_how_many_frames_it_gave(tmp_path):
+    clip = _truncated(SAMPLES / "hand_video.mp4", tmp_path / "cut.mp4", 0.4)
+    video = extract_video(clip, progress=False)
+    assert 0 < len(video.mask) < video.frames_expected == 202
+    assert video.problem == (
+        f"partly decoded: {len(video.mask)} of the 202 frames its header announces "
+        "(truncated or damaged file)"
+    )
+    assert extract_video(SAMPLES / "hand_video.mp4", progress=False).problem is None
+
+
+def test_unopenable_video_is_a_media_error(tmp_path):
+    from gesturelab.errors import MediaError
+
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    with pytest.raises(MediaError, match="zero.mp4: cannot open video"):
+        extract_video(tmp_path / "zero.mp4", progress=False)
+    with pytest.raises(MediaError, match="no images or videos"):
+        collect_inputs(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else None)

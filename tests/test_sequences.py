@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gesturelab import shrec
+from gesturelab.errors import GestureLabError
 from gesturelab.loading import LandmarkDataError
 from gesturelab.sequences import (
     SequenceAugmenter,
@@ -110,7 +111,7 @@ def test_skeleton_errors_name_file_line_and_joint(tmp_path):
 
 
 def test_load_refuses_a_test_split_of_the_shipped_copy():
-    with pytest.raises(ValueError, match="training split only"):
+    with pytest.raises(GestureLabError, match="training split only"):
         shrec.load(split="test")
 
 

@@ -1,0 +1,172 @@
+"""What a user sees when something they gave is wrong: one line, exit code 2, nothing lost."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import mlflow.keras
+import mlflow.sklearn
+import pandas as pd
+import pytest
+
+import train_with_mlflow as tracking
+from gesturelab import config
+from gesturelab.models import build_pipeline
+from gesturelab.static_data import prepare
+
+SAMPLES = config.DATA_DIR / "mediapipe_samples"
+
+
+def gesturelab(*args, cwd, store):
+    return subprocess.run(
+        [sys.executable, "-m", "gesturelab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "MLFLOW_TRACKING_URI": store},
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def static_model(tmp_path_factory):
+    """A static model folder as the project writes one (skops, trusted types)."""
+    prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+    X, y = prepared.Xy("train")
+    folder = tmp_path_factory.mktemp("models") / "static"
+    pipeline = build_pipeline("svm", {"kernel": "linear", "C": 1.0}).fit(X, y)
+    mlflow.sklearn.save_model(
+        pipeline, folder, skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES, pip_requirements=[]
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sequence_model(tmp_path_factory):
+    from gesturelab.seq_models import build_model
+
+    folder = tmp_path_factory.mktemp("models") / "sequence"
+    model = build_model("cnn", 16, 14, width=8)
+    mlflow.keras.save_model(
+        model, str(folder), pip_requirements=[], metadata={"classes": list("abcdefghijklmn")}
+    )
+    return folder
+
+
+def test_extract_keeps_every_readable_file_when_one_video_is_broken(tmp_path, store):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for photo in SAMPLES.glob("*.jpg"):
+        shutil.copy(photo, folder)
+    (folder / "zero.mp4").write_bytes(b"")
+    out = gesturelab(
+        "extract",
+        "--input",
+        folder,
+        "--out",
+        tmp_path / "m.csv",
+        "--no-progress",
+        cwd=tmp_path,
+        store=store,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = pd.read_csv(tmp_path / "m.csv")
+    assert len(rows) == 3  # thumb_up: 1 hand, two_thumbs_up: 2
+    problems = pd.read_csv(tmp_path / "m.problems.csv")
+    assert problems.to_dict("records") == [
+        {
+            "source": str(folder / "zero.mp4"),
+            "problem": "cannot open video (empty, damaged or not a video)",
+        }
+    ]
+
+
+def test_predict_on_an_unopenable_video_is_one_line(tmp_path, store, static_model):
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    out = gesturelab(
+        "predict",
+        "--model",
+        static_model,
+        "--input",
+        tmp_path / "zero.mp4",
+        "--out",
+        tmp_path / "out",
+        "--no-progress",
+        cwd=tmp_path,
+        store=store,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'zero.mp4'}: cannot open video (empty, damaged or not a video)"
+    )
+    assert "Traceback" not in out.stderr
+    problems = pd.read_csv(tmp_path / "out" / "problems.csv")
+    assert list(problems["source"]) == [str(tmp_path / "zero.mp4")]
+
+
+def test_predict_flags_a_truncated_photo_and_writes_its_problems(tmp_path, store, static_model):
+    photo = tmp_path / "thumb_up.jpg"
+    photo.write_bytes((SAMPLES / "thumb_up.jpg").read_bytes()[:20_000])
+    out = gesturelab(
+        "predict",
+        "--model",
+        static_model,
+        "--input",
+        photo,
+        "--out",
+        tmp_path / "out",
+        "--no-progress",
+        cwd=tmp_path,
+        store=store,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "(partly decoded image)" in out.stdout
+    problems = pd.read_csv(tmp_path / "out" / "problems.csv")
+    assert problems["problem"].iat[0].startswith("partly decoded")
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_sequence_model_is_refused_by_static_commands(tmp_path, store, sequence_model, command):
+    data = (
+        ["--input", SAMPLES / "thumb_up.jpg"]
+        if command == "predict"
+        else ["--data", config.HAGRID_SAMPLE_CSV, "--no-log"]
+    )
+    out = gesturelab(command, "--model", sequence_model, *data, cwd=tmp_path, store=store)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert "is a sequence model (16 frames per gesture)" in last and "evaluate-seq" in last
+    assert "Traceback" not in out.stderr
+
+
+def test_a_static_model_is_refused_by_evaluate_seq(tmp_path, store, static_model):
+    out = gesturelab(
+        "evaluate-seq", "--model", static_model, "--split", "train", cwd=tmp_path, store=store
+    )
+    assert out.returncode == 2
+    assert "is a static (scikit-learn) model" in out.stderr.strip().splitlines()[-1]
+    assert "KeyError" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "models:/nonexistent@champion",
+        "runs:/0123456789abcdef0123456789abcdef/model",
+        "models:/",
+        "not/a/model",
+    ],
+)
+def test_a_model_that_does_not_exist_is_one_line(tmp_path, store, model):
+    command = ["evaluate", "--model", model, "--data", config.HAGRID_SAMPLE_CSV, "--no-log"]
+    out = gesturelab(*command, cwd=tmp_path, store=store)
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.strip().splitlines() if "mlflow.store.db" not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert "Traceback" in gesturelab("--debug", *command, cwd=tmp_path, store=store).stderr
