@@ -32,7 +32,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from gesturelab import config
-from gesturelab.errors import ModelLoadError
+from gesturelab.errors import ModelLoadError, RegistryError
 from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.metrics import classification_metrics, confusion, per_class_report
 from gesturelab.plots import confusion_matrix_figure
@@ -255,14 +255,73 @@ def log_experiment_run(
     }
 
 
-def register_model(model_uri: str, name: str, alias: str = config.CHAMPION_ALIAS, tags=None):
-    """Register a logged model under ``name`` and point ``alias`` at the new version."""
+def _champion_version(name: str, alias: str):
+    """The version ``name@alias`` points at, or None when there is no such model or alias."""
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def check_registration(
+    name: str, label_set, data_sha256: str | None, alias: str = config.CHAMPION_ALIAS
+) -> None:
+    """Refuse to move ``name@alias`` away from a model trained on other classes or data.
+
+    Called before training, so a sweep that could not register fails in a second, and again
+    when registering. A model name belongs to one dataset and one label set: ``predict`` and
+    the notebooks load ``name@alias`` without looking at what it was trained on.
+    """
     setup()
+    current = _champion_version(name, alias)
+    if current is None:
+        return
+    tags = current.tags or {}
+    mine = json.dumps(sorted(str(c) for c in label_set))
+    theirs = tags.get("label_set")
+    where = f"models:/{name}@{alias} (version {current.version})"
+    if theirs is not None and theirs != mine:
+        count = len(json.loads(theirs))
+        raise RegistryError(
+            f"{where} predicts {count} other classes than this model's {len(label_set)}; "
+            "register under a name of its own (--model-name), nothing was moved"
+        )
+    if data_sha256 and tags.get("data_sha256") and tags["data_sha256"] != data_sha256:
+        raise RegistryError(
+            f"{where} was trained on other data ({tags.get('data_file', 'sha256')} "
+            f"{tags['data_sha256'][:12]}, this is {data_sha256[:12]}); register under a name of "
+            "its own (--model-name), nothing was moved"
+        )
+
+
+def register_model(
+    model_uri: str,
+    name: str,
+    alias: str = config.CHAMPION_ALIAS,
+    tags=None,
+    label_set=None,
+    data_sha256: str | None = None,
+):
+    """Register a logged model under ``name`` and point ``alias`` at the new version.
+
+    With ``label_set`` the alias only moves from a model of the same classes and data
+    (see ``check_registration``); both are kept as version tags for the next check.
+    """
+    setup()
+    tags = dict(tags or {})
+    if label_set is not None:
+        check_registration(name, label_set, data_sha256, alias)
+        tags["label_set"] = json.dumps(sorted(str(c) for c in label_set))
+        tags["n_classes"] = len(label_set)
+    if data_sha256:
+        tags["data_sha256"] = data_sha256
     version = mlflow.register_model(model_uri, name)
     client = MlflowClient()
-    client.set_registered_model_alias(name, alias, version.version)
-    for key, value in (tags or {}).items():
+    for key, value in tags.items():
         client.set_model_version_tag(name, version.version, key, str(value))
+    client.set_registered_model_alias(name, alias, version.version)
     return version
 
 

@@ -49,16 +49,22 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from gesturelab.errors import RegistryError
     from gesturelab.static_data import prepare
-    from gesturelab.sweep import run_sweep
+    from gesturelab.sweep import default_model_name, run_sweep
 
+    if args.register and args.quick:
+        raise RegistryError("--quick runs a handful of configurations and is never registered")
     prepared = prepare(args.data, block_size=args.block_size, seed=args.seed)
+    register_as = None
+    if args.register:
+        register_as = args.model_name or default_model_name(prepared.classes, args.data)
     result = run_sweep(
         prepared,
         quick=args.quick,
         selection_tolerance=args.selection_tolerance,
         experiment=args.experiment,
-        register_as=None if args.no_register else args.model_name,
+        register_as=register_as,
         figures_dir=args.figures_dir,
         seed=args.seed,
     )
@@ -397,9 +403,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=str(config.HAGRID_SAMPLE_CSV), help="landmark CSV")
     p.add_argument("--quick", action="store_true", help="a handful of configurations")
     p.add_argument("--experiment", default=config.STATIC_EXPERIMENT)
-    p.add_argument("--model-name", default=config.STATIC_MODEL_NAME)
-    p.add_argument("--no-register", action="store_true", help="do not register the champion")
-    p.add_argument("--figures-dir", default=str(config.FIGURES_DIR))
+    p.add_argument(
+        "--register",
+        action="store_true",
+        help="register the champion and point its 'champion' alias at it (never with --quick; "
+        "never over a model of other classes or data)",
+    )
+    p.add_argument(
+        "--model-name",
+        help="registered model name (default: hagrid-static-gesture for HaGRID's 18 classes, "
+        "else <data file>-<N>-gestures)",
+    )
+    p.add_argument(
+        "--figures-dir",
+        default=str(config.SCRATCH_FIGURES_DIR),
+        help="where the figures go (default build/figures; only reproduce writes figures/)",
+    )
     p.add_argument("--block-size", type=int, default=10, help="rows per group without ids")
     p.add_argument("--seed", type=int, default=config.SEED)
     p.add_argument(

@@ -18,7 +18,8 @@ QUARANTINE_DIR = DATA_DIR / "quarantine"
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "build" / "executed"
-FIGURES_DIR = REPO_ROOT / "figures"
+FIGURES_DIR = REPO_ROOT / "figures"  # the README's figures: written by `reproduce` only
+SCRATCH_FIGURES_DIR = REPO_ROOT / "build" / "figures"  # everything else: notebooks, sweep
 REPORTS_DIR = REPO_ROOT / "build" / "reports"
 TENSORBOARD_DIR = REPO_ROOT / "build" / "tensorboard"
 

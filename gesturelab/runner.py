@@ -20,7 +20,10 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
     """Each notebook with the parameters that chain it to the previous one."""
     root = Path(work_dir) if work_dir else None
     processed = (root or config.REPO_ROOT / "data") / "processed" / "hagrid_split.csv"
-    figures = root / "figures" if root else config.FIGURES_DIR
+    if root:
+        figures = root / "figures"
+    else:  # a quick run's figures must not replace the README's
+        figures = config.SCRATCH_FIGURES_DIR if quick else config.FIGURES_DIR
     reports = root / "reports" if root else config.REPORTS_DIR
     return [
         (
@@ -47,7 +50,8 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
         (
             "04_inference_demo.ipynb",
             {
-                "model_uri": f"models:/{config.STATIC_MODEL_NAME}@{config.CHAMPION_ALIAS}",
+                "model_uri": "",  # the champion notebook 02 wrote to the reports
+                "reports_dir": str(reports),
                 "out_dir": str(
                     root / "inference" if root else config.REPO_ROOT / "build" / "inference"
                 ),

@@ -88,6 +88,8 @@ def train_and_log(
 
     from gesturelab.seq_training import fit
 
+    if log and register_as:
+        _check_registration(register_as, data, data_path)
     run_name = run_name or f"{train_config.arch} {len(data.classes)}-class"
     train_mask, val_mask = subject_split(data.subjects, validation_fraction, seed=split_seed)
     train, val = data.subset(train_mask), data.subset(val_mask)
@@ -135,7 +137,10 @@ def train_and_log(
             )
         )
     elif log and register_as:
-        out.update(_register(out["validation_run"], register_as, train_config, report))
+        sha256 = info.get("sha256")
+        out.update(
+            _register(out["validation_run"], register_as, train_config, report, data, sha256)
+        )
     return out
 
 
@@ -163,6 +168,8 @@ def refit_all_subjects(
     """
     from gesturelab.seq_training import fit
 
+    if log and register_as:
+        _check_registration(register_as, data, data_path)
     if train_config.arch == "ensemble":
         final_config = replace(train_config, member_epochs=tuple(epochs))
     else:
@@ -173,12 +180,13 @@ def refit_all_subjects(
         return out
     import train_with_mlflow as tracking
 
+    info = dataset_info(data, data_path)
     out["final_run"] = tracking.log_sequence_run(
         final,
         report={},
         experiment=experiment,
         run_name=f"{run_name or train_config.arch} (all subjects)",
-        dataset={**dataset_info(data, data_path), "epochs_from_validation": str(epochs)},
+        dataset={**info, "epochs_from_validation": str(epochs)},
         tags={
             "run_kind": "final",
             "validated_by_run": (validation_run or {}).get("run_id", ""),
@@ -191,7 +199,8 @@ def refit_all_subjects(
         },
     )
     if register_as:
-        out.update(_register(out["final_run"], register_as, train_config, report))
+        sha256 = info.get("sha256")
+        out.update(_register(out["final_run"], register_as, train_config, report, data, sha256))
     return out
 
 
@@ -222,13 +231,22 @@ def best_epochs(result):
     return result.extra.get("member_best_epochs", result.best_epoch)
 
 
-def _register(run: dict, name: str, train_config, report: dict) -> dict:
+def _check_registration(name: str, data: SequenceSet, data_path) -> None:
+    """Fail before training, not after it, when the registration would be refused."""
+    import train_with_mlflow as tracking
+
+    tracking.check_registration(name, data.classes, dataset_info(data, data_path).get("sha256"))
+
+
+def _register(run: dict, name: str, train_config, report: dict, data, sha256) -> dict:
     import train_with_mlflow as tracking
 
     tags = {"arch": train_config.arch}
     if report.get("metrics"):
         tags["val_accuracy"] = report["metrics"]["accuracy"]
-    version = tracking.register_model(run["model_uri"], name, tags=tags)
+    version = tracking.register_model(
+        run["model_uri"], name, tags=tags, label_set=data.classes, data_sha256=sha256
+    )
     return {
         "registered": f"models:/{name}@{config.CHAMPION_ALIAS}",
         "registered_version": version.version,

@@ -8,6 +8,7 @@ overall) is refit on every row and registered.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,9 @@ from tqdm import tqdm
 import train_with_mlflow as tracking
 from gesturelab import config
 from gesturelab.augment import perturb_viewpoint
+from gesturelab.errors import RegistryError
 from gesturelab.evaluation import evaluation_report, flat_metrics
-from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
+from gesturelab.landmarks import HAGRID_CLASSES, LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.metrics import classification_metrics
 from gesturelab.models import (
     DEFAULT_FEATURE_SET,
@@ -48,6 +50,18 @@ class SweepResult:
     transfer: pd.DataFrame  # leave-one-source-block-out scores of the best and reference configs
     champion: dict = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
+
+
+def default_model_name(classes, data_path) -> str:
+    """The registered name a label set gets unless told otherwise: one name, one label set.
+
+    HaGRID's 18 classes keep the project's name; any other set is named for its data file
+    and size, so a subset or a user's own gestures can never take HaGRID's champion alias.
+    """
+    if sorted(map(str, classes)) == sorted(HAGRID_CLASSES):
+        return config.STATIC_MODEL_NAME
+    stem = re.sub(r"[^a-z0-9]+", "-", Path(data_path).stem.lower()).strip("-") or "static"
+    return f"{stem}-{len(classes)}-gestures"
 
 
 def select_best(records: list[dict], tolerance: float, top: float | None = None) -> dict:
@@ -89,17 +103,28 @@ def run_sweep(
     families=FAMILIES,
     feature_ablation: bool = True,
     transfer_check: bool = True,
-    register_as: str | None = config.STATIC_MODEL_NAME,
-    figures_dir=config.FIGURES_DIR,
+    register_as: str | None = None,
+    figures_dir=None,
     progress: bool = True,
     seed: int = config.SEED,
 ) -> SweepResult:
+    """Sweep, select, refit the champion; register it only when ``register_as`` names a model.
+
+    figures_dir: where the leaderboard and confusion figures go (None: none are written).
+    """
+    labels = prepared.classes
+    if register_as:
+        if quick:
+            raise RegistryError(
+                "a quick sweep is never registered (a handful of configurations); "
+                "run the full sweep to register a champion"
+            )
+        tracking.check_registration(register_as, labels, prepared.loaded.fingerprint)
     tracking.get_or_create_experiment(experiment)
     X_train, y_train = prepared.Xy("train")
     X_test, y_test = prepared.Xy("test")
     X_perturbed = perturb_viewpoint(X_train, seed)
     folds = prepared.part("train")["fold"].to_numpy()
-    labels = prepared.classes
     data_params = {
         "data_file": prepared.loaded.path.name,
         "data_sha256": prepared.loaded.fingerprint[:16],
@@ -343,7 +368,9 @@ def _register_champion(best: dict, prepared: PreparedData, name, seed, experimen
             logged["model_uri"],
             name,
             config.CHAMPION_ALIAS,
-            tags={"selected_run": best["run_name"], "data_sha256": prepared.loaded.fingerprint},
+            tags={"selected_run": best["run_name"], "data_file": prepared.loaded.path.name},
+            label_set=prepared.classes,
+            data_sha256=prepared.loaded.fingerprint,
         )
         champion["registered"] = f"models:/{name}@{config.CHAMPION_ALIAS}"
         champion["version"] = version.version

@@ -60,7 +60,10 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "champion:" in out.stdout and "models:/hagrid-static-gesture@champion" in out.stdout
+    assert "champion:" in out.stdout and "@champion" not in out.stdout  # quick: never registered
+    champion_uri = out.stdout.split("champion: ")[1].split(" -> ")[1].split()[0]
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    assert MlflowClient().search_registered_models() == []
     assert (figures / "leaderboard.png").exists()
     board = tracking.leaderboard("cli-test")
     required = [
@@ -94,7 +97,7 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
     out = gesturelab(
         "evaluate",
         "--model",
-        "models:/hagrid-static-gesture@champion",
+        champion_uri,
         "--data",
         str(csv),
         "--out",
@@ -108,7 +111,7 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
     assert report["data"]["rows_kept"] == len(held_out)
     assert report["metrics"]["f1_macro"] > 0.9
     assert set(report["per_class"]) >= set(held_out["label"])
-    assert str(report["model"]["version"]) == "1"
+    assert report["model"]["model_uri"] == champion_uri
     for name in ("cohen_kappa", "mcc", "f1_micro", "roc_auc_ovr_macro", "top3_accuracy"):
         assert 0.5 < report["metrics"][name] <= 1.0, name
     assert report["intervals"]["f1_macro"]["low"] <= report["metrics"]["f1_macro"]

@@ -1,0 +1,119 @@
+"""A champion alias only moves to a model of the same classes and data, and only when asked."""
+
+import os
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+import train_with_mlflow as tracking
+from gesturelab import config
+from gesturelab.cli import build_parser
+from gesturelab.errors import RegistryError
+from gesturelab.landmarks import HAGRID_CLASSES, LABEL_COLUMN
+from gesturelab.models import build_pipeline
+from gesturelab.static_data import prepare
+from gesturelab.sweep import default_model_name, run_sweep
+
+NAME = config.STATIC_MODEL_NAME
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    return prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+
+
+def _logged_model(prepared):
+    X, y = prepared.Xy("train")
+    pipeline = build_pipeline("svm", {"kernel": "linear", "C": 1.0}).fit(X, y)
+    tracking.get_or_create_experiment("registry-test")
+    with mlflow.start_run():
+        return tracking.log_model(pipeline, X).model_uri
+
+
+def _champion_version():
+    return str(MlflowClient().get_model_version_by_alias(NAME, config.CHAMPION_ALIAS).version)
+
+
+def test_alias_moves_only_between_models_of_one_label_set_and_dataset(mlflow_store, prepared):
+    uri = _logged_model(prepared)
+    sha = prepared.loaded.fingerprint
+    tracking.register_model(uri, NAME, label_set=HAGRID_CLASSES, data_sha256=sha)
+    with pytest.raises(RegistryError, match="predicts 18 other classes than this model's 9"):
+        tracking.register_model(uri, NAME, label_set=HAGRID_CLASSES[:9], data_sha256=sha)
+    with pytest.raises(RegistryError, match="trained on other data"):
+        tracking.register_model(uri, NAME, label_set=HAGRID_CLASSES, data_sha256="0" * 64)
+    assert _champion_version() == "1"
+    assert len(MlflowClient().search_model_versions(f"name='{NAME}'")) == 1
+    tracking.register_model(uri, NAME, label_set=HAGRID_CLASSES, data_sha256=sha)
+    assert _champion_version() == "2"
+
+
+def test_a_quick_sweep_is_never_registered(mlflow_store, prepared):
+    with pytest.raises(RegistryError, match="quick sweep is never registered"):
+        run_sweep(prepared, quick=True, register_as=NAME, progress=False)
+
+
+def test_each_label_set_has_its_own_default_name(tmp_path):
+    assert default_model_name(HAGRID_CLASSES, "any.csv") == NAME
+    assert default_model_name(["a", "b"], tmp_path / "My Gestures.csv") == "my-gestures-2-gestures"
+
+
+def test_sweep_writes_figures_outside_the_readme_figures_by_default():
+    args = build_parser().parse_args(["sweep"])
+    assert args.figures_dir == str(config.SCRATCH_FIGURES_DIR) and not args.register
+
+
+def _subset(tmp_path, prepared, n_classes=9):
+    data = prepared.loaded.data
+    keep = data[data[LABEL_COLUMN].isin(sorted(data[LABEL_COLUMN].unique())[:n_classes])]
+    path = tmp_path / "subset.csv"
+    keep.to_csv(path, index=False)
+    return path
+
+
+def _cli(*args, store, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "gesturelab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "MLFLOW_TRACKING_URI": store},
+        timeout=900,
+    )
+
+
+def test_registering_a_subset_over_hagrids_champion_is_refused_before_training(
+    mlflow_store, prepared, tmp_path
+):
+    uri = _logged_model(prepared)
+    tracking.register_model(
+        uri, NAME, label_set=prepared.classes, data_sha256=prepared.loaded.fingerprint
+    )
+    out = _cli("sweep", "--register", "--model-name", NAME, "--data", _subset(tmp_path, prepared),
+               "--experiment", "scratch", store=mlflow_store, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2
+    assert "nothing was moved" in out.stderr.strip().splitlines()[-1]
+    assert mlflow.get_experiment_by_name("scratch") is None  # refused before any run
+    assert _champion_version() == "1"
+    assert _cli("sweep", "--quick", "--register", store=mlflow_store, cwd=tmp_path).returncode == 2
+
+
+@pytest.mark.slow
+def test_quick_sweep_of_a_subset_leaves_the_champion_and_the_readme_figures(
+    mlflow_store, prepared, tmp_path
+):
+    uri = _logged_model(prepared)
+    tracking.register_model(
+        uri, NAME, label_set=prepared.classes, data_sha256=prepared.loaded.fingerprint
+    )
+    before = {p.name: p.stat().st_mtime_ns for p in config.FIGURES_DIR.glob("*.png")}
+    out = _cli("sweep", "--quick", "--experiment", "scratch", "--data",
+               _subset(tmp_path, prepared), store=mlflow_store, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert _champion_version() == "1"
+    assert [m.name for m in MlflowClient().search_registered_models()] == [NAME]
+    assert {p.name: p.stat().st_mtime_ns for p in config.FIGURES_DIR.glob("*.png")} == before
+    assert (config.SCRATCH_FIGURES_DIR / "leaderboard.png").exists()
