@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -60,15 +61,53 @@ def artifact_root() -> str | None:
     return config.MLFLOW_ARTIFACTS_DIR.as_uri()  # another database: keep artifacts in mlruns/
 
 
+_READY: set[str] = set()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///") :]).resolve() if uri.startswith("sqlite:///") else None
+
+
+@contextmanager
+def _store_lock(uri: str):
+    """An exclusive lock beside a SQLite store, held while creating tables or experiments.
+
+    Two processes that open a brand-new SQLite store at once both create MLflow's tables and
+    one fails ("table ... already exists"); two creating one experiment send one's runs to
+    "Default". A file lock makes the second wait for the first; other stores need none.
+    """
+    path = _sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def setup() -> str:
-    """Point MLflow at the project's store, creating the folder; returns the tracking URI."""
+    """Point MLflow at the project's store, creating it safely; returns the tracking URI."""
     uri = tracking_uri()
     # Loading a model from a run prints a progress bar per artifact; notebooks load dozens.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).resolve().parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_path(uri)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if uri not in _READY:
+        with _store_lock(uri):
+            # MLflow creates (or migrates) the tables when a store is first opened in a
+            # process; both the tracking and the registry store, so open both here.
+            client = MlflowClient(uri, uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        _READY.add(uri)
     return uri
 
 
@@ -78,14 +117,20 @@ def get_or_create_experiment(name: str) -> str:
     New experiments get an absolute artifact location; runs started without an experiment
     would otherwise land in "Default", whose artifacts follow the working directory.
     """
-    setup()
+    uri = setup()
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
-        root = artifact_root()
-        location = f"{root}/{name}" if root else None
-        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+        with _store_lock(uri):
+            experiment = mlflow.get_experiment_by_name(name)  # made while we waited?
+            if experiment is None:
+                root = artifact_root()
+                location = f"{root}/{name}" if root else None
+                experiment_id = mlflow.create_experiment(name, artifact_location=location)
+            else:
+                experiment_id = experiment.experiment_id
     else:
         experiment_id = experiment.experiment_id
+        fail_orphaned_runs(experiment_id)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -114,11 +159,74 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _process_start(pid: int) -> str | None:
+    """When a process started (clock ticks since boot), to tell a reused pid from the original."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+def run_origin() -> dict:
+    """Tags every run carries: the code's commit and the process that owns the run."""
+    return {
+        "git_commit": git_commit(),
+        "host": socket.gethostname(),
+        "pid": str(os.getpid()),
+        "process_start": _process_start(os.getpid()) or "",
+    }
+
+
+def _process_alive(tags: dict) -> bool:
+    try:
+        pid = int(tags["pid"])
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (KeyError, ValueError, PermissionError, OSError):
+        return True  # no pid recorded, or someone else's process: cannot tell, leave it
+    started = tags.get("process_start")
+    return not started or _process_start(pid) in (None, started)
+
+
+def fail_orphaned_runs(experiment_id: str) -> int:
+    """Mark FAILED the runs of this host whose process died before ending them.
+
+    A killed sweep leaves its family and configuration runs RUNNING forever, and readers of
+    the experiment cannot tell them from live ones. Runs of other hosts are left alone: their
+    processes cannot be seen from here. Returns how many runs were marked.
+    """
+    client = MlflowClient()
+    host = socket.gethostname()
+    running = client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+    )
+    dead = {
+        run.info.run_id: run.data.tags["pid"]
+        for run in running
+        if run.data.tags.get("host") == host and not _process_alive(run.data.tags)
+    }
+    # Runs a user's code opened inside a dead run carry no pid of their own: same process.
+    dead.update(
+        {
+            run.info.run_id: dead[run.data.tags["mlflow.parentRunId"]]
+            for run in running
+            if run.data.tags.get("mlflow.parentRunId") in dead
+        }
+    )
+    for run_id, pid in dead.items():
+        reason = f"process {pid} on {host} ended without finishing the run"
+        client.set_tag(run_id, "failed_reason", reason)
+        client.set_terminated(run_id, "FAILED")
+    return len(dead)
+
+
 @contextmanager
 def parent_run(experiment: str, run_name: str, tags: dict | None = None):
     """A run that groups the child runs of one model family."""
     experiment_id = get_or_create_experiment(experiment)
-    all_tags = {"run_kind": "family", "git_commit": git_commit(), **(tags or {})}
+    all_tags = {"run_kind": "family", **run_origin(), **(tags or {})}
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
         yield run
 
@@ -228,7 +336,7 @@ def log_experiment_run(
     all_tags = {
         "run_kind": "config",
         "model_family": family,
-        "git_commit": git_commit(),
+        **run_origin(),
         **(tags or {}),
     }
     with mlflow.start_run(
@@ -333,7 +441,7 @@ def log_champion(
     tags = {
         "run_kind": "champion",
         "model_family": family,
-        "git_commit": git_commit(),
+        **run_origin(),
         "selected_from_run": source_run_id,
     }
     with mlflow.start_run(
@@ -371,14 +479,50 @@ def log_to_run(run_id: str, metrics=None, params=None, artifact_paths=(), dicts=
         client.log_artifact(run_id, str(path))
 
 
-def leaderboard(experiment: str, run_kind: str = "config", metric: str = "val_f1_macro"):
-    """Runs of an experiment as a DataFrame, best first, with plain column names."""
+def finished_runs(experiment: str, filter_string: str = "") -> pd.DataFrame:
+    """Runs of an experiment that finished, inside parent runs that finished too.
+
+    A sweep that was killed or failed leaves finished configurations under an unfinished
+    family run; mixed with a rerun's they would be duplicates. ``attrs["left_out"]`` says how
+    many matching runs were left out, and why.
+    """
     setup()
+    experiment_ = mlflow.get_experiment_by_name(experiment)
+    if experiment_ is None:
+        return pd.DataFrame()
+    fail_orphaned_runs(experiment_.experiment_id)
     runs = mlflow.search_runs(
-        experiment_names=[experiment],
-        filter_string=f"tags.run_kind = '{run_kind}'",
+        experiment_ids=[experiment_.experiment_id],
+        filter_string=filter_string,
         output_format="pandas",
     )
+    if runs.empty:
+        return runs
+    unfinished = set(
+        mlflow.search_runs(
+            experiment_ids=[experiment_.experiment_id],
+            filter_string="attributes.status != 'FINISHED'",
+            output_format="pandas",
+        ).get("run_id", [])
+    )
+    parent = runs.get("tags.mlflow.parentRunId", pd.Series(None, index=runs.index))
+    keep = (runs["status"] == "FINISHED") & ~parent.isin(unfinished)
+    left_out = runs.loc[~keep, "status"].value_counts().to_dict()
+    orphans = int(((runs["status"] == "FINISHED") & parent.isin(unfinished)).sum())
+    if orphans:
+        left_out["FINISHED inside an unfinished sweep"] = orphans
+        left_out["FINISHED"] -= orphans
+        if not left_out["FINISHED"]:
+            del left_out["FINISHED"]
+    runs = runs[keep].reset_index(drop=True)
+    runs.attrs["left_out"] = left_out
+    return runs
+
+
+def leaderboard(experiment: str, run_kind: str = "config", metric: str = "val_f1_macro"):
+    """Finished runs of an experiment as a DataFrame, best first, with plain column names."""
+    runs = finished_runs(experiment, f"tags.run_kind = '{run_kind}'")
+    left_out = runs.attrs.get("left_out", {})
     if runs.empty:
         return runs
     renamed = {c: c.split(".", 1)[1] for c in runs.columns if c.startswith("metrics.")}
@@ -391,7 +535,9 @@ def leaderboard(experiment: str, run_kind: str = "config", metric: str = "val_f1
     )
     keep = ["run_id", "run_name", "family", "params", *renamed.values()]
     keep = list(dict.fromkeys(c for c in keep if c in board.columns))
-    return board[keep].sort_values(metric, ascending=False).reset_index(drop=True)
+    board = board[keep].sort_values(metric, ascending=False).reset_index(drop=True)
+    board.attrs["left_out"] = left_out
+    return board
 
 
 def log_evaluation_report(report: dict, run_name: str, tags: dict | None = None) -> str:
@@ -401,7 +547,7 @@ def log_evaluation_report(report: dict, run_name: str, tags: dict | None = None)
     from gesturelab.plots import reliability_figure
 
     experiment_id = get_or_create_experiment("evaluations")
-    all_tags = {"run_kind": "evaluation", "git_commit": git_commit(), **(tags or {})}
+    all_tags = {"run_kind": "evaluation", **run_origin(), **(tags or {})}
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
         mlflow.log_metrics(flat_metrics(report))
         mlflow.log_dict(report, "evaluation_report.json")
@@ -662,7 +808,7 @@ def log_sequence_run(
     all_tags = {
         "run_kind": "config",
         "model_family": result.config.arch,
-        "git_commit": git_commit(),
+        **run_origin(),
         **(tags or {}),
     }
     with mlflow.start_run(
@@ -707,13 +853,8 @@ def log_sequence_run(
 
 
 def find_runs(experiment: str, filter_string: str = "") -> pd.DataFrame:
-    """Runs of an experiment as MLflow gives them (columns params.*, metrics.*, tags.*)."""
-    setup()
-    if mlflow.get_experiment_by_name(experiment) is None:
-        return pd.DataFrame()
-    return mlflow.search_runs(
-        experiment_names=[experiment], filter_string=filter_string, output_format="pandas"
-    )
+    """Finished runs of an experiment as MLflow gives them (params.*, metrics.*, tags.*)."""
+    return finished_runs(experiment, filter_string)
 
 
 def run_tags(run_id: str) -> dict:

@@ -367,8 +367,12 @@ def cmd_leaderboard(args) -> int:
     import train_with_mlflow as tracking
 
     board = tracking.leaderboard(args.experiment)
+    left_out = board.attrs.get("left_out") or {}
+    if left_out:
+        counts = ", ".join(f"{n} {status}" for status, n in left_out.items())
+        print(f"left out, not finished: {counts} (runs of interrupted or failed sweeps)")
     if board.empty:
-        print(f"no runs in experiment {args.experiment!r} at {tracking.tracking_uri()}")
+        print(f"no finished runs in experiment {args.experiment!r} at {tracking.tracking_uri()}")
         return 1
     print(board.head(args.top).to_string(index=False))
     return 0

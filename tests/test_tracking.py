@@ -121,3 +121,64 @@ def test_selection_prefers_robust_among_ties_and_is_deterministic():
     assert select_best(records, 0.005)["name"] == "robust"
     assert select_best(records, 0.0)["name"] == "best clean"
     assert select_best(records[1:], 0.005, top=0.980)["name"] == "robust"
+
+
+def test_two_processes_can_open_a_brand_new_store_together(tmp_path):
+    """Both used to create MLflow's tables; one died with "table ... already exists"."""
+    import subprocess
+    import sys
+
+    for trial in range(3):
+        uri = f"sqlite:///{tmp_path / f'trial{trial}' / 'mlflow.db'}"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        command = [sys.executable, "-m", "gesturelab", "leaderboard", "--experiment", "e"]
+        both = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)
+        ]
+        for process in both:
+            _, err = process.communicate(timeout=300)
+            assert process.returncode == 1, err.decode()[-2000:]  # 1: no runs yet, said so
+            assert b"Traceback" not in err
+
+
+KILLED_SWEEP = """
+import os, signal
+import mlflow
+import train_with_mlflow as tracking
+with tracking.parent_run("k", "svm"):
+    with mlflow.start_run(run_name="finished config", nested=True, tags={"run_kind": "config"}):
+        mlflow.log_metric("val_f1_macro", 0.5)
+    with mlflow.start_run(run_name="config in progress", nested=True, tags={"run_kind": "config"}):
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_runs_of_a_killed_sweep_are_failed_and_left_off_the_leaderboard(mlflow_store):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+    died = subprocess.run([sys.executable, "-c", KILLED_SWEEP], env=env, capture_output=True)
+    assert died.returncode == -9
+    tracking.setup()
+    client = MlflowClient(mlflow_store)
+    experiment_id = mlflow.get_experiment_by_name("k").experiment_id
+    statuses = {
+        r.data.tags["mlflow.runName"]: r.info.status for r in client.search_runs([experiment_id])
+    }
+    assert statuses == {
+        "svm": "RUNNING",
+        "finished config": "FINISHED",
+        "config in progress": "RUNNING",
+    }
+
+    with tracking.parent_run("k", "svm"):  # the rerun
+        with mlflow.start_run(run_name="rerun config", nested=True, tags={"run_kind": "config"}):
+            mlflow.log_metric("val_f1_macro", 0.9)
+    runs = {r.data.tags["mlflow.runName"]: r for r in client.search_runs([experiment_id])}
+    assert runs["config in progress"].info.status == "FAILED"
+    assert "ended without finishing" in runs["svm"].data.tags["failed_reason"]
+    board = tracking.leaderboard("k")
+    assert list(board["run_name"]) == ["rerun config"]
+    assert board.attrs["left_out"] == {"FAILED": 1, "FINISHED inside an unfinished sweep": 1}
