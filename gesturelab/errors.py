@@ -10,6 +10,10 @@ class GestureLabError(Exception):
     """A problem with the user's input (file, model, option), said so that it can be fixed."""
 
 
+class LandmarkInputError(ValueError, GestureLabError):
+    """Landmarks handed to a model that no hand can have (NaN, infinite, absurdly large)."""
+
+
 class ModelLoadError(GestureLabError):
     """A model that does not exist, is not a model, or is refused before it is deserialised."""
 

@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from gesturelab.errors import LandmarkInputError
 from gesturelab.landmarks import (
     FINGER_CHAINS,
     INPUT_SHAPE,
     LANDMARK_COLUMNS,
     LANDMARK_NAMES,
+    MAX_ABS_COORDINATE,
     MIDDLE_MCP,
     N_LANDMARKS,
     WRIST,
@@ -47,6 +49,25 @@ def as_hands(X) -> np.ndarray:
     if X.ndim != 3 or X.shape[1:] != INPUT_SHAPE:
         raise ValueError(f"expected landmarks of shape (n, 63) or (n, 21, 3), got {X.shape}")
     return X
+
+
+def check_landmarks(hands: np.ndarray) -> np.ndarray:
+    """The model's door: every coordinate finite and plausible, else an error naming the first.
+
+    scikit-learn would stop at "Input X contains infinity" with no row or column, or not at
+    all: 1e160 squares to infinity inside the distance features.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(hands) | (np.abs(hands) > MAX_ABS_COORDINATE)
+    if bad.any():
+        row, point, axis = np.argwhere(bad)[0]
+        n_bad = int(bad.any(axis=(1, 2)).sum())
+        raise LandmarkInputError(
+            f"{n_bad} of {len(hands)} hands have unusable coordinates; first: row {row}, "
+            f"column {LANDMARK_COLUMNS[point * 3 + axis]!r} = {hands[row, point, axis]!r} "
+            f"(finite values within ±{MAX_ABS_COORDINATE:g} expected)"
+        )
+    return hands
 
 
 def left_hand_mask(X, n: int) -> np.ndarray:
@@ -98,7 +119,7 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        hands = as_hands(X).copy()
+        hands = check_landmarks(as_hands(X)).copy()
         if not self.normalise:
             points = hands if self.coords == "3d" else hands[:, :, :2]
             return self._with_extras(points)

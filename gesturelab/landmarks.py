@@ -50,6 +50,10 @@ LANDMARK_COLUMNS = tuple(
 )
 LABEL_COLUMN = "label"
 
+# No camera image is a million pixels wide, and normalised or world coordinates are near 1:
+# a value beyond this is a unit or export error, and squaring it overflows the features.
+MAX_ABS_COORDINATE = 1e6
+
 # Optional columns a landmark CSV may carry beside the 63 coordinates. Rows extracted from
 # images and videos add source/frame/hand/handedness/score; the full HaGRID set adds user ids.
 GROUP_COLUMNS = ("user_id", "subject", "group")

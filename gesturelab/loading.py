@@ -24,6 +24,7 @@ from gesturelab.landmarks import (
     INPUT_SHAPE,
     LABEL_COLUMN,
     LANDMARK_COLUMNS,
+    MAX_ABS_COORDINATE,
     METADATA_COLUMNS,
     MIDDLE_MCP,
     WRIST,
@@ -121,6 +122,13 @@ def load_landmarks_csv(
         coords[:, j] = values
         for i in np.flatnonzero(~np.isfinite(values)):
             reasons[i].append(_cell_problem(text.iat[i], column))
+        with np.errstate(invalid="ignore"):
+            huge = np.isfinite(values) & (np.abs(values) > MAX_ABS_COORDINATE)
+        for i in np.flatnonzero(huge):
+            reasons[i].append(
+                f"implausible coordinate {text.iat[i][:30]} in column {column!r} "
+                f"(beyond ±{MAX_ABS_COORDINATE:g})"
+            )
 
     has_label = LABEL_COLUMN in raw.columns
     if has_label:
@@ -137,7 +145,8 @@ def load_landmarks_csv(
         labels = None
 
     hands = coords.reshape(-1, *INPUT_SHAPE)
-    scale = np.linalg.norm(hands[:, MIDDLE_MCP, :2] - hands[:, WRIST, :2], axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.linalg.norm(hands[:, MIDDLE_MCP, :2] - hands[:, WRIST, :2], axis=1)
     for i in np.flatnonzero(np.isfinite(scale) & (scale < 1e-9)):
         reasons[i].append("degenerate hand: wrist and middle-finger MCP coincide (no scale)")
 

@@ -99,7 +99,9 @@ class GesturePredictor:
         steps = getattr(self.model, "steps", [(None, self.model)])
         classifier = steps[-1][1]
         if not (hasattr(classifier, "support_vectors_") and len(self.classes) > 2):
-            return np.atleast_2d(np.asarray(self.model.decision_function(X), float))
+            scores = np.asarray(self.model.decision_function(X), float)
+            # Two classes give one score per row, positive for the second class.
+            return np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
         for _, step in steps[:-1]:
             X = step.transform(X)
         shape = classifier.decision_function_shape

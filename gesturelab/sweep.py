@@ -22,7 +22,7 @@ from tqdm import tqdm
 import train_with_mlflow as tracking
 from gesturelab import config
 from gesturelab.augment import perturb_viewpoint
-from gesturelab.errors import RegistryError
+from gesturelab.errors import RegistryError, SweepDataError
 from gesturelab.evaluation import evaluation_report, flat_metrics
 from gesturelab.landmarks import HAGRID_CLASSES, LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.metrics import classification_metrics
@@ -62,6 +62,50 @@ def default_model_name(classes, data_path) -> str:
         return config.STATIC_MODEL_NAME
     stem = re.sub(r"[^a-z0-9]+", "-", Path(data_path).stem.lower()).strip("-") or "static"
     return f"{stem}-{len(classes)}-gestures"
+
+
+def check_sweepable(prepared: PreparedData, grids: dict) -> None:
+    """What the sweep needs of the data, checked before the first run; one line if it fails.
+
+    Two classes at least; every class in at least two cross-validation groups of the training
+    split (else its fold is predicted by a model that never saw it) and in the test split;
+    and as many training rows in each fold as the largest KNN neighbourhood of the grid.
+    """
+    path = prepared.loaded.path
+    labels = prepared.data[LABEL_COLUMN]
+    classes = sorted(labels.unique())
+    if len(classes) < 2:
+        raise SweepDataError(
+            f"{path}: all {len(labels)} rows are labelled {classes[0]!r}; a classifier needs "
+            "at least two classes"
+        )
+    train, test = prepared.part("train"), prepared.part("test")
+    groups = train.groupby(LABEL_COLUMN)["group"].nunique().reindex(classes, fill_value=0)
+    short = groups[groups < 2]
+    if len(short):
+        names = ", ".join(f"{c!r} ({n})" for c, n in short.items())
+        raise SweepDataError(
+            f"{path}: {len(short)} class(es) have fewer than 2 groups of rows in the training "
+            f"split: {names}; every class needs 2 for cross-validation and 1 for the test "
+            f"split (groups from {prepared.group_source})"
+        )
+    missing = sorted(set(classes) - set(test[LABEL_COLUMN]))
+    if missing:
+        raise SweepDataError(
+            f"{path}: class(es) {', '.join(map(repr, missing))} have no row in the test split; "
+            "each class needs at least 3 groups of rows"
+        )
+    k = max(
+        [c.get("n_neighbors", 0) for c in grids.get("knn", [])]
+        + [REFERENCE_CONFIGS["knn"]["n_neighbors"]]
+    )
+    folds = train["fold"].to_numpy()
+    smallest = min(int((folds != f).sum()) for f in np.unique(folds))
+    if smallest < k:
+        raise SweepDataError(
+            f"{path}: the KNN grid goes up to {k} neighbours, but the smallest cross-validation "
+            f"fold trains on {smallest} rows; the sweep needs at least {k} per fold"
+        )
 
 
 def select_best(records: list[dict], tolerance: float, top: float | None = None) -> dict:
@@ -113,6 +157,8 @@ def run_sweep(
     figures_dir: where the leaderboard and confusion figures go (None: none are written).
     """
     labels = prepared.classes
+    grids = {family: sweep_grid(family, quick) for family in families}
+    check_sweepable(prepared, grids)
     if register_as:
         if quick:
             raise RegistryError(
@@ -135,7 +181,6 @@ def run_sweep(
         "groups": prepared.group_source,
         **prepared.loaded.counts,
     }
-    grids = {family: sweep_grid(family, quick) for family in families}
     ablation_sets = ["raw", "xy+dist"] if quick else list(FEATURE_SETS)
     ablation_families = [f for f in REFERENCE_CONFIGS if f in families] if feature_ablation else []
     total = sum(map(len, grids.values())) + len(ablation_sets) * len(ablation_families)
@@ -258,7 +303,11 @@ def run_sweep(
             best["transfer_accuracy"] = row["transfer_accuracy"]
             tracking.log_to_run(
                 best["run_id"],
-                metrics={k: row[k] for k in ("transfer_accuracy", "transfer_f1_macro")},
+                metrics={
+                    k: row[k]
+                    for k in ("transfer_accuracy", "transfer_f1_macro")
+                    if np.isfinite(row[k])
+                },
             )
 
     result = SweepResult(
@@ -313,6 +362,16 @@ def transfer_estimate(
     folds = groups[keep] if n_groups <= 60 else grouped_folds(labels[keep], groups[keep], 5, seed)
     X = data.loc[keep, list(LANDMARK_COLUMNS)]
     rows = []
+    if len(set(labels[keep])) < 2:  # every class sits in one place of the file: no estimate
+        left_out = ", ".join(sorted(per_class[per_class < 2].index))
+        return pd.DataFrame(
+            [
+                {"name": name, "family": family, "transfer_accuracy": np.nan,
+                 "transfer_f1_macro": np.nan, "held_out_groups": n_groups, "rows": 0,
+                 "classes_left_out": left_out, "seconds": 0.0}
+                for name, family, _, _ in candidates
+            ]
+        )  # fmt: skip
     for name, family, params, features in candidates:
         pipeline = build_pipeline(family, params, FEATURE_SETS[features])
         predicted, _, seconds = cross_val_oof(pipeline, X, labels[keep], folds)

@@ -169,3 +169,26 @@ def test_full_size_file(sample_frame, tmp_path):
     big[list(LANDMARK_COLUMNS)] += rng.normal(0, 0.01, (len(big), 63))
     loaded = load_landmarks_csv(write(big, tmp_path / "full.csv"), verbose=False)
     assert loaded.counts["rows_kept"] == len(big) == 25488
+
+
+@pytest.mark.parametrize("value", ["1e308", "1e160", "-3e7"])
+def test_implausible_coordinates_are_quarantined_with_their_line(sample_frame, tmp_path, value):
+    frame = sample_frame.astype({"x3": object})
+    frame.loc[4, "x3"] = value
+    loaded = load_landmarks_csv(write(frame, tmp_path / "huge.csv"), quarantine_dir=tmp_path)
+    assert loaded.counts["rows_rejected"] == 1 and len(loaded.data) == 707
+    assert loaded.rejected["line"].tolist() == [6]
+    assert f"implausible coordinate {value} in column 'x3'" in loaded.rejected["reason"].iat[0]
+
+
+def test_the_models_door_names_the_first_unusable_coordinate(sample_frame):
+    from gesturelab.errors import LandmarkInputError
+    from gesturelab.models import build_pipeline
+
+    X, y = sample_frame[list(LANDMARK_COLUMNS)], sample_frame["label"]
+    pipeline = build_pipeline("svm", {"kernel": "linear", "C": 1.0}).fit(X, y)
+    for value in (1e160, np.inf, np.nan):
+        bad = X.copy()
+        bad.iloc[2, 7] = value
+        with pytest.raises(LandmarkInputError, match=r"1 of 708 hands .* row 2, column 'y3'"):
+            pipeline.predict(bad)
