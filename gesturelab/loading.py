@@ -9,6 +9,7 @@ silently. Line numbers are those of the file as an editor shows them (the header
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -102,11 +103,13 @@ def load_landmarks_csv(
     max_rejected_fraction: above this share of bad rows the file itself is taken as wrong.
     """
     path = Path(path)
+    if path.is_dir():
+        raise LandmarkDataError(path, "is a folder, not a landmark CSV file")
     if not path.is_file():
         raise LandmarkDataError(path, "file not found")
     if path.stat().st_size == 0:
         raise LandmarkDataError(path, "empty file (no header, no rows)")
-    header, rows, lines = _read_rows(path)
+    header, rows, lines, delimiter = _read_rows(path)
     header = [c.strip() for c in header]
     _check_columns(path, header, require_label)
     if not rows:
@@ -118,6 +121,8 @@ def load_landmarks_csv(
     coords = np.empty((len(raw), len(LANDMARK_COLUMNS)), dtype=np.float64)
     for j, column in enumerate(LANDMARK_COLUMNS):
         text = raw[column].fillna("").astype(str).str.strip()
+        if delimiter != ",":  # files saved with a ';' or tab often write decimal commas too
+            text = text.str.replace(",", ".", regex=False)
         values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
         coords[:, j] = values
         for i in np.flatnonzero(~np.isfinite(values)):
@@ -176,10 +181,14 @@ def load_landmarks_csv(
     rejected.insert(0, "line", lines[bad])
 
     quarantine_path = None
-    if bad.any() and quarantine_dir is not None:
-        quarantine_path = Path(quarantine_dir) / f"{path.stem}.rejected.csv"
-        quarantine_path.parent.mkdir(parents=True, exist_ok=True)
-        rejected.to_csv(quarantine_path, index=False)
+    if quarantine_dir is not None:
+        target = quarantine_file(path, quarantine_dir)
+        if bad.any():
+            quarantine_path = target
+            quarantine_path.parent.mkdir(parents=True, exist_ok=True)
+            rejected.to_csv(quarantine_path, index=False)
+        elif target.exists():
+            target.unlink()  # a clean file must not keep the rejects of its last version
 
     result = LoadedLandmarks(
         path=path,
@@ -199,16 +208,52 @@ def load_landmarks_csv(
     return result
 
 
+def quarantine_file(path, quarantine_dir) -> Path:
+    """Where a file's rejected rows go: its name plus a digest of its full path, so that
+    ``a/x.csv`` and ``b/x.csv`` never overwrite each other's rejects."""
+    path = Path(path)
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    return Path(quarantine_dir) / f"{path.stem}.{digest}.rejected.csv"
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+DELIMITERS = (",", ";", "\t")
+
+
+def _open_text(path: Path):
+    """The file as text: gzip-compressed CSVs are read as they are; archives are refused."""
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic.startswith(GZIP_MAGIC):
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    if magic == ZIP_MAGIC:
+        raise LandmarkDataError(
+            path, "a zip archive (or an .xlsx workbook); extract or export the CSV first"
+        )
+    return open(path, newline="", encoding="utf-8-sig")
+
+
+def _delimiter(header_line: str) -> str:
+    """Comma unless the header has none and uses ';' or a tab (spreadsheet exports do)."""
+    counts = {d: header_line.count(d) for d in DELIMITERS}
+    if counts[","] == 0 and max(counts.values()) > 0:
+        return max(counts, key=counts.get)
+    return ","
+
+
 def _read_rows(path: Path):
-    """Header, data rows and the file line each row starts on; blank lines are skipped.
+    """Header, data rows, the file line each row starts on, and the delimiter.
 
     The csv module, not pandas, so that a row with too many or too few fields is an error
     naming its line instead of a silent shift of columns, and line numbers stay right after
-    blank lines and quoted values that span lines.
+    blank lines and quoted values that span lines. Blank lines are skipped.
     """
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+        with _open_text(path) as handle:
+            delimiter = _delimiter(handle.readline())
+            handle.seek(0)
+            reader = csv.reader(handle, delimiter=delimiter)
             header = next(reader, None)
             if header is None:
                 raise LandmarkDataError(path, "empty file (no header, no rows)")
@@ -230,7 +275,9 @@ def _read_rows(path: Path):
         raise LandmarkDataError(path, f"not a UTF-8 text file ({exc.reason})") from None
     except csv.Error as exc:
         raise LandmarkDataError(path, f"not a well-formed CSV: {exc}") from None
-    return header, rows, lines
+    except (OSError, EOFError) as exc:  # a damaged gzip stream
+        raise LandmarkDataError(path, f"cannot be read ({exc})") from None
+    return header, rows, lines, delimiter
 
 
 def _check_columns(path: Path, columns: list[str], require_label: bool) -> None:
@@ -245,8 +292,14 @@ def _check_columns(path: Path, columns: list[str], require_label: bool) -> None:
         missing.append(LABEL_COLUMN)
     if missing:
         shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+        hint = ""
+        if len(columns) == 1:
+            hint = (
+                f"; the header is one column ({columns[0][:40]!r}): separate the columns "
+                "with ',', ';' or a tab"
+            )
         raise LandmarkDataError(
-            path, f"missing {len(missing)} column(s): {shown}", line=1, column=missing[0]
+            path, f"missing {len(missing)} column(s): {shown}{hint}", line=1, column=missing[0]
         )
     allowed = expected | {LABEL_COLUMN, *METADATA_COLUMNS}
     extra = [c for c in columns if c not in allowed]

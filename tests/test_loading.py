@@ -192,3 +192,55 @@ def test_the_models_door_names_the_first_unusable_coordinate(sample_frame):
         bad.iloc[2, 7] = value
         with pytest.raises(LandmarkInputError, match=r"1 of 708 hands .* row 2, column 'y3'"):
             pipeline.predict(bad)
+
+
+def test_quarantine_files_are_per_path_and_cleared_by_a_clean_rerun(sample_frame, tmp_path):
+    bad = sample_frame.astype({"x1": object})
+    bad.loc[0, "x1"] = "oops"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = load_landmarks_csv(write(bad, tmp_path / "a" / "x.csv"), quarantine_dir=tmp_path)
+    second = load_landmarks_csv(write(bad, tmp_path / "b" / "x.csv"), quarantine_dir=tmp_path)
+    assert first.quarantine_path != second.quarantine_path
+    assert first.quarantine_path.exists() and second.quarantine_path.exists()
+    clean = load_landmarks_csv(
+        write(sample_frame, tmp_path / "a" / "x.csv"), quarantine_dir=tmp_path
+    )
+    assert clean.quarantine_path is None and not first.quarantine_path.exists()
+    assert second.quarantine_path.exists()
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(LandmarkDataError, match="is a folder, not a landmark CSV file"):
+        load_landmarks_csv(tmp_path)
+
+
+def test_gzip_files_are_read_and_zip_archives_refused(sample_frame, tmp_path):
+    import gzip
+    import zipfile
+
+    path = tmp_path / "sample.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        sample_frame.to_csv(handle, index=False)
+    loaded = load_landmarks_csv(path, quarantine_dir=None, verbose=False)
+    assert len(loaded.data) == 708 and loaded.fingerprint == file_fingerprint(path)
+    with zipfile.ZipFile(tmp_path / "sample.zip", "w") as archive:
+        archive.writestr("sample.csv", sample_frame.to_csv(index=False))
+    with pytest.raises(LandmarkDataError, match="zip archive"):
+        load_landmarks_csv(tmp_path / "sample.zip")
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_semicolon_and_tab_files_with_decimal_commas(sample_frame, tmp_path, separator):
+    path = tmp_path / "european.csv"
+    sample_frame.to_csv(path, index=False, sep=separator, decimal=",")
+    loaded = load_landmarks_csv(path, quarantine_dir=None, verbose=False)
+    assert len(loaded.data) == 708
+    np.testing.assert_allclose(loaded.X.reshape(708, -1), sample_frame[list(LANDMARK_COLUMNS)])
+
+
+def test_an_unknown_separator_gets_a_hint(sample_frame, tmp_path):
+    path = tmp_path / "pipes.csv"
+    sample_frame.to_csv(path, index=False, sep="|")
+    with pytest.raises(LandmarkDataError, match="header is one column .* with ',', ';' or a tab"):
+        load_landmarks_csv(path)
