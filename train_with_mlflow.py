@@ -8,6 +8,7 @@ defaults follow the working directory.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -168,13 +170,27 @@ def _process_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
 
 
+_CONTEXT_TAGS = contextvars.ContextVar("context_tags", default=MappingProxyType({}))
+
+
+@contextmanager
+def tagging(**tags):
+    """Every run started inside carries these tags too (a sweep's id, say)."""
+    token = _CONTEXT_TAGS.set({**_CONTEXT_TAGS.get(), **{k: str(v) for k, v in tags.items()}})
+    try:
+        yield
+    finally:
+        _CONTEXT_TAGS.reset(token)
+
+
 def run_origin() -> dict:
-    """Tags every run carries: the code's commit and the process that owns the run."""
+    """Tags every run carries: the code's commit, the process that owns it, the context's."""
     return {
         "git_commit": git_commit(),
         "host": socket.gethostname(),
         "pid": str(os.getpid()),
         "process_start": _process_start(os.getpid()) or "",
+        **_CONTEXT_TAGS.get(),
     }
 
 
@@ -479,12 +495,15 @@ def log_to_run(run_id: str, metrics=None, params=None, artifact_paths=(), dicts=
         client.log_artifact(run_id, str(path))
 
 
-def finished_runs(experiment: str, filter_string: str = "") -> pd.DataFrame:
+def finished_runs(
+    experiment: str, filter_string: str = "", latest_sweep: bool = False
+) -> pd.DataFrame:
     """Runs of an experiment that finished, inside parent runs that finished too.
 
     A sweep that was killed or failed leaves finished configurations under an unfinished
-    family run; mixed with a rerun's they would be duplicates. ``attrs["left_out"]`` says how
-    many matching runs were left out, and why.
+    family run; mixed with a rerun's they would be duplicates. ``latest_sweep`` keeps only
+    the runs of the newest sweep that completed (logged its champion). ``attrs["left_out"]``
+    says how many matching runs were left out, and why.
     """
     setup()
     experiment_ = mlflow.get_experiment_by_name(experiment)
@@ -515,13 +534,26 @@ def finished_runs(experiment: str, filter_string: str = "") -> pd.DataFrame:
         if not left_out["FINISHED"]:
             del left_out["FINISHED"]
     runs = runs[keep].reset_index(drop=True)
+    if latest_sweep and "tags.sweep_id" in runs.columns:
+        champions = mlflow.search_runs(
+            experiment_ids=[experiment_.experiment_id],
+            filter_string="tags.run_kind = 'champion' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            output_format="pandas",
+        )
+        complete = champions.get("tags.sweep_id", pd.Series(dtype=object)).dropna()
+        if len(complete):
+            newest = runs["tags.sweep_id"] == complete.iat[0]
+            if (~newest).any():
+                left_out["of earlier or unfinished sweeps"] = int((~newest).sum())
+            runs = runs[newest].reset_index(drop=True)
     runs.attrs["left_out"] = left_out
     return runs
 
 
 def leaderboard(experiment: str, run_kind: str = "config", metric: str = "val_f1_macro"):
     """Finished runs of an experiment as a DataFrame, best first, with plain column names."""
-    runs = finished_runs(experiment, f"tags.run_kind = '{run_kind}'")
+    runs = finished_runs(experiment, f"tags.run_kind = '{run_kind}'", latest_sweep=True)
     left_out = runs.attrs.get("left_out", {})
     if runs.empty:
         return runs
@@ -852,9 +884,9 @@ def log_sequence_run(
     return {"run_id": run.info.run_id, "model_uri": model_uri, "metrics": metrics}
 
 
-def find_runs(experiment: str, filter_string: str = "") -> pd.DataFrame:
+def find_runs(experiment: str, filter_string: str = "", latest_sweep: bool = False):
     """Finished runs of an experiment as MLflow gives them (params.*, metrics.*, tags.*)."""
-    return finished_runs(experiment, filter_string)
+    return finished_runs(experiment, filter_string, latest_sweep)
 
 
 def run_tags(run_id: str) -> dict:

@@ -370,7 +370,7 @@ def cmd_leaderboard(args) -> int:
     left_out = board.attrs.get("left_out") or {}
     if left_out:
         counts = ", ".join(f"{n} {status}" for status, n in left_out.items())
-        print(f"left out, not finished: {counts} (runs of interrupted or failed sweeps)")
+        print(f"left out: {counts}")
     if board.empty:
         print(f"no finished runs in experiment {args.experiment!r} at {tracking.tracking_uri()}")
         return 1

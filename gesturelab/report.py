@@ -49,7 +49,7 @@ def score_static(processed_path, experiment=config.STATIC_EXPERIMENT, n_bootstra
     prepared = prepare(processed_path, verbose=False)
     test = prepared.part("test")
     X, y = prepared.Xy("test")
-    runs = tracking.find_runs(experiment, "tags.run_kind = 'config'")
+    runs = tracking.find_runs(experiment, "tags.run_kind = 'config'", latest_sweep=True)
     if runs.empty or "metrics.test_accuracy" not in runs:
         return []
     runs = runs[runs["metrics.test_accuracy"].notna()].sort_values("start_time")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,41 @@ def run_sweep(
                 "run the full sweep to register a champion"
             )
         tracking.check_registration(register_as, labels, prepared.loaded.fingerprint)
+    # Every run of this sweep carries its id: a leaderboard shows one sweep, not a mix of a
+    # killed sweep's runs with its rerun's.
+    with tracking.tagging(sweep_id=uuid.uuid4().hex[:12]):
+        return _sweep(
+            prepared,
+            grids,
+            quick=quick,
+            selection_tolerance=selection_tolerance,
+            experiment=experiment,
+            families=families,
+            feature_ablation=feature_ablation,
+            transfer_check=transfer_check,
+            register_as=register_as,
+            figures_dir=figures_dir,
+            progress=progress,
+            seed=seed,
+        )
+
+
+def _sweep(
+    prepared: PreparedData,
+    grids: dict,
+    *,
+    quick,
+    selection_tolerance,
+    experiment,
+    families,
+    feature_ablation,
+    transfer_check,
+    register_as,
+    figures_dir,
+    progress,
+    seed,
+) -> SweepResult:
+    labels = prepared.classes
     tracking.get_or_create_experiment(experiment)
     X_train, y_train = prepared.Xy("train")
     X_test, y_test = prepared.Xy("test")

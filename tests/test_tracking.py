@@ -182,3 +182,29 @@ def test_runs_of_a_killed_sweep_are_failed_and_left_off_the_leaderboard(mlflow_s
     board = tracking.leaderboard("k")
     assert list(board["run_name"]) == ["rerun config"]
     assert board.attrs["left_out"] == {"FAILED": 1, "FINISHED inside an unfinished sweep": 1}
+
+
+def _fake_sweep(sweep_id, f1, complete=True):
+    with tracking.tagging(sweep_id=sweep_id):
+        with tracking.parent_run("two-sweeps", "svm"):
+            with mlflow.start_run(
+                run_name=f"config of {sweep_id}",
+                nested=True,
+                tags={"run_kind": "config", **tracking.run_origin()},
+            ):
+                mlflow.log_metric("val_f1_macro", f1)
+        if complete:
+            with mlflow.start_run(
+                run_name="champion", tags={"run_kind": "champion", **tracking.run_origin()}
+            ):
+                pass
+
+
+def test_the_leaderboard_shows_the_newest_complete_sweep(mlflow_store):
+    _fake_sweep("first", 0.9)
+    _fake_sweep("killed", 0.95, complete=False)
+    board = tracking.leaderboard("two-sweeps")
+    assert list(board["run_name"]) == ["config of first"]
+    assert board.attrs["left_out"] == {"of earlier or unfinished sweeps": 1}
+    _fake_sweep("rerun", 0.8)
+    assert list(tracking.leaderboard("two-sweeps")["run_name"]) == ["config of rerun"]
