@@ -40,6 +40,17 @@ def _champion_tags(model_name: str) -> dict:
     return tracking.run_tags(info["run_id"])
 
 
+def _latest_tags(experiment: str, filter_string: str) -> dict:
+    """Tags of the newest finished run matching ``filter_string``; {} when there is none."""
+    import train_with_mlflow as tracking
+
+    runs = tracking.find_runs(experiment, filter_string, latest_sweep=True)
+    if runs.empty:
+        return {}
+    newest = runs.sort_values("start_time").iloc[-1]
+    return {k[len("tags.") :]: v for k, v in newest.items() if k.startswith("tags.") and v}
+
+
 def score_static(processed_path, experiment=config.STATIC_EXPERIMENT, n_bootstrap=1000):
     """Each family's selected configuration on the HaGRID test split (its model never saw it)."""
     import train_with_mlflow as tracking
@@ -55,6 +66,10 @@ def score_static(processed_path, experiment=config.STATIC_EXPERIMENT, n_bootstra
     runs = runs[runs["metrics.test_accuracy"].notna()].sort_values("start_time")
     runs = runs.drop_duplicates("tags.model_family", keep="last")
     champion_run = _champion_tags(config.STATIC_MODEL_NAME).get("selected_from_run")
+    if champion_run not in set(runs["run_id"]):  # not registered (a quick run) or elsewhere
+        champion_run = _latest_tags(experiment, "tags.run_kind = 'champion'").get(
+            "selected_from_run"
+        )
     scored = []
     for _, run in runs.iterrows():
         predictor = GesturePredictor.load(f"runs:/{run['run_id']}/model")
@@ -98,7 +113,12 @@ def score_sequences(experiment=config.SEQUENCE_EXPERIMENT, n_bootstrap=1000, dat
         ["tags.n_classes", "tags.model_family"], keep="last"
     )
     data = data if data is not None else shrec.load_compact()
-    champions = {n: _champion_tags(name) for n, name in config.SEQUENCE_MODEL_NAMES.items()}
+    # The registered champions; unregistered (a quick run), the newest refit of notebook 03.
+    champions = {
+        n: _champion_tags(name)
+        or _latest_tags(experiment, f"tags.study = 'champion' and tags.n_classes = '{n}'")
+        for n, name in config.SEQUENCE_MODEL_NAMES.items()
+    }
     scored = []
     for _, run in runs.sort_values(["tags.n_classes", "tags.model_family"]).iterrows():
         n_classes = int(run["tags.n_classes"])

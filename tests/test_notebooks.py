@@ -4,6 +4,7 @@ import json
 
 import nbformat
 import pytest
+from mlflow.tracking import MlflowClient
 
 from gesturelab import config
 from gesturelab.runner import ReproduceError, notebook_plan, reproduce
@@ -53,7 +54,12 @@ def test_reproduce_quick(mlflow_store, tmp_path):
     for arch in ("lstm", "gru", "tcn", "cnn", "ddnet", "ensemble"):
         assert f"14,{arch}," in sequence_board and f"28,{arch}," in sequence_board
     champions = json.loads((tmp_path / "reports" / "sequence_champions.json").read_text())
-    assert champions["14"]["model_uri"] == "models:/shrec17-14-gestures@champion"
+    assert champions["14"]["model_uri"].startswith("models:/m-")  # quick: logged, not registered
+    assert MlflowClient(mlflow_store).search_registered_models() == []
+    report = nbformat.read(tmp_path / "executed" / "05_evaluation_report.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in report.cells for o in c.get("outputs", []))
+    (line,) = [x for x in printed.splitlines() if x.startswith("champions: {")]
+    assert "HaGRID static" in line and "SHREC'17 dynamic, 14" in line, line
 
 
 @pytest.mark.slow
