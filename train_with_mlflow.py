@@ -807,12 +807,6 @@ def load_keras_model(model_uri: str):
     return loaded.model, loaded.metadata
 
 
-def is_keras_model(model_uri: str) -> bool:
-    """Whether a model is a sequence (Keras) model, from its MLmodel alone."""
-    conf = yaml.safe_load((_model_directory(model_uri) / "MLmodel").read_text(encoding="utf-8"))
-    return isinstance(conf, dict) and "keras" in (conf.get("flavors") or {})
-
-
 def log_sequence_run(
     result,
     *,
