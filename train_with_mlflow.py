@@ -20,6 +20,7 @@ import urllib.request
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from types import MappingProxyType
 
@@ -41,8 +42,15 @@ from gesturelab.metrics import classification_metrics, confusion, per_class_repo
 from gesturelab.plots import confusion_matrix_figure
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "gesturelab"
+
+
+def _pinned(*distributions: str) -> list[str]:
+    """``name==version`` of what is installed: requirements.txt stays the only list of pins."""
+    return [f"{name}=={metadata.version(name)}" for name in distributions]
+
+
 # What a logged model needs to load; listing it skips MLflow's slow requirement inference.
-MODEL_PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "numpy==1.26.4", "pandas==3.0.6", "skops==0.13.0"]
+MODEL_PIP_REQUIREMENTS = _pinned("scikit-learn", "numpy", "pandas", "skops")
 SKOPS_TRUSTED_TYPES = [
     "gesturelab.features.LandmarkNormalizer",
     "sklearn.tree._tree.Tree",
@@ -764,7 +772,7 @@ def model_version_info(model_uri: str) -> dict:
 
 # ---- sequence models (Keras) ----------------------------------------------------------------
 
-KERAS_PIP_REQUIREMENTS = ["tensorflow-cpu==2.19.1", "keras==3.15.1", "numpy==1.26.4"]
+KERAS_PIP_REQUIREMENTS = _pinned("tensorflow-cpu", "keras", "numpy")
 
 
 def log_keras_model(model, classes, frames: int, name: str = "model"):

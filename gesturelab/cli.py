@@ -515,7 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-log", action="store_true", help="do not log an evaluation run")
     p.set_defaults(func=cmd_evaluate_seq)
 
-    p = commands.add_parser("leaderboard", help="print the runs of an experiment, best first")
+    p = commands.add_parser(
+        "leaderboard", help="the runs of an experiment's newest complete sweep, best first"
+    )
     p.add_argument("--experiment", default=config.STATIC_EXPERIMENT)
     p.add_argument("--top", type=int, default=20)
     p.set_defaults(func=cmd_leaderboard)

@@ -17,7 +17,7 @@ from gesturelab.sequences import SequenceSet, subject_split
 
 
 def dataset_info(data: SequenceSet, path=None) -> dict:
-    from gesturelab.shrec import file_digest
+    from gesturelab.loading import file_fingerprint
 
     info = {
         "source": str(path or data.source),
@@ -26,7 +26,7 @@ def dataset_info(data: SequenceSet, path=None) -> dict:
         "n_classes": len(data.classes),
     }
     if path is not None and Path(path).is_file():
-        info["sha256"] = file_digest(path)
+        info["sha256"] = file_fingerprint(path)
     return info
 
 

@@ -12,7 +12,6 @@ so sequences extracted from video by MediaPipe go through the same code.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -248,11 +247,3 @@ def load(
     else:
         data = load_original(data_root, split, progress=progress)
     return data.with_classes(n_classes)
-
-
-def file_digest(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

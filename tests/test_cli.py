@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -31,11 +32,16 @@ def env(mlflow_store):
 
 
 def test_help_lists_every_command(env, tmp_path):
+    from gesturelab.cli import build_parser
+
     out = gesturelab("--help", env=env, cwd=tmp_path)
     assert out.returncode == 0
-    commands = ("reproduce", "sweep", "evaluate", "validate", "leaderboard", "train-seq")
-    for command in (*commands, "evaluate-seq", "extract", "predict"):
-        assert command in out.stdout
+    (commands,) = [a for a in build_parser()._actions if a.dest == "command"]
+    expected = {"reproduce", "sweep", "evaluate", "validate", "leaderboard", "train-seq",
+                "evaluate-seq", "extract", "predict", "gesto-study"}  # fmt: skip
+    assert set(commands.choices) == expected
+    for command in expected:
+        assert re.search(rf"^    {command}(\s|$)", out.stdout, re.MULTILINE), command
 
 
 def test_validate_reports_bad_file_clearly(env, tmp_path):

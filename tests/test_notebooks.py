@@ -73,3 +73,20 @@ def test_failing_notebook_is_named(mlflow_store, tmp_path):
     assert "LandmarkDataError" in message and "broken.csv" in message
     assert (tmp_path / "executed" / "01_data_preprocessing.ipynb").exists()
     json.loads((tmp_path / "executed" / "01_data_preprocessing.ipynb").read_text())
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_every_parameter_the_runner_passes_exists_in_the_notebook(quick, tmp_path):
+    """papermill only warns about a parameter the notebook does not declare."""
+    import ast
+
+    for name, parameters in notebook_plan(quick, "data.csv", tmp_path):
+        notebook = nbformat.read(config.NOTEBOOKS_DIR / name, as_version=4)
+        (cell,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+        declared = {
+            target.id
+            for node in ast.parse(cell.source).body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+        }
+        assert set(parameters) <= declared, (name, set(parameters) - declared)
