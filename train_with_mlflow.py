@@ -35,7 +35,7 @@ import yaml
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from gesturelab import config
+from gesturelab import config, models
 from gesturelab.errors import ModelLoadError, RegistryError
 from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.metrics import classification_metrics, confusion, per_class_report
@@ -51,10 +51,9 @@ def _pinned(*distributions: str) -> list[str]:
 
 # What a logged model needs to load; listing it skips MLflow's slow requirement inference.
 MODEL_PIP_REQUIREMENTS = _pinned("scikit-learn", "numpy", "pandas", "skops")
-SKOPS_TRUSTED_TYPES = [
-    "gesturelab.features.LandmarkNormalizer",
-    "sklearn.tree._tree.Tree",
-]
+# The types a static model may hold beyond skops' own: from the family registry, never from
+# a model's MLmodel file.
+SKOPS_TRUSTED_TYPES = list(models.SKOPS_TRUSTED_TYPES)
 
 
 def tracking_uri() -> str:

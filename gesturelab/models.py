@@ -7,6 +7,8 @@ a single-hand prediction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import product
 
 from sklearn.ensemble import RandomForestClassifier
@@ -18,15 +20,6 @@ from sklearn.svm import SVC
 
 from gesturelab.config import SEED
 from gesturelab.features import LandmarkNormalizer
-
-FAMILIES = ("svm", "random_forest", "knn", "logreg")
-
-# The configurations the reference project published (SVM 0.972, RF 0.942, KNN 0.903).
-REFERENCE_CONFIGS = {
-    "svm": {"kernel": "poly", "C": 100.0, "gamma": "scale", "degree": 2},
-    "random_forest": {"n_estimators": 200, "max_depth": 30, "max_features": "sqrt"},
-    "knn": {"n_neighbors": 3, "weights": "uniform", "p": 2},
-}
 
 DEFAULT_FEATURES = {"normalise": True, "coords": "2d", "distances": True, "angles": False}
 DEFAULT_FEATURE_SET = "xy+dist"
@@ -46,18 +39,6 @@ FEATURE_SETS = {
 SWEPT_FEATURE_SETS = ["xy+dist", "xy+dist+angles"]
 
 
-def make_classifier(family: str, params: dict, seed: int = SEED):
-    if family == "svm":
-        return SVC(random_state=seed, **params)
-    if family == "random_forest":
-        return RandomForestClassifier(random_state=seed, n_jobs=1, **params)
-    if family == "knn":
-        return KNeighborsClassifier(**params)
-    if family == "logreg":
-        return LogisticRegression(max_iter=5000, **params)
-    raise ValueError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
-
-
 def build_pipeline(family: str, params: dict, features: dict | None = None, seed: int = SEED):
     """Raw landmarks -> normalised features -> standardised -> classifier."""
     features = dict(DEFAULT_FEATURES if features is None else features)
@@ -74,45 +55,119 @@ def _grid(**axes):
     return [dict(zip(axes, values)) for values in product(*axes.values())]
 
 
-def sweep_grid(family: str, quick: bool = False) -> list[dict]:
-    """The nested-loop grid of one family; ``quick`` keeps a handful including the reference."""
-    if family == "svm":
-        if quick:
-            return [
+@dataclass(frozen=True)
+class Family:
+    """One classical model family: everything the sweep, the CLI and model loading need.
+
+    build: (params, seed) -> an unfitted classifier.
+    grid: the full sweep, in the order ties are broken (the first of equals wins).
+    quick_grid: a handful for tests and smoke runs, the reference configuration included.
+    reference: the configuration the reference project published, if any.
+    skops_types: classes a fitted model holds that skops does not trust by itself; loading
+        trusts these and nothing the model file lists.
+    """
+
+    name: str
+    build: Callable[[dict, int], object]
+    grid: tuple[dict, ...]
+    quick_grid: tuple[dict, ...]
+    reference: dict | None = None
+    skops_types: tuple[str, ...] = ()
+
+
+# The configurations the reference project published (SVM 0.972, RF 0.942, KNN 0.903).
+_SVM_REFERENCE = {"kernel": "poly", "C": 100.0, "gamma": "scale", "degree": 2}
+_RF_REFERENCE = {"n_estimators": 200, "max_depth": 30, "max_features": "sqrt"}
+_KNN_REFERENCE = {"n_neighbors": 3, "weights": "uniform", "p": 2}
+
+REGISTRY: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            "svm",
+            build=lambda params, seed: SVC(random_state=seed, **params),
+            grid=tuple(
+                _grid(
+                    kernel=["linear"], C=[0.01, 0.1, 1.0, 10.0, 100.0], features=SWEPT_FEATURE_SETS
+                )
+                + _grid(
+                    kernel=["rbf"], C=[1.0, 10.0, 100.0, 1000.0], gamma=["scale", 0.001, 0.01, 0.1]
+                )
+                + _grid(
+                    kernel=["poly"],
+                    C=[1.0, 10.0, 100.0, 1000.0],
+                    gamma=["scale", 0.01, 0.1],
+                    degree=[2, 3],
+                )
+            ),
+            quick_grid=(
                 {"kernel": "linear", "C": 1.0},
                 {"kernel": "rbf", "C": 10.0, "gamma": "scale"},
-                REFERENCE_CONFIGS["svm"],
-            ]
-        return (
-            _grid(kernel=["linear"], C=[0.01, 0.1, 1.0, 10.0, 100.0], features=SWEPT_FEATURE_SETS)
-            + _grid(kernel=["rbf"], C=[1.0, 10.0, 100.0, 1000.0], gamma=["scale", 0.001, 0.01, 0.1])
-            + _grid(
-                kernel=["poly"],
-                C=[1.0, 10.0, 100.0, 1000.0],
-                gamma=["scale", 0.01, 0.1],
-                degree=[2, 3],
-            )
-        )
-    if family == "random_forest":
-        if quick:
-            return [
+                _SVM_REFERENCE,
+            ),
+            reference=_SVM_REFERENCE,
+        ),
+        Family(
+            "random_forest",
+            build=lambda params, seed: RandomForestClassifier(
+                random_state=seed, n_jobs=1, **params
+            ),
+            grid=tuple(
+                _grid(
+                    n_estimators=[100, 200, 400],
+                    max_depth=[10, 20, 30, None],
+                    max_features=["sqrt", "log2"],
+                )
+            ),
+            quick_grid=(
                 {"n_estimators": 50, "max_depth": 10, "max_features": "sqrt"},
-                REFERENCE_CONFIGS["random_forest"],
-            ]
-        return _grid(
-            n_estimators=[100, 200, 400],
-            max_depth=[10, 20, 30, None],
-            max_features=["sqrt", "log2"],
-        )
-    if family == "knn":
-        if quick:
-            return [REFERENCE_CONFIGS["knn"], {"n_neighbors": 5, "weights": "distance", "p": 2}]
-        return _grid(n_neighbors=[1, 3, 5, 7, 9, 15], weights=["uniform", "distance"], p=[1, 2])
-    if family == "logreg":
-        if quick:
-            return [{"C": 1.0}, {"C": 1.0, "features": "xy+dist+angles"}]
-        return _grid(C=[0.1, 1.0, 10.0, 100.0, 1000.0], features=SWEPT_FEATURE_SETS)
-    raise ValueError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
+                _RF_REFERENCE,
+            ),
+            reference=_RF_REFERENCE,
+            skops_types=("sklearn.tree._tree.Tree",),
+        ),
+        Family(
+            "knn",
+            build=lambda params, seed: KNeighborsClassifier(**params),
+            grid=tuple(
+                _grid(n_neighbors=[1, 3, 5, 7, 9, 15], weights=["uniform", "distance"], p=[1, 2])
+            ),
+            quick_grid=(_KNN_REFERENCE, {"n_neighbors": 5, "weights": "distance", "p": 2}),
+            reference=_KNN_REFERENCE,
+        ),
+        Family(
+            "logreg",
+            build=lambda params, seed: LogisticRegression(max_iter=5000, **params),
+            grid=tuple(_grid(C=[0.1, 1.0, 10.0, 100.0, 1000.0], features=SWEPT_FEATURE_SETS)),
+            quick_grid=({"C": 1.0}, {"C": 1.0, "features": "xy+dist+angles"}),
+        ),
+    )
+}
+
+FAMILIES = tuple(REGISTRY)
+REFERENCE_CONFIGS = {name: f.reference for name, f in REGISTRY.items() if f.reference}
+# Every type a logged static model may hold beyond what skops trusts by itself.
+SKOPS_TRUSTED_TYPES = (
+    "gesturelab.features.LandmarkNormalizer",
+    *sorted({t for f in REGISTRY.values() for t in f.skops_types}),
+)
+
+
+def family(name: str) -> Family:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}") from None
+
+
+def make_classifier(name: str, params: dict, seed: int = SEED):
+    return family(name).build(params, seed)
+
+
+def sweep_grid(name: str, quick: bool = False) -> list[dict]:
+    """The nested-loop grid of one family; ``quick`` keeps a handful including the reference."""
+    spec = family(name)
+    return [dict(c) for c in (spec.quick_grid if quick else spec.grid)]
 
 
 def is_reference(family: str, params: dict) -> bool:

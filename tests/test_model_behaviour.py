@@ -89,3 +89,21 @@ def test_champion_is_robust_to_small_landmark_jitter(data, champion):
 def test_every_class_is_reached_by_a_real_sample(data, champion):
     _, (X_test, y_test) = data
     assert set(champion.predict(X_test)) == set(y_test) == set(champion.classes_)
+
+
+def test_an_unknown_family_is_refused_with_the_known_ones():
+    from gesturelab.models import FAMILIES, build_pipeline, sweep_grid
+
+    with pytest.raises(ValueError, match="unknown model family 'xgboost'; known: svm, random"):
+        build_pipeline("xgboost", {})
+    with pytest.raises(ValueError, match="known: " + ", ".join(FAMILIES)):
+        sweep_grid("xgboost")
+
+
+def test_every_family_builds_and_its_reference_is_in_its_quick_grid():
+    from gesturelab.models import REGISTRY, SKOPS_TRUSTED_TYPES, make_classifier
+
+    for name, spec in REGISTRY.items():
+        assert hasattr(make_classifier(name, {}), "fit")
+        assert spec.reference is None or spec.reference in spec.quick_grid
+        assert set(spec.skops_types) <= set(SKOPS_TRUSTED_TYPES)
