@@ -5,9 +5,24 @@ Anything else that escapes is a bug of ours and keeps its traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class GestureLabError(Exception):
     """A problem with the user's input (file, model, option), said so that it can be fixed."""
+
+
+class LandmarkDataError(ValueError, GestureLabError):
+    """A data file that cannot be used (landmark CSV, sequence files), with where the problem is."""
+
+    def __init__(self, path, message: str, line: int | None = None, column: str | None = None):
+        self.path, self.line, self.column = Path(path), line, column
+        where = str(path)
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {message}")
 
 
 class LandmarkInputError(ValueError, GestureLabError):

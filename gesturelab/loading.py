@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.errors import GestureLabError
+from gesturelab.errors import LandmarkDataError
 from gesturelab.landmarks import (
     HAGRID_CLASSES,
     INPUT_SHAPE,
@@ -30,19 +30,6 @@ from gesturelab.landmarks import (
     MIDDLE_MCP,
     WRIST,
 )
-
-
-class LandmarkDataError(ValueError, GestureLabError):
-    """A landmark file that cannot be used, with where the problem is."""
-
-    def __init__(self, path, message: str, line: int | None = None, column: str | None = None):
-        self.path, self.line, self.column = Path(path), line, column
-        where = str(path)
-        if line is not None:
-            where += f", line {line}"
-        if column is not None:
-            where += f", column {column!r}"
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass

@@ -26,6 +26,8 @@ class SequenceSet:
     meta: dict = field(default_factory=dict)
     frame_rate: float | None = None
     source: str = ""
+    # Other label sets of the same sequences: {n_classes: class names}, labels in meta.
+    class_variants: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels)
@@ -57,6 +59,7 @@ class SequenceSet:
             meta={k: np.asarray(v)[index] for k, v in self.meta.items()},
             frame_rate=self.frame_rate,
             source=self.source,
+            class_variants=self.class_variants,
         )
 
     def with_classes(self, n_classes: int) -> SequenceSet:
@@ -64,13 +67,11 @@ class SequenceSet:
         if n_classes == len(self.classes):
             return self
         key = f"label_{n_classes}"
-        if key not in self.meta:
+        if key not in self.meta or n_classes not in self.class_variants:
             raise ValueError(f"no {n_classes}-class labels in {self.source or 'this set'}")
-        from gesturelab.shrec import classes_for
-
         out = self.subset(np.arange(len(self)))
         out.labels = np.asarray(self.meta[key])
-        out.classes = classes_for(n_classes)
+        out.classes = tuple(self.class_variants[n_classes])
         return out
 
     def to_fixed(self, frames: int, method: str = "resample") -> np.ndarray:

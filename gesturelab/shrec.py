@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from gesturelab import config
-from gesturelab.errors import GestureLabError
+from gesturelab.errors import GestureLabError, LandmarkDataError
 from gesturelab.landmarks import N_COORDS, N_LANDMARKS
-from gesturelab.loading import LandmarkDataError
 from gesturelab.sequences import SequenceSet
 
 SHREC_JOINTS = 22
@@ -168,6 +167,7 @@ def load_original(root, split: str = "train", progress: bool = False) -> Sequenc
             "label_28": listing[:, 5] - 1,
         },
         classes=GESTURES_14,
+        class_variants={14: GESTURES_14, 28: GESTURES_28},
         frame_rate=FRAME_RATE,
         source=f"{root} ({split})",
     )
@@ -228,6 +228,7 @@ def load_compact(path=None) -> SequenceSet:
                 "label_28": archive["labels_28"].astype(np.int64),
             },
             classes=GESTURES_14,
+            class_variants={14: GESTURES_14, 28: GESTURES_28},
             frame_rate=FRAME_RATE,
             source=str(path),
         )
