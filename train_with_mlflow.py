@@ -231,13 +231,14 @@ def fail_orphaned_runs(experiment_id: str) -> int:
         if run.data.tags.get("host") == host and not _process_alive(run.data.tags)
     }
     # Runs a user's code opened inside a dead run carry no pid of their own: same process.
-    dead.update(
-        {
-            run.info.run_id: dead[run.data.tags["mlflow.parentRunId"]]
-            for run in running
-            if run.data.tags.get("mlflow.parentRunId") in dead
-        }
-    )
+    grew = True
+    while grew:
+        grew = False
+        for run in running:
+            parent = run.data.tags.get("mlflow.parentRunId")
+            if parent in dead and run.info.run_id not in dead:
+                dead[run.info.run_id] = dead[parent]
+                grew = True
     for run_id, pid in dead.items():
         reason = f"process {pid} on {host} ended without finishing the run"
         client.set_tag(run_id, "failed_reason", reason)
@@ -406,25 +407,37 @@ def check_registration(
     the notebooks load ``name@alias`` without looking at what it was trained on.
     """
     setup()
+    if not name or re.search(r"[/:@%]", name):
+        raise RegistryError(f"{name!r} cannot be a registered model name (no '/', ':', '@', '%')")
     current = _champion_version(name, alias)
     if current is None:
         return
     tags = current.tags or {}
     mine = json.dumps(sorted(str(c) for c in label_set))
-    theirs = tags.get("label_set")
+    theirs = tags.get("label_set") or _model_label_set(f"models:/{name}/{current.version}")
     where = f"models:/{name}@{alias} (version {current.version})"
-    if theirs is not None and theirs != mine:
+    if theirs != mine:
         count = len(json.loads(theirs))
         raise RegistryError(
             f"{where} predicts {count} other classes than this model's {len(label_set)}; "
             "register under a name of its own (--model-name), nothing was moved"
         )
-    if data_sha256 and tags.get("data_sha256") and tags["data_sha256"] != data_sha256:
+    if tags.get("data_sha256") and tags["data_sha256"] != (data_sha256 or "unknown"):
         raise RegistryError(
             f"{where} was trained on other data ({tags.get('data_file', 'sha256')} "
-            f"{tags['data_sha256'][:12]}, this is {data_sha256[:12]}); register under a name of "
-            "its own (--model-name), nothing was moved"
+            f"{tags['data_sha256'][:12]}, this is {(data_sha256 or 'unknown')[:12]}); register "
+            "under a name of its own (--model-name), nothing was moved"
         )
+
+
+def _model_label_set(model_uri: str) -> str:
+    """The classes of a registered model without tags (registered by older code), as JSON."""
+    loaded = open_model(model_uri)
+    if loaded.kind == "static":
+        classes = loaded.model.classes_
+    else:
+        classes = loaded.metadata.get("classes") or range(int(loaded.model.output_shape[-1]))
+    return json.dumps(sorted(str(c) for c in classes))
 
 
 def register_model(
@@ -432,20 +445,20 @@ def register_model(
     name: str,
     alias: str = config.CHAMPION_ALIAS,
     tags=None,
-    label_set=None,
-    data_sha256: str | None = None,
+    *,
+    label_set,
+    data_sha256: str | None,
 ):
     """Register a logged model under ``name`` and point ``alias`` at the new version.
 
-    With ``label_set`` the alias only moves from a model of the same classes and data
-    (see ``check_registration``); both are kept as version tags for the next check.
+    The alias only moves from a model of the same classes and data (``check_registration``);
+    both are kept as version tags for the next check.
     """
     setup()
     tags = dict(tags or {})
-    if label_set is not None:
-        check_registration(name, label_set, data_sha256, alias)
-        tags["label_set"] = json.dumps(sorted(str(c) for c in label_set))
-        tags["n_classes"] = len(label_set)
+    check_registration(name, label_set, data_sha256, alias)
+    tags["label_set"] = json.dumps(sorted(str(c) for c in label_set))
+    tags["n_classes"] = len(label_set)
     if data_sha256:
         tags["data_sha256"] = data_sha256
     version = mlflow.register_model(model_uri, name)
@@ -670,16 +683,23 @@ def open_model(model_uri: str) -> LoadedModel:
         raise ModelLoadError(f"{model_uri}: MLmodel lists no flavors")
     metadata = conf.get("metadata") if isinstance(conf.get("metadata"), dict) else {}
     if "sklearn" in flavors:
-        model = _load_skops(directory, flavors["sklearn"] or {}, model_uri)
+        model = _load_skops(directory, _flavor(flavors, "sklearn", model_uri), model_uri)
         return LoadedModel(str(model_uri), "static", model, metadata, directory)
     if "keras" in flavors:
-        model = _load_keras(directory, flavors["keras"] or {}, model_uri)
+        model = _load_keras(directory, _flavor(flavors, "keras", model_uri), model_uri)
         return LoadedModel(str(model_uri), "sequence", model, metadata, directory)
     known = ", ".join(sorted(str(f) for f in flavors)) or "none"
     raise ModelLoadError(
         f"{model_uri}: refused: flavors {known}; gesturelab loads only the scikit-learn (skops) "
         "and Keras models it writes"
     )
+
+
+def _flavor(flavors: dict, name: str, uri: str) -> dict:
+    flavor = flavors[name] or {}
+    if not isinstance(flavor, dict):
+        raise ModelLoadError(f"{uri}: MLmodel's {name} flavor is not a mapping")
+    return flavor
 
 
 def _load_skops(directory: Path, flavor: dict, uri: str):
@@ -721,10 +741,11 @@ def _load_keras(directory: Path, flavor: dict, uri: str):
         )
     if str(flavor.get("keras_version", "")).split(".")[0] != "3":
         raise ModelLoadError(f"{uri}: refused: Keras {flavor.get('keras_version')!r}, not Keras 3")
-    path = _inside(directory, flavor.get("data", "data"), uri)
-    if path.is_dir():
-        path = path / "model"
-    path = path.with_name(path.name + ".keras")
+    data = Path(str(flavor.get("data", "data")))
+    if (directory / data).is_dir():
+        data = data / "model"
+    # The whole path is checked, the file included: a symlinked model.keras must not lead out.
+    path = _inside(directory, data.with_name(data.name + ".keras"), uri)
     if not path.is_file():
         raise ModelLoadError(f"{uri}: the model file {path.name} is missing")
     import keras

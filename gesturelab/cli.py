@@ -114,15 +114,21 @@ def _write_problems(problems: pd.DataFrame, path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         problems.to_csv(path, index=False)
         print(f"{len(problems)} problem(s) written to {path}")
-    elif path.exists():
-        path.unlink()  # a clean rerun must not leave the last run's problems behind
+    else:
+        path.unlink(missing_ok=True)  # a clean rerun must not leave the last problems behind
 
 
 def cmd_extract(args) -> int:
     from pathlib import Path
 
     from gesturelab.errors import MediaError
-    from gesturelab.extraction import PROBLEM_COLUMNS, collect_inputs, extract_images, extract_video
+    from gesturelab.extraction import (
+        NO_HAND,
+        PROBLEM_COLUMNS,
+        collect_inputs,
+        extract_images,
+        extract_video,
+    )
     from gesturelab.inference import is_video
 
     inputs = collect_inputs(args.input)
@@ -138,13 +144,11 @@ def cmd_extract(args) -> int:
         print(result.summary())
         tables.append(result.rows)
         problems.append(result.problems)
-    unreadable = 0
     for video in videos:
         try:
             result = extract_video(video, progress=not args.no_progress)
         except MediaError as exc:
             # One bad video must not cost the landmarks of every other file.
-            unreadable += 1
             problems.append(pd.DataFrame([{"source": str(video), "problem": exc.reason}]))
             continue
         print(f"{video}: {result.summary()}")
@@ -160,7 +164,9 @@ def cmd_extract(args) -> int:
     _write_problems(
         problems.reindex(columns=list(PROBLEM_COLUMNS)), out.with_name(out.stem + ".problems.csv")
     )
-    if inputs and not tables:
+    unread = problems.reindex(columns=list(PROBLEM_COLUMNS))["problem"].dropna().astype(str)
+    unread = unread[(unread != NO_HAND) & ~unread.str.startswith("partly")]
+    if len(unread) >= len(inputs):
         print(f"error: none of the {len(inputs)} input(s) could be read", file=sys.stderr)
         return 2
     return 0
@@ -227,8 +233,8 @@ def cmd_predict(args) -> int:
         if len(problems):
             problems.to_csv(path, index=False)
             print(f"{len(problems)} problem(s) written to {path}")
-        elif path.exists():
-            path.unlink()
+        else:
+            path.unlink(missing_ok=True)
     if not readable:
         only = f"{inputs[0]}: " if len(inputs) == 1 else ""
         reason = problems["problem"].iat[0] if len(inputs) == 1 and len(problems) else ""

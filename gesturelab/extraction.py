@@ -167,7 +167,7 @@ def truncated_image(path) -> str | None:
 
     try:
         with Image.open(path) as image:
-            if image.format != "JPEG":
+            if image.format not in ("JPEG", "MPO"):  # MPO: a phone's multi-picture JPEG
                 return None  # OpenCV refuses truncated PNG, WebP and TIFF files itself
             image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()

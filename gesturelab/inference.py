@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from gesturelab.errors import MediaError
 from gesturelab.extraction import (
     VIDEO_SUFFIXES,
     HandLandmarker,
@@ -154,6 +155,8 @@ def predict_video(
                 writer.write(draw_prediction(frame, hand, f"{index:4d}  {text}"))
     if writer is not None:
         writer.release()
+    if not records:
+        raise MediaError(path, "no frame could be decoded")
     columns = [
         "frame",
         "time_s",

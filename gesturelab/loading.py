@@ -12,6 +12,7 @@ import csv
 import gzip
 import hashlib
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,11 +66,17 @@ class LoadedLandmarks:
 
 
 def file_fingerprint(path) -> str:
-    """SHA-256 of the file's bytes: the dataset identity recorded with every run."""
+    """SHA-256 of the file's bytes (of a folder: of its files' names and bytes, in order):
+    the dataset identity recorded with every run and registered model."""
+    path = Path(path)
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -174,8 +181,8 @@ def load_landmarks_csv(
             quarantine_path = target
             quarantine_path.parent.mkdir(parents=True, exist_ok=True)
             rejected.to_csv(quarantine_path, index=False)
-        elif target.exists():
-            target.unlink()  # a clean file must not keep the rejects of its last version
+        else:
+            target.unlink(missing_ok=True)  # a clean file must not keep its last rejects
 
     result = LoadedLandmarks(
         path=path,
@@ -262,7 +269,7 @@ def _read_rows(path: Path):
         raise LandmarkDataError(path, f"not a UTF-8 text file ({exc.reason})") from None
     except csv.Error as exc:
         raise LandmarkDataError(path, f"not a well-formed CSV: {exc}") from None
-    except (OSError, EOFError) as exc:  # a damaged gzip stream
+    except (OSError, EOFError, zlib.error) as exc:  # a damaged gzip stream
         raise LandmarkDataError(path, f"cannot be read ({exc})") from None
     return header, rows, lines, delimiter
 

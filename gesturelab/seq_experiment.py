@@ -25,7 +25,7 @@ def dataset_info(data: SequenceSet, path=None) -> dict:
         "n_subjects": len(np.unique(data.subjects)),
         "n_classes": len(data.classes),
     }
-    if path is not None and Path(path).is_file():
+    if path is not None and Path(path).exists():
         info["sha256"] = file_fingerprint(path)
     return info
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
+from gesturelab.errors import SweepDataError
 from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.loading import LandmarkDataError, LoadedLandmarks, load_landmarks_csv
 from gesturelab.splits import (
@@ -84,14 +85,17 @@ def prepare(
                 column="split",
             )
         group_source += " (split read from the file)"
-    else:
-        data["split"] = split_train_test(data[LABEL_COLUMN], data["group"], test_size, seed)
-    data["group"] = data["group"].astype(np.int64)
-    train = (data["split"] == "train").to_numpy()
-    data["fold"] = -1
-    data.loc[train, "fold"] = grouped_folds(
-        data.loc[train, LABEL_COLUMN], data.loc[train, "group"], n_folds, seed
-    )
+    try:
+        if "split" not in loaded.data.columns:
+            data["split"] = split_train_test(data[LABEL_COLUMN], data["group"], test_size, seed)
+        data["group"] = data["group"].astype(np.int64)
+        train = (data["split"] == "train").to_numpy()
+        data["fold"] = -1
+        data.loc[train, "fold"] = grouped_folds(
+            data.loc[train, LABEL_COLUMN], data.loc[train, "group"], n_folds, seed
+        )
+    except ValueError as exc:  # too few groups for a grouped split or for the folds
+        raise SweepDataError(f"{path}: {exc} (groups from {group_source})") from None
     return PreparedData(loaded=loaded, data=data, group_source=group_source)
 
 

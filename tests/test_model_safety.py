@@ -140,7 +140,9 @@ def test_project_models_load_as_path_file_uri_and_registry(tmp_path, fitted, mlf
     tracking.get_or_create_experiment("safety")
     with mlflow.start_run():
         info = tracking.log_model(pipeline, X)
-    tracking.register_model(info.model_uri, "safety-model")
+    tracking.register_model(
+        info.model_uri, "safety-model", label_set=pipeline.classes_, data_sha256=None
+    )
     for uri in (info.model_uri, "models:/safety-model@champion", "models:/safety-model/1"):
         assert tracking.open_model(uri).kind == "static"
 
@@ -177,4 +179,29 @@ def test_keras_lambda_layers_are_refused(tmp_path):
     folder = tmp_path / "lambda"
     mlflow.keras.save_model(keras.Model(inputs, outputs), str(folder), pip_requirements=[])
     with pytest.raises(ModelLoadError, match="safely"):
+        tracking.open_model(str(folder))
+
+
+def test_a_keras_file_symlinked_out_of_the_folder_is_refused(tmp_path):
+    import keras
+    import mlflow.keras
+
+    inputs = keras.Input((4,))
+    folder = tmp_path / "linked"
+    mlflow.keras.save_model(
+        keras.Model(inputs, keras.layers.Dense(2)(inputs)), str(folder), pip_requirements=[]
+    )
+    target = folder / "data" / "model.keras"
+    outside = tmp_path / "outside.keras"
+    target.rename(outside)
+    target.symlink_to(outside)
+    with pytest.raises(ModelLoadError, match="outside the model folder"):
+        tracking.open_model(str(folder))
+
+
+def test_a_flavor_that_is_not_a_mapping_is_one_error(tmp_path, fitted):
+    folder = tmp_path / "model"
+    _save(fitted[0], folder)
+    _rewrite_mlmodel(folder, lambda c: c["flavors"].update(sklearn=["x"]))
+    with pytest.raises(ModelLoadError, match="not a mapping"):
         tracking.open_model(str(folder))

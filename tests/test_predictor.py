@@ -89,7 +89,9 @@ def test_predict_cli_on_photos_and_video(mlflow_store, sample, tmp_path):
     with mlflow.start_run():
         model = build_pipeline("logreg", {"C": 1.0}).fit(sample.data, sample.y)
         info = tracking.log_model(model, sample.data)
-    tracking.register_model(info.model_uri, "predict-test-model")
+    tracking.register_model(
+        info.model_uri, "predict-test-model", label_set=model.classes_, data_sha256=None
+    )
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
     out = subprocess.run(
         [

@@ -110,6 +110,7 @@ def test_quick_sweep_of_a_subset_leaves_the_champion_and_the_readme_figures(
         uri, NAME, label_set=prepared.classes, data_sha256=prepared.loaded.fingerprint
     )
     before = {p.name: p.stat().st_mtime_ns for p in config.FIGURES_DIR.glob("*.png")}
+    (config.SCRATCH_FIGURES_DIR / "leaderboard.png").unlink(missing_ok=True)
     out = _cli("sweep", "--quick", "--experiment", "scratch", "--data",
                _subset(tmp_path, prepared), store=mlflow_store, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -117,3 +118,27 @@ def test_quick_sweep_of_a_subset_leaves_the_champion_and_the_readme_figures(
     assert [m.name for m in MlflowClient().search_registered_models()] == [NAME]
     assert {p.name: p.stat().st_mtime_ns for p in config.FIGURES_DIR.glob("*.png")} == before
     assert (config.SCRATCH_FIGURES_DIR / "leaderboard.png").exists()
+
+
+def test_an_untagged_champion_is_judged_by_its_own_classes(mlflow_store, prepared):
+    """Versions registered by older code carry no label_set tag; the model itself has one."""
+    uri = _logged_model(prepared)
+    version = mlflow.register_model(uri, NAME)
+    MlflowClient().set_registered_model_alias(NAME, config.CHAMPION_ALIAS, version.version)
+    with pytest.raises(RegistryError, match="other classes"):
+        tracking.register_model(uri, NAME, label_set=["a", "b"], data_sha256="0" * 64)
+    tracking.register_model(uri, NAME, label_set=prepared.classes, data_sha256=None)
+    assert _champion_version() == "2"
+    with pytest.raises(RegistryError, match="cannot be a registered model name"):
+        tracking.check_registration("a/b", prepared.classes, None)
+
+
+def test_a_file_with_too_few_users_is_one_line(sample_frame, tmp_path):
+    from gesturelab.errors import SweepDataError
+
+    frame = sample_frame[sample_frame["label"].isin(["palm", "fist", "like"])].copy()
+    frame["user_id"] = [f"u{i % 4}" for i in range(len(frame))]
+    path = tmp_path / "users4.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(SweepDataError, match="only 4 groups for 5 folds"):
+        prepare(path, quarantine_dir=None, verbose=False)

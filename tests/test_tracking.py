@@ -81,7 +81,9 @@ def test_log_experiment_run_records_everything(mlflow_store, prepared, tmp_path,
     pyfunc = mlflow.pyfunc.load_model(result["model_uri"])
     assert list(pyfunc.predict(X[:5])) == list(pipeline.predict(X[:5]))
 
-    tracking.register_model(result["model_uri"], "test-model")
+    tracking.register_model(
+        result["model_uri"], "test-model", label_set=pipeline.classes_, data_sha256=None
+    )
     champion = tracking.load_model("models:/test-model@champion")
     np.testing.assert_array_equal(champion.predict(X), pipeline.predict(X))
     info = tracking.model_version_info("models:/test-model@champion")

@@ -170,3 +170,17 @@ def test_a_model_that_does_not_exist_is_one_line(tmp_path, store, model):
     lines = [line for line in out.stderr.strip().splitlines() if "mlflow.store.db" not in line]
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
     assert "Traceback" in gesturelab("--debug", *command, cwd=tmp_path, store=store).stderr
+
+
+def test_extract_says_so_when_nothing_could_be_read(tmp_path, store):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    out = gesturelab(
+        "extract", "--input", tmp_path / "in", "--out", tmp_path / "rows.csv", "--no-progress",
+        cwd=tmp_path, store=store,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == "error: none of the 1 input(s) could be read"
+    assert pd.read_csv(tmp_path / "rows.problems.csv")["problem"].tolist() == [
+        "unreadable or corrupt image"
+    ]
