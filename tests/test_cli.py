@@ -53,6 +53,7 @@ def test_validate_reports_bad_file_clearly(env, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.sweep
 def test_sweep_then_evaluate_the_champion(env, tmp_path):
     figures = tmp_path / "figures"
     out = gesturelab(
@@ -132,6 +133,7 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_train_seq_then_evaluate_seq_on_the_original_layout(env, tmp_path):
     """A short 28-class TCN on the shipped split, scored on sequences in the original layout."""
     fixture = config.REPO_ROOT / "tests" / "fixtures" / "shrec_tiny"
@@ -166,6 +168,7 @@ def test_train_seq_then_evaluate_seq_on_the_original_layout(env, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_train_seq_ensemble_on_every_subject_loads_as_one_predictor(env, tmp_path):
     """28 classes default to the ensemble; --validation-fraction 0 trains each member once."""
     out = gesturelab(

@@ -27,6 +27,7 @@ def test_every_notebook_is_in_the_plan():
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_reproduce_quick(mlflow_store, tmp_path):
     board = reproduce(quick=True, work_dir=tmp_path)
     assert set(board["family"]) == {"svm", "random_forest", "knn", "logreg"}
@@ -63,6 +64,7 @@ def test_reproduce_quick(mlflow_store, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_failing_notebook_is_named(mlflow_store, tmp_path):
     broken = tmp_path / "broken.csv"
     broken.write_text("x1,y1\n1,2\n")

@@ -102,6 +102,7 @@ def test_registering_a_subset_over_hagrids_champion_is_refused_before_training(
 
 
 @pytest.mark.slow
+@pytest.mark.sweep
 def test_quick_sweep_of_a_subset_leaves_the_champion_and_the_readme_figures(
     mlflow_store, prepared, tmp_path
 ):

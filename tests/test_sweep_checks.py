@@ -73,6 +73,7 @@ def test_two_class_models_give_two_scores_per_hand(sample_frame, family):
 
 
 @pytest.mark.slow
+@pytest.mark.sweep
 def test_a_sweep_of_three_classes_in_single_blocks_completes(sample_frame, tmp_path, mlflow_store):
     prepared = _subset(sample_frame, tmp_path, 12, ["palm", "fist", "like"])
     result = run_sweep(prepared, quick=True, experiment="small", progress=False)
