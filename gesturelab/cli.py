@@ -429,12 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(config.SCRATCH_FIGURES_DIR),
         help="where the figures go (default build/figures; only reproduce writes figures/)",
     )
-    p.add_argument("--block-size", type=int, default=10, help="rows per group without ids")
+    p.add_argument(
+        "--block-size", type=int, default=config.BLOCK_SIZE, help="rows per group without ids"
+    )
     p.add_argument("--seed", type=int, default=config.SEED)
     p.add_argument(
         "--selection-tolerance",
         type=float,
-        default=0.005,
+        default=config.SELECTION_TOLERANCE,
         help="macro-F1 gap below which configurations count as tied (then the most "
         "viewpoint-robust wins)",
     )
@@ -445,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="labelled landmark CSV (HaGRID format)")
     p.add_argument("--out", help="write the JSON report here")
     p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
-    p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the intervals")
+    p.add_argument(
+        "--bootstrap", type=int, default=config.N_BOOTSTRAP, help="resamples for the intervals"
+    )
     p.add_argument("--no-log", action="store_true", help="do not log an evaluation run")
     p.set_defaults(func=cmd_evaluate)
 
@@ -466,7 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="e.g. models:/hagrid-static-gesture@champion")
     p.add_argument("--input", required=True, help="an image, a video, a folder or a glob")
     p.add_argument("--out", help="folder for predictions.csv, annotated videos, frame CSVs")
-    p.add_argument("--window", type=int, default=7, help="frames of label smoothing in videos")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=config.SMOOTHING_WINDOW,
+        help="frames of label smoothing in videos",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
 
@@ -489,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--validation-fraction",
         type=float,
-        default=0.25,
+        default=config.VALIDATION_FRACTION,
         help="share of subjects held out for early stopping and the validation report; "
         "0 trains once on every subject for the tuned epochs",
     )
@@ -500,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--register", action="store_true", help="register the model as champion")
     p.add_argument("--experiment", default=config.SEQUENCE_EXPERIMENT)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=config.SEQUENCE_SEED)
     p.add_argument("--verbose", action="store_true", help="print every epoch")
     p.set_defaults(func=cmd_train_seq)
 
@@ -508,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gesto-study", help="the GESTO LSTM failure and its fixes on real SHREC'17 sequences"
     )
     p.add_argument("--epochs", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=config.SEQUENCE_SEED)
     p.add_argument("--out", help="write the table as CSV")
     p.set_defaults(func=cmd_gesto_study)
 
@@ -517,7 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder in the original SHREC'17 layout")
     p.add_argument("--split", default="test", help="which <split>_gestures.txt to score")
     p.add_argument("--out", help="write the JSON report here")
-    p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the intervals")
+    p.add_argument(
+        "--bootstrap", type=int, default=config.N_BOOTSTRAP, help="resamples for the intervals"
+    )
     p.add_argument("--no-log", action="store_true", help="do not log an evaluation run")
     p.set_defaults(func=cmd_evaluate_seq)
 

@@ -34,4 +34,11 @@ SEQUENCE_EXPERIMENT = "shrec17-sequence-models"
 # One registered model per label set: the 14 gestures, or 28 with one finger vs whole hand.
 SEQUENCE_MODEL_NAMES = {14: "shrec17-14-gestures", 28: "shrec17-28-gestures"}
 
-SEED = 42
+# Run settings: every CLI option, function default and notebook parameter reads these.
+SEED = 42  # the static side: splits, folds, forests, viewpoint perturbation
+SEQUENCE_SEED = 0  # the sequence side: subject split and weight initialisation
+SELECTION_TOLERANCE = 0.005  # macro-F1 gap below which two configurations count as tied
+BLOCK_SIZE = 10  # rows per group when a file has no user/subject/group column
+VALIDATION_FRACTION = 0.25  # share of subjects a sequence model is validated on
+N_BOOTSTRAP = 1000  # resamples for every confidence interval
+SMOOTHING_WINDOW = 7  # frames of label smoothing in videos

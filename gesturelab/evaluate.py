@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import train_with_mlflow as tracking
+from gesturelab import config
 from gesturelab.evaluation import evaluation_report
 from gesturelab.landmarks import LANDMARK_COLUMNS
 from gesturelab.loading import load_landmarks_csv
@@ -17,7 +18,12 @@ SLICE_COLUMNS = ("handedness", "user_id", "subject", "source", "group")
 
 
 def evaluate_model(
-    model_uri: str, data_path, out=None, quarantine_dir=None, log: bool = True, n_bootstrap=1000
+    model_uri: str,
+    data_path,
+    out=None,
+    quarantine_dir=None,
+    log: bool = True,
+    n_bootstrap=config.N_BOOTSTRAP,
 ) -> dict:
     """The full evaluation report (see gesturelab.evaluation), printed, written, logged."""
     predictor = load_static(model_uri, "`evaluate`")

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
+from gesturelab import config
 from gesturelab.metrics import classification_metrics, confusion, per_class_report
 
 
@@ -86,7 +87,9 @@ def confused_pairs(matrix: np.ndarray, labels, top: int = 10) -> list[dict]:
     return sorted(pairs, key=lambda p: (-p["count"], -p["rate"]))[:top]
 
 
-def bootstrap_intervals(y_true, y_pred, n: int = 1000, seed: int = 0, level: float = 0.95):
+def bootstrap_intervals(
+    y_true, y_pred, n: int = config.N_BOOTSTRAP, seed: int = 0, level: float = 0.95
+):
     """Percentile intervals of accuracy and macro-F1 over resampled rows."""
     y_true = np.asarray(y_true, dtype=object)
     y_pred = np.asarray(y_pred, dtype=object)
@@ -110,7 +113,7 @@ def bootstrap_intervals(y_true, y_pred, n: int = 1000, seed: int = 0, level: flo
     }
 
 
-def paired_comparison(y_true, pred_a, pred_b, n: int = 1000, seed: int = 0) -> dict:
+def paired_comparison(y_true, pred_a, pred_b, n: int = config.N_BOOTSTRAP, seed: int = 0) -> dict:
     """Are two models' accuracies on the same rows really different?
 
     McNemar's exact test on the rows where exactly one model is right, and a paired bootstrap
@@ -156,7 +159,7 @@ def evaluation_report(
     classes=None,
     slices: dict | None = None,
     row_ids=None,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = config.N_BOOTSTRAP,
     n_examples: int = 10,
     seed: int = 0,
 ) -> dict:

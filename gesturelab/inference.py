@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from gesturelab import config
 from gesturelab.errors import MediaError
 from gesturelab.extraction import (
     VIDEO_SUFFIXES,
@@ -54,7 +55,7 @@ class LabelSmoother:
     never outlives the hand by more than ``window`` frames.
     """
 
-    def __init__(self, window: int = 7):
+    def __init__(self, window: int = config.SMOOTHING_WINDOW):
         self.window = window
         self.recent: deque = deque(maxlen=window)
         self.gap = 0
@@ -105,7 +106,11 @@ def label_segments(table: pd.DataFrame) -> list[tuple[int, int, str]]:
 
 
 def predict_video(
-    predictor: GesturePredictor, path, out_dir=None, window: int = 7, progress=True
+    predictor: GesturePredictor,
+    path,
+    out_dir=None,
+    window: int = config.SMOOTHING_WINDOW,
+    progress=True,
 ) -> pd.DataFrame:
     """Per-frame labels of a video; with ``out_dir``, an annotated copy and a per-frame CSV."""
     import cv2

@@ -51,7 +51,9 @@ def _latest_tags(experiment: str, filter_string: str) -> dict:
     return {k[len("tags.") :]: v for k, v in newest.items() if k.startswith("tags.") and v}
 
 
-def score_static(processed_path, experiment=config.STATIC_EXPERIMENT, n_bootstrap=1000):
+def score_static(
+    processed_path, experiment=config.STATIC_EXPERIMENT, n_bootstrap=config.N_BOOTSTRAP
+):
     """Each family's selected configuration on the HaGRID test split (its model never saw it)."""
     import train_with_mlflow as tracking
     from gesturelab.predictor import GesturePredictor
@@ -100,7 +102,9 @@ def score_static(processed_path, experiment=config.STATIC_EXPERIMENT, n_bootstra
     return scored
 
 
-def score_sequences(experiment=config.SEQUENCE_EXPERIMENT, n_bootstrap=1000, data=None):
+def score_sequences(
+    experiment=config.SEQUENCE_EXPERIMENT, n_bootstrap=config.N_BOOTSTRAP, data=None
+):
     """Each architecture of the notebook-03 leaderboard on the subjects it was validated on."""
     import train_with_mlflow as tracking
     from gesturelab import shrec

@@ -62,7 +62,7 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
             "05_evaluation_report.ipynb",
             {
                 "processed_path": str(processed),
-                "n_bootstrap": 200 if quick else 1000,
+                "n_bootstrap": 200 if quick else config.N_BOOTSTRAP,
                 "figures_dir": str(figures),
                 "reports_dir": str(reports),
             },

@@ -34,7 +34,7 @@ def evaluate_sequences(
     model,
     data: SequenceSet,
     frames: int,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = config.N_BOOTSTRAP,
     seed: int = 0,
     return_scores: bool = False,
 ):
@@ -67,7 +67,7 @@ def train_and_log(
     data: SequenceSet,
     train_config,
     *,
-    validation_fraction: float = 0.25,
+    validation_fraction: float = config.VALIDATION_FRACTION,
     split_seed: int = 0,
     experiment: str = config.SEQUENCE_EXPERIMENT,
     run_name: str | None = None,
@@ -76,7 +76,7 @@ def train_and_log(
     data_path=None,
     tags: dict | None = None,
     log: bool = True,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = config.N_BOOTSTRAP,
     verbose: int = 0,
 ) -> dict:
     """Fit on some subjects, validate on the others, log; optionally refit on every subject.
@@ -259,7 +259,7 @@ def evaluate_model_uri(
     split: str = "test",
     out=None,
     log: bool = True,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = config.N_BOOTSTRAP,
 ) -> dict:
     """Score a logged sequence model on a SHREC'17/DHG split; JSON report and MLflow run."""
     import json
@@ -305,9 +305,9 @@ def architecture_leaderboard(
     class_counts=(14, 28),
     epochs: int | None = None,
     experiment: str = config.SEQUENCE_EXPERIMENT,
-    validation_fraction: float = 0.25,
+    validation_fraction: float = config.VALIDATION_FRACTION,
     split_seed: int = 0,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = config.N_BOOTSTRAP,
     log: bool = True,
     ensemble=None,
 ):
@@ -420,7 +420,7 @@ def validate_ensemble(
     run_name: str = "ensemble",
     tags: dict | None = None,
     log: bool = True,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = config.N_BOOTSTRAP,
 ) -> dict:
     """The average of members already validated by ``train_and_log``, scored and logged.
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from gesturelab import config
 from gesturelab.landmarks import GROUP_COLUMNS, LABEL_COLUMN
 
 SPLITS = ("train", "test")
@@ -26,7 +27,9 @@ def find_group_column(data: pd.DataFrame) -> str | None:
     return next((c for c in GROUP_COLUMNS if c in data.columns), None)
 
 
-def contiguous_blocks(labels, block_size: int = 10, min_blocks: int = 3) -> np.ndarray:
+def contiguous_blocks(
+    labels, block_size: int = config.BLOCK_SIZE, min_blocks: int = 3
+) -> np.ndarray:
     """Group ids for runs of equal labels cut into blocks of about ``block_size`` rows.
 
     Every run gets at least ``min_blocks`` blocks so that each class can reach train,
@@ -56,7 +59,7 @@ def source_groups(data: pd.DataFrame, block_size: int = 20) -> np.ndarray:
     return contiguous_blocks(data[LABEL_COLUMN], block_size, min_blocks=1)
 
 
-def assign_groups(data: pd.DataFrame, block_size: int = 10) -> np.ndarray:
+def assign_groups(data: pd.DataFrame, block_size: int = config.BLOCK_SIZE) -> np.ndarray:
     column = find_group_column(data)
     if column is not None:
         return pd.factorize(data[column].astype(str))[0]

@@ -51,7 +51,7 @@ class PreparedData:
 def prepare(
     path=None,
     *,
-    block_size: int = 10,
+    block_size: int = config.BLOCK_SIZE,
     test_size: float = 0.2,
     n_folds: int = 5,
     seed: int = config.SEED,

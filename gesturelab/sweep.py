@@ -143,7 +143,7 @@ def run_sweep(
     prepared: PreparedData,
     *,
     quick: bool = False,
-    selection_tolerance: float = 0.005,
+    selection_tolerance: float = config.SELECTION_TOLERANCE,
     experiment: str = config.STATIC_EXPERIMENT,
     families=FAMILIES,
     feature_ablation: bool = True,

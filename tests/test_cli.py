@@ -201,3 +201,17 @@ def test_evaluate_seq_names_a_missing_model(env, tmp_path):
     assert out.returncode == 2
     assert "error: models:/none@champion: Registered Model with name=none not found" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cli_defaults_come_from_the_one_home_of_run_settings():
+    from gesturelab.cli import build_parser
+
+    parse = build_parser().parse_args
+    sweep = parse(["sweep"])
+    assert (sweep.selection_tolerance, sweep.block_size, sweep.seed) == (
+        config.SELECTION_TOLERANCE, config.BLOCK_SIZE, config.SEED)  # fmt: skip
+    assert parse(["evaluate", "--model", "m", "--data", "d"]).bootstrap == config.N_BOOTSTRAP
+    assert parse(["predict", "--model", "m", "--input", "i"]).window == config.SMOOTHING_WINDOW
+    train = parse(["train-seq"])
+    assert (train.validation_fraction, train.seed) == (
+        config.VALIDATION_FRACTION, config.SEQUENCE_SEED)  # fmt: skip
