@@ -60,6 +60,18 @@ def leaderboard_figure(board: pd.DataFrame, metric="val_f1_macro", label_col="ru
     return fig
 
 
+def feature_ablation_figure(table: pd.DataFrame):
+    """Grouped-CV macro-F1 of the reference configurations (columns) per feature set (rows)."""
+    figure, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
+    table.plot.bar(ax=ax)
+    ax.set_ylabel("grouped-CV macro-F1")
+    ax.set_ylim(max(0.0, float(table.min().min()) - 0.05), 1.0)
+    ax.set_title("Reference configurations: what each feature step buys")
+    ax.tick_params(axis="x", rotation=0, labelsize=8)
+    figure.tight_layout()
+    return figure
+
+
 def draw_hand(ax, hand, title="", invert_y=True):
     """One hand skeleton, each finger in its own colour."""
     hand = as_hands(hand)[0]

@@ -37,7 +37,7 @@ from gesturelab.models import (
     run_name,
     sweep_grid,
 )
-from gesturelab.plots import confusion_matrix_figure, leaderboard_figure
+from gesturelab.plots import confusion_matrix_figure, feature_ablation_figure, leaderboard_figure
 from gesturelab.predictor import GesturePredictor
 from gesturelab.splits import grouped_folds, source_groups
 from gesturelab.static_data import PreparedData
@@ -489,14 +489,8 @@ def save_figures(result: SweepResult, best_rows, labels, figures_dir: Path) -> l
         saved.append(_save(figure, figures_dir / f"confusion_{best['family']}.png"))
     if not result.ablation.empty:
         table = result.ablation.pivot(index="features", columns="family", values="val_f1_macro")
-        figure, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
-        table.reindex([f for f in FEATURE_SETS if f in table.index]).plot.bar(ax=ax)
-        ax.set_ylabel("grouped-CV macro-F1")
-        ax.set_ylim(max(0.0, float(table.min().min()) - 0.05), 1.0)
-        ax.set_title("Reference configurations: what each feature step buys")
-        ax.tick_params(axis="x", rotation=0, labelsize=8)
-        figure.tight_layout()
-        saved.append(_save(figure, figures_dir / "feature_ablation.png"))
+        table = table.reindex([f for f in FEATURE_SETS if f in table.index])
+        saved.append(_save(feature_ablation_figure(table), figures_dir / "feature_ablation.png"))
     return saved
 
 
