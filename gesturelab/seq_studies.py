@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from gesturelab import config
+from gesturelab.config import VALIDATION_FRACTION
 from gesturelab.seq_training import TrainConfig, fit, predict_proba
 from gesturelab.sequences import SequenceSet, subject_split
 
@@ -19,9 +19,7 @@ GESTO_FRAMES = 30
 GESTO_PER_CLASS = 30
 
 
-def held_out_subjects(
-    data: SequenceSet, fraction: float = config.VALIDATION_FRACTION, seed: int = 0
-):
+def held_out_subjects(data: SequenceSet, fraction: float = VALIDATION_FRACTION, seed: int = 0):
     """(pool, held_out): the subjects to learn from and the subjects to score on."""
     pool, held_out = subject_split(data.subjects, fraction, seed=seed)
     return data.subset(pool), data.subset(held_out)
@@ -120,13 +118,13 @@ def gesto_study(data: SequenceSet, epochs: int = 500, seed: int = 0) -> tuple[pd
     random_val[rng.choice(len(gesto), 5, replace=False)] = True
     subject_train, subject_val = subject_split(gesto.subjects, 0.25, seed=seed)
     rows, histories = [], {}
-    for name, condition, validation, scale in gesto_conditions(epochs):
+    for name, config, validation, scale in gesto_conditions(epochs):
         if validation == "random":
             train, val = gesto.subset(~random_val), gesto.subset(random_val)
         else:
             train, val = gesto.subset(subject_train), gesto.subset(subject_val)
         train, val, scored_on = _scaled(train, scale), _scaled(val, scale), _scaled(held_out, scale)
-        result = fit(train, condition, val)
+        result = fit(train, config, val)
         history = result.history
         histories[name] = history
         rows.append(
