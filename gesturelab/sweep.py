@@ -8,6 +8,7 @@ overall) is refit on every row and registered.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -63,6 +64,29 @@ def default_model_name(classes, data_path) -> str:
         return config.STATIC_MODEL_NAME
     stem = re.sub(r"[^a-z0-9]+", "-", Path(data_path).stem.lower()).strip("-") or "static"
     return f"{stem}-{len(classes)}-gestures"
+
+
+def champion_file(reports_dir) -> Path:
+    return Path(reports_dir) / "static_champion.json"
+
+
+def write_champion(champion: dict, reports_dir) -> Path:
+    """The sweep's champion where notebook 04 and others look for it (registered or not)."""
+    path = champion_file(reports_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keep = ("run_name", "model_uri", "registered")
+    path.write_text(json.dumps({k: champion[k] for k in keep if k in champion}))
+    return path
+
+
+def champion_uri(reports_dir) -> str:
+    """The last sweep's champion: registered if it was, else only logged; without a report,
+    the registered HaGRID champion."""
+    path = champion_file(reports_dir)
+    if path.exists():
+        champion = json.loads(path.read_text())
+        return champion.get("registered", champion["model_uri"])
+    return f"models:/{config.STATIC_MODEL_NAME}@{config.CHAMPION_ALIAS}"
 
 
 def check_sweepable(prepared: PreparedData, grids: dict) -> None:
@@ -170,195 +194,172 @@ def run_sweep(
     # Every run of this sweep carries its id: a leaderboard shows one sweep, not a mix of a
     # killed sweep's runs with its rerun's.
     with tracking.tagging(sweep_id=uuid.uuid4().hex[:12]):
-        return _sweep(
-            prepared,
-            grids,
-            quick=quick,
-            selection_tolerance=selection_tolerance,
-            experiment=experiment,
-            families=families,
-            feature_ablation=feature_ablation,
-            transfer_check=transfer_check,
-            register_as=register_as,
-            figures_dir=figures_dir,
-            progress=progress,
-            seed=seed,
+        tracking.get_or_create_experiment(experiment)
+        X_train, y_train = prepared.Xy("train")
+        X_test, y_test = prepared.Xy("test")
+        X_perturbed = perturb_viewpoint(X_train, seed)
+        folds = prepared.part("train")["fold"].to_numpy()
+        data_params = {
+            "data_file": prepared.loaded.path.name,
+            "data_sha256": prepared.loaded.fingerprint[:16],
+            "rows_train": len(y_train),
+            "rows_test": len(y_test),
+            "cv_folds": len(np.unique(folds)),
+            "selection_tolerance": selection_tolerance,
+            "groups": prepared.group_source,
+            **prepared.loaded.counts,
+        }
+        ablation_sets = ["raw", "xy+dist"] if quick else list(FEATURE_SETS)
+        ablation_families = (
+            [f for f in REFERENCE_CONFIGS if f in families] if feature_ablation else []
         )
+        total = sum(map(len, grids.values())) + len(ablation_sets) * len(ablation_families)
+        bar = tqdm(total=total, desc="sweep", disable=not progress)
 
+        def fit_and_log(family, configuration, tags=None, log_artifact=True):
+            params = {k: v for k, v in configuration.items() if k != "features"}
+            features = configuration.get("features", DEFAULT_FEATURE_SET)
+            pipeline = build_pipeline(family, params, FEATURE_SETS[features], seed)
+            val_pred, perturbed_pred, cv_fit_time = cross_val_oof(
+                pipeline, X_train, y_train, folds, X_perturbed
+            )
+            perturbed = classification_metrics(y_train, perturbed_pred)
+            start = time.perf_counter()
+            pipeline.fit(X_train, y_train)
+            fit_time = time.perf_counter() - start
+            start = time.perf_counter()
+            pipeline.predict(X_train)
+            predict_ms = 1000 * (time.perf_counter() - start) / len(X_train)
+            result = tracking.log_experiment_run(
+                pipeline,
+                family=family,
+                params=params,
+                y_val=y_train,
+                val_pred=val_pred,
+                X_example=X_train,
+                fit_time_s=fit_time,
+                extra_metrics={
+                    "cv_fit_time_s": cv_fit_time,
+                    "predict_ms_per_sample": predict_ms,
+                    "val_perturbed_accuracy": perturbed["accuracy"],
+                    "val_perturbed_f1_macro": perturbed["f1_macro"],
+                },
+                labels=labels,
+                run_name=run_name(family, params, features),
+                dataset=prepared.dataset,
+                tags={
+                    "reference_config": str(is_reference(family, params)).lower(),
+                    **(tags or {}),
+                },
+                extra_params={"features": features, "seed": seed},
+                log_model_artifact=log_artifact,
+            )
+            bar.update(1)
+            bar.set_postfix_str(f"{family} val F1 {result['metrics']['val_f1_macro']:.3f}")
+            result["model"] = pipeline
+            result["params"] = params
+            result["features"] = features
+            return result
 
-def _sweep(
-    prepared: PreparedData,
-    grids: dict,
-    *,
-    quick,
-    selection_tolerance,
-    experiment,
-    families,
-    feature_ablation,
-    transfer_check,
-    register_as,
-    figures_dir,
-    progress,
-    seed,
-) -> SweepResult:
-    labels = prepared.classes
-    tracking.get_or_create_experiment(experiment)
-    X_train, y_train = prepared.Xy("train")
-    X_test, y_test = prepared.Xy("test")
-    X_perturbed = perturb_viewpoint(X_train, seed)
-    folds = prepared.part("train")["fold"].to_numpy()
-    data_params = {
-        "data_file": prepared.loaded.path.name,
-        "data_sha256": prepared.loaded.fingerprint[:16],
-        "rows_train": len(y_train),
-        "rows_test": len(y_test),
-        "cv_folds": len(np.unique(folds)),
-        "selection_tolerance": selection_tolerance,
-        "groups": prepared.group_source,
-        **prepared.loaded.counts,
-    }
-    ablation_sets = ["raw", "xy+dist"] if quick else list(FEATURE_SETS)
-    ablation_families = [f for f in REFERENCE_CONFIGS if f in families] if feature_ablation else []
-    total = sum(map(len, grids.values())) + len(ablation_sets) * len(ablation_families)
-    bar = tqdm(total=total, desc="sweep", disable=not progress)
-
-    def fit_and_log(family, configuration, tags=None, log_artifact=True):
-        params = {k: v for k, v in configuration.items() if k != "features"}
-        features = configuration.get("features", DEFAULT_FEATURE_SET)
-        pipeline = build_pipeline(family, params, FEATURE_SETS[features], seed)
-        val_pred, perturbed_pred, cv_fit_time = cross_val_oof(
-            pipeline, X_train, y_train, folds, X_perturbed
-        )
-        perturbed = classification_metrics(y_train, perturbed_pred)
-        start = time.perf_counter()
-        pipeline.fit(X_train, y_train)
-        fit_time = time.perf_counter() - start
-        start = time.perf_counter()
-        pipeline.predict(X_train)
-        predict_ms = 1000 * (time.perf_counter() - start) / len(X_train)
-        result = tracking.log_experiment_run(
-            pipeline,
-            family=family,
-            params=params,
-            y_val=y_train,
-            val_pred=val_pred,
-            X_example=X_train,
-            fit_time_s=fit_time,
-            extra_metrics={
-                "cv_fit_time_s": cv_fit_time,
-                "predict_ms_per_sample": predict_ms,
-                "val_perturbed_accuracy": perturbed["accuracy"],
-                "val_perturbed_f1_macro": perturbed["f1_macro"],
-            },
-            labels=labels,
-            run_name=run_name(family, params, features),
-            dataset=prepared.dataset,
-            tags={"reference_config": str(is_reference(family, params)).lower(), **(tags or {})},
-            extra_params={"features": features, "seed": seed},
-            log_model_artifact=log_artifact,
-        )
-        bar.update(1)
-        bar.set_postfix_str(f"{family} val F1 {result['metrics']['val_f1_macro']:.3f}")
-        result["model"] = pipeline
-        result["params"] = params
-        result["features"] = features
-        return result
-
-    records, best_rows = [], []
-    for family, grid in grids.items():
-        with tracking.parent_run(experiment, family, {"model_family": family}) as parent:
-            tracking.log_to_run(parent.info.run_id, params={**data_params, "n_configs": len(grid)})
-            if prepared.loaded.quarantine_path is not None:
+        records, best_rows = [], []
+        for family, grid in grids.items():
+            with tracking.parent_run(experiment, family, {"model_family": family}) as parent:
                 tracking.log_to_run(
-                    parent.info.run_id, artifact_paths=[prepared.loaded.quarantine_path]
+                    parent.info.run_id, params={**data_params, "n_configs": len(grid)}
                 )
-            family_records = []
-            for configuration in grid:
-                result = fit_and_log(family, configuration)
-                family_records.append(_record(family, result))
-        best = select_best(family_records, selection_tolerance)
-        evaluation = tracking.log_test_evaluation(
-            best["run_id"],
-            best["model"],
-            X_test,
-            y_test,
-            labels,
-            title=f"{best['run_name']} (test)",
-        )
-        best.update(evaluation["metrics"])
-        best["test_confusion"] = evaluation["confusion_matrix"]
-        scores = GesturePredictor(best["model"]).predict_distribution(X_test)
-        report = evaluation_report(
-            y_test, evaluation["predicted"], scores, list(best["model"].classes_)
-        )
-        best["test_report"] = report
-        best.update({f"test_{k}": v for k, v in flat_metrics(report).items()})
-        tracking.log_to_run(
-            best["run_id"],
-            metrics={f"test_{k}": v for k, v in flat_metrics(report).items()},
-            dicts={"test_evaluation_report.json": report},
-        )
-        tracking.log_to_run(
-            parent.info.run_id,
-            metrics={
-                "best_val_f1_macro": best["val_f1_macro"],
-                "best_test_f1_macro": best["test_f1_macro"],
-                "best_test_accuracy": best["test_accuracy"],
-            },
-            params={"best_run": best["run_name"]},
-        )
-        best_rows.append(best)
-        records += family_records
-
-    ablation_records = []
-    if ablation_families:
-        with tracking.parent_run(experiment, "feature-ablation", {"model_family": "ablation"}):
-            for family in ablation_families:
-                for features in ablation_sets:
-                    configuration = {**REFERENCE_CONFIGS[family], "features": features}
-                    result = fit_and_log(
-                        family, configuration, {"run_kind": "ablation"}, log_artifact=False
+                if prepared.loaded.quarantine_path is not None:
+                    tracking.log_to_run(
+                        parent.info.run_id, artifact_paths=[prepared.loaded.quarantine_path]
                     )
-                    ablation_records.append(_record(family, result))
-    bar.close()
-
-    transfer = pd.DataFrame()
-    if transfer_check:
-        candidates = [(b["run_name"], b["family"], b["params"], b["features"]) for b in best_rows]
-        if not quick:
-            candidates += [
-                (f"reference {run_name(f, p)}", f, p, DEFAULT_FEATURE_SET)
-                for f, p in REFERENCE_CONFIGS.items()
-                if f in families
-                and not any(b["family"] == f and b["params"] == p for b in best_rows)
-            ]
-        transfer = transfer_estimate(prepared, candidates, seed=seed)
-        for best in best_rows:
-            row = transfer[transfer["name"] == best["run_name"]].iloc[0]
-            best["transfer_f1_macro"] = row["transfer_f1_macro"]
-            best["transfer_accuracy"] = row["transfer_accuracy"]
+                family_records = []
+                for configuration in grid:
+                    result = fit_and_log(family, configuration)
+                    family_records.append(_record(family, result))
+            best = select_best(family_records, selection_tolerance)
+            evaluation = tracking.log_test_evaluation(
+                best["run_id"],
+                best["model"],
+                X_test,
+                y_test,
+                labels,
+                title=f"{best['run_name']} (test)",
+            )
+            best.update(evaluation["metrics"])
+            best["test_confusion"] = evaluation["confusion_matrix"]
+            scores = GesturePredictor(best["model"]).predict_distribution(X_test)
+            report = evaluation_report(
+                y_test, evaluation["predicted"], scores, list(best["model"].classes_)
+            )
+            best["test_report"] = report
+            best.update({f"test_{k}": v for k, v in flat_metrics(report).items()})
             tracking.log_to_run(
                 best["run_id"],
-                metrics={
-                    k: row[k]
-                    for k in ("transfer_accuracy", "transfer_f1_macro")
-                    if np.isfinite(row[k])
-                },
+                metrics={f"test_{k}": v for k, v in flat_metrics(report).items()},
+                dicts={"test_evaluation_report.json": report},
             )
+            tracking.log_to_run(
+                parent.info.run_id,
+                metrics={
+                    "best_val_f1_macro": best["val_f1_macro"],
+                    "best_test_f1_macro": best["test_f1_macro"],
+                    "best_test_accuracy": best["test_accuracy"],
+                },
+                params={"best_run": best["run_name"]},
+            )
+            best_rows.append(best)
+            records += family_records
 
-    result = SweepResult(
-        runs=_table(records),
-        best=_table(best_rows).sort_values("val_f1_macro", ascending=False),
-        ablation=_table(ablation_records),
-        transfer=transfer,
-    )
-    # Measured against the best configuration overall, so the tolerance is spent only once.
-    overall_top = max(r["val_f1_macro"] for r in records)
-    champion = select_best(best_rows, selection_tolerance, top=overall_top)
-    result.champion = _register_champion(champion, prepared, register_as, seed, experiment)
-    if figures_dir is not None:
-        result.figures = save_figures(result, best_rows, labels, Path(figures_dir))
-    return result
+        ablation_records = []
+        if ablation_families:
+            with tracking.parent_run(experiment, "feature-ablation", {"model_family": "ablation"}):
+                for family in ablation_families:
+                    for features in ablation_sets:
+                        configuration = {**REFERENCE_CONFIGS[family], "features": features}
+                        result = fit_and_log(
+                            family, configuration, {"run_kind": "ablation"}, log_artifact=False
+                        )
+                        ablation_records.append(_record(family, result))
+        bar.close()
+
+        transfer = pd.DataFrame()
+        if transfer_check:
+            candidates = [
+                (b["run_name"], b["family"], b["params"], b["features"]) for b in best_rows
+            ]
+            if not quick:
+                candidates += [
+                    (f"reference {run_name(f, p)}", f, p, DEFAULT_FEATURE_SET)
+                    for f, p in REFERENCE_CONFIGS.items()
+                    if f in families
+                    and not any(b["family"] == f and b["params"] == p for b in best_rows)
+                ]
+            transfer = transfer_estimate(prepared, candidates, seed=seed)
+            for best in best_rows:
+                row = transfer[transfer["name"] == best["run_name"]].iloc[0]
+                best["transfer_f1_macro"] = row["transfer_f1_macro"]
+                best["transfer_accuracy"] = row["transfer_accuracy"]
+                tracking.log_to_run(
+                    best["run_id"],
+                    metrics={
+                        k: row[k]
+                        for k in ("transfer_accuracy", "transfer_f1_macro")
+                        if np.isfinite(row[k])
+                    },
+                )
+
+        result = SweepResult(
+            runs=_table(records),
+            best=_table(best_rows).sort_values("val_f1_macro", ascending=False),
+            ablation=_table(ablation_records),
+            transfer=transfer,
+        )
+        # Measured against the best configuration overall, so the tolerance is spent only once.
+        overall_top = max(r["val_f1_macro"] for r in records)
+        champion = select_best(best_rows, selection_tolerance, top=overall_top)
+        result.champion = _register_champion(champion, prepared, register_as, seed, experiment)
+        if figures_dir is not None:
+            result.figures = save_figures(result, best_rows, labels, Path(figures_dir))
+        return result
 
 
 def cross_val_oof(pipeline, X, y, folds, X_perturbed=None):
