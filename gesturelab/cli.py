@@ -49,12 +49,9 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from gesturelab.errors import RegistryError
     from gesturelab.static_data import prepare
     from gesturelab.sweep import default_model_name, run_sweep
 
-    if args.register and args.quick:
-        raise RegistryError("--quick runs a handful of configurations and is never registered")
     prepared = prepare(args.data, block_size=args.block_size, seed=args.seed)
     register_as = None
     if args.register:
@@ -103,32 +100,33 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def _write_problems(problems: pd.DataFrame, path) -> None:
-    """Print every problem and write them where the user looks, beside the output."""
+def _write_problems(problems: list, path=None, echo: bool = True) -> pd.DataFrame:
+    """All problems as one table, printed, and written where the user looks (``path``)."""
     from pathlib import Path
 
-    path = Path(path)
-    for _, problem in problems.iterrows():
+    from gesturelab.extraction import PROBLEM_COLUMNS
+
+    problems = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame()
+    problems = problems.reindex(columns=list(PROBLEM_COLUMNS))
+    for _, problem in problems.iterrows() if echo else ():
         print(f"  {problem['source']}: {problem['problem']}")
+    if path is None:
+        return problems
+    path = Path(path)
     if len(problems):
         path.parent.mkdir(parents=True, exist_ok=True)
         problems.to_csv(path, index=False)
         print(f"{len(problems)} problem(s) written to {path}")
     else:
         path.unlink(missing_ok=True)  # a clean rerun must not leave the last problems behind
+    return problems
 
 
 def cmd_extract(args) -> int:
     from pathlib import Path
 
     from gesturelab.errors import MediaError
-    from gesturelab.extraction import (
-        NO_HAND,
-        PROBLEM_COLUMNS,
-        collect_inputs,
-        extract_images,
-        extract_video,
-    )
+    from gesturelab.extraction import collect_inputs, extract_images, extract_video, unreadable
     from gesturelab.inference import is_video
 
     inputs = collect_inputs(args.input)
@@ -160,13 +158,8 @@ def cmd_extract(args) -> int:
     rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     rows.to_csv(out, index=False)
     print(f"{len(rows)} landmark rows written to {out}")
-    problems = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame()
-    _write_problems(
-        problems.reindex(columns=list(PROBLEM_COLUMNS)), out.with_name(out.stem + ".problems.csv")
-    )
-    unread = problems.reindex(columns=list(PROBLEM_COLUMNS))["problem"].dropna().astype(str)
-    unread = unread[(unread != NO_HAND) & ~unread.str.startswith("partly")]
-    if len(unread) >= len(inputs):
+    problems = _write_problems(problems, out.with_name(out.stem + ".problems.csv"))
+    if unreadable(problems).sum() >= len(inputs):
         print(f"error: none of the {len(inputs)} input(s) could be read", file=sys.stderr)
         return 2
     return 0
@@ -176,31 +169,25 @@ def cmd_predict(args) -> int:
     from pathlib import Path
 
     from gesturelab.errors import MediaError
-    from gesturelab.extraction import NO_HAND, PROBLEM_COLUMNS, collect_inputs
+    from gesturelab.extraction import collect_inputs, partial, unreadable
     from gesturelab.inference import is_video, label_segments, predict_images, predict_video
     from gesturelab.predictor import load_static
 
     predictor = load_static(args.model, "`predict`")
     inputs = collect_inputs(args.input)
     images = [p for p in inputs if not is_video(p)]
-    problems, readable = [], 0
+    problems = []
     if images:
         rows, image_problems = predict_images(predictor, images, progress=not args.no_progress)
-        partial = set(
-            image_problems.loc[image_problems["problem"].str.startswith("partly"), "source"]
-        )
+        partly = set(image_problems.loc[partial(image_problems), "source"])
         for _, row in rows.iterrows():
-            warning = "\t(partly decoded image)" if row["source"] in partial else ""
+            warning = "\t(partly decoded image)" if row["source"] in partly else ""
             print(
                 f"{row['source']}\thand {row['hand_index']} ({row['handedness']})\t"
                 f"{row['label']}\t{row['confidence']:.3f}\ttop-3: {row['top3']}{warning}"
             )
         for _, problem in image_problems.iterrows():
             print(f"{problem['source']}\t{problem['problem']}")
-        unreadable = ~image_problems["problem"].eq(NO_HAND) & ~image_problems[
-            "problem"
-        ].str.startswith("partly")
-        readable += len(images) - int(unreadable.sum())
         problems.append(image_problems)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -214,7 +201,6 @@ def cmd_predict(args) -> int:
             print(exc)
             problems.append(pd.DataFrame([{"source": str(video), "problem": exc.reason}]))
             continue
-        readable += 1
         print(f"{video}: {len(table)} frames, a hand in {int(table['hand'].sum())}")
         if table.attrs.get("problem"):
             print(f"  {table.attrs['problem']}")
@@ -225,21 +211,13 @@ def cmd_predict(args) -> int:
             print(f"  frames {first:4d}-{last:4d}  {label}")
         if args.out:
             print(f"  annotated video and per-frame CSV in {args.out}")
-    problems = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame()
-    problems = problems.reindex(columns=list(PROBLEM_COLUMNS))
-    if args.out:
-        path = Path(args.out) / "problems.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if len(problems):
-            problems.to_csv(path, index=False)
-            print(f"{len(problems)} problem(s) written to {path}")
-        else:
-            path.unlink(missing_ok=True)
-    if not readable:
-        only = f"{inputs[0]}: " if len(inputs) == 1 else ""
-        reason = problems["problem"].iat[0] if len(inputs) == 1 and len(problems) else ""
-        detail = f"{only}{reason}" if only else f"none of the {len(inputs)} inputs could be read"
-        print(f"error: {detail}", file=sys.stderr)
+    path = Path(args.out) / "problems.csv" if args.out else None
+    problems = _write_problems(problems, path, echo=False)  # printed line by line above
+    unread = problems[unreadable(problems)]
+    if len(unread) >= len(inputs):
+        one = f"{inputs[0]}: {unread['problem'].iat[0]}"
+        many = f"none of the {len(inputs)} inputs could be read"
+        print(f"error: {one if len(inputs) == 1 else many}", file=sys.stderr)
         return 2
     return 0
 

@@ -24,6 +24,17 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 ROW_COLUMNS = ("source", "frame", "hand_index", "handedness", "score")
 PROBLEM_COLUMNS = ("source", "problem")
 NO_HAND = "no hand found"
+PARTLY_DECODED = "partly decoded"
+
+
+def partial(problems: pd.DataFrame) -> pd.Series:
+    """Problems of files that were read in part (their rows are kept)."""
+    return problems["problem"].astype(str).str.startswith(PARTLY_DECODED)
+
+
+def unreadable(problems: pd.DataFrame) -> pd.Series:
+    """Problems of files nothing could be read from (not "no hand", not a partial decode)."""
+    return problems["problem"].notna() & (problems["problem"] != NO_HAND) & ~partial(problems)
 
 
 def _cv2():
@@ -172,7 +183,7 @@ def truncated_image(path) -> str | None:
             image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()
     except OSError as exc:
-        return f"partly decoded: the file is truncated or damaged ({exc})"
+        return f"{PARTLY_DECODED}: the file is truncated or damaged ({exc})"
     except Exception:  # noqa: BLE001  Pillow cannot read it; OpenCV decides on its own
         return None
     return None
@@ -198,14 +209,12 @@ class ImageExtraction:
     problems: pd.DataFrame  # source, problem: unreadable or partial files, images without a hand
 
     def summary(self) -> str:
-        problem = self.problems["problem"]
-        no_hand = (problem == NO_HAND).sum()
-        partial = problem.str.startswith("partly decoded").sum()
-        unread = len(problem) - no_hand - partial
+        no_hand = (self.problems["problem"] == NO_HAND).sum()
         sources = self.rows["source"].nunique() if len(self.rows) else 0
         return (
             f"{len(self.rows)} hands in {sources} images; {no_hand} images without a hand; "
-            f"{unread} files unreadable; {partial} partly decoded"
+            f"{unreadable(self.problems).sum()} files unreadable; "
+            f"{partial(self.problems).sum()} partly decoded"
         )
 
 
@@ -270,7 +279,7 @@ class VideoExtraction:
 def partial_video(decoded: int, announced: int) -> str | None:
     if announced > decoded:
         return (
-            f"partly decoded: {decoded} of the {announced} frames its header announces "
+            f"{PARTLY_DECODED}: {decoded} of the {announced} frames its header announces "
             "(truncated or damaged file)"
         )
     return None
