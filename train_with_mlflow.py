@@ -207,7 +207,7 @@ def _process_alive(tags: dict) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (KeyError, ValueError, PermissionError, OSError):
+    except (KeyError, ValueError, OSError):
         return True  # no pid recorded, or someone else's process: cannot tell, leave it
     started = tags.get("process_start")
     return not started or _process_start(pid) in (None, started)
@@ -397,6 +397,11 @@ def _champion_version(name: str, alias: str):
         raise
 
 
+def _label_set_key(classes) -> str:
+    """A label set as the version tag stores it: sorted class names, JSON."""
+    return json.dumps(sorted(str(c) for c in classes))
+
+
 def check_registration(
     name: str, label_set, data_sha256: str | None, alias: str = config.CHAMPION_ALIAS
 ) -> None:
@@ -413,7 +418,7 @@ def check_registration(
     if current is None:
         return
     tags = current.tags or {}
-    mine = json.dumps(sorted(str(c) for c in label_set))
+    mine = _label_set_key(label_set)
     theirs = tags.get("label_set") or _model_label_set(f"models:/{name}/{current.version}")
     where = f"models:/{name}@{alias} (version {current.version})"
     if theirs != mine:
@@ -437,7 +442,7 @@ def _model_label_set(model_uri: str) -> str:
         classes = loaded.model.classes_
     else:
         classes = loaded.metadata.get("classes") or range(int(loaded.model.output_shape[-1]))
-    return json.dumps(sorted(str(c) for c in classes))
+    return _label_set_key(classes)
 
 
 def register_model(
@@ -457,7 +462,7 @@ def register_model(
     setup()
     tags = dict(tags or {})
     check_registration(name, label_set, data_sha256, alias)
-    tags["label_set"] = json.dumps(sorted(str(c) for c in label_set))
+    tags["label_set"] = _label_set_key(label_set)
     tags["n_classes"] = len(label_set)
     if data_sha256:
         tags["data_sha256"] = data_sha256
@@ -545,15 +550,12 @@ def finished_runs(
         ).get("run_id", [])
     )
     parent = runs.get("tags.mlflow.parentRunId", pd.Series(None, index=runs.index))
-    keep = (runs["status"] == "FINISHED") & ~parent.isin(unfinished)
-    left_out = runs.loc[~keep, "status"].value_counts().to_dict()
-    orphans = int(((runs["status"] == "FINISHED") & parent.isin(unfinished)).sum())
-    if orphans:
-        left_out["FINISHED inside an unfinished sweep"] = orphans
-        left_out["FINISHED"] -= orphans
-        if not left_out["FINISHED"]:
-            del left_out["FINISHED"]
-    runs = runs[keep].reset_index(drop=True)
+    finished = runs["status"] == "FINISHED"
+    orphaned = finished & parent.isin(unfinished)
+    left_out = runs.loc[~finished, "status"].value_counts().to_dict()
+    if orphaned.any():
+        left_out["FINISHED inside an unfinished sweep"] = int(orphaned.sum())
+    runs = runs[finished & ~orphaned].reset_index(drop=True)
     if latest_sweep and "tags.sweep_id" in runs.columns:
         champions = mlflow.search_runs(
             experiment_ids=[experiment_.experiment_id],
@@ -641,7 +643,7 @@ def _model_directory(model_uri: str) -> Path:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=text)
         except mlflow.exceptions.MlflowException as exc:
-            message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0]
+            message = str(exc.message).splitlines()[0]
             raise ModelLoadError(f"{text}: {message}") from None
         except OSError as exc:
             raise ModelLoadError(f"{text}: cannot fetch the model ({exc})") from None
@@ -830,7 +832,8 @@ def load_keras_model(model_uri: str):
     loaded = open_model(model_uri)
     if loaded.kind != "sequence":
         raise ModelLoadError(
-            f"{model_uri}: a static (scikit-learn) model; this takes a sequence model"
+            f"{model_uri} is a static (scikit-learn) model of single hands; this takes a "
+            "sequence model (score a static one with `evaluate --model ... --data <CSV>`)"
         )
     return loaded.model, loaded.metadata
 

@@ -268,13 +268,7 @@ def evaluate_model_uri(
     from gesturelab import shrec
     from gesturelab.errors import ModelLoadError
 
-    loaded = tracking.open_model(model_uri)
-    if loaded.kind != "sequence":
-        raise ModelLoadError(
-            f"{model_uri} is a static (scikit-learn) model of single hands; evaluate-seq scores "
-            "sequence models: use `evaluate --model ... --data <landmark CSV>` for it"
-        )
-    model, metadata = loaded.model, loaded.metadata
+    model, metadata = tracking.load_keras_model(model_uri)
     classes = tuple(metadata.get("classes") or ())
     frames = int(metadata.get("frames") or model.input_shape[1])
     n_classes = int(model.output_shape[-1])
