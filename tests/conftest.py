@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -25,3 +27,15 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+def run_cli(*args, store: str, cwd, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python -m gesturelab ARGS`` as a user runs it, against the MLflow store ``store``."""
+    return subprocess.run(
+        [sys.executable, "-m", "gesturelab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "MLFLOW_TRACKING_URI": store},
+        timeout=timeout,
+    )

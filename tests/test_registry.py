@@ -1,11 +1,8 @@
 """A champion alias only moves to a model of the same classes and data, and only when asked."""
 
-import os
-import subprocess
-import sys
-
 import mlflow
 import pytest
+from conftest import run_cli
 from mlflow.tracking import MlflowClient
 
 import train_with_mlflow as tracking
@@ -74,17 +71,6 @@ def _subset(tmp_path, prepared, n_classes=9):
     return path
 
 
-def _cli(*args, store, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "gesturelab", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "MLFLOW_TRACKING_URI": store},
-        timeout=900,
-    )
-
-
 def test_registering_a_subset_over_hagrids_champion_is_refused_before_training(
     mlflow_store, prepared, tmp_path
 ):
@@ -92,13 +78,25 @@ def test_registering_a_subset_over_hagrids_champion_is_refused_before_training(
     tracking.register_model(
         uri, NAME, label_set=prepared.classes, data_sha256=prepared.loaded.fingerprint
     )
-    out = _cli("sweep", "--register", "--model-name", NAME, "--data", _subset(tmp_path, prepared),
-               "--experiment", "scratch", store=mlflow_store, cwd=tmp_path)  # fmt: skip
+    out = run_cli(
+        "sweep",
+        "--register",
+        "--model-name",
+        NAME,
+        "--data",
+        _subset(tmp_path, prepared),
+        "--experiment",
+        "scratch",
+        store=mlflow_store,
+        cwd=tmp_path,
+    )
     assert out.returncode == 2
     assert "nothing was moved" in out.stderr.strip().splitlines()[-1]
     assert mlflow.get_experiment_by_name("scratch") is None  # refused before any run
     assert _champion_version() == "1"
-    assert _cli("sweep", "--quick", "--register", store=mlflow_store, cwd=tmp_path).returncode == 2
+    assert (
+        run_cli("sweep", "--quick", "--register", store=mlflow_store, cwd=tmp_path).returncode == 2
+    )
 
 
 @pytest.mark.slow
@@ -112,8 +110,16 @@ def test_quick_sweep_of_a_subset_leaves_the_champion_and_the_readme_figures(
     )
     before = {p.name: p.stat().st_mtime_ns for p in config.FIGURES_DIR.glob("*.png")}
     (config.SCRATCH_FIGURES_DIR / "leaderboard.png").unlink(missing_ok=True)
-    out = _cli("sweep", "--quick", "--experiment", "scratch", "--data",
-               _subset(tmp_path, prepared), store=mlflow_store, cwd=tmp_path)  # fmt: skip
+    out = run_cli(
+        "sweep",
+        "--quick",
+        "--experiment",
+        "scratch",
+        "--data",
+        _subset(tmp_path, prepared),
+        store=mlflow_store,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert _champion_version() == "1"
     assert [m.name for m in MlflowClient().search_registered_models()] == [NAME]

@@ -1,14 +1,12 @@
 """What a user sees when something they gave is wrong: one line, exit code 2, nothing lost."""
 
-import os
 import shutil
-import subprocess
-import sys
 
 import mlflow.keras
 import mlflow.sklearn
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 import train_with_mlflow as tracking
 from gesturelab import config
@@ -16,17 +14,6 @@ from gesturelab.models import build_pipeline
 from gesturelab.static_data import prepare
 
 SAMPLES = config.DATA_DIR / "mediapipe_samples"
-
-
-def gesturelab(*args, cwd, store):
-    return subprocess.run(
-        [sys.executable, "-m", "gesturelab", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "MLFLOW_TRACKING_URI": store},
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +52,7 @@ def test_extract_keeps_every_readable_file_when_one_video_is_broken(tmp_path, st
     for photo in SAMPLES.glob("*.jpg"):
         shutil.copy(photo, folder)
     (folder / "zero.mp4").write_bytes(b"")
-    out = gesturelab(
+    out = run_cli(
         "extract",
         "--input",
         folder,
@@ -89,7 +76,7 @@ def test_extract_keeps_every_readable_file_when_one_video_is_broken(tmp_path, st
 
 def test_predict_on_an_unopenable_video_is_one_line(tmp_path, store, static_model):
     (tmp_path / "zero.mp4").write_bytes(b"")
-    out = gesturelab(
+    out = run_cli(
         "predict",
         "--model",
         static_model,
@@ -113,7 +100,7 @@ def test_predict_on_an_unopenable_video_is_one_line(tmp_path, store, static_mode
 def test_predict_flags_a_truncated_photo_and_writes_its_problems(tmp_path, store, static_model):
     photo = tmp_path / "thumb_up.jpg"
     photo.write_bytes((SAMPLES / "thumb_up.jpg").read_bytes()[:20_000])
-    out = gesturelab(
+    out = run_cli(
         "predict",
         "--model",
         static_model,
@@ -138,7 +125,7 @@ def test_a_sequence_model_is_refused_by_static_commands(tmp_path, store, sequenc
         if command == "predict"
         else ["--data", config.HAGRID_SAMPLE_CSV, "--no-log"]
     )
-    out = gesturelab(command, "--model", sequence_model, *data, cwd=tmp_path, store=store)
+    out = run_cli(command, "--model", sequence_model, *data, cwd=tmp_path, store=store)
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert "is a sequence model (16 frames per gesture)" in last and "evaluate-seq" in last
@@ -146,7 +133,7 @@ def test_a_sequence_model_is_refused_by_static_commands(tmp_path, store, sequenc
 
 
 def test_a_static_model_is_refused_by_evaluate_seq(tmp_path, store, static_model):
-    out = gesturelab(
+    out = run_cli(
         "evaluate-seq", "--model", static_model, "--split", "train", cwd=tmp_path, store=store
     )
     assert out.returncode == 2
@@ -165,17 +152,17 @@ def test_a_static_model_is_refused_by_evaluate_seq(tmp_path, store, static_model
 )
 def test_a_model_that_does_not_exist_is_one_line(tmp_path, store, model):
     command = ["evaluate", "--model", model, "--data", config.HAGRID_SAMPLE_CSV, "--no-log"]
-    out = gesturelab(*command, cwd=tmp_path, store=store)
+    out = run_cli(*command, cwd=tmp_path, store=store)
     assert out.returncode == 2
     lines = [line for line in out.stderr.strip().splitlines() if "mlflow.store.db" not in line]
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
-    assert "Traceback" in gesturelab("--debug", *command, cwd=tmp_path, store=store).stderr
+    assert "Traceback" in run_cli("--debug", *command, cwd=tmp_path, store=store).stderr
 
 
 def test_extract_says_so_when_nothing_could_be_read(tmp_path, store):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    out = gesturelab(
+    out = run_cli(
         "extract", "--input", tmp_path / "in", "--out", tmp_path / "rows.csv", "--no-progress",
         cwd=tmp_path, store=store,
     )  # fmt: skip
