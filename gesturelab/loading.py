@@ -275,6 +275,14 @@ def _read_rows(path: Path):
 
 
 def _check_columns(path: Path, columns: list[str], require_label: bool) -> None:
+    if sum(_is_number(c) for c in columns) * 2 > len(columns):
+        raise LandmarkDataError(
+            path,
+            f"{len(columns)} numbers where the column names belong: a landmark CSV "
+            f"starts with the header x1,y1,z1,...,z21,{LABEL_COLUMN}; headerless files (such "
+            "as the 2-D keypoint.csv of keypoint-classifier projects) are not read yet",
+            line=1,
+        )
     seen = set()
     for c in columns:
         if c in seen:
@@ -305,6 +313,14 @@ def _check_columns(path: Path, columns: list[str], require_label: bool) -> None:
             line=1,
             column=extra[0],
         )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _cell_problem(text: str, column: str) -> str:

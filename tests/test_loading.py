@@ -244,3 +244,16 @@ def test_an_unknown_separator_gets_a_hint(sample_frame, tmp_path):
     sample_frame.to_csv(path, index=False, sep="|")
     with pytest.raises(LandmarkDataError, match="header is one column .* with ',', ';' or a tab"):
         load_landmarks_csv(path)
+
+
+def test_a_file_without_a_header_is_named_as_such(sample_frame, tmp_path):
+    path = tmp_path / "noheader.csv"
+    sample_frame.to_csv(path, index=False, header=False)
+    with pytest.raises(
+        LandmarkDataError, match=r"line 1: 64 numbers where the column names belong"
+    ):
+        load_landmarks_csv(path)
+    keypoints = tmp_path / "keypoint.csv"  # label index first, then 21 x, y pairs
+    keypoints.write_text("0," + ",".join(["0.0"] * 42) + "\n1," + ",".join(["0.5"] * 42) + "\n")
+    with pytest.raises(LandmarkDataError, match="headerless files .* are not read yet"):
+        load_landmarks_csv(keypoints)
