@@ -47,7 +47,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--classes", type=int, default=14, choices=(14, 28))
-    parser.add_argument("--archs", nargs="+", default=["lstm", "gru", "tcn", "cnn", "ddnet"])
+    from gesturelab.seq_models import SINGLE_ARCHITECTURES
+
+    parser.add_argument("--archs", nargs="+", default=list(SINGLE_ARCHITECTURES))
     parser.add_argument("--model", help="also time a logged model, e.g. models:/...@champion")
     args = parser.parse_args()
 

@@ -460,9 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train-seq", help="train a sequence model on SHREC'17/DHG skeletons")
     p.add_argument(
         "--arch",
-        choices=("lstm", "gru", "tcn", "cnn", "ddnet", "ensemble"),
-        help="default: the leaderboard's best for --classes (ddnet for 14, ensemble for 28); "
-        "ensemble: the average of DD-Net and 1D-CNN, each trained with its defaults",
+        help="a name of gesturelab.seq_models.ARCHITECTURES (lstm, gru, tcn, cnn, ddnet, "
+        "ensemble, ...; checked when training starts, so that --help needs no Keras); default: "
+        "the best on --classes in notebook 03's leaderboard",
     )
     p.add_argument(
         "--data-root",

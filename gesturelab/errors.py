@@ -47,3 +47,7 @@ class SweepDataError(GestureLabError):
 
 class RegistryError(GestureLabError):
     """A registration that would replace a model trained on other data or other classes."""
+
+
+class UnknownNameError(ValueError, GestureLabError):
+    """A model family, architecture or other choice that is not in its registry."""

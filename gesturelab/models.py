@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from gesturelab.config import SEED
+from gesturelab.errors import UnknownNameError
 from gesturelab.features import LandmarkNormalizer
 
 DEFAULT_FEATURES = {"normalise": True, "coords": "2d", "distances": True, "angles": False}
@@ -157,7 +158,9 @@ def family(name: str) -> Family:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}") from None
+        raise UnknownNameError(
+            f"unknown model family {name!r}; known: {', '.join(FAMILIES)}"
+        ) from None
 
 
 def make_classifier(name: str, params: dict, seed: int = SEED):

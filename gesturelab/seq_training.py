@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from gesturelab.landmarks import N_COORDS, N_LANDMARKS
-from gesturelab.seq_models import AdamW, build_model
+from gesturelab.seq_models import AdamW, architecture, build_model
 from gesturelab.sequences import AUGMENTATIONS, SequenceSet
 
 
@@ -86,23 +86,6 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.data))
 
 
-# Defaults per architecture, chosen on subject-wise validation of the shipped training split.
-# (validation subjects 7, 12, 15, 21, 27). Early stopping on validation accuracy gave the LSTM
-# 0.912-0.914 against 0.894 on validation loss.
-ARCH_DEFAULTS = {
-    "lstm": {"epochs": 150, "monitor": "val_accuracy", "patience": 40},
-    "gru": {"epochs": 80},
-    "tcn": {"epochs": 100},
-    "cnn": {"epochs": 100},
-    "ddnet": {"epochs": 150, "width": 64},
-    # epochs 0: every member trains for its own default (an --epochs N applies to all of them).
-    # Chosen on the validation subjects: DD-Net + 1D-CNN 0.958 (14) and 0.918/0.920 (28, DD-Net
-    # seeds 0/1), TCN + 1D-CNN + DD-Net 0.956 and 0.912/0.924, two DD-Nets 0.918 (28); DD-Net
-    # alone 0.964 (14), 0.904/0.910 (28). The 1D-CNN is the cheapest second opinion.
-    "ensemble": {"epochs": 0, "members": ("ddnet", "cnn")},
-}
-
-
 # What ``train-seq`` trains unless told: the winner of notebook 03's leaderboard per label set
 # on the validation subjects (DD-Net 0.964 on 14 classes; on 28 the DD-Net + 1D-CNN average
 # 0.918 against DD-Net alone 0.904).
@@ -125,7 +108,7 @@ def config_for(arch: str, n_classes: int = 14, **overrides) -> TrainConfig:
     """The tuned configuration of ``arch`` for ``n_classes``; ``None`` overrides are ignored."""
     values = {
         "arch": arch,
-        **ARCH_DEFAULTS.get(arch, {}),
+        **architecture(arch).defaults,
         **CLASS_DEFAULTS.get(n_classes, {}),
         **ARCH_CLASS_DEFAULTS.get((arch, n_classes), {}),
     }

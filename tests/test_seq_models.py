@@ -6,8 +6,9 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from gesturelab import shrec  # noqa: E402
+from gesturelab.errors import UnknownNameError  # noqa: E402
 from gesturelab.seq_models import (  # noqa: E402
-    ARCHITECTURES,
+    SINGLE_ARCHITECTURES,
     AdamW,
     FrameDifference,
     SequenceFeatures,
@@ -68,7 +69,7 @@ def test_padding_frames_are_masked_and_zero(shipped):
     assert SequenceFeatures(emit_mask=False).compute_mask(seq) is None
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", SINGLE_ARCHITECTURES)
 def test_every_architecture_builds_saves_and_loads(arch, tmp_path):
     model = build_model(arch, 32, 14, seed=1)
     x = np.random.default_rng(0).normal(size=(3, 32, 63)).astype(np.float32)
@@ -92,8 +93,13 @@ def test_reference_lstm_is_the_gesto_model():
 
 
 def test_unknown_architecture_or_features_are_refused():
-    with pytest.raises(ValueError, match="arch must be one of"):
+    known = "known: lstm, gru, tcn, cnn, ddnet, ensemble"
+    with pytest.raises(UnknownNameError, match=f"unknown architecture 'transformer'; {known}"):
         build_model("transformer", 32, 14)
+    with pytest.raises(UnknownNameError, match=known):
+        config_for("transformer", 14)
+    with pytest.raises(ValueError, match="averages trained members"):
+        build_model("ensemble", 32, 14)
     with pytest.raises(ValueError, match="features must be one of"):
         build_model("tcn", 32, 14, features="angles")
 
@@ -198,7 +204,7 @@ def test_an_ensemble_is_scored_on_its_members_held_out_subjects_and_only_if_they
         validate_ensemble(data, [cnn, elsewhere], **common)
 
 
-@pytest.mark.parametrize("arch", [*ARCHITECTURES, "ensemble"])
+@pytest.mark.parametrize("arch", [*SINGLE_ARCHITECTURES, "ensemble"])
 def test_moving_or_scaling_the_hand_does_not_change_any_model(arch, shipped):
     """Even untrained, every architecture sees the same input after a move or a zoom."""
     if arch == "ensemble":
