@@ -1,9 +1,12 @@
-"""The project's only door to MLflow: store location, experiments, run logging, registry.
+"""The project's only door to MLflow: the store, runs and what they log, models, the registry.
 
 The store lives in the repository's ``mlruns/`` (SQLite database and artifacts both inside it)
 unless ``MLFLOW_TRACKING_URI`` is set. Every path is absolute, taken from ``gesturelab.config``,
 because papermill and JupyterLab start kernels in different working directories and MLflow's
 defaults follow the working directory.
+
+This module only records and fetches: callers compute metrics and build figures, and get plain
+records back (``RunRecord``), so no caller needs MLflow's column names or imports ``mlflow``.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import time
 import urllib.parse
 import urllib.request
 import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import MappingProxyType
@@ -32,28 +37,28 @@ import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import yaml
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from gesturelab import config, models
+from gesturelab import config
 from gesturelab.errors import ModelLoadError, RegistryError
-from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
-from gesturelab.metrics import classification_metrics, confusion, per_class_report
-from gesturelab.plots import confusion_matrix_figure
 
-PACKAGE_DIR = Path(__file__).resolve().parent / "gesturelab"
+# Re-exported so that callers can catch MLflow's errors without importing mlflow.
+TrackingError = mlflow.exceptions.MlflowException
+
+# Bundled with every static model so MLflow's pyfunc can load it where gesturelab is missing.
+PACKAGE_DIR = config.REPO_ROOT / "gesturelab"
 
 
-def _pinned(*distributions: str) -> list[str]:
+def pinned(*distributions: str) -> list[str]:
     """``name==version`` of what is installed: requirements.txt stays the only list of pins."""
     return [f"{name}=={metadata.version(name)}" for name in distributions]
 
 
 # What a logged model needs to load; listing it skips MLflow's slow requirement inference.
-MODEL_PIP_REQUIREMENTS = _pinned("scikit-learn", "numpy", "pandas", "skops")
-# The types a static model may hold beyond skops' own: from the family registry, never from
-# a model's MLmodel file.
-SKOPS_TRUSTED_TYPES = list(models.SKOPS_TRUSTED_TYPES)
+SKLEARN_PIP_REQUIREMENTS = pinned("scikit-learn", "numpy", "pandas", "skops")
+KERAS_PIP_REQUIREMENTS = pinned("tensorflow-cpu", "keras", "numpy")
 
 
 def tracking_uri() -> str:
@@ -246,88 +251,234 @@ def fail_orphaned_runs(experiment_id: str) -> int:
     return len(dead)
 
 
+# ---- records --------------------------------------------------------------------------------
+
+
+def label_set_key(classes) -> str:
+    """A label set as tags store it: the sorted class names, as JSON."""
+    return json.dumps(sorted(str(c) for c in classes))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as the project reads it: no MLflow column names, no MLflow types."""
+
+    run_id: str
+    run_name: str = ""
+    kind: str = ""  # run_kind: config, family, champion, final, evaluation, ...
+    family: str = ""  # the model family, or the sequence architecture
+    label_set: tuple = ()  # the classes, when the run recorded them
+    metrics: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)
+    model_uri: str | None = None
+    status: str = ""
+    start_time: int = 0
+
+
+class Runs(list):
+    """A list of ``RunRecord`` that also says what the query left out, and why."""
+
+    def __init__(self, records=(), left_out: dict | None = None):
+        super().__init__(records)
+        self.left_out = dict(left_out or {})
+
+
+def _record(run) -> RunRecord:
+    tags = dict(run.data.tags)
+    label_set = tags.get("label_set")
+    return RunRecord(
+        run_id=run.info.run_id,
+        run_name=tags.get("mlflow.runName") or run.info.run_name or "",
+        kind=tags.get("run_kind", ""),
+        family=tags.get("model_family", ""),
+        label_set=tuple(json.loads(label_set)) if label_set else (),
+        metrics=dict(run.data.metrics),
+        params=dict(run.data.params),
+        tags=tags,
+        model_uri=tags.get("model_uri"),
+        status=run.info.status,
+        start_time=int(run.info.start_time or 0),
+    )
+
+
+def get_run(run_id: str) -> RunRecord:
+    setup()
+    return _record(MlflowClient().get_run(run_id))
+
+
+# ---- logging --------------------------------------------------------------------------------
+
+
+class Run:
+    """What can be logged to one run. Models and dataset inputs need it to be the active run
+    (inside ``start_run``); everything else also works on a finished run (``open_run``)."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self._client = MlflowClient()
+
+    def log_params(self, params: dict) -> None:
+        items = [Param(str(k), str(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            self._client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: dict, step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self._batch([Metric(str(k), float(v), now, step) for k, v in metrics.items()])
+
+    def log_curves(self, curves: dict) -> None:
+        """Per-epoch values, one metric history each: {name: [value of epoch 1, 2, ...]}."""
+        now = int(time.time() * 1000)
+        self._batch(
+            [
+                Metric(str(name), float(value), now, epoch)
+                for name, values in curves.items()
+                for epoch, value in enumerate(values, start=1)
+            ]
+        )
+
+    def _batch(self, metrics: list) -> None:
+        for i in range(0, len(metrics), 1000):
+            self._client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
+
+    def set_tags(self, tags: dict) -> None:
+        if tags:
+            self._client.log_batch(
+                self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()]
+            )
+
+    def log_figures(self, figures: dict) -> None:
+        """Matplotlib figures by artifact name; each is closed once logged."""
+        for name, figure in figures.items():
+            self._client.log_figure(self.run_id, figure, name)
+            plt.close(figure)
+
+    def log_dicts(self, dicts: dict) -> None:
+        for name, payload in dicts.items():
+            self._client.log_dict(self.run_id, payload, name)
+
+    def log_table(self, table: pd.DataFrame, name: str) -> None:
+        self._client.log_table(self.run_id, data=table, artifact_file=name)
+
+    def log_artifacts(self, paths: Iterable = (), folder=None, folder_name: str | None = None):
+        for path in paths:
+            self._client.log_artifact(self.run_id, str(path))
+        if folder is not None and Path(folder).is_dir():
+            self._client.log_artifacts(self.run_id, str(folder), folder_name)
+
+    def log(self, metrics=None, figures=None, dicts=None) -> None:
+        """Metrics, figures and JSON documents at once (``evaluation.RunArtifacts`` fields)."""
+        self.log_metrics(metrics or {})
+        self.log_figures(figures or {})
+        self.log_dicts(dicts or {})
+
+    def _require_active(self, what: str) -> None:
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != self.run_id:
+            raise RuntimeError(f"{what} is logged only to the run of the enclosing start_run")
+
+    def log_dataset(
+        self, data: pd.DataFrame, path, fingerprint: str, context: str, targets=None
+    ) -> None:
+        """Record a dataset the run used, with the SHA-256 of the file it came from."""
+        self._require_active("a dataset")
+        with warnings.catch_warnings():
+            # A local path matches two equivalent source types; MLflow picks one and says so.
+            warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
+            dataset = mlflow.data.from_pandas(
+                data,
+                source=str(Path(path).resolve()),
+                name=Path(path).name,
+                targets=targets,
+                digest=fingerprint[:16],
+            )
+        mlflow.log_input(dataset, context=context)
+        self.set_tags({f"dataset_{context}_sha256": fingerprint})
+
+    def log_sklearn_model(self, model, example: pd.DataFrame, trusted_types, name="model") -> str:
+        """A fitted scikit-learn pipeline, saved with skops, with signature and input example.
+
+        ``trusted_types``: the classes beyond skops' own the file holds (the caller's registry).
+        """
+        self._require_active("a model")
+        signature = infer_signature(example, np.asarray(model.predict(example), dtype=str))
+        info = mlflow.sklearn.log_model(
+            model,
+            name=name,
+            signature=signature,
+            input_example=example,
+            pip_requirements=SKLEARN_PIP_REQUIREMENTS,
+            code_paths=[str(PACKAGE_DIR)],
+            serialization_format="skops",
+            skops_trusted_types=list(trusted_types),
+        )
+        self.set_tags({"model_uri": info.model_uri})
+        return info.model_uri
+
+    def log_keras_model(self, model, frames: int, model_metadata: dict, name="model") -> str:
+        """A Keras sequence model with its signature and ``model_metadata`` (classes, ...).
+
+        No input example: ``mlflow.keras.log_model`` fails with one for Keras 3 models.
+        """
+        import mlflow.keras
+        from mlflow.types import Schema, TensorSpec
+
+        self._require_active("a model")
+        features = int(model.input_shape[-1])
+        n_classes = int(model.output_shape[-1])
+        signature = mlflow.models.ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, frames, features), "landmarks")]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_classes), "gesture")]),
+        )
+        info = mlflow.keras.log_model(
+            model,
+            name=name,
+            signature=signature,
+            pip_requirements=KERAS_PIP_REQUIREMENTS,
+            metadata={"frames": frames, **model_metadata},
+        )
+        self.set_tags({"model_uri": info.model_uri})
+        return info.model_uri
+
+    def record(self) -> RunRecord:
+        return _record(self._client.get_run(self.run_id))
+
+
 @contextmanager
+def start_run(
+    experiment: str,
+    run_name: str | None = None,
+    *,
+    kind: str,
+    tags: dict | None = None,
+    label_set=None,
+):
+    """A run of ``kind``, the child of the active run if there is one; yields a ``Run``.
+
+    Every run carries ``run_origin()`` (commit, host, process, the context's tags) and, given
+    ``label_set``, the classes it is about.
+    """
+    parent = mlflow.active_run()
+    experiment_id = parent.info.experiment_id if parent else get_or_create_experiment(experiment)
+    all_tags = {"run_kind": kind, **run_origin(), **(tags or {})}
+    if label_set is not None:
+        all_tags["label_set"] = label_set_key(label_set)
+    with mlflow.start_run(
+        run_name=run_name, nested=parent is not None, experiment_id=experiment_id, tags=all_tags
+    ) as run:
+        yield Run(run.info.run_id)
+
+
 def parent_run(experiment: str, run_name: str, tags: dict | None = None):
     """A run that groups the child runs of one model family."""
-    experiment_id = get_or_create_experiment(experiment)
-    all_tags = {"run_kind": "family", **run_origin(), **(tags or {})}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
-        yield run
+    return start_run(experiment, run_name, kind="family", tags=tags)
 
 
-def landmark_frame(X) -> pd.DataFrame:
-    """The model's input: the 63 raw landmark columns as float64, whatever came in."""
-    if isinstance(X, pd.DataFrame):
-        return X[list(LANDMARK_COLUMNS)].astype(np.float64)
-    return pd.DataFrame(np.asarray(X, np.float64).reshape(len(X), -1), columns=LANDMARK_COLUMNS)
-
-
-def log_dataset(data: pd.DataFrame, path, fingerprint: str, context: str) -> None:
-    """Record a dataset the run used, with the SHA-256 of the file it came from."""
-    columns = [c for c in (*LANDMARK_COLUMNS, LABEL_COLUMN) if c in data.columns]
-    with warnings.catch_warnings():
-        # A local path matches two equivalent source types; MLflow picks one and says so.
-        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
-        dataset = mlflow.data.from_pandas(
-            data[columns],
-            source=str(Path(path).resolve()),
-            name=Path(path).name,
-            targets=LABEL_COLUMN if LABEL_COLUMN in data.columns else None,
-            digest=fingerprint[:16],
-        )
-    mlflow.log_input(dataset, context=context)
-    mlflow.set_tag(f"dataset_{context}_sha256", fingerprint)
-
-
-def log_model(model, X_example: pd.DataFrame, name: str = "model"):
-    """Log a fitted sklearn pipeline with signature and input example; returns ModelInfo."""
-    example = landmark_frame(X_example.iloc[:3])
-    signature = infer_signature(example, np.asarray(model.predict(example), dtype=str))
-    return mlflow.sklearn.log_model(
-        model,
-        name=name,
-        signature=signature,
-        input_example=example,
-        pip_requirements=MODEL_PIP_REQUIREMENTS,
-        code_paths=[str(PACKAGE_DIR)],
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-    )
-
-
-def log_predictions(y_true, y_pred, prefix: str, labels=None, title: str = "") -> dict:
-    """Metrics, confusion-matrix figure and per-class report of predictions, in the active run."""
-    y_true = np.asarray(y_true, dtype=object)
-    y_pred = np.asarray(y_pred, dtype=object)
-    labels = list(labels) if labels is not None else sorted(set(y_true) | set(y_pred))
-    metrics = {f"{prefix}{k}": v for k, v in classification_metrics(y_true, y_pred).items()}
-    mlflow.log_metrics(metrics)
-    matrix = confusion(y_true, y_pred, labels)
-    figure = confusion_matrix_figure(matrix, labels, title=title or prefix.rstrip("_"))
-    mlflow.log_figure(figure, f"{prefix}confusion_matrix.png")
-    plt.close(figure)
-    mlflow.log_dict(
-        {
-            "labels": labels,
-            "confusion_matrix": matrix.tolist(),
-            "report": per_class_report(y_true, y_pred, labels),
-        },
-        f"{prefix}classification_report.json",
-    )
-    return {"metrics": metrics, "confusion_matrix": matrix}
-
-
-def log_evaluation(model, X, y, prefix: str, labels=None, title: str = "") -> dict:
-    """Score a fitted model on (X, y) in the active run, with its prediction time."""
-    X = landmark_frame(X)
-    start = time.perf_counter()
-    predicted = np.asarray(model.predict(X), dtype=object)
-    seconds = time.perf_counter() - start
-    result = log_predictions(y, predicted, prefix, labels, title)
-    timing = {f"{prefix}predict_ms_per_sample": 1000 * seconds / max(len(X), 1)}
-    mlflow.log_metrics(timing)
-    result["metrics"].update(timing)
-    result["predicted"] = predicted
-    return result
+def open_run(run_id: str) -> Run:
+    """A finished run, to add metrics, params, tags, figures and files to."""
+    setup()
+    return Run(run_id)
 
 
 def log_experiment_run(
@@ -335,56 +486,47 @@ def log_experiment_run(
     *,
     family: str,
     params: dict,
-    y_val,
-    val_pred,
-    X_example,
-    fit_time_s: float,
-    labels=None,
+    metrics: dict,
+    X_example: pd.DataFrame,
+    trusted_types,
+    figures: dict | None = None,
+    dicts: dict | None = None,
     run_name: str | None = None,
     dataset: dict | None = None,
     tags: dict | None = None,
-    extra_params: dict | None = None,
-    extra_metrics: dict | None = None,
+    label_set=None,
     log_model_artifact: bool = True,
     experiment: str = config.STATIC_EXPERIMENT,
-) -> dict:
-    """Log one configuration: params, validation metrics of ``val_pred``, timings, the model.
+) -> RunRecord:
+    """Log one configuration of a static model: params, metrics, figures, dataset, the model.
 
-    ``model`` is already fitted; ``val_pred`` are its configuration's validation predictions
-    (out-of-fold in the sweep). Opens a child run when a parent is active. ``dataset`` is
-    {"data": DataFrame, "path": ..., "fingerprint": ...} and is logged as the run's input.
-    Returns run_id, model_uri and the metrics.
+    ``metrics``, ``figures`` and ``dicts`` are computed by the caller. ``dataset`` is
+    {"data": DataFrame, "path": ..., "fingerprint": ..., "targets": column}. ``X_example``:
+    a few raw input rows, the model's input example. Opens a child run when a parent is active.
     """
-    parent = mlflow.active_run()
-    experiment_id = parent.info.experiment_id if parent else get_or_create_experiment(experiment)
-    all_tags = {
-        "run_kind": "config",
-        "model_family": family,
-        **run_origin(),
-        **(tags or {}),
-    }
-    with mlflow.start_run(
-        run_name=run_name,
-        nested=parent is not None,
-        experiment_id=experiment_id,
-        tags=all_tags,
+    with start_run(
+        experiment,
+        run_name,
+        kind="config",
+        tags={"model_family": family, **(tags or {})},
+        label_set=label_set,
     ) as run:
-        mlflow.log_params({**params, **(extra_params or {})})
+        run.log_params(params)
         if dataset is not None:
-            log_dataset(dataset["data"], dataset["path"], dataset["fingerprint"], "training")
-        result = log_predictions(y_val, val_pred, "val_", labels, title=run_name or family)
-        timing = {"fit_time_s": fit_time_s, **(extra_metrics or {})}
-        mlflow.log_metrics(timing)
-        model_uri = None
+            run.log_dataset(
+                dataset["data"],
+                dataset["path"],
+                dataset["fingerprint"],
+                "training",
+                dataset.get("targets"),
+            )
+        run.log(metrics, figures, dicts)
         if log_model_artifact:
-            model_uri = log_model(model, landmark_frame(X_example)).model_uri
-            mlflow.set_tag("model_uri", model_uri)
-    return {
-        "run_id": run.info.run_id,
-        "model_uri": model_uri,
-        "metrics": {**result["metrics"], **timing},
-        "val_confusion": result["confusion_matrix"],
-    }
+            run.log_sklearn_model(model, X_example, trusted_types)
+    return run.record()
+
+
+# ---- registry -------------------------------------------------------------------------------
 
 
 def _champion_version(name: str, alias: str):
@@ -397,19 +539,20 @@ def _champion_version(name: str, alias: str):
         raise
 
 
-def _label_set_key(classes) -> str:
-    """A label set as the version tag stores it: sorted class names, JSON."""
-    return json.dumps(sorted(str(c) for c in classes))
-
-
 def check_registration(
-    name: str, label_set, data_sha256: str | None, alias: str = config.CHAMPION_ALIAS
+    name: str,
+    label_set,
+    data_sha256: str | None,
+    alias: str = config.CHAMPION_ALIAS,
+    classes_of: Callable[[str], Iterable] | None = None,
 ) -> None:
     """Refuse to move ``name@alias`` away from a model trained on other classes or data.
 
     Called before training, so a sweep that could not register fails in a second, and again
     when registering. A model name belongs to one dataset and one label set: ``predict`` and
     the notebooks load ``name@alias`` without looking at what it was trained on.
+    ``classes_of(model_uri)``: the classes of a model registered without a label-set tag (by
+    older code); without it such a model is never replaced.
     """
     setup()
     if not name or re.search(r"[/:@%]", name):
@@ -418,9 +561,16 @@ def check_registration(
     if current is None:
         return
     tags = current.tags or {}
-    mine = _label_set_key(label_set)
-    theirs = tags.get("label_set") or _model_label_set(f"models:/{name}/{current.version}")
+    mine = label_set_key(label_set)
     where = f"models:/{name}@{alias} (version {current.version})"
+    theirs = tags.get("label_set")
+    if theirs is None and classes_of is not None:
+        theirs = label_set_key(classes_of(f"models:/{name}/{current.version}"))
+    if theirs is None:
+        raise RegistryError(
+            f"{where} does not say which classes it predicts; register under a name of its "
+            "own (--model-name), nothing was moved"
+        )
     if theirs != mine:
         count = len(json.loads(theirs))
         raise RegistryError(
@@ -435,16 +585,6 @@ def check_registration(
         )
 
 
-def _model_label_set(model_uri: str) -> str:
-    """The classes of a registered model without tags (registered by older code), as JSON."""
-    loaded = open_model(model_uri)
-    if loaded.kind == "static":
-        classes = loaded.model.classes_
-    else:
-        classes = loaded.metadata.get("classes") or range(int(loaded.model.output_shape[-1]))
-    return _label_set_key(classes)
-
-
 def register_model(
     model_uri: str,
     name: str,
@@ -453,6 +593,7 @@ def register_model(
     *,
     label_set,
     data_sha256: str | None,
+    classes_of: Callable[[str], Iterable] | None = None,
 ):
     """Register a logged model under ``name`` and point ``alias`` at the new version.
 
@@ -461,8 +602,8 @@ def register_model(
     """
     setup()
     tags = dict(tags or {})
-    check_registration(name, label_set, data_sha256, alias)
-    tags["label_set"] = _label_set_key(label_set)
+    check_registration(name, label_set, data_sha256, alias, classes_of)
+    tags["label_set"] = label_set_key(label_set)
     tags["n_classes"] = len(label_set)
     if data_sha256:
         tags["data_sha256"] = data_sha256
@@ -474,147 +615,91 @@ def register_model(
     return version
 
 
-def log_champion(
-    model, X_all, *, family, params, metrics, dataset, source_run_id, extra_params, experiment
-):
-    """A top-level run holding the champion refit on every shipped row, ready to register."""
-    experiment_id = get_or_create_experiment(experiment)
-    tags = {
-        "run_kind": "champion",
-        "model_family": family,
-        **run_origin(),
-        "selected_from_run": source_run_id,
-    }
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"champion ({family})", tags=tags
-    ) as run:
-        mlflow.log_params({**params, **extra_params, "trained_on": "train+val+test"})
-        log_dataset(dataset["data"], dataset["path"], dataset["fingerprint"], "training")
-        start = time.perf_counter()
-        model.fit(landmark_frame(X_all), np.asarray(dataset["data"][LABEL_COLUMN], dtype=object))
-        mlflow.log_metric("fit_time_s", time.perf_counter() - start)
-        mlflow.log_metrics({f"selection_{k}": v for k, v in metrics.items()})
-        info = log_model(model, landmark_frame(X_all))
-        mlflow.set_tag("model_uri", info.model_uri)
-    return {"run_id": run.info.run_id, "model_uri": info.model_uri}
+# ---- queries --------------------------------------------------------------------------------
 
 
-def log_test_evaluation(run_id: str, model, X, y, labels=None, title: str = "") -> dict:
-    """Score a finished run's model on the held-out test rows, adding ``test_*`` to that run."""
-    setup()
-    with mlflow.start_run(run_id=run_id):
-        return log_evaluation(model, X, y, "test_", labels, title=title)
-
-
-def log_to_run(run_id: str, metrics=None, params=None, artifact_paths=(), dicts=None) -> None:
-    """Add metrics, params, files and JSON documents to an existing run."""
-    setup()
-    client = MlflowClient()
-    for name, payload in (dicts or {}).items():
-        client.log_dict(run_id, payload, name)
-    for key, value in (metrics or {}).items():
-        client.log_metric(run_id, key, float(value))
-    for key, value in (params or {}).items():
-        client.log_param(run_id, key, value)
-    for path in artifact_paths:
-        client.log_artifact(run_id, str(path))
+def _search(experiment_id: str, filter_string: str = "", order_by=None) -> list:
+    return mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=filter_string,
+        order_by=order_by,
+        output_format="list",
+    )
 
 
 def finished_runs(
-    experiment: str, filter_string: str = "", latest_sweep: bool = False
-) -> pd.DataFrame:
-    """Runs of an experiment that finished, inside parent runs that finished too.
+    experiment: str,
+    kind: str | None = None,
+    where: dict | None = None,
+    latest_sweep: bool = False,
+) -> Runs:
+    """Finished runs of an experiment (newest first), inside parent runs that finished too.
 
+    kind: the runs' run_kind; where: other tags the runs must have, {tag: value}.
     A sweep that was killed or failed leaves finished configurations under an unfinished
     family run; mixed with a rerun's they would be duplicates. ``latest_sweep`` keeps only
-    the runs of the newest sweep that completed (logged its champion). ``attrs["left_out"]``
-    says how many matching runs were left out, and why.
+    the runs of the newest sweep that completed (logged its champion). ``left_out`` says how
+    many matching runs were left out, and why.
     """
     setup()
-    experiment_ = mlflow.get_experiment_by_name(experiment)
-    if experiment_ is None:
-        return pd.DataFrame()
-    fail_orphaned_runs(experiment_.experiment_id)
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_.experiment_id],
-        filter_string=filter_string,
-        output_format="pandas",
-    )
-    if runs.empty:
-        return runs
-    unfinished = set(
-        mlflow.search_runs(
-            experiment_ids=[experiment_.experiment_id],
-            filter_string="attributes.status != 'FINISHED'",
-            output_format="pandas",
-        ).get("run_id", [])
-    )
-    parent = runs.get("tags.mlflow.parentRunId", pd.Series(None, index=runs.index))
-    finished = runs["status"] == "FINISHED"
-    orphaned = finished & parent.isin(unfinished)
-    left_out = runs.loc[~finished, "status"].value_counts().to_dict()
-    if orphaned.any():
-        left_out["FINISHED inside an unfinished sweep"] = int(orphaned.sum())
-    runs = runs[finished & ~orphaned].reset_index(drop=True)
-    if latest_sweep and "tags.sweep_id" in runs.columns:
-        champions = mlflow.search_runs(
-            experiment_ids=[experiment_.experiment_id],
-            filter_string="tags.run_kind = 'champion' and attributes.status = 'FINISHED'",
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return Runs()
+    experiment_id = found.experiment_id
+    fail_orphaned_runs(experiment_id)
+    wanted = {**({"run_kind": kind} if kind else {}), **(where or {})}
+    clauses = [f"tags.{key} = '{value}'" for key, value in wanted.items()]
+    runs = _search(experiment_id, " and ".join(clauses))
+    unfinished = {r.info.run_id for r in _search(experiment_id, "attributes.status != 'FINISHED'")}
+    left_out: Counter = Counter()
+    kept = []
+    for run in runs:
+        if run.info.status != "FINISHED":
+            left_out[run.info.status] += 1
+        elif run.data.tags.get("mlflow.parentRunId") in unfinished:
+            left_out["FINISHED inside an unfinished sweep"] += 1
+        else:
+            kept.append(run)
+    if latest_sweep and any("sweep_id" in run.data.tags for run in kept):
+        champions = _search(
+            experiment_id,
+            "tags.run_kind = 'champion' and attributes.status = 'FINISHED'",
             order_by=["attributes.start_time DESC"],
-            output_format="pandas",
         )
-        complete = champions.get("tags.sweep_id", pd.Series(dtype=object)).dropna()
-        if len(complete):
-            newest = runs["tags.sweep_id"] == complete.iat[0]
-            if (~newest).any():
-                left_out["of earlier or unfinished sweeps"] = int((~newest).sum())
-            runs = runs[newest].reset_index(drop=True)
-    runs.attrs["left_out"] = left_out
-    return runs
+        complete = [c.data.tags["sweep_id"] for c in champions if c.data.tags.get("sweep_id")]
+        if complete:
+            newest = [run for run in kept if run.data.tags.get("sweep_id") == complete[0]]
+            if len(newest) < len(kept):
+                left_out["of earlier or unfinished sweeps"] = len(kept) - len(newest)
+            kept = newest
+    return Runs([_record(run) for run in kept], left_out)
 
 
 def leaderboard(experiment: str, run_kind: str = "config", metric: str = "val_f1_macro"):
-    """Finished runs of an experiment as a DataFrame, best first, with plain column names."""
-    runs = finished_runs(experiment, f"tags.run_kind = '{run_kind}'", latest_sweep=True)
-    left_out = runs.attrs.get("left_out", {})
-    if runs.empty:
-        return runs
-    renamed = {c: c.split(".", 1)[1] for c in runs.columns if c.startswith("metrics.")}
-    renamed["tags.mlflow.runName"] = "run_name"
-    renamed["tags.model_family"] = "family"
-    board = runs.rename(columns=renamed)
-    params = [c for c in board.columns if c.startswith("params.")]
-    board["params"] = board[params].apply(
-        lambda row: json.dumps({k[7:]: v for k, v in row.items() if v is not None}), axis=1
-    )
-    keep = ["run_id", "run_name", "family", "params", *renamed.values()]
-    keep = list(dict.fromkeys(c for c in keep if c in board.columns))
-    board = board[keep].sort_values(metric, ascending=False).reset_index(drop=True)
-    board.attrs["left_out"] = left_out
+    """The newest complete sweep's runs of ``run_kind`` as a table, best first.
+
+    Columns: run_id, run_name, family, params (JSON), then every metric; ``attrs["left_out"]``
+    says what was left out.
+    """
+    runs = finished_runs(experiment, run_kind, latest_sweep=True)
+    rows = [
+        {
+            "run_id": r.run_id,
+            "run_name": r.run_name,
+            "family": r.family,
+            "params": json.dumps(r.params),
+            **r.metrics,
+        }
+        for r in runs
+    ]
+    board = pd.DataFrame(rows)
+    if not board.empty and metric in board.columns:
+        board = board.sort_values(metric, ascending=False).reset_index(drop=True)
+    board.attrs["left_out"] = runs.left_out
     return board
 
 
-def log_evaluation_report(report: dict, run_name: str, tags: dict | None = None) -> str:
-    """An evaluation as its own run in the "evaluations" experiment: every metric, the whole
-    report as JSON, the normalised confusion matrix and the reliability diagram."""
-    from gesturelab.evaluation import flat_metrics
-    from gesturelab.plots import reliability_figure
-
-    experiment_id = get_or_create_experiment("evaluations")
-    all_tags = {"run_kind": "evaluation", **run_origin(), **(tags or {})}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
-        mlflow.log_metrics(flat_metrics(report))
-        mlflow.log_dict(report, "evaluation_report.json")
-        figure = confusion_matrix_figure(
-            np.asarray(report["confusion_matrix"]), report["labels"], run_name, normalise=True
-        )
-        mlflow.log_figure(figure, "confusion_matrix_normalised.png")
-        plt.close(figure)
-        if "calibration" in report:
-            figure = reliability_figure(report["calibration"])
-            mlflow.log_figure(figure, "reliability_diagram.png")
-            plt.close(figure)
-    return run.info.run_id
+# ---- loading --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -667,8 +752,14 @@ def _inside(directory: Path, relative, uri: str) -> Path:
     return path
 
 
-def open_model(model_uri: str) -> LoadedModel:
+def open_model(
+    model_uri: str, *, skops_trusted: Iterable[str], keras_objects: Callable[[], dict] | None
+) -> LoadedModel:
     """Load a static (skops) or sequence (Keras) model that gesturelab wrote.
+
+    skops_trusted: the only types beyond skops' own a static model may hold (the caller's
+    family registry; the model file's own list is ignored). keras_objects: returns the
+    custom layers a sequence model may use; None refuses sequence models.
 
     MLflow's own loaders obey the model's ``MLmodel``: a pickle or cloudpickle format runs
     code on load, the skops allow-list is read from the file, and a model's ``code/`` folder
@@ -685,10 +776,14 @@ def open_model(model_uri: str) -> LoadedModel:
         raise ModelLoadError(f"{model_uri}: MLmodel lists no flavors")
     metadata = conf.get("metadata") if isinstance(conf.get("metadata"), dict) else {}
     if "sklearn" in flavors:
-        model = _load_skops(directory, _flavor(flavors, "sklearn", model_uri), model_uri)
+        flavor = _flavor(flavors, "sklearn", model_uri)
+        model = _load_skops(directory, flavor, model_uri, list(skops_trusted))
         return LoadedModel(str(model_uri), "static", model, metadata, directory)
     if "keras" in flavors:
-        model = _load_keras(directory, _flavor(flavors, "keras", model_uri), model_uri)
+        if keras_objects is None:
+            raise ModelLoadError(f"{model_uri}: a sequence (Keras) model, not a static one")
+        flavor = _flavor(flavors, "keras", model_uri)
+        model = _load_keras(directory, flavor, model_uri, keras_objects)
         return LoadedModel(str(model_uri), "sequence", model, metadata, directory)
     known = ", ".join(sorted(str(f) for f in flavors)) or "none"
     raise ModelLoadError(
@@ -704,7 +799,7 @@ def _flavor(flavors: dict, name: str, uri: str) -> dict:
     return flavor
 
 
-def _load_skops(directory: Path, flavor: dict, uri: str):
+def _load_skops(directory: Path, flavor: dict, uri: str, trusted: list[str]):
     import skops.io
 
     serialization = flavor.get("serialization_format", "pickle")
@@ -718,13 +813,13 @@ def _load_skops(directory: Path, flavor: dict, uri: str):
         raise ModelLoadError(f"{uri}: the model file {path.name} is missing")
     try:
         untrusted = skops.io.get_untrusted_types(file=path)
-        foreign = sorted(set(untrusted) - set(SKOPS_TRUSTED_TYPES))
+        foreign = sorted(set(untrusted) - set(trusted))
         if foreign:
             raise ModelLoadError(
                 f"{uri}: refused: the model holds types gesturelab does not trust: "
                 + ", ".join(foreign[:5])
             )
-        model = skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+        model = skops.io.load(path, trusted=trusted)
     except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001  a corrupt file fails in many ways inside skops
@@ -736,7 +831,7 @@ def _load_skops(directory: Path, flavor: dict, uri: str):
     return model
 
 
-def _load_keras(directory: Path, flavor: dict, uri: str):
+def _load_keras(directory: Path, flavor: dict, uri: str, keras_objects: Callable[[], dict]):
     if flavor.get("save_exported_model"):
         raise ModelLoadError(
             f"{uri}: refused: an exported TensorFlow graph; gesturelab loads .keras files only"
@@ -752,21 +847,12 @@ def _load_keras(directory: Path, flavor: dict, uri: str):
         raise ModelLoadError(f"{uri}: the model file {path.name} is missing")
     import keras
 
-    import gesturelab.seq_models  # noqa: F401  registers the project's layers with Keras
-
+    objects = keras_objects()
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        return keras.saving.load_model(path, custom_objects=objects, safe_mode=True)
     except Exception as exc:  # noqa: BLE001  safe mode and corrupt archives raise many types
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelLoadError(f"{uri}: cannot load {path.name} safely ({message})") from None
-
-
-def load_model(model_uri: str):
-    """A static model (scikit-learn pipeline): ``runs:/...``, ``models:/name@alias``, a path."""
-    loaded = open_model(model_uri)
-    if loaded.kind != "static":
-        raise ModelLoadError(f"{model_uri}: a sequence (Keras) model, not a static one")
-    return loaded.model
 
 
 def model_version_info(model_uri: str) -> dict:
@@ -790,130 +876,3 @@ def model_version_info(model_uri: str) -> dict:
         "version": version.version,
         "run_id": version.run_id,
     }
-
-
-# ---- sequence models (Keras) ----------------------------------------------------------------
-
-KERAS_PIP_REQUIREMENTS = _pinned("tensorflow-cpu", "keras", "numpy")
-
-
-def log_keras_model(model, classes, frames: int, name: str = "model"):
-    """A Keras sequence model with its signature and class names; returns ModelInfo.
-
-    No input example: ``mlflow.keras.log_model`` fails with one for Keras 3 models. The model's
-    custom feature layer lives in ``gesturelab.seq_models``, which loading imports first.
-    """
-    import mlflow.keras
-    from mlflow.types import Schema, TensorSpec
-
-    import gesturelab.seq_models as seq_models
-
-    features = int(model.input_shape[-1])
-    signature = mlflow.models.ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, frames, features), "landmarks")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(classes)), "gesture")]),
-    )
-    return mlflow.keras.log_model(
-        model,
-        name=name,
-        signature=signature,
-        pip_requirements=KERAS_PIP_REQUIREMENTS,
-        metadata={
-            "classes": list(classes),
-            "frames": frames,
-            "input": "raw landmark sequences (frames, 21*3), MediaPipe order; zeros = padding",
-            "custom_objects_module": seq_models.__name__,
-        },
-    )
-
-
-def load_keras_model(model_uri: str):
-    """A logged or registered sequence model and its metadata (classes, frames)."""
-    loaded = open_model(model_uri)
-    if loaded.kind != "sequence":
-        raise ModelLoadError(
-            f"{model_uri} is a static (scikit-learn) model of single hands; this takes a "
-            "sequence model (score a static one with `evaluate --model ... --data <CSV>`)"
-        )
-    return loaded.model, loaded.metadata
-
-
-def log_sequence_run(
-    result,
-    *,
-    report: dict,
-    experiment: str,
-    run_name: str,
-    dataset: dict,
-    tags: dict | None = None,
-    extra_params: dict | None = None,
-    extra_metrics: dict | None = None,
-    tensorboard_dir=None,
-    log_model_artifact: bool = True,
-) -> dict:
-    """One trained sequence model: params, per-epoch curves, the validation report, the model.
-
-    ``result`` is a ``gesturelab.seq_training.TrainResult``; ``report`` the evaluation report of
-    its held-out subjects (``gesturelab.evaluation.evaluation_report``); ``dataset`` names the
-    data: {"source": ..., "sha256": ..., "n_sequences": ..., "subjects_train": ..., ...}.
-    """
-    from gesturelab.evaluation import flat_metrics
-    from gesturelab.plots import reliability_figure
-
-    parent = mlflow.active_run()
-    experiment_id = parent.info.experiment_id if parent else get_or_create_experiment(experiment)
-    all_tags = {
-        "run_kind": "config",
-        "model_family": result.config.arch,
-        **run_origin(),
-        **(tags or {}),
-    }
-    with mlflow.start_run(
-        run_name=run_name, nested=parent is not None, experiment_id=experiment_id, tags=all_tags
-    ) as run:
-        mlflow.log_params({**result.config.params(), **(extra_params or {})})
-        mlflow.log_params({f"data_{k}": v for k, v in dataset.items()})
-        for key, values in result.history.items():
-            name = key if key.startswith("val_") else f"train_{key}"
-            for epoch, value in enumerate(values, start=1):
-                mlflow.log_metric(f"epoch_{name}", value, step=epoch)
-        metrics = {
-            "fit_time_s": result.fit_seconds,
-            "seconds_per_epoch": result.seconds_per_epoch,
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "n_parameters": result.model.count_params(),
-            **(extra_metrics or {}),
-        }
-        if report:
-            metrics.update({f"val_{k}": v for k, v in flat_metrics(report).items()})
-            mlflow.log_dict(report, "val_evaluation_report.json")
-            figure = confusion_matrix_figure(
-                np.asarray(report["confusion_matrix"]), report["labels"], run_name, normalise=True
-            )
-            mlflow.log_figure(figure, "val_confusion_matrix.png")
-            plt.close(figure)
-            if "calibration" in report:
-                figure = reliability_figure(report["calibration"])
-                mlflow.log_figure(figure, "val_reliability_diagram.png")
-                plt.close(figure)
-        mlflow.log_metrics(metrics)
-        if tensorboard_dir is not None and Path(tensorboard_dir).is_dir():
-            mlflow.log_artifacts(str(tensorboard_dir), "tensorboard")
-            mlflow.set_tag("tensorboard_dir", str(tensorboard_dir))
-        model_uri = None
-        if log_model_artifact:
-            model_uri = log_keras_model(result.model, result.classes, result.config.frames)
-            model_uri = model_uri.model_uri
-            mlflow.set_tag("model_uri", model_uri)
-    return {"run_id": run.info.run_id, "model_uri": model_uri, "metrics": metrics}
-
-
-def find_runs(experiment: str, filter_string: str = "", latest_sweep: bool = False):
-    """Finished runs of an experiment as MLflow gives them (params.*, metrics.*, tags.*)."""
-    return finished_runs(experiment, filter_string, latest_sweep)
-
-
-def run_tags(run_id: str) -> dict:
-    setup()
-    return dict(MlflowClient().get_run(run_id).data.tags)

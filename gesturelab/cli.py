@@ -224,12 +224,13 @@ def cmd_predict(args) -> int:
 
 def cmd_train_seq(args) -> int:
     from gesturelab import shrec
-    from gesturelab.seq_experiment import train_and_log
-    from gesturelab.seq_training import BEST_ARCH, config_for
+    from gesturelab.seq_experiment import default_architecture, train_champion
+    from gesturelab.seq_models import architecture
+    from gesturelab.seq_training import config_for
 
+    arch = architecture(args.arch).name if args.arch else default_architecture(args.classes)
     data = shrec.load(args.data_root, args.split, args.classes, progress=True)
     print(f"{data.source}: {data.summary()}")
-    arch = args.arch or BEST_ARCH[args.classes]
     print(f"architecture: {arch}" + ("" if args.arch else f" (the best on {args.classes} classes)"))
     train_config = config_for(
         arch,
@@ -239,63 +240,39 @@ def cmd_train_seq(args) -> int:
         features=args.features,
         seed=args.seed,
     )
-    register = config.SEQUENCE_MODEL_NAMES[args.classes] if args.register else None
-    if args.validation_fraction == 0:
-        return _train_seq_all_subjects(args, data, train_config, register)
-    out = train_and_log(
+    champion = train_champion(
         data,
         train_config,
         validation_fraction=args.validation_fraction,
-        experiment=args.experiment,
         refit=not args.no_refit,
-        register_as=register,
+        register_as=config.SEQUENCE_MODEL_NAMES[args.classes] if args.register else None,
+        experiment=args.experiment,
         data_path=args.data_root or config.SHREC_TRAIN_NPZ,
         verbose=2 if args.verbose else 0,
     )
-    result, report = out["result"], out["report"]
-    metrics, interval = report["metrics"], report["intervals"]["accuracy"]
-    print(
-        f"validation subjects {out['validation_subjects']}: "
-        f"accuracy {metrics['accuracy']:.4f} [{interval['low']:.3f}, {interval['high']:.3f}], "
-        f"macro-F1 {metrics['f1_macro']:.4f}; best epoch {result.best_epoch}/{result.epochs_run}, "
-        f"{result.seconds_per_epoch:.2f} s/epoch"
-    )
-    final = out.get("final_result")
-    if final is not None:
+    validated = champion.validated
+    if validated is not None:
+        result, report = validated.result, validated.report
+        metrics, interval = report["metrics"], report["intervals"]["accuracy"]
+        print(
+            f"validation subjects {validated.validation_subjects}: "
+            f"accuracy {metrics['accuracy']:.4f} [{interval['low']:.3f}, {interval['high']:.3f}], "
+            f"macro-F1 {metrics['f1_macro']:.4f}; best epoch {result.best_epoch}/"
+            f"{result.epochs_run}, {result.seconds_per_epoch:.2f} s/epoch"
+        )
+    final = champion.final
+    if validated is None:
+        epochs = final.extra.get("member_epochs_run") or final.epochs_run
+        print(
+            f"trained on all {len(data)} sequences for {epochs} epochs "
+            f"(no subjects held out): {final.fit_seconds:.0f} s"
+        )
+    elif final is not validated.result:
         seconds = final.fit_seconds
         print(f"refit on all {len(data)} sequences: {final.epochs_run} epochs, {seconds:.0f} s")
-    run = out["final_run"] or out["validation_run"]
-    print(f"model: {run['model_uri']}")
-    if out.get("registered"):
-        print(f"registered: {out['registered']} (version {out['registered_version']})")
-    return 0
-
-
-def _train_seq_all_subjects(args, data, train_config, register) -> int:
-    """No held-out subjects: train on all of them for the tuned epochs (no validation report)."""
-    from gesturelab.seq_experiment import default_epochs, refit_all_subjects
-
-    epochs = default_epochs(train_config, args.classes)
-    out = refit_all_subjects(
-        data,
-        train_config,
-        epochs,
-        {},
-        validation_run=None,
-        experiment=args.experiment,
-        register_as=register,
-        data_path=args.data_root or config.SHREC_TRAIN_NPZ,
-        tags={"validation": "none (all subjects, tuned epochs)"},
-        verbose=2 if args.verbose else 0,
-    )
-    final = out["final_result"]
-    print(
-        f"trained on all {len(data)} sequences for {epochs} epochs "
-        f"(no subjects held out): {final.fit_seconds:.0f} s"
-    )
-    print(f"model: {out['final_run']['model_uri']}")
-    if out.get("registered"):
-        print(f"registered: {out['registered']} (version {out['registered_version']})")
+    print(f"model: {champion.run.model_uri}")
+    if champion.registered:
+        print(f"registered: {champion.registered} (version {champion.registered_version})")
     return 0
 
 
@@ -342,8 +319,6 @@ def cmd_evaluate_seq(args) -> int:
     for pair in report["confused_pairs"][:5]:
         share = f"{pair['count']} ({pair['rate']:.0%})"
         print(f"  {pair['true']} taken for {pair['predicted']}: {share}")
-    if args.out:
-        print(f"report written to {args.out}")
     return 0
 
 

@@ -21,6 +21,8 @@ EXECUTED_DIR = REPO_ROOT / "build" / "executed"
 FIGURES_DIR = REPO_ROOT / "figures"  # the README's figures: written by `reproduce` only
 SCRATCH_FIGURES_DIR = REPO_ROOT / "build" / "figures"  # everything else: notebooks, sweep
 REPORTS_DIR = REPO_ROOT / "build" / "reports"
+# Notebook 03's leaderboard as reproduce left it: `train-seq` trains its best by default.
+SEQUENCE_LEADERBOARD = FIGURES_DIR / "sequence_leaderboard.csv"
 TENSORBOARD_DIR = REPO_ROOT / "build" / "tensorboard"
 
 MLRUNS_DIR = REPO_ROOT / "mlruns"
@@ -42,3 +44,8 @@ BLOCK_SIZE = 10  # rows per group when a file has no user/subject/group column
 VALIDATION_FRACTION = 0.25  # share of subjects a sequence model is validated on
 N_BOOTSTRAP = 1000  # resamples for every confidence interval
 SMOOTHING_WINDOW = 7  # frames of label smoothing in videos
+
+
+def setting(value, default):
+    """A notebook parameter or option as given, or the default when left empty (None or "")."""
+    return default if value is None or value == "" else value

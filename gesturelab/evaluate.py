@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 import train_with_mlflow as tracking
 from gesturelab import config
-from gesturelab.evaluation import evaluation_report
+from gesturelab.evaluation import evaluation_report, write_report
 from gesturelab.landmarks import LANDMARK_COLUMNS
 from gesturelab.loading import load_landmarks_csv
 from gesturelab.predictor import load_static
@@ -63,15 +62,10 @@ def evaluate_model(
     )
     if unknown:
         print(f"warning: labels the model never saw (always counted wrong): {unknown}")
-    if log:
-        report["mlflow_run_id"] = tracking.log_evaluation_report(
-            report,
-            run_name=f"{model_uri} on {Path(data_path).name}",
-            tags={"model_uri": model_uri, "data_sha256": loaded.fingerprint},
-        )
-    if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=str))
-        print(f"report written to {out}")
-    return report
+    return write_report(
+        report,
+        run_name=f"{model_uri} on {Path(data_path).name}",
+        tags={"model_uri": model_uri, "data_sha256": loaded.fingerprint},
+        out=out,
+        log=log,
+    )

@@ -9,6 +9,10 @@ scores in ``classes`` order (probabilities, or a softmax of decision scores).
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
@@ -239,3 +243,83 @@ def headline_row(report: dict, prefix: str = "") -> dict[str, float | None]:
         ece=report.get("calibration", {}).get("ece"),
     )
     return {f"{prefix}{k}": v for k, v in row.items()}
+
+
+@dataclass
+class RunArtifacts:
+    """What a run logs about predictions: metrics, figures and JSON documents, by name."""
+
+    metrics: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)  # artifact name -> matplotlib figure
+    dicts: dict = field(default_factory=dict)  # artifact name -> JSON-able document
+
+
+def prediction_artifacts(y_true, y_pred, prefix: str, labels=None, title: str = ""):
+    """Metrics, confusion-matrix figure and per-class report of predictions, named ``prefix*``.
+
+    Returns (RunArtifacts, confusion matrix).
+    """
+    from gesturelab.plots import confusion_matrix_figure
+
+    y_true = np.asarray(y_true, dtype=object)
+    y_pred = np.asarray(y_pred, dtype=object)
+    labels = list(labels) if labels is not None else sorted(set(y_true) | set(y_pred))
+    matrix = confusion(y_true, y_pred, labels)
+    figure = confusion_matrix_figure(matrix, labels, title=title or prefix.rstrip("_"))
+    artifacts = RunArtifacts(
+        metrics={f"{prefix}{k}": v for k, v in classification_metrics(y_true, y_pred).items()},
+        figures={f"{prefix}confusion_matrix.png": figure},
+        dicts={
+            f"{prefix}classification_report.json": {
+                "labels": labels,
+                "confusion_matrix": matrix.tolist(),
+                "report": per_class_report(y_true, y_pred, labels),
+            }
+        },
+    )
+    return artifacts, matrix
+
+
+def report_artifacts(report: dict, title: str, prefix: str = "") -> RunArtifacts:
+    """An evaluation report as a run logs it: every flat metric, the report as JSON, the
+    normalised confusion matrix and (with scores) the reliability diagram."""
+    from gesturelab.plots import confusion_matrix_figure, reliability_figure
+
+    figures = {
+        f"{prefix}confusion_matrix_normalised.png": confusion_matrix_figure(
+            np.asarray(report["confusion_matrix"]), report["labels"], title, normalise=True
+        )
+    }
+    if "calibration" in report:
+        figures[f"{prefix}reliability_diagram.png"] = reliability_figure(report["calibration"])
+    return RunArtifacts(
+        metrics={f"{prefix}{k}": v for k, v in flat_metrics(report).items()},
+        figures=figures,
+        dicts={f"{prefix}evaluation_report.json": report},
+    )
+
+
+def write_report(report: dict, *, run_name: str, tags: dict, out=None, log: bool = True) -> dict:
+    """What ``evaluate`` and ``evaluate-seq`` do with a report: log it as a run of the
+    "evaluations" experiment (its id goes into the report as ``run_id``), then write the JSON.
+    """
+    if log:
+        import train_with_mlflow as tracking
+
+        artifacts = report_artifacts(report, run_name)
+        with tracking.start_run("evaluations", run_name, kind="evaluation", tags=tags) as run:
+            run.log(artifacts.metrics, artifacts.figures, artifacts.dicts)
+        report["run_id"] = run.run_id
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=_json_value))
+        print(f"report written to {out}")
+    return report
+
+
+def _json_value(value):
+    """numpy numbers as numbers, anything else (paths, ...) as text."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

@@ -87,3 +87,13 @@ HAGRID_CLASSES = (
     "two_up",
     "two_up_inverted",
 )
+
+
+def landmark_frame(X):
+    """A model's input: the 63 raw landmark columns as float64, whatever came in."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(X, pd.DataFrame):
+        return X[list(LANDMARK_COLUMNS)].astype(np.float64)
+    return pd.DataFrame(np.asarray(X, np.float64).reshape(len(X), -1), columns=LANDMARK_COLUMNS)

@@ -65,7 +65,7 @@ class GesturePredictor:
         """
         import train_with_mlflow as tracking
 
-        loaded = tracking.open_model(model_uri)
+        loaded = open_model(model_uri)
         info = tracking.model_version_info(model_uri)
         if loaded.kind == "sequence":
             return SequencePredictor(loaded.model, loaded.metadata, info)
@@ -221,6 +221,47 @@ class SequencePredictor(GesturePredictor):
             "input_shape": [self.frames, *INPUT_SHAPE],
             "parameters": int(self.model.count_params()),
         }
+
+
+def _keras_objects() -> dict:
+    from gesturelab.seq_models import CUSTOM_OBJECTS
+
+    return CUSTOM_OBJECTS
+
+
+def open_model(model_uri: str):
+    """A model gesturelab logged (``runs:/``, ``models:/name@alias``, a folder), loaded safely.
+
+    Only the project's formats load: skops files that hold nothing but the family registry's
+    types, and Keras 3 files in safe mode with the project's layers (``LoadedModel``).
+    """
+    import train_with_mlflow as tracking
+    from gesturelab.models import SKOPS_TRUSTED_TYPES
+
+    return tracking.open_model(
+        model_uri, skops_trusted=SKOPS_TRUSTED_TYPES, keras_objects=_keras_objects
+    )
+
+
+def load_sequence_model(model_uri: str):
+    """A logged or registered sequence model and its metadata (classes, frames)."""
+    from gesturelab.errors import ModelLoadError
+
+    loaded = open_model(model_uri)
+    if loaded.kind != "sequence":
+        raise ModelLoadError(
+            f"{model_uri} is a static (scikit-learn) model of single hands; this takes a "
+            "sequence model (score a static one with `evaluate --model ... --data <CSV>`)"
+        )
+    return loaded.model, loaded.metadata
+
+
+def model_classes(model_uri: str) -> list[str]:
+    """The classes a logged model predicts, read from the model itself."""
+    loaded = open_model(model_uri)
+    if loaded.kind == "static":
+        return [str(c) for c in loaded.model.classes_]
+    return list(loaded.metadata.get("classes") or range(int(loaded.model.output_shape[-1])))
 
 
 def load_static(model_uri: str, command: str = "this command") -> GesturePredictor:

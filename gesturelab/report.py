@@ -37,18 +37,26 @@ def _champion_tags(model_name: str) -> dict:
         info = tracking.model_version_info(f"models:/{model_name}@{config.CHAMPION_ALIAS}")
     except Exception:  # noqa: BLE001  no champion registered (yet) is a normal state here
         return {}
-    return tracking.run_tags(info["run_id"])
+    return tracking.get_run(info["run_id"]).tags
 
 
-def _latest_tags(experiment: str, filter_string: str) -> dict:
-    """Tags of the newest finished run matching ``filter_string``; {} when there is none."""
+def _latest_tags(experiment: str, kind: str, where: dict | None = None) -> dict:
+    """Tags of the newest finished run of ``kind`` (and tags ``where``); {} when none."""
     import train_with_mlflow as tracking
 
-    runs = tracking.find_runs(experiment, filter_string, latest_sweep=True)
-    if runs.empty:
+    runs = tracking.finished_runs(experiment, kind, where, latest_sweep=True)
+    if not runs:
         return {}
-    newest = runs.sort_values("start_time").iloc[-1]
-    return {k[len("tags.") :]: v for k, v in newest.items() if k.startswith("tags.") and v}
+    return max(runs, key=lambda r: r.start_time).tags
+
+
+def _newest_per(runs, key) -> list:
+    """The newest run of each ``key(run)``, oldest first."""
+    newest = {}
+    for run in sorted(runs, key=lambda r: r.start_time):
+        newest.pop(key(run), None)
+        newest[key(run)] = run
+    return list(newest.values())
 
 
 def score_static(
@@ -62,19 +70,16 @@ def score_static(
     prepared = prepare(processed_path, verbose=False)
     test = prepared.part("test")
     X, y = prepared.Xy("test")
-    runs = tracking.find_runs(experiment, "tags.run_kind = 'config'", latest_sweep=True)
-    if runs.empty or "metrics.test_accuracy" not in runs:
+    runs = tracking.finished_runs(experiment, "config", latest_sweep=True)
+    runs = _newest_per([r for r in runs if "test_accuracy" in r.metrics], lambda r: r.family)
+    if not runs:
         return []
-    runs = runs[runs["metrics.test_accuracy"].notna()].sort_values("start_time")
-    runs = runs.drop_duplicates("tags.model_family", keep="last")
     champion_run = _champion_tags(config.STATIC_MODEL_NAME).get("selected_from_run")
-    if champion_run not in set(runs["run_id"]):  # not registered (a quick run) or elsewhere
-        champion_run = _latest_tags(experiment, "tags.run_kind = 'champion'").get(
-            "selected_from_run"
-        )
+    if champion_run not in {r.run_id for r in runs}:  # not registered (a quick run) or elsewhere
+        champion_run = _latest_tags(experiment, "champion").get("selected_from_run")
     scored = []
-    for _, run in runs.iterrows():
-        predictor = GesturePredictor.load(f"runs:/{run['run_id']}/model")
+    for run in runs:
+        predictor = GesturePredictor.load(f"runs:/{run.run_id}/model")
         scores = predictor.predict_distribution(X)
         predicted = np.asarray(predictor.classes, dtype=object)[scores.argmax(axis=1)]
         report = evaluation_report(
@@ -88,15 +93,15 @@ def score_static(
         )
         scored.append(
             Scored(
-                name=f"{run['tags.model_family']}: {run['tags.mlflow.runName']}",
+                name=f"{run.family}: {run.run_name}",
                 task="HaGRID static, 18 classes",
                 measured_on=f"HaGRID sample test split ({len(y)} rows)",
-                run_id=run["run_id"],
+                run_id=run.run_id,
                 report=report,
                 y_true=y,
                 y_pred=predicted,
-                champion=run["run_id"] == champion_run,
-                extra={"test_rows": test, "model_uri": f"runs:/{run['run_id']}/model"},
+                champion=run.run_id == champion_run,
+                extra={"test_rows": test, "model_uri": f"runs:/{run.run_id}/model"},
             )
         )
     return scored
@@ -108,27 +113,26 @@ def score_sequences(
     """Each architecture of the notebook-03 leaderboard on the subjects it was validated on."""
     import train_with_mlflow as tracking
     from gesturelab import shrec
+    from gesturelab.predictor import load_sequence_model
     from gesturelab.seq_experiment import evaluate_sequences
 
-    runs = tracking.find_runs(experiment, "tags.study = 'leaderboard'")
-    if runs.empty:
+    runs = tracking.finished_runs(experiment, where={"study": "leaderboard"})
+    runs = _newest_per(runs, lambda r: (int(r.tags["n_classes"]), r.family))
+    if not runs:
         return []
-    runs = runs.sort_values("start_time").drop_duplicates(
-        ["tags.n_classes", "tags.model_family"], keep="last"
-    )
     data = data if data is not None else shrec.load_compact()
     # The registered champions; unregistered (a quick run), the newest refit of notebook 03.
     champions = {
         n: _champion_tags(name)
-        or _latest_tags(experiment, f"tags.study = 'champion' and tags.n_classes = '{n}'")
+        or _latest_tags(experiment, "", {"study": "champion", "n_classes": n})
         for n, name in config.SEQUENCE_MODEL_NAMES.items()
     }
     scored = []
-    for _, run in runs.sort_values(["tags.n_classes", "tags.model_family"]).iterrows():
-        n_classes = int(run["tags.n_classes"])
-        subjects = [int(s) for s in run["params.data_subjects_validation"].split()]
+    for run in sorted(runs, key=lambda r: (int(r.tags["n_classes"]), r.family)):
+        n_classes = int(run.tags["n_classes"])
+        subjects = [int(s) for s in run.params["data_subjects_validation"].split()]
         held_out = data.with_classes(n_classes).subset(np.isin(data.subjects, subjects))
-        model, metadata = tracking.load_keras_model(f"runs:/{run['run_id']}/model")
+        model, metadata = load_sequence_model(f"runs:/{run.run_id}/model")
         frames = int(metadata.get("frames") or model.input_shape[1])
         report, scores = evaluate_sequences(
             model, held_out, frames, n_bootstrap, return_scores=True
@@ -136,10 +140,10 @@ def score_sequences(
         names = np.asarray(held_out.classes, dtype=object)
         scored.append(
             Scored(
-                name=f"{run['tags.model_family']} {n_classes}-class",
+                name=f"{run.family} {n_classes}-class",
                 task=f"SHREC'17 dynamic, {n_classes} classes",
                 measured_on=f"SHREC'17 subjects {subjects} ({len(held_out)} sequences)",
-                run_id=run["run_id"],
+                run_id=run.run_id,
                 report=report,
                 y_true=names[held_out.labels],
                 y_pred=names[scores.argmax(axis=1)],
@@ -155,11 +159,12 @@ def _is_champion_row(run, leaderboard, champion: dict) -> bool:
 
     A champion trained by ``train-seq`` was validated by its own run, not a leaderboard row;
     the leaderboard's row of the same architecture and label set stands for it.
+    ``run`` and ``leaderboard``'s items are RunRecords; ``champion`` is the champion's tags.
     """
-    same_task = leaderboard[leaderboard["tags.n_classes"] == run["tags.n_classes"]]
-    if champion.get("validated_by_run") in set(same_task["run_id"]):
-        return run["run_id"] == champion["validated_by_run"]
-    return bool(champion) and run["tags.model_family"] == champion.get("model_family")
+    same_task = {r.run_id for r in leaderboard if r.tags["n_classes"] == run.tags["n_classes"]}
+    if champion.get("validated_by_run") in same_task:
+        return run.run_id == champion["validated_by_run"]
+    return bool(champion) and run.family == champion.get("model_family")
 
 
 def summary(scored: list[Scored]) -> pd.DataFrame:

@@ -6,13 +6,15 @@ Validation is always by subject: the subjects whose sequences score a model neve
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gesturelab import config
-from gesturelab.evaluation import evaluation_report
+from gesturelab.evaluation import RunArtifacts, evaluation_report, report_artifacts
+from gesturelab.predictor import model_classes
+from gesturelab.seq_training import TrainConfig, TrainResult, fit, refit_config
 from gesturelab.sequences import SequenceSet, subject_split
 
 
@@ -63,133 +65,166 @@ def evaluate_sequences(
     return (report, scores) if return_scores else report
 
 
+@dataclass
+class ValidatedModel:
+    """A sequence model fitted on some subjects and scored on the others."""
+
+    result: TrainResult
+    report: dict  # evaluation_report of the held-out subjects
+    scores: np.ndarray  # their class probabilities, one row per held-out sequence
+    labels: np.ndarray  # their true class indices
+    validation_subjects: list[int]
+    run: object = None  # the validation run's RunRecord, when it was logged
+
+    @property
+    def model(self):
+        return self.result.model
+
+
+@dataclass
+class Champion:
+    """A model trained on every subject for the epochs validation chose, maybe registered."""
+
+    validated: ValidatedModel | None  # None: no subjects held out (tuned epochs)
+    final: TrainResult
+    run: object = None  # the final run's RunRecord, when it was logged
+    registered: str | None = None  # models:/name@champion
+    registered_version: str | None = None
+
+    @property
+    def model(self):
+        return self.final.model
+
+    @property
+    def model_uri(self) -> str | None:
+        return self.registered or (self.run.model_uri if self.run else None)
+
+
 def train_and_log(
     data: SequenceSet,
-    train_config,
+    train_config: TrainConfig,
     *,
     validation_fraction: float = config.VALIDATION_FRACTION,
-    split_seed: int = 0,
+    split_seed: int = config.SEQUENCE_SEED,
     experiment: str = config.SEQUENCE_EXPERIMENT,
     run_name: str | None = None,
-    refit: bool = False,
-    register_as: str | None = None,
     data_path=None,
     tags: dict | None = None,
     log: bool = True,
+    log_model: bool = True,
     n_bootstrap: int = config.N_BOOTSTRAP,
     verbose: int = 0,
-) -> dict:
-    """Fit on some subjects, validate on the others, log; optionally refit on every subject.
-
-    With ``refit`` the final model is trained on all subjects for the number of epochs that
-    was best on validation, logged as its own run, and registered when ``register_as`` is set.
-    """
+) -> ValidatedModel:
+    """Fit on some subjects, validate on the others (early stopping on them), log the run."""
     import keras
 
-    from gesturelab.seq_training import fit
-
-    if log and register_as:
-        _check_registration(register_as, data, data_path)
     run_name = run_name or f"{train_config.arch} {len(data.classes)}-class"
     train_mask, val_mask = subject_split(data.subjects, validation_fraction, seed=split_seed)
     train, val = data.subset(train_mask), data.subset(val_mask)
     board_dir = config.TENSORBOARD_DIR / f"{run_name.replace(' ', '_')}-{time.strftime('%H%M%S')}"
     callbacks = [keras.callbacks.TensorBoard(str(board_dir), histogram_freq=0)] if log else []
     result = fit(train, train_config, val, callbacks=callbacks, verbose=verbose)
-    report, scores = evaluate_sequences(
-        result.model, val, train_config.frames, n_bootstrap, return_scores=True
-    )
-    info = dataset_info(data, data_path)
-    info.update(
-        subjects_train=" ".join(map(str, np.unique(train.subjects))),
-        subjects_validation=" ".join(map(str, np.unique(val.subjects))),
-    )
-    out = _validated(result, report, scores, val)
+    validated = _validated(result, val, n_bootstrap)
     if log:
-        import train_with_mlflow as tracking
-
-        out["validation_run"] = tracking.log_sequence_run(
+        info = dataset_info(data, data_path)
+        info.update(
+            subjects_train=" ".join(map(str, np.unique(train.subjects))),
+            subjects_validation=" ".join(map(str, validated.validation_subjects)),
+        )
+        validated.run = log_sequence_run(
             result,
-            report=report,
+            report=validated.report,
             experiment=experiment,
             run_name=run_name,
             dataset=info,
             tags={"validation": "by subject", **(tags or {})},
             tensorboard_dir=board_dir,
-            log_model_artifact=not refit,
+            log_model=log_model,
         )
-    out["model"] = result.model
-    if refit:
-        out.update(
-            refit_all_subjects(
-                data,
-                train_config,
-                best_epochs(result),
-                report,
-                validation_run=out["validation_run"],
-                experiment=experiment,
-                run_name=run_name,
-                register_as=register_as,
-                data_path=data_path,
-                tags=tags,
-                log=log,
-                verbose=verbose,
-            )
-        )
-    elif log and register_as:
-        sha256 = info.get("sha256")
-        out.update(
-            _register(out["validation_run"], register_as, train_config, report, data, sha256)
-        )
-    return out
+    return validated
 
 
-def refit_all_subjects(
+def train_champion(
     data: SequenceSet,
-    train_config,
-    epochs,
-    report: dict,
+    train_config: TrainConfig | None = None,
     *,
-    validation_run: dict | None,
-    experiment: str = config.SEQUENCE_EXPERIMENT,
-    run_name: str = "",
+    validated: ValidatedModel | None = None,
+    validation_fraction: float = config.VALIDATION_FRACTION,
+    refit: bool = True,
     register_as: str | None = None,
+    experiment: str = config.SEQUENCE_EXPERIMENT,
+    run_name: str | None = None,
     data_path=None,
     tags: dict | None = None,
     log: bool = True,
+    n_bootstrap: int = config.N_BOOTSTRAP,
     verbose: int = 0,
-) -> dict:
-    """Train on every subject for the epochs validation chose; log and optionally register.
+) -> Champion:
+    """Validate, refit on every subject, register: what ``train-seq`` and notebook 03 call.
 
-    ``epochs`` is an int, or for an ensemble one int per member (``member_best_epochs``).
-
-    The validated model saw only some subjects; more people in training is worth more than
-    anything else here (see the scaling study), so the model we keep is trained on all of them.
+    validated: a model already validated (notebook 03's leaderboard row), else ``train_config``
+    is validated here; ``validation_fraction`` 0 validates nothing and trains every subject
+    for the tuned epochs. The final model is trained on all subjects for the epochs validation
+    chose (more people in training is worth more than anything else here, see the scaling
+    study); ``refit=False`` keeps the validated model instead.
     """
-    from gesturelab.seq_training import fit
-
-    if log and register_as:
+    if log and register_as:  # fail before training, not after it
         _check_registration(register_as, data, data_path)
-    if train_config.arch == "ensemble":
-        final_config = replace(train_config, member_epochs=tuple(epochs))
+    train_config = validated.result.config if validated is not None else train_config
+    run_name = run_name or f"{train_config.arch} {len(data.classes)}-class"
+    if validated is None and validation_fraction > 0:
+        validated = train_and_log(
+            data,
+            train_config,
+            validation_fraction=validation_fraction,
+            experiment=experiment,
+            run_name=run_name,
+            data_path=data_path,
+            tags=tags,
+            log=log,
+            log_model=not refit,
+            n_bootstrap=n_bootstrap,
+            verbose=verbose,
+        )
+    if validated is not None and not refit:
+        champion = Champion(validated, validated.result, validated.run)
     else:
-        final_config = replace(train_config, epochs=int(epochs))
-    final = fit(data, final_config, None, verbose=verbose)
-    out = {"final_result": final, "model": final.model, "final_run": None}
-    if not log:
-        return out
-    import train_with_mlflow as tracking
+        final_config = refit_config(validated.result) if validated else train_config
+        final = fit(data, final_config, None, verbose=verbose)
+        champion = Champion(validated, final)
+        if log:
+            if validated is None:
+                tags = {"validation": "none (all subjects, tuned epochs)", **(tags or {})}
+            champion.run = _log_final(data, final, validated, experiment, run_name, data_path, tags)
+    if log and register_as:
+        tags = {"arch": train_config.arch}
+        if validated is not None:
+            tags["val_accuracy"] = validated.report["metrics"]["accuracy"]
+        version = tracking().register_model(
+            champion.run.model_uri,
+            register_as,
+            tags=tags,
+            label_set=data.classes,
+            data_sha256=dataset_info(data, data_path).get("sha256"),
+            classes_of=model_classes,
+        )
+        champion.registered = f"models:/{register_as}@{config.CHAMPION_ALIAS}"
+        champion.registered_version = version.version
+    return champion
 
-    info = dataset_info(data, data_path)
-    out["final_run"] = tracking.log_sequence_run(
+
+def _log_final(data, final: TrainResult, validated, experiment, run_name, data_path, tags):
+    report = validated.report if validated is not None else {}
+    epochs = final.extra.get("member_epochs_run") or final.epochs_run
+    return log_sequence_run(
         final,
         report={},
         experiment=experiment,
-        run_name=f"{run_name or train_config.arch} (all subjects)",
-        dataset={**info, "epochs_from_validation": str(epochs)},
+        run_name=f"{run_name} (all subjects)",
+        dataset={**dataset_info(data, data_path), "epochs_from_validation": str(epochs)},
         tags={
             "run_kind": "final",
-            "validated_by_run": (validation_run or {}).get("run_id", ""),
+            "validated_by_run": validated.run.run_id if validated and validated.run else "",
             **(tags or {}),
         },
         extra_metrics={
@@ -198,59 +233,103 @@ def refit_all_subjects(
             if k in report.get("metrics", {})
         },
     )
-    if register_as:
-        sha256 = info.get("sha256")
-        out.update(_register(out["final_run"], register_as, train_config, report, data, sha256))
-    return out
 
 
-def _validated(result, report: dict, scores, val: SequenceSet) -> dict:
-    """What every validated model hands on: the fit, its report and its held-out scores."""
-    return {
-        "result": result,
-        "report": report,
-        "validation_subjects": [int(s) for s in np.unique(val.subjects)],
-        "val_scores": scores,
-        "val_labels": val.labels,
-        "validation_run": None,
-        "final_run": None,
-    }
-
-
-def default_epochs(train_config, n_classes: int):
-    """The tuned epochs of ``train_config`` (for an ensemble, of each member)."""
-    from gesturelab.seq_training import member_configs
-
-    if train_config.arch == "ensemble":
-        return tuple(c.epochs for c in member_configs(train_config, n_classes))
-    return train_config.epochs
-
-
-def best_epochs(result):
-    """What ``refit_all_subjects`` takes: the best epoch, or each ensemble member's."""
-    return result.extra.get("member_best_epochs", result.best_epoch)
+def _validated(result: TrainResult, val: SequenceSet, n_bootstrap: int) -> ValidatedModel:
+    report, scores = evaluate_sequences(
+        result.model, val, result.config.frames, n_bootstrap, return_scores=True
+    )
+    subjects = [int(s) for s in np.unique(val.subjects)]
+    return ValidatedModel(result, report, scores, val.labels, subjects)
 
 
 def _check_registration(name: str, data: SequenceSet, data_path) -> None:
-    """Fail before training, not after it, when the registration would be refused."""
-    import train_with_mlflow as tracking
-
-    tracking.check_registration(name, data.classes, dataset_info(data, data_path).get("sha256"))
+    sha256 = dataset_info(data, data_path).get("sha256")
+    tracking().check_registration(name, data.classes, sha256, classes_of=model_classes)
 
 
-def _register(run: dict, name: str, train_config, report: dict, data, sha256) -> dict:
-    import train_with_mlflow as tracking
-
-    tags = {"arch": train_config.arch}
-    if report.get("metrics"):
-        tags["val_accuracy"] = report["metrics"]["accuracy"]
-    version = tracking.register_model(
-        run["model_uri"], name, tags=tags, label_set=data.classes, data_sha256=sha256
-    )
-    return {
-        "registered": f"models:/{name}@{config.CHAMPION_ALIAS}",
-        "registered_version": version.version,
+def log_sequence_run(
+    result: TrainResult,
+    *,
+    report: dict,
+    experiment: str,
+    run_name: str,
+    dataset: dict,
+    tags: dict | None = None,
+    extra_metrics: dict | None = None,
+    tensorboard_dir=None,
+    log_model: bool = True,
+):
+    """One trained sequence model as a run: params, per-epoch curves, the validation report
+    (``report``, may be empty), the model. Returns the run's RunRecord."""
+    metrics = {
+        "fit_time_s": result.fit_seconds,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "n_parameters": result.model.count_params(),
+        **(extra_metrics or {}),
     }
+    artifacts = report_artifacts(report, run_name, prefix="val_") if report else RunArtifacts()
+    curves = {
+        f"epoch_{key if key.startswith('val_') else f'train_{key}'}": values
+        for key, values in result.history.items()
+    }
+    with tracking().start_run(
+        experiment,
+        run_name,
+        kind="config",
+        tags={"model_family": result.config.arch, **(tags or {})},
+        label_set=result.classes,
+    ) as run:
+        run.log_params({**result.config.params(), **{f"data_{k}": v for k, v in dataset.items()}})
+        run.log_curves(curves)
+        run.log({**metrics, **artifacts.metrics}, artifacts.figures, artifacts.dicts)
+        if tensorboard_dir is not None and Path(tensorboard_dir).is_dir():
+            run.log_artifacts(folder=tensorboard_dir, folder_name="tensorboard")
+            run.set_tags({"tensorboard_dir": str(tensorboard_dir)})
+        if log_model:
+            run.log_keras_model(
+                result.model,
+                result.config.frames,
+                {
+                    "classes": list(result.classes),
+                    "input": "raw landmark sequences (frames, 21*3), MediaPipe order; "
+                    "zeros = padding",
+                    "custom_objects_module": "gesturelab.seq_models",
+                },
+            )
+    return run.record()
+
+
+def tracking():
+    """train_with_mlflow, imported when a run is logged (it imports MLflow)."""
+    import train_with_mlflow
+
+    return train_with_mlflow
+
+
+def default_architecture(n_classes: int, board=None) -> str:
+    """The best architecture on ``n_classes`` in the leaderboard notebook 03 wrote.
+
+    ``reproduce`` keeps that leaderboard in figures/ (``config.SEQUENCE_LEADERBOARD``); it is
+    best first within each label set.
+    """
+    import pandas as pd
+
+    from gesturelab.errors import GestureLabError
+
+    path = Path(board or config.SEQUENCE_LEADERBOARD)
+    if not path.is_file():
+        raise GestureLabError(
+            f"no sequence leaderboard at {path} to choose the architecture from: pass --arch, "
+            "or run notebook 03 (python -m gesturelab reproduce --only 03)"
+        )
+    table = pd.read_csv(path)
+    rows = table[table["classes"] == n_classes]
+    if rows.empty:
+        raise GestureLabError(f"{path} has no row for {n_classes} classes: pass --arch")
+    return str(rows.sort_values("val_accuracy", ascending=False, kind="stable")["arch"].iat[0])
 
 
 def evaluate_model_uri(
@@ -262,13 +341,12 @@ def evaluate_model_uri(
     n_bootstrap: int = config.N_BOOTSTRAP,
 ) -> dict:
     """Score a logged sequence model on a SHREC'17/DHG split; JSON report and MLflow run."""
-    import json
-
-    import train_with_mlflow as tracking
     from gesturelab import shrec
     from gesturelab.errors import ModelLoadError
+    from gesturelab.evaluation import write_report
+    from gesturelab.predictor import load_sequence_model
 
-    model, metadata = tracking.load_keras_model(model_uri)
+    model, metadata = load_sequence_model(model_uri)
     classes = tuple(metadata.get("classes") or ())
     frames = int(metadata.get("frames") or model.input_shape[1])
     n_classes = int(model.output_shape[-1])
@@ -280,17 +358,15 @@ def evaluate_model_uri(
         )
     report = evaluate_sequences(model, data, frames, n_bootstrap)
     report["model_uri"] = model_uri
+    report["model"] = tracking().model_version_info(model_uri)
     report["split"] = split
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(report, indent=2, default=float))
-    if log:
-        report["run_id"] = tracking.log_evaluation_report(
-            report,
-            run_name=f"{model_uri} on {split}",
-            tags={"model_uri": model_uri, "data": str(data_root or data.source), "split": split},
-        )
-    return report
+    return write_report(
+        report,
+        run_name=f"{model_uri} on {split}",
+        tags={"model_uri": model_uri, "data": str(data_root or data.source), "split": split},
+        out=out,
+        log=log,
+    )
 
 
 def architecture_leaderboard(
@@ -339,7 +415,7 @@ def architecture_leaderboard(
                     config_for("ensemble", n_classes, members=ensemble, epochs=epochs), n_classes
                 ):
                     known = outputs.get((n_classes, member.arch))
-                    if known is None or known["result"].config.seed != member.seed:
+                    if known is None or known.result.config.seed != member.seed:
                         # a member the leaderboard has not trained (another seed of an arch)
                         known = train_and_log(
                             labelled,
@@ -382,17 +458,17 @@ def architecture_leaderboard(
             b = outputs[(n_classes, board.loc[second, "arch"])]
             names = np.asarray(data.with_classes(n_classes).classes, dtype=object)
             test = paired_comparison(
-                names[a["val_labels"]],
-                names[a["val_scores"].argmax(1)],
-                names[b["val_scores"].argmax(1)],
+                names[a.labels],
+                names[a.scores.argmax(1)],
+                names[b.scores.argmax(1)],
                 n=n_bootstrap,
             )
             board.loc[first, "vs_next_p_value"] = test["mcnemar_p"]
     return board, outputs
 
 
-def _board_row(n_classes: int, arch: str, out: dict, headline_row) -> dict:
-    report, result = out["report"], out["result"]
+def _board_row(n_classes: int, arch: str, out: ValidatedModel, headline_row) -> dict:
+    report, result = out.report, out.result
     return {
         "classes": n_classes,
         "arch": arch,
@@ -402,20 +478,20 @@ def _board_row(n_classes: int, arch: str, out: dict, headline_row) -> dict:
         "seconds_per_epoch": result.seconds_per_epoch,
         "fit_seconds": result.fit_seconds,
         "parameters": result.model.count_params(),
-        "run_id": (out["validation_run"] or {}).get("run_id"),
+        "run_id": out.run.run_id if out.run else None,
     }
 
 
 def validate_ensemble(
     data: SequenceSet,
-    member_outputs: list[dict],
+    members: list[ValidatedModel],
     *,
     experiment: str = config.SEQUENCE_EXPERIMENT,
     run_name: str = "ensemble",
     tags: dict | None = None,
     log: bool = True,
     n_bootstrap: int = config.N_BOOTSTRAP,
-) -> dict:
+) -> ValidatedModel:
     """The average of members already validated by ``train_and_log``, scored and logged.
 
     The ensemble is scored on the members' held-out subjects, which none of them trained on;
@@ -423,32 +499,26 @@ def validate_ensemble(
     """
     from gesturelab.seq_training import combine_results, config_for
 
-    held_out = {tuple(out["validation_subjects"]) for out in member_outputs}
+    held_out = {tuple(member.validation_subjects) for member in members}
     if len(held_out) != 1:
         raise ValueError(f"ensemble members were validated on different subjects: {held_out}")
-    results = [out["result"] for out in member_outputs]
-    members = tuple(r.config.arch for r in results)
+    results = [member.result for member in members]
+    archs = tuple(r.config.arch for r in results)
     frames = results[0].config.frames
-    ensemble_config = config_for("ensemble", len(data.classes), members=members, frames=frames)
+    ensemble_config = config_for("ensemble", len(data.classes), members=archs, frames=frames)
     result = combine_results(results, ensemble_config)
     val = data.subset(np.isin(data.subjects, held_out.pop()))
-    report, scores = evaluate_sequences(
-        result.model, val, ensemble_config.frames, n_bootstrap, return_scores=True
-    )
-    out = _validated(result, report, scores, val)
-    out["model"] = result.model
+    validated = _validated(result, val, n_bootstrap)
     if log:
-        import train_with_mlflow as tracking
-
         info = dataset_info(data)
-        info["subjects_validation"] = " ".join(map(str, np.unique(val.subjects)))
-        out["validation_run"] = tracking.log_sequence_run(
+        info["subjects_validation"] = " ".join(map(str, validated.validation_subjects))
+        validated.run = log_sequence_run(
             result,
-            report=report,
+            report=validated.report,
             experiment=experiment,
             run_name=run_name,
             dataset=info,
-            tags={"validation": "by subject", "members": " ".join(members), **(tags or {})},
+            tags={"validation": "by subject", "members": " ".join(archs), **(tags or {})},
             extra_metrics={f"member_{r.config.arch}_best_epoch": r.best_epoch for r in results},
         )
-    return out
+    return validated

@@ -392,3 +392,9 @@ def architecture(name: str) -> Architecture:
     except KeyError:
         known = ", ".join(ARCHITECTURES)
         raise UnknownNameError(f"unknown architecture {name!r}; known: {known}") from None
+
+
+# What a saved model of ours may name beyond Keras' own layers: loading passes exactly these.
+CUSTOM_OBJECTS = {
+    keras.saving.get_registered_name(cls): cls for cls in (AdamW, SequenceFeatures, FrameDifference)
+}

@@ -1,6 +1,6 @@
 """Fitting a sequence model: augmented batches, early stopping on held-out subjects, a schedule.
 
-Nothing here talks to MLflow; ``train_with_mlflow.py`` wraps these functions with logging.
+Nothing here talks to MLflow; ``seq_experiment`` logs what these functions train.
 """
 
 from __future__ import annotations
@@ -84,12 +84,6 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.order = self.rng.permutation(len(self.data))
-
-
-# What ``train-seq`` trains unless told: the winner of notebook 03's leaderboard per label set
-# on the validation subjects (DD-Net 0.964 on 14 classes; on 28 the DD-Net + 1D-CNN average
-# 0.918 against DD-Net alone 0.904).
-BEST_ARCH = {14: "ddnet", 28: "ensemble"}
 
 
 # The 28-class task separates one finger from the whole hand: strong rotations blur that, and

@@ -41,10 +41,12 @@ class PreparedData:
     @property
     def dataset(self) -> dict:
         """What train_with_mlflow logs as a run's input."""
+        columns = [c for c in (*LANDMARK_COLUMNS, LABEL_COLUMN) if c in self.data.columns]
         return {
-            "data": self.data,
+            "data": self.data[columns],
             "path": self.loaded.path,
             "fingerprint": self.loaded.fingerprint,
+            "targets": LABEL_COLUMN,
         }
 
 

@@ -25,21 +25,22 @@ import train_with_mlflow as tracking
 from gesturelab import config
 from gesturelab.augment import perturb_viewpoint
 from gesturelab.errors import RegistryError, SweepDataError
-from gesturelab.evaluation import evaluation_report, flat_metrics
-from gesturelab.landmarks import HAGRID_CLASSES, LABEL_COLUMN, LANDMARK_COLUMNS
+from gesturelab.evaluation import evaluation_report, flat_metrics, prediction_artifacts
+from gesturelab.landmarks import HAGRID_CLASSES, LABEL_COLUMN, LANDMARK_COLUMNS, landmark_frame
 from gesturelab.metrics import classification_metrics
 from gesturelab.models import (
     DEFAULT_FEATURE_SET,
     FAMILIES,
     FEATURE_SETS,
     REFERENCE_CONFIGS,
+    SKOPS_TRUSTED_TYPES,
     build_pipeline,
     is_reference,
     run_name,
     sweep_grid,
 )
 from gesturelab.plots import confusion_matrix_figure, feature_ablation_figure, leaderboard_figure
-from gesturelab.predictor import GesturePredictor
+from gesturelab.predictor import GesturePredictor, model_classes
 from gesturelab.splits import grouped_folds, source_groups
 from gesturelab.static_data import PreparedData
 
@@ -148,19 +149,46 @@ def select_best(records: list[dict], tolerance: float, top: float | None = None)
     return max(close, key=lambda r: (r["val_perturbed_f1_macro"], r["val_f1_macro"]))
 
 
-def _record(family, result) -> dict:
-    params, features = result["params"], result["features"]
-    return {
-        "family": family,
-        "run_name": run_name(family, params, features),
-        "features": features,
-        "reference_config": is_reference(family, params),
-        "params": params,
-        "run_id": result["run_id"],
-        "model_uri": result["model_uri"],
-        "model": result["model"],
-        **result["metrics"],
-    }
+@dataclass
+class _Sweep:
+    """What every step of one sweep shares: the data in its parts, settings, the progress bar."""
+
+    prepared: PreparedData
+    experiment: str
+    seed: int
+    tolerance: float
+    quick: bool
+    X_train: pd.DataFrame = None
+    y_train: np.ndarray = None
+    X_test: pd.DataFrame = None
+    y_test: np.ndarray = None
+    X_perturbed: pd.DataFrame = None
+    folds: np.ndarray = None
+    bar: tqdm = None
+
+    def __post_init__(self):
+        self.X_train, self.y_train = self.prepared.Xy("train")
+        self.X_test, self.y_test = self.prepared.Xy("test")
+        self.X_perturbed = perturb_viewpoint(self.X_train, self.seed)
+        self.folds = self.prepared.part("train")["fold"].to_numpy()
+
+    @property
+    def labels(self) -> list:
+        return self.prepared.classes
+
+    def data_params(self) -> dict:
+        """What every family run records about the data it was swept on."""
+        loaded = self.prepared.loaded
+        return {
+            "data_file": loaded.path.name,
+            "data_sha256": loaded.fingerprint[:16],
+            "rows_train": len(self.y_train),
+            "rows_test": len(self.y_test),
+            "cv_folds": len(np.unique(self.folds)),
+            "selection_tolerance": self.tolerance,
+            "groups": self.prepared.group_source,
+            **loaded.counts,
+        }
 
 
 def run_sweep(
@@ -177,11 +205,13 @@ def run_sweep(
     progress: bool = True,
     seed: int = config.SEED,
 ) -> SweepResult:
-    """Sweep, select, refit the champion; register it only when ``register_as`` names a model.
+    """Sweep every family, select, refit the champion; register it only when ``register_as``
+    names a model.
 
+    The steps: ``sweep_family`` for each family (a grid, then its best scored on the test
+    split), ``feature_ablation_runs``, ``transfer_estimate``, ``log_champion``.
     figures_dir: where the leaderboard and confusion figures go (None: none are written).
     """
-    labels = prepared.classes
     grids = {family: sweep_grid(family, quick) for family in families}
     check_sweepable(prepared, grids)
     if register_as:
@@ -190,176 +220,181 @@ def run_sweep(
                 "a quick sweep is never registered (a handful of configurations); "
                 "run the full sweep to register a champion"
             )
-        tracking.check_registration(register_as, labels, prepared.loaded.fingerprint)
+        tracking.check_registration(
+            register_as, prepared.classes, prepared.loaded.fingerprint, classes_of=model_classes
+        )
     # Every run of this sweep carries its id: a leaderboard shows one sweep, not a mix of a
     # killed sweep's runs with its rerun's.
     with tracking.tagging(sweep_id=uuid.uuid4().hex[:12]):
         tracking.get_or_create_experiment(experiment)
-        X_train, y_train = prepared.Xy("train")
-        X_test, y_test = prepared.Xy("test")
-        X_perturbed = perturb_viewpoint(X_train, seed)
-        folds = prepared.part("train")["fold"].to_numpy()
-        data_params = {
-            "data_file": prepared.loaded.path.name,
-            "data_sha256": prepared.loaded.fingerprint[:16],
-            "rows_train": len(y_train),
-            "rows_test": len(y_test),
-            "cv_folds": len(np.unique(folds)),
-            "selection_tolerance": selection_tolerance,
-            "groups": prepared.group_source,
-            **prepared.loaded.counts,
-        }
+        sweep = _Sweep(prepared, experiment, seed, selection_tolerance, quick)
         ablation_sets = ["raw", "xy+dist"] if quick else list(FEATURE_SETS)
         ablation_families = (
             [f for f in REFERENCE_CONFIGS if f in families] if feature_ablation else []
         )
         total = sum(map(len, grids.values())) + len(ablation_sets) * len(ablation_families)
-        bar = tqdm(total=total, desc="sweep", disable=not progress)
-
-        def fit_and_log(family, configuration, tags=None, log_artifact=True):
-            params = {k: v for k, v in configuration.items() if k != "features"}
-            features = configuration.get("features", DEFAULT_FEATURE_SET)
-            pipeline = build_pipeline(family, params, FEATURE_SETS[features], seed)
-            val_pred, perturbed_pred, cv_fit_time = cross_val_oof(
-                pipeline, X_train, y_train, folds, X_perturbed
-            )
-            perturbed = classification_metrics(y_train, perturbed_pred)
-            start = time.perf_counter()
-            pipeline.fit(X_train, y_train)
-            fit_time = time.perf_counter() - start
-            start = time.perf_counter()
-            pipeline.predict(X_train)
-            predict_ms = 1000 * (time.perf_counter() - start) / len(X_train)
-            result = tracking.log_experiment_run(
-                pipeline,
-                family=family,
-                params=params,
-                y_val=y_train,
-                val_pred=val_pred,
-                X_example=X_train,
-                fit_time_s=fit_time,
-                extra_metrics={
-                    "cv_fit_time_s": cv_fit_time,
-                    "predict_ms_per_sample": predict_ms,
-                    "val_perturbed_accuracy": perturbed["accuracy"],
-                    "val_perturbed_f1_macro": perturbed["f1_macro"],
-                },
-                labels=labels,
-                run_name=run_name(family, params, features),
-                dataset=prepared.dataset,
-                tags={
-                    "reference_config": str(is_reference(family, params)).lower(),
-                    **(tags or {}),
-                },
-                extra_params={"features": features, "seed": seed},
-                log_model_artifact=log_artifact,
-            )
-            bar.update(1)
-            bar.set_postfix_str(f"{family} val F1 {result['metrics']['val_f1_macro']:.3f}")
-            result["model"] = pipeline
-            result["params"] = params
-            result["features"] = features
-            return result
-
+        sweep.bar = tqdm(total=total, desc="sweep", disable=not progress)
         records, best_rows = [], []
         for family, grid in grids.items():
-            with tracking.parent_run(experiment, family, {"model_family": family}) as parent:
-                tracking.log_to_run(
-                    parent.info.run_id, params={**data_params, "n_configs": len(grid)}
-                )
-                if prepared.loaded.quarantine_path is not None:
-                    tracking.log_to_run(
-                        parent.info.run_id, artifact_paths=[prepared.loaded.quarantine_path]
-                    )
-                family_records = []
-                for configuration in grid:
-                    result = fit_and_log(family, configuration)
-                    family_records.append(_record(family, result))
-            best = select_best(family_records, selection_tolerance)
-            evaluation = tracking.log_test_evaluation(
-                best["run_id"],
-                best["model"],
-                X_test,
-                y_test,
-                labels,
-                title=f"{best['run_name']} (test)",
-            )
-            best.update(evaluation["metrics"])
-            best["test_confusion"] = evaluation["confusion_matrix"]
-            scores = GesturePredictor(best["model"]).predict_distribution(X_test)
-            report = evaluation_report(
-                y_test, evaluation["predicted"], scores, list(best["model"].classes_)
-            )
-            best["test_report"] = report
-            best.update({f"test_{k}": v for k, v in flat_metrics(report).items()})
-            tracking.log_to_run(
-                best["run_id"],
-                metrics={f"test_{k}": v for k, v in flat_metrics(report).items()},
-                dicts={"test_evaluation_report.json": report},
-            )
-            tracking.log_to_run(
-                parent.info.run_id,
-                metrics={
-                    "best_val_f1_macro": best["val_f1_macro"],
-                    "best_test_f1_macro": best["test_f1_macro"],
-                    "best_test_accuracy": best["test_accuracy"],
-                },
-                params={"best_run": best["run_name"]},
-            )
-            best_rows.append(best)
+            family_records, best = sweep_family(sweep, family, grid)
             records += family_records
-
-        ablation_records = []
-        if ablation_families:
-            with tracking.parent_run(experiment, "feature-ablation", {"model_family": "ablation"}):
-                for family in ablation_families:
-                    for features in ablation_sets:
-                        configuration = {**REFERENCE_CONFIGS[family], "features": features}
-                        result = fit_and_log(
-                            family, configuration, {"run_kind": "ablation"}, log_artifact=False
-                        )
-                        ablation_records.append(_record(family, result))
-        bar.close()
-
+            best_rows.append(best)
+        ablation = feature_ablation_runs(sweep, ablation_families, ablation_sets)
+        sweep.bar.close()
         transfer = pd.DataFrame()
         if transfer_check:
-            candidates = [
-                (b["run_name"], b["family"], b["params"], b["features"]) for b in best_rows
-            ]
-            if not quick:
-                candidates += [
-                    (f"reference {run_name(f, p)}", f, p, DEFAULT_FEATURE_SET)
-                    for f, p in REFERENCE_CONFIGS.items()
-                    if f in families
-                    and not any(b["family"] == f and b["params"] == p for b in best_rows)
-                ]
-            transfer = transfer_estimate(prepared, candidates, seed=seed)
-            for best in best_rows:
-                row = transfer[transfer["name"] == best["run_name"]].iloc[0]
-                best["transfer_f1_macro"] = row["transfer_f1_macro"]
-                best["transfer_accuracy"] = row["transfer_accuracy"]
-                tracking.log_to_run(
-                    best["run_id"],
-                    metrics={
-                        k: row[k]
-                        for k in ("transfer_accuracy", "transfer_f1_macro")
-                        if np.isfinite(row[k])
-                    },
-                )
-
+            transfer = transfer_of_best(sweep, best_rows, families)
         result = SweepResult(
             runs=_table(records),
             best=_table(best_rows).sort_values("val_f1_macro", ascending=False),
-            ablation=_table(ablation_records),
+            ablation=_table(ablation),
             transfer=transfer,
         )
         # Measured against the best configuration overall, so the tolerance is spent only once.
         overall_top = max(r["val_f1_macro"] for r in records)
         champion = select_best(best_rows, selection_tolerance, top=overall_top)
-        result.champion = _register_champion(champion, prepared, register_as, seed, experiment)
+        result.champion = log_champion(sweep, champion, register_as)
         if figures_dir is not None:
-            result.figures = save_figures(result, best_rows, labels, Path(figures_dir))
+            result.figures = save_figures(result, best_rows, sweep.labels, Path(figures_dir))
         return result
+
+
+def fit_and_log(sweep: _Sweep, family: str, configuration: dict, tags=None, log_model=True):
+    """One configuration: out-of-fold validation (clean and perturbed), a fit on all training
+    rows, one run. Returns the configuration's record (see ``_record``)."""
+    params = {k: v for k, v in configuration.items() if k != "features"}
+    features = configuration.get("features", DEFAULT_FEATURE_SET)
+    pipeline = build_pipeline(family, params, FEATURE_SETS[features], sweep.seed)
+    X, y = sweep.X_train, sweep.y_train
+    val_pred, perturbed_pred, cv_fit_time = cross_val_oof(
+        pipeline, X, y, sweep.folds, sweep.X_perturbed
+    )
+    perturbed = classification_metrics(y, perturbed_pred)
+    start = time.perf_counter()
+    pipeline.fit(X, y)
+    fit_time = time.perf_counter() - start
+    start = time.perf_counter()
+    pipeline.predict(X)
+    predict_ms = 1000 * (time.perf_counter() - start) / len(X)
+    name = run_name(family, params, features)
+    artifacts, _ = prediction_artifacts(y, val_pred, "val_", sweep.labels, title=name)
+    metrics = {
+        **artifacts.metrics,
+        "fit_time_s": fit_time,
+        "cv_fit_time_s": cv_fit_time,
+        "predict_ms_per_sample": predict_ms,
+        "val_perturbed_accuracy": perturbed["accuracy"],
+        "val_perturbed_f1_macro": perturbed["f1_macro"],
+    }
+    logged = tracking.log_experiment_run(
+        pipeline,
+        family=family,
+        params={**params, "features": features, "seed": sweep.seed},
+        metrics=metrics,
+        figures=artifacts.figures,
+        dicts=artifacts.dicts,
+        X_example=landmark_frame(X.iloc[:3]),
+        trusted_types=SKOPS_TRUSTED_TYPES,
+        run_name=name,
+        dataset=sweep.prepared.dataset,
+        tags={"reference_config": str(is_reference(family, params)).lower(), **(tags or {})},
+        label_set=sweep.labels,
+        log_model_artifact=log_model,
+    )
+    sweep.bar.update(1)
+    sweep.bar.set_postfix_str(f"{family} val F1 {metrics['val_f1_macro']:.3f}")
+    return {
+        "family": family,
+        "run_name": name,
+        "features": features,
+        "reference_config": is_reference(family, params),
+        "params": params,
+        "run_id": logged.run_id,
+        "model_uri": logged.model_uri,
+        "model": pipeline,
+        **metrics,
+    }
+
+
+def sweep_family(sweep: _Sweep, family: str, grid: list[dict]) -> tuple[list[dict], dict]:
+    """Every configuration of one family under a family run; its best scored on the test split.
+
+    Returns the family's records and its best record (with ``test_*`` scores).
+    """
+    with tracking.parent_run(sweep.experiment, family, {"model_family": family}) as parent:
+        parent.log_params({**sweep.data_params(), "n_configs": len(grid)})
+        if sweep.prepared.loaded.quarantine_path is not None:
+            parent.log_artifacts([sweep.prepared.loaded.quarantine_path])
+        records = [fit_and_log(sweep, family, configuration) for configuration in grid]
+    best = select_best(records, sweep.tolerance)
+    best.update(score_on_test(sweep, best))
+    parent.log_metrics(
+        {
+            "best_val_f1_macro": best["val_f1_macro"],
+            "best_test_f1_macro": best["test_f1_macro"],
+            "best_test_accuracy": best["test_accuracy"],
+        }
+    )
+    parent.log_params({"best_run": best["run_name"]})
+    return records, best
+
+
+def score_on_test(sweep: _Sweep, best: dict) -> dict:
+    """The test split's scores of a family's best configuration, added to its run."""
+    model = best["model"]
+    X = landmark_frame(sweep.X_test)
+    start = time.perf_counter()
+    predicted = np.asarray(model.predict(X), dtype=object)
+    seconds = time.perf_counter() - start
+    title = f"{best['run_name']} (test)"
+    artifacts, matrix = prediction_artifacts(sweep.y_test, predicted, "test_", sweep.labels, title)
+    scores = GesturePredictor(model).predict_distribution(sweep.X_test)
+    report = evaluation_report(sweep.y_test, predicted, scores, list(model.classes_))
+    report_metrics = {f"test_{k}": v for k, v in flat_metrics(report).items()}
+    metrics = {
+        **artifacts.metrics,
+        "test_predict_ms_per_sample": 1000 * seconds / max(len(X), 1),
+        **report_metrics,
+    }
+    run = tracking.open_run(best["run_id"])
+    run.log(metrics, artifacts.figures, {**artifacts.dicts, "test_evaluation_report.json": report})
+    return {**metrics, "test_confusion": matrix, "test_report": report}
+
+
+def feature_ablation_runs(sweep: _Sweep, families: list[str], feature_sets: list[str]) -> list:
+    """Each reference configuration on every feature set: what each preprocessing step buys."""
+    records = []
+    if not families:
+        return records
+    with tracking.parent_run(sweep.experiment, "feature-ablation", {"model_family": "ablation"}):
+        for family in families:
+            for features in feature_sets:
+                configuration = {**REFERENCE_CONFIGS[family], "features": features}
+                records.append(
+                    fit_and_log(sweep, family, configuration, {"run_kind": "ablation"}, False)
+                )
+    return records
+
+
+def transfer_of_best(sweep: _Sweep, best_rows: list[dict], families) -> pd.DataFrame:
+    """``transfer_estimate`` of each family's best (and, in a full sweep, of the reference
+    configurations), added to the best configurations' runs."""
+    candidates = [(b["run_name"], b["family"], b["params"], b["features"]) for b in best_rows]
+    if not sweep.quick:
+        candidates += [
+            (f"reference {run_name(f, p)}", f, p, DEFAULT_FEATURE_SET)
+            for f, p in REFERENCE_CONFIGS.items()
+            if f in families and not any(b["family"] == f and b["params"] == p for b in best_rows)
+        ]
+    transfer = transfer_estimate(sweep.prepared, candidates, seed=sweep.seed)
+    for best in best_rows:
+        row = transfer[transfer["name"] == best["run_name"]].iloc[0]
+        best["transfer_f1_macro"] = row["transfer_f1_macro"]
+        best["transfer_accuracy"] = row["transfer_accuracy"]
+        tracking.open_run(best["run_id"]).log_metrics(
+            {k: row[k] for k in ("transfer_accuracy", "transfer_f1_macro") if np.isfinite(row[k])}
+        )
+    return transfer
 
 
 def cross_val_oof(pipeline, X, y, folds, X_perturbed=None):
@@ -433,40 +468,61 @@ def _table(records) -> pd.DataFrame:
     return pd.DataFrame([{k: v for k, v in r.items() if k not in drop} for r in records])
 
 
-def _register_champion(best: dict, prepared: PreparedData, name, seed, experiment) -> dict:
-    """Refit the selected configuration on every row (more data, same recipe) and register it."""
-    pipeline = build_pipeline(best["family"], best["params"], FEATURE_SETS[best["features"]], seed)
-    logged = tracking.log_champion(
-        pipeline,
-        prepared.data[list(LANDMARK_COLUMNS)],
-        family=best["family"],
-        params=best["params"],
-        metrics={
-            k: best[k]
-            for k in best
-            if k.startswith(("val_", "test_")) and k not in ("test_confusion", "test_report")
-        },
-        dataset=prepared.dataset,
-        source_run_id=best["run_id"],
-        extra_params={"features": best["features"], "seed": seed},
-        experiment=experiment,
+def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
+    """Refit the selected configuration on every row (more data, same recipe) as a run of its
+    own; register it when ``name`` is given."""
+    prepared = sweep.prepared
+    pipeline = build_pipeline(
+        best["family"], best["params"], FEATURE_SETS[best["features"]], sweep.seed
     )
+    X_all = landmark_frame(prepared.data)
+    y_all = np.asarray(prepared.data[LABEL_COLUMN], dtype=object)
+    selection = {
+        f"selection_{k}": best[k]
+        for k in best
+        if k.startswith(("val_", "test_")) and k not in ("test_confusion", "test_report")
+    }
+    with tracking.start_run(
+        sweep.experiment,
+        f"champion ({best['family']})",
+        kind="champion",
+        tags={"model_family": best["family"], "selected_from_run": best["run_id"]},
+        label_set=sweep.labels,
+    ) as run:
+        run.log_params(
+            {
+                **best["params"],
+                "features": best["features"],
+                "seed": sweep.seed,
+                "trained_on": "train+val+test",
+            }
+        )
+        dataset = prepared.dataset
+        run.log_dataset(
+            dataset["data"], dataset["path"], dataset["fingerprint"], "training", LABEL_COLUMN
+        )
+        start = time.perf_counter()
+        pipeline.fit(X_all, y_all)
+        run.log_metrics({"fit_time_s": time.perf_counter() - start, **selection})
+        model_uri = run.log_sklearn_model(pipeline, X_all.iloc[:3], SKOPS_TRUSTED_TYPES)
     champion = {
         "family": best["family"],
         "run_name": best["run_name"],
         "selected_run_id": best["run_id"],
         "val_f1_macro": best["val_f1_macro"],
         "test_f1_macro": best["test_f1_macro"],
-        **logged,
+        "run_id": run.run_id,
+        "model_uri": model_uri,
     }
     if name:
         version = tracking.register_model(
-            logged["model_uri"],
+            model_uri,
             name,
             config.CHAMPION_ALIAS,
             tags={"selected_run": best["run_name"], "data_file": prepared.loaded.path.name},
             label_set=prepared.classes,
             data_sha256=prepared.loaded.fingerprint,
+            classes_of=model_classes,
         )
         champion["registered"] = f"models:/{name}@{config.CHAMPION_ALIAS}"
         champion["version"] = version.version

@@ -39,3 +39,13 @@ def run_cli(*args, store: str, cwd, timeout: int = 900) -> subprocess.CompletedP
         env={**os.environ, "MLFLOW_TRACKING_URI": store},
         timeout=timeout,
     )
+
+
+def log_static_model(model, X, experiment: str = "tests") -> str:
+    """Log a fitted pipeline as the sweep does (skops, the registry's types); its model URI."""
+    import train_with_mlflow as tracking
+    from gesturelab.landmarks import landmark_frame
+    from gesturelab.models import SKOPS_TRUSTED_TYPES
+
+    with tracking.start_run(experiment, kind="config") as run:
+        return run.log_sklearn_model(model, landmark_frame(X).iloc[:3], SKOPS_TRUSTED_TYPES)

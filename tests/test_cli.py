@@ -123,7 +123,7 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
         assert 0.5 < report["metrics"][name] <= 1.0, name
     assert report["intervals"]["f1_macro"]["low"] <= report["metrics"]["f1_macro"]
     assert "ece" in report["calibration"] and report["slices"]["group"]
-    logged = MlflowClient().get_run(report["mlflow_run_id"])
+    logged = MlflowClient().get_run(report["run_id"])
     assert logged.data.metrics["accuracy"] == pytest.approx(report["metrics"]["accuracy"])
     assert "f1_macro_ci_low" in logged.data.metrics
 

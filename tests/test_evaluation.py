@@ -121,18 +121,14 @@ def test_weakest_classes_name_misses_and_absorptions():
 
 
 def test_report_marks_the_champion_row_by_its_validation_run_else_its_architecture():
-    import pandas as pd
-
     from gesturelab.report import _is_champion_row
+    from train_with_mlflow import RunRecord
 
-    board = pd.DataFrame(
-        {
-            "run_id": ["a", "b", "c"],
-            "tags.n_classes": ["14", "14", "28"],
-            "tags.model_family": ["ddnet", "tcn", "ddnet"],
-        }
-    )
-    rows = [row for _, row in board.iterrows()]
+    rows = [
+        RunRecord(run_id, family=family, tags={"n_classes": n})
+        for run_id, n, family in (("a", "14", "ddnet"), ("b", "14", "tcn"), ("c", "28", "ddnet"))
+    ]
+    board = rows
     from_notebook = {"validated_by_run": "b", "model_family": "tcn"}
     assert [_is_champion_row(r, board, from_notebook) for r in rows[:2]] == [False, True]
     from_cli = {"validated_by_run": "elsewhere", "model_family": "ddnet"}

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import skops.io
 import yaml
+from conftest import log_static_model
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 import train_with_mlflow as tracking
 from gesturelab import config
 from gesturelab.errors import ModelLoadError
-from gesturelab.models import build_pipeline
+from gesturelab.models import SKOPS_TRUSTED_TYPES, build_pipeline
+from gesturelab.predictor import open_model
 from gesturelab.static_data import prepare
 
 
@@ -45,7 +47,7 @@ def _rewrite_mlmodel(folder, change):
 
 def _save(pipeline, folder):
     mlflow.sklearn.save_model(
-        pipeline, folder, skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES, pip_requirements=[]
+        pipeline, folder, skops_trusted_types=list(SKOPS_TRUSTED_TYPES), pip_requirements=[]
     )
 
 
@@ -66,7 +68,7 @@ def _pickle_model(tmp_path, fitted, serialization="pickle"):
 def test_pickled_model_is_refused_before_it_is_read(tmp_path, fitted, serialization):
     folder, marker = _pickle_model(tmp_path, fitted, serialization)
     with pytest.raises(ModelLoadError, match=f"refused.*{serialization}"):
-        tracking.open_model(str(folder))
+        open_model(str(folder))
     assert not marker.exists()
 
 
@@ -108,7 +110,7 @@ def test_skops_trusts_the_projects_types_not_the_files(tmp_path):
         )
     )
     with pytest.raises(ModelLoadError, match="does not trust"):
-        tracking.open_model(str(folder))
+        open_model(str(folder))
 
 
 def test_foreign_flavours_and_paths_outside_the_folder_are_refused(tmp_path, fitted):
@@ -116,7 +118,7 @@ def test_foreign_flavours_and_paths_outside_the_folder_are_refused(tmp_path, fit
     _save(fitted[0], folder)
     _rewrite_mlmodel(folder, lambda c: c["flavors"].pop("sklearn"))
     with pytest.raises(ModelLoadError, match="flavors python_function"):
-        tracking.open_model(str(folder))
+        open_model(str(folder))
 
     other = tmp_path / "escape"
     _save(fitted[0], other)
@@ -126,7 +128,7 @@ def test_foreign_flavours_and_paths_outside_the_folder_are_refused(tmp_path, fit
 
     _rewrite_mlmodel(other, escape)
     with pytest.raises(ModelLoadError, match="outside the model folder"):
-        tracking.open_model(str(other))
+        open_model(str(other))
 
 
 def test_project_models_load_as_path_file_uri_and_registry(tmp_path, fitted, mlflow_store):
@@ -134,17 +136,15 @@ def test_project_models_load_as_path_file_uri_and_registry(tmp_path, fitted, mlf
     folder = tmp_path / "good"
     _save(pipeline, folder)
     for uri in (str(folder), folder.as_uri()):
-        loaded = tracking.open_model(uri)
+        loaded = open_model(uri)
         assert loaded.kind == "static"
         np.testing.assert_array_equal(loaded.model.predict(X), pipeline.predict(X))
-    tracking.get_or_create_experiment("safety")
-    with mlflow.start_run():
-        info = tracking.log_model(pipeline, X)
+    model_uri = log_static_model(pipeline, X, "safety")
     tracking.register_model(
-        info.model_uri, "safety-model", label_set=pipeline.classes_, data_sha256=None
+        model_uri, "safety-model", label_set=pipeline.classes_, data_sha256=None
     )
-    for uri in (info.model_uri, "models:/safety-model@champion", "models:/safety-model/1"):
-        assert tracking.open_model(uri).kind == "static"
+    for uri in (model_uri, "models:/safety-model@champion", "models:/safety-model/1"):
+        assert open_model(uri).kind == "static"
 
 
 @pytest.mark.parametrize(
@@ -158,16 +158,16 @@ def test_project_models_load_as_path_file_uri_and_registry(tmp_path, fitted, mlf
 )
 def test_missing_models_give_one_line(uri, message, mlflow_store):
     with pytest.raises(ModelLoadError, match=message) as error:
-        tracking.open_model(uri)
+        open_model(uri)
     assert "\n" not in str(error.value)
 
 
 def test_a_folder_that_is_no_model(tmp_path):
     with pytest.raises(ModelLoadError, match="not an MLflow model"):
-        tracking.open_model(str(tmp_path))
+        open_model(str(tmp_path))
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ModelLoadError, match="is a file"):
-        tracking.open_model(str(tmp_path / "file.txt"))
+        open_model(str(tmp_path / "file.txt"))
 
 
 def test_keras_lambda_layers_are_refused(tmp_path):
@@ -179,7 +179,7 @@ def test_keras_lambda_layers_are_refused(tmp_path):
     folder = tmp_path / "lambda"
     mlflow.keras.save_model(keras.Model(inputs, outputs), str(folder), pip_requirements=[])
     with pytest.raises(ModelLoadError, match="safely"):
-        tracking.open_model(str(folder))
+        open_model(str(folder))
 
 
 def test_a_keras_file_symlinked_out_of_the_folder_is_refused(tmp_path):
@@ -196,7 +196,7 @@ def test_a_keras_file_symlinked_out_of_the_folder_is_refused(tmp_path):
     target.rename(outside)
     target.symlink_to(outside)
     with pytest.raises(ModelLoadError, match="outside the model folder"):
-        tracking.open_model(str(folder))
+        open_model(str(folder))
 
 
 def test_a_flavor_that_is_not_a_mapping_is_one_error(tmp_path, fitted):
@@ -204,4 +204,4 @@ def test_a_flavor_that_is_not_a_mapping_is_one_error(tmp_path, fitted):
     _save(fitted[0], folder)
     _rewrite_mlmodel(folder, lambda c: c["flavors"].update(sklearn=["x"]))
     with pytest.raises(ModelLoadError, match="not a mapping"):
-        tracking.open_model(str(folder))
+        open_model(str(folder))

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import log_static_model
 
 import train_with_mlflow as tracking
 from gesturelab import config
@@ -83,14 +84,10 @@ def test_mediapipe_result_is_accepted(predictor):
 
 @pytest.mark.slow
 def test_predict_cli_on_photos_and_video(mlflow_store, sample, tmp_path):
-    tracking.get_or_create_experiment("predict-test")
-    import mlflow
-
-    with mlflow.start_run():
-        model = build_pipeline("logreg", {"C": 1.0}).fit(sample.data, sample.y)
-        info = tracking.log_model(model, sample.data)
+    model = build_pipeline("logreg", {"C": 1.0}).fit(sample.data, sample.y)
+    model_uri = log_static_model(model, sample.data, "predict-test")
     tracking.register_model(
-        info.model_uri, "predict-test-model", label_set=model.classes_, data_sha256=None
+        model_uri, "predict-test-model", label_set=model.classes_, data_sha256=None
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
     out = subprocess.run(

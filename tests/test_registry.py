@@ -2,7 +2,7 @@
 
 import mlflow
 import pytest
-from conftest import run_cli
+from conftest import log_static_model, run_cli
 from mlflow.tracking import MlflowClient
 
 import train_with_mlflow as tracking
@@ -11,6 +11,7 @@ from gesturelab.cli import build_parser
 from gesturelab.errors import RegistryError
 from gesturelab.landmarks import HAGRID_CLASSES, LABEL_COLUMN
 from gesturelab.models import build_pipeline
+from gesturelab.predictor import model_classes
 from gesturelab.static_data import prepare
 from gesturelab.sweep import default_model_name, run_sweep
 
@@ -25,9 +26,7 @@ def prepared():
 def _logged_model(prepared):
     X, y = prepared.Xy("train")
     pipeline = build_pipeline("svm", {"kernel": "linear", "C": 1.0}).fit(X, y)
-    tracking.get_or_create_experiment("registry-test")
-    with mlflow.start_run():
-        return tracking.log_model(pipeline, X).model_uri
+    return log_static_model(pipeline, X, "registry-test")
 
 
 def _champion_version():
@@ -133,8 +132,14 @@ def test_an_untagged_champion_is_judged_by_its_own_classes(mlflow_store, prepare
     version = mlflow.register_model(uri, NAME)
     MlflowClient().set_registered_model_alias(NAME, config.CHAMPION_ALIAS, version.version)
     with pytest.raises(RegistryError, match="other classes"):
-        tracking.register_model(uri, NAME, label_set=["a", "b"], data_sha256="0" * 64)
-    tracking.register_model(uri, NAME, label_set=prepared.classes, data_sha256=None)
+        tracking.register_model(
+            uri, NAME, label_set=["a", "b"], data_sha256="0" * 64, classes_of=model_classes
+        )
+    with pytest.raises(RegistryError, match="does not say which classes"):
+        tracking.register_model(uri, NAME, label_set=prepared.classes, data_sha256=None)
+    tracking.register_model(
+        uri, NAME, label_set=prepared.classes, data_sha256=None, classes_of=model_classes
+    )
     assert _champion_version() == "2"
     with pytest.raises(RegistryError, match="cannot be a registered model name"):
         tracking.check_registration("a/b", prepared.classes, None)

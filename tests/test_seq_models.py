@@ -1,13 +1,12 @@
 """The Keras sequence models: the feature layer's invariances, masks, building, saving, learning."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from gesturelab import shrec  # noqa: E402
-from gesturelab.errors import UnknownNameError  # noqa: E402
-from gesturelab.seq_models import (  # noqa: E402
+from gesturelab import shrec
+from gesturelab.errors import UnknownNameError
+from gesturelab.seq_models import (
     SINGLE_ARCHITECTURES,
     AdamW,
     FrameDifference,
@@ -16,8 +15,8 @@ from gesturelab.seq_models import (  # noqa: E402
     build_model,
     model_features,
 )
-from gesturelab.seq_studies import pick_classes  # noqa: E402
-from gesturelab.seq_training import (  # noqa: E402
+from gesturelab.seq_studies import pick_classes
+from gesturelab.seq_training import (
     TrainConfig,
     config_for,
     fit,
@@ -26,7 +25,7 @@ from gesturelab.seq_training import (  # noqa: E402
     predict_proba,
     refit_config,
 )
-from gesturelab.sequences import pad_or_truncate, subject_split  # noqa: E402
+from gesturelab.sequences import pad_or_truncate, subject_split
 
 
 @pytest.fixture(scope="module")
@@ -196,10 +195,10 @@ def test_an_ensemble_is_scored_on_its_members_held_out_subjects_and_only_if_they
     cnn = train_and_log(data, config_for("cnn", 14, **small), split_seed=0, **common)
     tcn = train_and_log(data, config_for("tcn", 14, **small), split_seed=0, **common)
     out = validate_ensemble(data, [cnn, tcn], **common)
-    assert out["validation_subjects"] == cnn["validation_subjects"]
-    assert len(out["val_labels"]) == np.isin(data.subjects, cnn["validation_subjects"]).sum()
+    assert out.validation_subjects == cnn.validation_subjects
+    assert len(out.labels) == np.isin(data.subjects, cnn.validation_subjects).sum()
     elsewhere = train_and_log(data, config_for("tcn", 14, **small), split_seed=1, **common)
-    assert elsewhere["validation_subjects"] != cnn["validation_subjects"]
+    assert elsewhere.validation_subjects != cnn.validation_subjects
     with pytest.raises(ValueError, match="validated on different subjects"):
         validate_ensemble(data, [cnn, elsewhere], **common)
 

@@ -4,14 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("keras")
-
-from gesturelab import shrec  # noqa: E402
-from gesturelab.landmarks import LANDMARK_COLUMNS  # noqa: E402
-from gesturelab.predictor import GesturePredictor, SequencePredictor  # noqa: E402
-from gesturelab.seq_experiment import train_and_log  # noqa: E402
-from gesturelab.seq_studies import pick_classes  # noqa: E402
-from gesturelab.seq_training import TrainConfig  # noqa: E402
+from gesturelab import shrec
+from gesturelab.landmarks import LANDMARK_COLUMNS
+from gesturelab.predictor import GesturePredictor, SequencePredictor
+from gesturelab.seq_experiment import train_and_log
+from gesturelab.seq_studies import pick_classes
+from gesturelab.seq_training import TrainConfig
 
 GESTURES = ("grab", "swipe_right", "swipe_up")
 
@@ -25,7 +23,7 @@ def logged(tmp_path_factory):
         data = pick_classes(shrec.load_compact(), GESTURES)
         config = TrainConfig(arch="tcn", frames=24, epochs=10, width=32, patience=10)
         out = train_and_log(data, config, n_bootstrap=20, run_name="predictor test")
-        predictor = GesturePredictor.load(out["validation_run"]["model_uri"])
+        predictor = GesturePredictor.load(out.run.model_uri)
     return predictor, data, out
 
 
@@ -78,7 +76,7 @@ def test_missing_frames_are_bridged_not_fatal(logged):
 
 def test_predictions_reach_every_gesture_on_held_out_subjects(logged):
     predictor, data, out = logged
-    held_out = np.isin(data.subjects, out["validation_subjects"])
+    held_out = np.isin(data.subjects, out.validation_subjects)
     sequences = [data.sequences[i] for i in np.flatnonzero(held_out)]
     predicted = predictor.predict_distribution(sequences)
     assert set(predicted.argmax(1)) == {0, 1, 2}

@@ -11,7 +11,10 @@ from mlflow.tracking import MlflowClient
 
 import train_with_mlflow as tracking
 from gesturelab import config
-from gesturelab.models import build_pipeline
+from gesturelab.evaluation import prediction_artifacts
+from gesturelab.landmarks import landmark_frame
+from gesturelab.models import SKOPS_TRUSTED_TYPES, build_pipeline
+from gesturelab.predictor import load_static
 from gesturelab.static_data import prepare
 from gesturelab.sweep import cross_val_oof
 
@@ -37,23 +40,27 @@ def test_log_experiment_run_records_everything(mlflow_store, prepared, tmp_path,
     pipeline = build_pipeline("svm", {"kernel": "linear", "C": 1.0})
     val_pred, _, _ = cross_val_oof(pipeline, X, y, folds)
     pipeline.fit(X, y)
+    artifacts, _ = prediction_artifacts(y, val_pred, "val_", prepared.classes, "svm linear")
     with tracking.parent_run("test-exp", "svm") as parent:
         result = tracking.log_experiment_run(
             pipeline,
             family="svm",
             params={"kernel": "linear", "C": 1.0},
-            y_val=y,
-            val_pred=val_pred,
-            X_example=X,
-            fit_time_s=0.1,
-            labels=prepared.classes,
+            metrics={**artifacts.metrics, "fit_time_s": 0.1},
+            figures=artifacts.figures,
+            dicts=artifacts.dicts,
+            X_example=landmark_frame(X.iloc[:3]),
+            trusted_types=SKOPS_TRUSTED_TYPES,
             run_name="svm linear",
             dataset=prepared.dataset,
+            label_set=prepared.classes,
         )
     assert list(cwd.iterdir()) == []
     client = MlflowClient()
-    run = client.get_run(result["run_id"])
-    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    run = client.get_run(result.run_id)
+    assert run.data.tags["mlflow.parentRunId"] == parent.run_id
+    assert result.label_set == tuple(sorted(prepared.classes))
+    assert result.metrics["val_accuracy"] == run.data.metrics["val_accuracy"]
     assert run.data.tags["model_family"] == "svm"
     assert run.data.tags["git_commit"]
     assert run.data.params["kernel"] == "linear"
@@ -68,23 +75,23 @@ def test_log_experiment_run_records_everything(mlflow_store, prepared, tmp_path,
     ):
         assert 0.8 < run.data.metrics[f"val_{name}"] <= 1.0
     assert "fit_time_s" in run.data.metrics
-    artifacts = {a.path for a in client.list_artifacts(result["run_id"])}
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"val_confusion_matrix.png", "val_classification_report.json"} <= artifacts
     artifact_dir = Path(mlflow_store[len("sqlite:///") :]).parent / "artifacts"
     assert any(artifact_dir.rglob("val_confusion_matrix.png"))
     assert run.inputs.dataset_inputs[0].dataset.digest == prepared.loaded.fingerprint[:16]
 
-    model_info = mlflow.models.get_model_info(result["model_uri"])
+    model_info = mlflow.models.get_model_info(result.model_uri)
     assert [c.name for c in model_info.signature.inputs][:3] == ["x1", "y1", "z1"]
-    loaded = tracking.load_model(result["model_uri"])
+    loaded = load_static(result.model_uri).model
     np.testing.assert_array_equal(loaded.predict(X), pipeline.predict(X))
-    pyfunc = mlflow.pyfunc.load_model(result["model_uri"])
+    pyfunc = mlflow.pyfunc.load_model(result.model_uri)
     assert list(pyfunc.predict(X[:5])) == list(pipeline.predict(X[:5]))
 
     tracking.register_model(
-        result["model_uri"], "test-model", label_set=pipeline.classes_, data_sha256=None
+        result.model_uri, "test-model", label_set=pipeline.classes_, data_sha256=None
     )
-    champion = tracking.load_model("models:/test-model@champion")
+    champion = load_static("models:/test-model@champion").model
     np.testing.assert_array_equal(champion.predict(X), pipeline.predict(X))
     info = tracking.model_version_info("models:/test-model@champion")
     assert str(info["version"]) == "1" and info["name"] == "test-model"
@@ -109,20 +116,6 @@ def test_relative_and_database_uris_keep_artifacts_absolute(monkeypatch, tmp_pat
     assert tracking.artifact_root() == config.MLFLOW_ARTIFACTS_DIR.as_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking.artifact_root() is None
-
-
-def test_selection_prefers_robust_among_ties_and_is_deterministic():
-    from gesturelab.sweep import select_best
-
-    records = [
-        {"name": "best clean", "val_f1_macro": 0.980, "val_perturbed_f1_macro": 0.950},
-        {"name": "robust", "val_f1_macro": 0.977, "val_perturbed_f1_macro": 0.960},
-        {"name": "too far", "val_f1_macro": 0.970, "val_perturbed_f1_macro": 0.990},
-        {"name": "robust twin", "val_f1_macro": 0.977, "val_perturbed_f1_macro": 0.960},
-    ]
-    assert select_best(records, 0.005)["name"] == "robust"
-    assert select_best(records, 0.0)["name"] == "best clean"
-    assert select_best(records[1:], 0.005, top=0.980)["name"] == "robust"
 
 
 def test_two_processes_can_open_a_brand_new_store_together(tmp_path):

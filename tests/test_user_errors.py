@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-import train_with_mlflow as tracking
 from gesturelab import config
-from gesturelab.models import build_pipeline
+from gesturelab.models import SKOPS_TRUSTED_TYPES, build_pipeline
 from gesturelab.static_data import prepare
 
 SAMPLES = config.DATA_DIR / "mediapipe_samples"
@@ -29,7 +28,7 @@ def static_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models") / "static"
     pipeline = build_pipeline("svm", {"kernel": "linear", "C": 1.0}).fit(X, y)
     mlflow.sklearn.save_model(
-        pipeline, folder, skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES, pip_requirements=[]
+        pipeline, folder, skops_trusted_types=list(SKOPS_TRUSTED_TYPES), pip_requirements=[]
     )
     return folder
 

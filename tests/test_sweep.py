@@ -1,0 +1,69 @@
+"""The classical sweep: selection, and a whole (tiny) sweep against a real MLflow store."""
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+import train_with_mlflow as tracking
+from gesturelab import config
+from gesturelab.errors import UnknownNameError
+from gesturelab.models import FAMILIES, family, sweep_grid
+from gesturelab.static_data import prepare
+from gesturelab.sweep import run_sweep, select_best
+
+
+def test_selection_prefers_robust_among_ties_and_is_deterministic():
+    records = [
+        {"name": "best clean", "val_f1_macro": 0.980, "val_perturbed_f1_macro": 0.950},
+        {"name": "robust", "val_f1_macro": 0.977, "val_perturbed_f1_macro": 0.960},
+        {"name": "too far", "val_f1_macro": 0.970, "val_perturbed_f1_macro": 0.990},
+        {"name": "robust twin", "val_f1_macro": 0.977, "val_perturbed_f1_macro": 0.960},
+    ]
+    assert select_best(records, 0.005)["name"] == "robust"
+    assert select_best(records, 0.0)["name"] == "best clean"
+    assert select_best(records[1:], 0.005, top=0.980)["name"] == "robust"
+
+
+def test_an_unknown_family_is_refused_with_the_known_ones():
+    with pytest.raises(UnknownNameError, match="unknown model family 'xgboost'; known: svm, "):
+        family("xgboost")
+    with pytest.raises(UnknownNameError, match=", ".join(FAMILIES)):
+        sweep_grid("xgboost")
+
+
+@pytest.mark.sweep
+def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_path):
+    """Two families, quick grids, no ablation: every step of run_sweep against a real store."""
+    prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+    result = run_sweep(
+        prepared,
+        quick=True,
+        experiment="tiny-sweep",
+        families=("logreg", "knn"),
+        feature_ablation=False,
+        figures_dir=tmp_path,
+        progress=False,
+    )
+    n_configs = len(sweep_grid("logreg", True)) + len(sweep_grid("knn", True))
+    assert len(result.runs) == n_configs
+    assert set(result.best["family"]) == {"logreg", "knn"}
+    assert result.best["test_f1_macro"].between(0.5, 1.0).all()
+    assert set(result.transfer["name"]) == set(result.best["run_name"])
+    champion = result.champion
+    assert champion["family"] in {"logreg", "knn"} and "registered" not in champion
+    # The champion is the best validated family within the tolerance, refit on every row.
+    assert (
+        champion["val_f1_macro"] >= result.runs["val_f1_macro"].max() - config.SELECTION_TOLERANCE
+    )
+    logged = tracking.get_run(champion["run_id"])
+    assert logged.kind == "champion" and logged.params["trained_on"] == "train+val+test"
+    assert logged.label_set == tuple(sorted(prepared.classes))
+    board = tracking.leaderboard("tiny-sweep")
+    assert len(board) == n_configs and board["val_f1_macro"].is_monotonic_decreasing
+    runs = tracking.finished_runs("tiny-sweep", "config", latest_sweep=True)
+    assert {r.family for r in runs} == {"logreg", "knn"}
+    best = next(r for r in runs if r.run_id == result.best["run_id"].iat[0])
+    assert np.isclose(best.metrics["test_f1_macro"], result.best["test_f1_macro"].iat[0])
+    artifacts = {a.path for a in MlflowClient().list_artifacts(best.run_id)}
+    assert {"test_confusion_matrix.png", "test_evaluation_report.json"} <= artifacts
+    assert {p.name for p in result.figures} >= {"leaderboard.png", "confusion_knn.png"}
