@@ -435,9 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train-seq", help="train a sequence model on SHREC'17/DHG skeletons")
     p.add_argument(
         "--arch",
-        help="a name of gesturelab.seq_models.ARCHITECTURES (lstm, gru, tcn, cnn, ddnet, "
-        "ensemble, ...; checked when training starts, so that --help needs no Keras); default: "
-        "the best on --classes in notebook 03's leaderboard",
+        help="an architecture of gesturelab.seq_models.ARCHITECTURES (an unknown name is "
+        "refused with the list); default: the best on --classes in notebook 03's leaderboard",
     )
     p.add_argument(
         "--data-root",

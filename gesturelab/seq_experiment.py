@@ -127,17 +127,13 @@ def train_and_log(
     validated = _validated(result, val, n_bootstrap)
     if log:
         info = dataset_info(data, data_path)
-        info.update(
-            subjects_train=" ".join(map(str, np.unique(train.subjects))),
-            subjects_validation=" ".join(map(str, validated.validation_subjects)),
-        )
-        validated.run = log_sequence_run(
-            result,
-            report=validated.report,
-            experiment=experiment,
-            run_name=run_name,
-            dataset=info,
-            tags={"validation": "by subject", **(tags or {})},
+        info["subjects_train"] = " ".join(map(str, np.unique(train.subjects)))
+        _log_validation(
+            validated,
+            info,
+            experiment,
+            run_name,
+            tags,
             tensorboard_dir=board_dir,
             log_model=log_model,
         )
@@ -241,6 +237,20 @@ def _validated(result: TrainResult, val: SequenceSet, n_bootstrap: int) -> Valid
     )
     subjects = [int(s) for s in np.unique(val.subjects)]
     return ValidatedModel(result, report, scores, val.labels, subjects)
+
+
+def _log_validation(validated: ValidatedModel, info, experiment, run_name, tags, **kwargs):
+    """Log a validated model's run (its held-out subjects among the data params)."""
+    info = {**info, "subjects_validation": " ".join(map(str, validated.validation_subjects))}
+    validated.run = log_sequence_run(
+        validated.result,
+        report=validated.report,
+        experiment=experiment,
+        run_name=run_name,
+        dataset=info,
+        tags={"validation": "by subject", **(tags or {})},
+        **kwargs,
+    )
 
 
 def _check_registration(name: str, data: SequenceSet, data_path) -> None:
@@ -510,15 +520,12 @@ def validate_ensemble(
     val = data.subset(np.isin(data.subjects, held_out.pop()))
     validated = _validated(result, val, n_bootstrap)
     if log:
-        info = dataset_info(data)
-        info["subjects_validation"] = " ".join(map(str, validated.validation_subjects))
-        validated.run = log_sequence_run(
-            result,
-            report=validated.report,
-            experiment=experiment,
-            run_name=run_name,
-            dataset=info,
-            tags={"validation": "by subject", "members": " ".join(archs), **(tags or {})},
+        _log_validation(
+            validated,
+            dataset_info(data),
+            experiment,
+            run_name,
+            {"members": " ".join(archs), **(tags or {})},
             extra_metrics={f"member_{r.config.arch}_best_epoch": r.best_epoch for r in results},
         )
     return validated

@@ -215,3 +215,19 @@ def test_moving_or_scaling_the_hand_does_not_change_any_model(arch, shipped):
     base = keras.ops.convert_to_numpy(model(x))
     again = keras.ops.convert_to_numpy(model(moved.astype(np.float32)))
     np.testing.assert_allclose(again, base, atol=1e-4)
+
+
+def test_train_seq_default_comes_from_the_leaderboard_notebook_03_wrote(tmp_path):
+    from gesturelab.errors import GestureLabError
+    from gesturelab.seq_experiment import default_architecture
+
+    board = tmp_path / "sequence_leaderboard.csv"
+    board.write_text(
+        "classes,arch,val_accuracy\n14,tcn,0.93\n14,gru,0.95\n28,ensemble,0.91\n28,cnn,0.91\n"
+    )
+    assert default_architecture(14, board) == "gru"
+    assert default_architecture(28, board) == "ensemble"  # a tie keeps the board's order
+    with pytest.raises(GestureLabError, match="no row for 7 classes"):
+        default_architecture(7, board)
+    with pytest.raises(GestureLabError, match="pass --arch"):
+        default_architecture(14, tmp_path / "missing.csv")

@@ -31,6 +31,7 @@ def test_an_unknown_family_is_refused_with_the_known_ones():
         sweep_grid("xgboost")
 
 
+@pytest.mark.slow
 @pytest.mark.sweep
 def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_path):
     """Two families, quick grids, no ablation: every step of run_sweep against a real store."""

@@ -170,3 +170,12 @@ def test_extract_says_so_when_nothing_could_be_read(tmp_path, store):
     assert pd.read_csv(tmp_path / "rows.problems.csv")["problem"].tolist() == [
         "unreadable or corrupt image"
     ]
+
+
+def test_an_unknown_architecture_is_refused_with_the_known_ones(tmp_path, store):
+    out = run_cli("train-seq", "--arch", "transformer", cwd=tmp_path, store=store)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last == (
+        "error: unknown architecture 'transformer'; known: lstm, gru, tcn, cnn, ddnet, ensemble"
+    )
