@@ -64,6 +64,7 @@ def cmd_sweep(args) -> int:
         register_as=register_as,
         figures_dir=args.figures_dir,
         seed=args.seed,
+        families=args.families,
     )
     print("\nBest per family (selected on validation, scored on test):")
     _print_board(result.best)
@@ -362,9 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_reproduce)
 
-    p = commands.add_parser("sweep", help="the classical SVM/RF/KNN/LogReg sweep into MLflow")
+    from gesturelab.models import FAMILIES
+
+    p = commands.add_parser(
+        "sweep", help=f"the classical sweep into MLflow (families: {', '.join(FAMILIES)})"
+    )
     p.add_argument("--data", default=str(config.HAGRID_SAMPLE_CSV), help="landmark CSV")
     p.add_argument("--quick", action="store_true", help="a handful of configurations")
+    p.add_argument(
+        "--families",
+        nargs="+",
+        choices=FAMILIES,
+        default=list(FAMILIES),
+        help="model families to sweep (default: every family of gesturelab.models.REGISTRY)",
+    )
     p.add_argument("--experiment", default=config.STATIC_EXPERIMENT)
     p.add_argument(
         "--register",

@@ -35,7 +35,7 @@ def _champion_tags(model_name: str) -> dict:
 
     try:
         info = tracking.model_version_info(f"models:/{model_name}@{config.CHAMPION_ALIAS}")
-    except Exception:  # noqa: BLE001  no champion registered (yet) is a normal state here
+    except tracking.TrackingError:  # no champion registered (yet) is a normal state here
         return {}
     return tracking.get_run(info["run_id"]).tags
 

@@ -44,6 +44,17 @@ def test_help_lists_every_command(env, tmp_path):
         assert re.search(rf"^    {command}(\s|$)", out.stdout, re.MULTILINE), command
 
 
+def test_sweep_families_come_from_the_registry():
+    from gesturelab.cli import build_parser
+    from gesturelab.models import FAMILIES
+
+    parser = build_parser()
+    assert parser.parse_args(["sweep"]).families == list(FAMILIES)
+    assert parser.parse_args(["sweep", "--families", "knn", "svm"]).families == ["knn", "svm"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sweep", "--families", "xgboost"])
+
+
 def test_validate_reports_bad_file_clearly(env, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("x1,y1,label\n1,2,fist\n")
