@@ -209,7 +209,7 @@ def run_sweep(
     names a model.
 
     The steps: ``sweep_family`` for each family (a grid, then its best scored on the test
-    split), ``feature_ablation_runs``, ``transfer_estimate``, ``log_champion``.
+    split), ``feature_ablation_runs``, ``transfer_of_best``, ``log_champion``.
     figures_dir: where the leaderboard and confusion figures go (None: none are written).
     """
     grids = {family: sweep_grid(family, quick) for family in families}
