@@ -164,8 +164,9 @@ def train_champion(
     chose (more people in training is worth more than anything else here, see the scaling
     study); ``refit=False`` keeps the validated model instead.
     """
+    info = dataset_info(data, data_path)  # hashes the data file once
     if log and register_as:  # fail before training, not after it
-        _check_registration(register_as, data, data_path)
+        _check_registration(register_as, data, info)
     train_config = validated.result.config if validated is not None else train_config
     run_name = run_name or f"{train_config.arch} {len(data.classes)}-class"
     if validated is None and validation_fraction > 0:
@@ -191,17 +192,17 @@ def train_champion(
         if log:
             if validated is None:
                 tags = {"validation": "none (all subjects, tuned epochs)", **(tags or {})}
-            champion.run = _log_final(data, final, validated, experiment, run_name, data_path, tags)
+            champion.run = _log_final(final, validated, info, experiment, run_name, tags)
     if log and register_as:
-        tags = {"arch": train_config.arch}
+        version_tags = {"arch": train_config.arch}
         if validated is not None:
-            tags["val_accuracy"] = validated.report["metrics"]["accuracy"]
+            version_tags["val_accuracy"] = validated.report["metrics"]["accuracy"]
         version = tracking().register_model(
             champion.run.model_uri,
             register_as,
-            tags=tags,
+            tags=version_tags,
             label_set=data.classes,
-            data_sha256=dataset_info(data, data_path).get("sha256"),
+            data_sha256=info.get("sha256"),
             classes_of=model_classes,
         )
         champion.registered = f"models:/{register_as}@{config.CHAMPION_ALIAS}"
@@ -209,7 +210,7 @@ def train_champion(
     return champion
 
 
-def _log_final(data, final: TrainResult, validated, experiment, run_name, data_path, tags):
+def _log_final(final: TrainResult, validated, info: dict, experiment, run_name, tags):
     report = validated.report if validated is not None else {}
     epochs = final.extra.get("member_epochs_run") or final.epochs_run
     return log_sequence_run(
@@ -217,7 +218,7 @@ def _log_final(data, final: TrainResult, validated, experiment, run_name, data_p
         report={},
         experiment=experiment,
         run_name=f"{run_name} (all subjects)",
-        dataset={**dataset_info(data, data_path), "epochs_from_validation": str(epochs)},
+        dataset={**info, "epochs_from_validation": str(epochs)},
         tags={
             "run_kind": "final",
             "validated_by_run": validated.run.run_id if validated and validated.run else "",
@@ -253,9 +254,8 @@ def _log_validation(validated: ValidatedModel, info, experiment, run_name, tags,
     )
 
 
-def _check_registration(name: str, data: SequenceSet, data_path) -> None:
-    sha256 = dataset_info(data, data_path).get("sha256")
-    tracking().check_registration(name, data.classes, sha256, classes_of=model_classes)
+def _check_registration(name: str, data: SequenceSet, info: dict) -> None:
+    tracking().check_registration(name, data.classes, info.get("sha256"), classes_of=model_classes)
 
 
 def log_sequence_run(
