@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab.features import as_hands
-from gesturelab.landmarks import LANDMARK_COLUMNS, WRIST
+from gesturelab.landmarks import WRIST, landmark_columns
 
 
 def perturb_viewpoint(
@@ -41,10 +41,11 @@ def perturb_viewpoint(
     along = (points * unit).sum(axis=2, keepdims=True)
     points = points + (factor - 1.0) * along * unit
     hands[:, :, :2] = points + wrist
-    out = pd.DataFrame(hands.reshape(n, -1), columns=LANDMARK_COLUMNS)
+    columns = landmark_columns(hands.shape[2])
+    out = pd.DataFrame(hands.reshape(n, -1), columns=columns)
     if isinstance(X, pd.DataFrame):
         out.index = X.index
         for column in X.columns:
-            if column not in LANDMARK_COLUMNS:
+            if column not in columns:
                 out[column] = X[column]
     return out

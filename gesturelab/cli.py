@@ -52,10 +52,11 @@ def cmd_sweep(args) -> int:
     from gesturelab.static_data import prepare
     from gesturelab.sweep import default_model_name, run_sweep
 
-    prepared = prepare(args.data, block_size=args.block_size, seed=args.seed)
+    prepared = prepare(args.data, classes=args.classes, block_size=args.block_size, seed=args.seed)
+    print(f"groups: {prepared.group_source}")
     register_as = None
     if args.register:
-        register_as = args.model_name or default_model_name(prepared.classes, args.data)
+        register_as = args.model_name or default_model_name(prepared.classes, prepared.loaded.name)
     result = run_sweep(
         prepared,
         quick=args.quick,
@@ -89,15 +90,53 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_validate(args) -> int:
-    from gesturelab.landmarks import HAGRID_CLASSES
-    from gesturelab.loading import load_landmarks_csv
+def _read_options(args) -> dict:
+    options = {"format": args.format}
+    if args.labels:
+        options["labels"] = args.labels
+    if args.label_column:
+        options["label_column"] = args.label_column
+    return options
 
-    classes = None if args.any_label else HAGRID_CLASSES
-    loaded = load_landmarks_csv(args.data, classes=classes, quarantine_dir=args.quarantine_dir)
+
+def cmd_validate(args) -> int:
+    from gesturelab import datasets
+
+    loaded = datasets.read(
+        args.data, classes=args.classes, quarantine_dir=args.quarantine_dir, **_read_options(args)
+    )
+    print(f"classes ({len(loaded.classes)}): {', '.join(loaded.classes)}")
     if len(loaded.rejected):
         reasons = loaded.rejected["reason"].str.replace(r"line \d+", "line N", regex=True)
         print(reasons.value_counts().head(10).to_string())
+    return 0
+
+
+def _inspected(args):
+    """The dataset ``args.path``, read and described on the terminal."""
+    from gesturelab import datasets
+    from gesturelab.datasets.importing import describe, print_description
+
+    loaded = datasets.read(
+        args.path, classes=args.classes, quarantine_dir=args.quarantine_dir, verbose=False,
+        **_read_options(args),
+    )  # fmt: skip
+    print_description(describe(loaded))
+    return loaded
+
+
+def cmd_data_inspect(args) -> int:
+    _inspected(args)
+    return 0
+
+
+def cmd_data_import(args) -> int:
+    from gesturelab.datasets.importing import import_dataset
+
+    loaded = _inspected(args)
+    folder = import_dataset(loaded, args.name, data_dir=args.data_dir)
+    print(f"imported as {args.name!r}: {folder} (datasheet.md, datasheet.json, landmarks.csv)")
+    print(f"sweep it with: python -m gesturelab sweep --data {args.name}")
     return 0
 
 
@@ -338,6 +377,22 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def _dataset_options(p) -> None:
+    from gesturelab.datasets import FORMATS
+
+    p.add_argument(
+        "--classes",
+        help="'hagrid' (HaGRID's 18) or a label file: the allowed labels, in order; rows of "
+        "other labels are quarantined (default: every label the data holds)",
+    )
+    p.add_argument("--format", choices=list(FORMATS), help="skip format detection")
+    p.add_argument("--labels", help="keypoint CSV: the label file naming class indices")
+    p.add_argument(
+        "--label-column", choices=("first", "last"), help="keypoint CSV: where the label is"
+    )
+    p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m gesturelab",
@@ -368,7 +423,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "sweep", help=f"the classical sweep into MLflow (families: {', '.join(FAMILIES)})"
     )
-    p.add_argument("--data", default=str(config.HAGRID_SAMPLE_CSV), help="landmark CSV")
+    p.add_argument(
+        "--data",
+        default=str(config.HAGRID_SAMPLE_CSV),
+        help="a landmark or keypoint CSV, an image folder, or an imported dataset's name",
+    )
+    p.add_argument(
+        "--classes",
+        help="'hagrid' or a label file (one name per line): restricts and orders the label "
+        "set, other labels are quarantined (default: the labels the data holds)",
+    )
     p.add_argument("--quick", action="store_true", help="a handful of configurations")
     p.add_argument(
         "--families",
@@ -418,11 +482,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-log", action="store_true", help="do not log an evaluation run")
     p.set_defaults(func=cmd_evaluate)
 
-    p = commands.add_parser("validate", help="check a landmark CSV, quarantining bad rows")
-    p.add_argument("--data", required=True)
-    p.add_argument("--any-label", action="store_true", help="accept labels beyond HaGRID's 18")
-    p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
+    p = commands.add_parser("validate", help="check a dataset, quarantining bad rows")
+    p.add_argument("--data", required=True, help="a file, an image folder or a dataset name")
+    _dataset_options(p)
     p.set_defaults(func=cmd_validate)
+
+    data = commands.add_parser("data", help="inspect or import a dataset of your own gestures")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = data_commands.add_parser(
+        "inspect", help="detect the format; print rows, classes, rows per class, groups, problems"
+    )
+    p.add_argument("path", help="a landmark or keypoint CSV, an image folder ROOT/<label>/*.jpg")
+    _dataset_options(p)
+    p.set_defaults(func=cmd_data_inspect)
+    p = data_commands.add_parser(
+        "import", help="write data/NAME/ in the canonical form with a datasheet"
+    )
+    p.add_argument("path", help="a landmark or keypoint CSV, an image folder ROOT/<label>/*.jpg")
+    p.add_argument("--name", required=True, help="the dataset's name (sweep --data NAME)")
+    p.add_argument("--data-dir", default=str(config.DATA_DIR), help="where data/NAME/ goes")
+    _dataset_options(p)
+    p.set_defaults(func=cmd_data_import)
 
     p = commands.add_parser("extract", help="MediaPipe landmarks from images, folders or videos")
     p.add_argument("--input", required=True, help="an image, a video, a folder or a glob")

@@ -15,6 +15,9 @@ HAGRID_SAMPLE_CSV = DATA_DIR / "hagrid" / "hagrid_landmarks_sample.csv"
 SHREC_TRAIN_NPZ = DATA_DIR / "shrec17" / "shrec17_train.npz"
 PROCESSED_DIR = DATA_DIR / "processed"
 QUARANTINE_DIR = DATA_DIR / "quarantine"
+KEYPOINT_CSV = DATA_DIR / "kazuhito00_keypoints" / "keypoint.csv"
+# MediaPipe landmarks of image folders, by image content: a rerun extracts only what changed.
+EXTRACTION_CACHE_DIR = REPO_ROOT / "build" / "cache" / "landmarks"
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "build" / "executed"
@@ -41,6 +44,9 @@ SEED = 42  # the static side: splits, folds, forests, viewpoint perturbation
 SEQUENCE_SEED = 0  # the sequence side: subject split and weight initialisation
 SELECTION_TOLERANCE = 0.005  # macro-F1 gap below which two configurations count as tied
 BLOCK_SIZE = 10  # rows per group when a file has no user/subject/group column
+# ...but a long run of one label (a webcam recording) is cut into at most this many blocks:
+# neighbouring frames are near-copies, and only long blocks keep them on one side of a split.
+MAX_BLOCKS_PER_RUN = 12
 VALIDATION_FRACTION = 0.25  # share of subjects a sequence model is validated on
 N_BOOTSTRAP = 1000  # resamples for every confidence interval
 SMOOTHING_WINDOW = 7  # frames of label smoothing in videos

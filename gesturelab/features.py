@@ -16,13 +16,15 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from gesturelab.errors import LandmarkInputError
 from gesturelab.landmarks import (
     FINGER_CHAINS,
-    INPUT_SHAPE,
     LANDMARK_COLUMNS,
+    LANDMARK_COLUMNS_2D,
     LANDMARK_NAMES,
     MAX_ABS_COORDINATE,
     MIDDLE_MCP,
     N_LANDMARKS,
     WRIST,
+    columns_dims,
+    landmark_columns,
 )
 
 PAIRS = tuple(combinations(range(N_LANDMARKS), 2))
@@ -33,21 +35,31 @@ LEFT_LABELS = frozenset({"left", "l"})
 
 
 def as_hands(X) -> np.ndarray:
-    """Any natural landmark input as an (n, 21, 3) float array."""
+    """Any natural landmark input as an (n, 21, 3) or, for 2-D landmarks, (n, 21, 2) array.
+
+    A DataFrame is 3-D when it has every x, y, z column and 2-D when it has every x, y column
+    and no z; arrays are told apart by their size (63 or 42 values per hand).
+    """
     if isinstance(X, pd.DataFrame):
-        missing = [c for c in LANDMARK_COLUMNS if c not in X.columns]
-        if missing:
+        dims = columns_dims(X.columns)
+        if dims is None:
+            missing = [c for c in LANDMARK_COLUMNS if c not in X.columns]
+            if not any(c.startswith("z") for c in X.columns):  # report against the 2-D set
+                missing = [c for c in LANDMARK_COLUMNS_2D if c not in X.columns] or missing
             raise ValueError(f"landmark input lacks column(s) {missing[:5]}")
-        X = X[list(LANDMARK_COLUMNS)].to_numpy(np.float64)
+        X = X[list(landmark_columns(dims))].to_numpy(np.float64)
     X = np.asarray(X, dtype=np.float64)
-    if X.shape == INPUT_SHAPE:
+    if X.ndim == 2 and X.shape[0] == N_LANDMARKS and X.shape[1] in (2, 3):
         X = X[None]
-    elif X.ndim == 1 and X.size == N_LANDMARKS * 3:
+    elif X.ndim == 1 and X.size in (N_LANDMARKS * 3, N_LANDMARKS * 2):
         X = X[None]
-    if X.ndim == 2 and X.shape[1] == N_LANDMARKS * 3:
-        X = X.reshape(-1, *INPUT_SHAPE)
-    if X.ndim != 3 or X.shape[1:] != INPUT_SHAPE:
-        raise ValueError(f"expected landmarks of shape (n, 63) or (n, 21, 3), got {X.shape}")
+    if X.ndim == 2 and X.shape[1] in (N_LANDMARKS * 3, N_LANDMARKS * 2):
+        X = X.reshape(len(X), N_LANDMARKS, -1)
+    if X.ndim != 3 or X.shape[1] != N_LANDMARKS or X.shape[2] not in (2, 3):
+        raise ValueError(
+            "expected landmarks of shape (n, 63) or (n, 21, 3), or 2-D (n, 42) or (n, 21, 2); "
+            f"got {X.shape}"
+        )
     return X
 
 
@@ -62,9 +74,10 @@ def check_landmarks(hands: np.ndarray) -> np.ndarray:
     if bad.any():
         row, point, axis = np.argwhere(bad)[0]
         n_bad = int(bad.any(axis=(1, 2)).sum())
+        column = landmark_columns(hands.shape[2])[point * hands.shape[2] + axis]
         raise LandmarkInputError(
             f"{n_bad} of {len(hands)} hands have unusable coordinates; first: row {row}, "
-            f"column {LANDMARK_COLUMNS[point * 3 + axis]!r} = {hands[row, point, axis]!r} "
+            f"column {column!r} = {hands[row, point, axis]!r} "
             f"(finite values within ±{MAX_ABS_COORDINATE:g} expected)"
         )
     return hands
@@ -109,17 +122,33 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
             raise ValueError(f"coords must be '2d' or '3d', not {self.coords!r}")
         if self.mirror not in ("handedness", "none"):
             raise ValueError(f"mirror must be 'handedness' or 'none', not {self.mirror!r}")
+        # What the model takes is fixed by its training data: a model of 2-D landmarks reads
+        # x, y of anything; a model of 3-D landmarks refuses input without z.
+        self.input_dims_ = as_hands(X).shape[2]
+        if self.input_dims_ == 2 and self.coords == "3d":
+            raise ValueError(
+                "the feature set uses z (coords='3d') but the data is 2-D (x, y only); "
+                "use a 2-D feature set"
+            )
         self.mirrors_left_hands_ = bool(
             self.mirror == "handedness"
             and isinstance(X, pd.DataFrame)
             and "handedness" in X.columns
         )
-        self.n_features_in_ = N_LANDMARKS * 3
+        self.n_features_in_ = N_LANDMARKS * self.input_dims_
         self.feature_names_out_ = np.array(self._names(), dtype=object)
         return self
 
     def transform(self, X):
         hands = check_landmarks(as_hands(X)).copy()
+        dims = getattr(self, "input_dims_", 3)  # models logged before 2-D data were 3-D
+        if hands.shape[2] < dims:
+            raise LandmarkInputError(
+                f"this model was trained on 3-D landmarks (x, y, z: {N_LANDMARKS * 3} values "
+                f"per hand) and the input has only x, y ({N_LANDMARKS * 2} values); use a "
+                "model trained on 2-D data, or give it MediaPipe's x, y, z"
+            )
+        hands = hands[:, :, :dims]
         if not self.normalise:
             points = hands if self.coords == "3d" else hands[:, :, :2]
             return self._with_extras(points)

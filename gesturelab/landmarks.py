@@ -48,7 +48,27 @@ HAND_CONNECTIONS = tuple(
 LANDMARK_COLUMNS = tuple(
     f"{axis}{k}" for k in range(1, N_LANDMARKS + 1) for axis in ("x", "y", "z")
 )
+# 2-D data (the community's keypoint files, landmarks from a 2-D detector) has no z at all.
+LANDMARK_COLUMNS_2D = tuple(f"{axis}{k}" for k in range(1, N_LANDMARKS + 1) for axis in ("x", "y"))
 LABEL_COLUMN = "label"
+
+
+def landmark_columns(dims: int = N_COORDS) -> tuple[str, ...]:
+    """The coordinate columns of 3-D (x, y, z) or 2-D (x, y) landmarks."""
+    if dims not in (2, 3):
+        raise ValueError(f"landmarks have 2 or 3 coordinates, not {dims}")
+    return LANDMARK_COLUMNS if dims == 3 else LANDMARK_COLUMNS_2D
+
+
+def columns_dims(columns) -> int | None:
+    """3 if ``columns`` hold every x, y and z column, 2 if every x and y but no z, else None."""
+    present = set(columns)
+    if present.issuperset(LANDMARK_COLUMNS):
+        return 3
+    if present.issuperset(LANDMARK_COLUMNS_2D) and not present & set(LANDMARK_COLUMNS[2::3]):
+        return 2
+    return None
+
 
 # No camera image is a million pixels wide, and normalised or world coordinates are near 1:
 # a value beyond this is a unit or export error, and squaring it overflows the features.
@@ -89,11 +109,12 @@ HAGRID_CLASSES = (
 )
 
 
-def landmark_frame(X):
-    """A model's input: the 63 raw landmark columns as float64, whatever came in."""
+def landmark_frame(X, dims: int = N_COORDS):
+    """A model's input: the raw landmark columns (63, or 42 for 2-D) as float64."""
     import numpy as np
     import pandas as pd
 
+    columns = list(landmark_columns(dims))
     if isinstance(X, pd.DataFrame):
-        return X[list(LANDMARK_COLUMNS)].astype(np.float64)
-    return pd.DataFrame(np.asarray(X, np.float64).reshape(len(X), -1), columns=LANDMARK_COLUMNS)
+        return X[columns].astype(np.float64)
+    return pd.DataFrame(np.asarray(X, np.float64).reshape(len(X), -1), columns=columns)

@@ -22,14 +22,16 @@ import pandas as pd
 from gesturelab import config
 from gesturelab.errors import LandmarkDataError
 from gesturelab.landmarks import (
-    HAGRID_CLASSES,
-    INPUT_SHAPE,
     LABEL_COLUMN,
     LANDMARK_COLUMNS,
+    LANDMARK_COLUMNS_2D,
     MAX_ABS_COORDINATE,
     METADATA_COLUMNS,
     MIDDLE_MCP,
+    N_LANDMARKS,
     WRIST,
+    columns_dims,
+    landmark_columns,
 )
 
 
@@ -44,11 +46,24 @@ class LoadedLandmarks:
     lines: np.ndarray
     quarantine_path: Path | None = None
     counts: dict = field(default_factory=dict)
+    dims: int = 3  # 3: x, y, z; 2: x, y only
+    classes: list[str] = field(default_factory=list)  # sorted, or in the label file's order
+    format: str = "landmark-csv"
+    notes: list[str] = field(default_factory=list)  # how the reader read the file, in words
+    name: str = ""  # the dataset's name: an imported dataset's, else the file's stem
+
+    def __post_init__(self):
+        self.name = self.name or Path(self.path).stem
+
+    @property
+    def columns(self) -> list[str]:
+        """The coordinate columns of ``data``."""
+        return list(landmark_columns(self.dims))
 
     @property
     def X(self) -> np.ndarray:
-        """Landmarks as an (n, 21, 3) array."""
-        return self.data[list(LANDMARK_COLUMNS)].to_numpy(np.float64).reshape(-1, *INPUT_SHAPE)
+        """Landmarks as an (n, 21, 3) array, or (n, 21, 2) for 2-D data."""
+        return self.data[self.columns].to_numpy(np.float64).reshape(-1, N_LANDMARKS, self.dims)
 
     @property
     def y(self) -> np.ndarray:
@@ -83,19 +98,44 @@ def file_fingerprint(path) -> str:
 def load_landmarks_csv(
     path,
     *,
-    classes: tuple[str, ...] | None = HAGRID_CLASSES,
+    classes: tuple[str, ...] | None = None,
     require_label: bool = True,
     quarantine_dir=config.QUARANTINE_DIR,
     strict: bool = False,
     max_rejected_fraction: float = 0.5,
     verbose: bool = True,
 ) -> LoadedLandmarks:
-    """Load a landmark CSV, validating every cell.
+    """Load a landmark CSV with a header (x1,y1,z1,...,z21,label; 2-D files without z columns),
+    validating every cell.
 
-    classes: the allowed labels (None accepts any non-empty label).
+    classes: the allowed labels, in the order reports show them; others are quarantined.
+        None accepts any non-empty label (the label set is then what the file holds).
     strict: raise on the first bad row instead of quarantining it.
     max_rejected_fraction: above this share of bad rows the file itself is taken as wrong.
     """
+    path = check_file(path)
+    header, rows, lines, delimiter = _read_rows(path)
+    header = [c.strip() for c in header]
+    dims = _check_columns(path, header, require_label)
+    if not rows:
+        raise LandmarkDataError(path, "no data rows after the header")
+    raw = pd.DataFrame(rows, columns=header, dtype=object)
+    return validate_table(
+        path,
+        raw,
+        np.asarray(lines),
+        dims=dims,
+        classes=classes,
+        decimal_comma=delimiter != ",",
+        quarantine_dir=quarantine_dir,
+        strict=strict,
+        max_rejected_fraction=max_rejected_fraction,
+        verbose=verbose,
+    )
+
+
+def check_file(path) -> Path:
+    """The path of a readable, non-empty file, or an error saying what it is instead."""
     path = Path(path)
     if path.is_dir():
         raise LandmarkDataError(path, "is a folder, not a landmark CSV file")
@@ -103,19 +143,39 @@ def load_landmarks_csv(
         raise LandmarkDataError(path, "file not found")
     if path.stat().st_size == 0:
         raise LandmarkDataError(path, "empty file (no header, no rows)")
-    header, rows, lines, delimiter = _read_rows(path)
-    header = [c.strip() for c in header]
-    _check_columns(path, header, require_label)
-    if not rows:
-        raise LandmarkDataError(path, "no data rows after the header")
-    raw = pd.DataFrame(rows, columns=header, dtype=object)
-    lines = np.asarray(lines)
+    return path
 
-    reasons: list[list[str]] = [[] for _ in range(len(raw))]
-    coords = np.empty((len(raw), len(LANDMARK_COLUMNS)), dtype=np.float64)
-    for j, column in enumerate(LANDMARK_COLUMNS):
+
+def validate_table(
+    path: Path,
+    raw: pd.DataFrame,
+    lines: np.ndarray,
+    *,
+    dims: int = 3,
+    classes=None,
+    decimal_comma: bool = False,
+    reasons: list[list[str]] | None = None,
+    quarantine_dir=config.QUARANTINE_DIR,
+    strict: bool = False,
+    max_rejected_fraction: float = 0.5,
+    verbose: bool = True,
+    format: str = "landmark-csv",
+    notes=(),
+) -> LoadedLandmarks:
+    """Every reader's checks on a table of text cells: coordinates, labels, degenerate hands,
+    duplicates; bad rows quarantined with their file line and reason.
+
+    raw: the coordinate columns of ``landmark_columns(dims)``, optionally the label and
+        metadata columns; lines: the file line of each row; reasons: problems a reader already
+        found per row (a label index with no name).
+    """
+    columns = landmark_columns(dims)
+    if reasons is None:
+        reasons = [[] for _ in range(len(raw))]
+    coords = np.empty((len(raw), len(columns)), dtype=np.float64)
+    for j, column in enumerate(columns):
         text = raw[column].fillna("").astype(str).str.strip()
-        if delimiter != ",":  # files saved with a ';' or tab often write decimal commas too
+        if decimal_comma:  # files saved with a ';' or tab often write decimal commas too
             text = text.str.replace(",", ".", regex=False)
         values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
         coords[:, j] = values
@@ -129,21 +189,24 @@ def load_landmarks_csv(
                 f"(beyond ±{MAX_ABS_COORDINATE:g})"
             )
 
+    allowed = None if classes is None else [str(c) for c in classes]
     has_label = LABEL_COLUMN in raw.columns
     if has_label:
         labels = raw[LABEL_COLUMN].fillna("").astype(str).str.strip()
         for i, label in enumerate(labels):
+            if reasons[i] and not label:
+                continue  # the reader already said why this row has no label
             if not label:
                 reasons[i].append(f"empty label in column {LABEL_COLUMN!r}")
-            elif classes is not None and label not in classes:
+            elif allowed is not None and label not in allowed:
                 reasons[i].append(
                     f"unknown label {label!r} in column {LABEL_COLUMN!r} "
-                    f"(expected one of {len(classes)} classes)"
+                    f"(expected one of {len(allowed)} classes)"
                 )
     else:
         labels = None
 
-    hands = coords.reshape(-1, *INPUT_SHAPE)
+    hands = coords.reshape(-1, N_LANDMARKS, dims)
     with np.errstate(over="ignore", invalid="ignore"):
         scale = np.linalg.norm(hands[:, MIDDLE_MCP, :2] - hands[:, WRIST, :2], axis=1)
     for i in np.flatnonzero(np.isfinite(scale) & (scale < 1e-9)):
@@ -165,11 +228,14 @@ def load_landmarks_csv(
 
     data = raw.loc[~bad].reset_index(drop=True)
     for column in data.columns:
-        if column not in LANDMARK_COLUMNS:
+        if column not in columns:
             data[column] = data[column].astype(object)
-    data[list(LANDMARK_COLUMNS)] = coords[~bad]
+    data[list(columns)] = coords[~bad]
+    found: list[str] = []
     if labels is not None:
         data[LABEL_COLUMN] = labels[~bad].astype(object).to_numpy()
+        present = set(data[LABEL_COLUMN])
+        found = [c for c in allowed if c in present] if allowed is not None else sorted(present)
     rejected = raw.loc[bad].copy()
     rejected.insert(0, "reason", ["; ".join(r) for r, b in zip(reasons, bad) if b])
     rejected.insert(0, "line", lines[bad])
@@ -196,6 +262,10 @@ def load_landmarks_csv(
             "rows_kept": int((~bad).sum()),
             "rows_rejected": int(bad.sum()),
         },
+        dims=dims,
+        classes=found,
+        format=format,
+        notes=list(notes),
     )
     if verbose:
         print(result.summary())
@@ -265,22 +335,32 @@ def _read_rows(path: Path):
                     rows.append(row)
                     lines.append(start)
                 start = reader.line_num + 1
-    except UnicodeDecodeError as exc:
-        raise LandmarkDataError(path, f"not a UTF-8 text file ({exc.reason})") from None
-    except csv.Error as exc:
-        raise LandmarkDataError(path, f"not a well-formed CSV: {exc}") from None
-    except (OSError, EOFError, zlib.error) as exc:  # a damaged gzip stream
-        raise LandmarkDataError(path, f"cannot be read ({exc})") from None
+    except READ_ERRORS as exc:
+        raise read_error(path, exc) from None
     return header, rows, lines, delimiter
 
 
-def _check_columns(path: Path, columns: list[str], require_label: bool) -> None:
+# What reading a text file can raise beyond our own errors (zlib/EOF: a damaged gzip stream).
+READ_ERRORS = (UnicodeDecodeError, csv.Error, OSError, EOFError, zlib.error)
+
+
+def read_error(path, exc: Exception) -> LandmarkDataError:
+    """One of ``READ_ERRORS`` as the error a user reads."""
+    if isinstance(exc, UnicodeDecodeError):
+        return LandmarkDataError(path, f"not a UTF-8 text file ({exc.reason})")
+    if isinstance(exc, csv.Error):
+        return LandmarkDataError(path, f"not a well-formed CSV: {exc}")
+    return LandmarkDataError(path, f"cannot be read ({exc})")
+
+
+def _check_columns(path: Path, columns: list[str], require_label: bool) -> int:
+    """The file's landmark dimension (3, or 2 for a file with x, y and no z columns)."""
     if sum(_is_number(c) for c in columns) * 2 > len(columns):
         raise LandmarkDataError(
             path,
             f"{len(columns)} numbers where the column names belong: a landmark CSV "
-            f"starts with the header x1,y1,z1,...,z21,{LABEL_COLUMN}; headerless files (such "
-            "as the 2-D keypoint.csv of keypoint-classifier projects) are not read yet",
+            f"starts with the header x1,y1,z1,...,z21,{LABEL_COLUMN}; a headerless file of "
+            "42 values and a label (keypoint.csv) is read by the keypoint-csv format",
             line=1,
         )
     seen = set()
@@ -288,8 +368,11 @@ def _check_columns(path: Path, columns: list[str], require_label: bool) -> None:
         if c in seen:
             raise LandmarkDataError(path, "column appears twice", line=1, column=c)
         seen.add(c)
-    expected = set(LANDMARK_COLUMNS)
-    missing = [c for c in LANDMARK_COLUMNS if c not in columns]
+    dims = columns_dims(columns) or 3
+    expected = set(landmark_columns(dims))
+    missing = [c for c in landmark_columns(dims) if c not in columns]
+    if not any(c in columns for c in LANDMARK_COLUMNS[2::3]):  # no z at all: a 2-D file
+        missing = [c for c in LANDMARK_COLUMNS_2D if c not in columns] or missing
     if require_label and LABEL_COLUMN not in columns:
         missing.append(LABEL_COLUMN)
     if missing:
@@ -309,10 +392,12 @@ def _check_columns(path: Path, columns: list[str], require_label: bool) -> None:
         raise LandmarkDataError(
             path,
             f"unexpected column(s) {', '.join(map(repr, extra))}; a landmark CSV has "
-            f"x1..z21, {LABEL_COLUMN!r} and optionally {', '.join(METADATA_COLUMNS)}",
+            f"x1..z21 (or x1..y21 in 2-D), {LABEL_COLUMN!r} and optionally "
+            f"{', '.join(METADATA_COLUMNS)}",
             line=1,
             column=extra[0],
         )
+    return dims
 
 
 def _is_number(text: str) -> bool:

@@ -36,6 +36,15 @@ FEATURE_SETS = {
 }
 
 
+def feature_sets_for(dims: int, names=None) -> list[str]:
+    """The feature sets 2-D or 3-D data can give: nothing that needs z for 2-D landmarks."""
+    names = list(FEATURE_SETS) if names is None else list(names)
+    if dims == 3:
+        return names
+    usable = [n for n in names if FEATURE_SETS[n]["coords"] == "2d"]
+    return usable if "raw" not in names or "xy" in usable else ["xy", *usable]
+
+
 # The linear families are cheap enough to sweep the feature set as well.
 SWEPT_FEATURE_SETS = ["xy+dist", "xy+dist+angles"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab.features import as_hands
-from gesturelab.landmarks import INPUT_SHAPE, LANDMARK_COLUMNS
+from gesturelab.landmarks import INPUT_SHAPE, LANDMARK_COLUMNS, N_LANDMARKS
 
 
 def mediapipe_to_hands(result, image_size=None) -> np.ndarray:
@@ -76,7 +76,8 @@ class GesturePredictor:
             return mediapipe_to_hands(landmarks, image_size).reshape(-1, len(LANDMARK_COLUMNS))
         if isinstance(landmarks, pd.DataFrame):
             return landmarks  # keeps a handedness column for models trained with one
-        return as_hands(landmarks).reshape(-1, len(LANDMARK_COLUMNS))
+        hands = as_hands(landmarks)  # 3-D, or 2-D for models of 2-D data
+        return hands.reshape(len(hands), -1)
 
     def predict_distribution(self, landmarks, image_size=None) -> np.ndarray:
         """Class probabilities, shape (n_hands, n_classes), columns in ``get_label_map`` order.
@@ -138,17 +139,28 @@ class GesturePredictor:
         return dict(enumerate(self.classes))
 
     def get_model_info(self) -> dict:
-        steps = getattr(self.model, "named_steps", {})
-        normaliser = steps.get("landmarks")
-        classifier = steps.get("clf", self.model)
         return {
             **self.info,
             "kind": "static",
-            "classifier": type(classifier).__name__,
-            "features": normaliser.get_params() if normaliser is not None else None,
+            "classifier": type(self._classifier).__name__,
+            "features": self._normaliser.get_params() if self._normaliser is not None else None,
             "classes": self.classes,
-            "input_shape": list(INPUT_SHAPE),
+            "input": "x, y (2-D landmarks)" if self.dims == 2 else "x, y, z (3-D landmarks)",
+            "input_shape": [N_LANDMARKS, self.dims],
         }
+
+    @property
+    def _normaliser(self):
+        return getattr(self.model, "named_steps", {}).get("landmarks")
+
+    @property
+    def _classifier(self):
+        return getattr(self.model, "named_steps", {}).get("clf", self.model)
+
+    @property
+    def dims(self) -> int:
+        """2 for a model trained on 2-D landmarks (it reads x, y of anything), else 3."""
+        return int(getattr(self._normaliser, "input_dims_", 3))
 
 
 class SequencePredictor(GesturePredictor):

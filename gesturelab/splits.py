@@ -28,12 +28,17 @@ def find_group_column(data: pd.DataFrame) -> str | None:
 
 
 def contiguous_blocks(
-    labels, block_size: int = config.BLOCK_SIZE, min_blocks: int = 3
+    labels,
+    block_size: int = config.BLOCK_SIZE,
+    min_blocks: int = 3,
+    max_blocks: int = config.MAX_BLOCKS_PER_RUN,
 ) -> np.ndarray:
     """Group ids for runs of equal labels cut into blocks of about ``block_size`` rows.
 
     Every run gets at least ``min_blocks`` blocks so that each class can reach train,
-    validation and test; a short run therefore gets smaller blocks.
+    validation and test; a short run therefore gets smaller blocks. A long run gets at most
+    ``max_blocks``: a webcam recording is a run of near-identical frames, and rows at a block's
+    edge are near-copies of the next block's, so only long blocks keep the leak small.
     """
     labels = pd.Series(np.asarray(labels, dtype=object))
     runs = (labels != labels.shift()).cumsum().to_numpy()
@@ -41,7 +46,7 @@ def contiguous_blocks(
     next_id = 0
     for run in np.unique(runs):
         rows = np.flatnonzero(runs == run)
-        n_blocks = min(len(rows), max(min_blocks, round(len(rows) / block_size)))
+        n_blocks = min(len(rows), max(min_blocks, min(max_blocks, round(len(rows) / block_size))))
         groups[rows] = next_id + np.arange(len(rows)) * n_blocks // len(rows)
         next_id += n_blocks
     return groups

@@ -10,8 +10,8 @@ import pandas as pd
 
 from gesturelab import config
 from gesturelab.errors import SweepDataError
-from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
-from gesturelab.loading import LandmarkDataError, LoadedLandmarks, load_landmarks_csv
+from gesturelab.landmarks import LABEL_COLUMN
+from gesturelab.loading import LandmarkDataError, LoadedLandmarks
 from gesturelab.splits import (
     SPLITS,
     assign_groups,
@@ -29,19 +29,30 @@ class PreparedData:
 
     @property
     def classes(self) -> list[str]:
-        return sorted(self.data[LABEL_COLUMN].unique())
+        """The label set as the data gave it (sorted, or in its label file's order)."""
+        present = set(self.data[LABEL_COLUMN])
+        return [c for c in self.loaded.classes if c in present] or sorted(present)
+
+    @property
+    def dims(self) -> int:
+        return self.loaded.dims
+
+    @property
+    def columns(self) -> list[str]:
+        """The coordinate columns a model of this data takes."""
+        return self.loaded.columns
 
     def part(self, name: str) -> pd.DataFrame:
         return self.data[self.data["split"] == name]
 
     def Xy(self, name: str):
         rows = self.part(name)
-        return rows[list(LANDMARK_COLUMNS)], rows[LABEL_COLUMN].to_numpy(dtype=object)
+        return rows[self.columns], rows[LABEL_COLUMN].to_numpy(dtype=object)
 
     @property
     def dataset(self) -> dict:
         """What train_with_mlflow logs as a run's input."""
-        columns = [c for c in (*LANDMARK_COLUMNS, LABEL_COLUMN) if c in self.data.columns]
+        columns = [c for c in (*self.columns, LABEL_COLUMN) if c in self.data.columns]
         return {
             "data": self.data[columns],
             "path": self.loaded.path,
@@ -53,6 +64,7 @@ class PreparedData:
 def prepare(
     path=None,
     *,
+    classes=None,
     block_size: int = config.BLOCK_SIZE,
     test_size: float = 0.2,
     n_folds: int = 5,
@@ -60,19 +72,28 @@ def prepare(
     quarantine_dir=config.QUARANTINE_DIR,
     verbose: bool = True,
 ) -> PreparedData:
-    """Load a landmark CSV and split it without leakage.
+    """Read any supported dataset (``gesturelab.datasets``) and split it without leakage.
 
+    classes: None takes the label set from the data; a label file, ``"hagrid"`` or a list
+        restricts and orders it (rows of other labels are quarantined).
     A file that already has a ``split`` column (written by ``write_processed``) keeps it.
     """
-    path = Path(path) if path is not None else config.HAGRID_SAMPLE_CSV
-    loaded = load_landmarks_csv(path, quarantine_dir=quarantine_dir, verbose=verbose)
+    from gesturelab import datasets
+
+    path = path if path is not None else config.HAGRID_SAMPLE_CSV
+    loaded = datasets.read(path, classes=classes, quarantine_dir=quarantine_dir, verbose=verbose)
+    path = loaded.path
     data = loaded.data.copy()
     group_column = find_group_column(data)
+    data["group"] = assign_groups(data, block_size)
     if group_column is not None:
         group_source = f"column {group_column!r}"
     else:
-        group_source = f"contiguous blocks of about {block_size} rows per label"
-    data["group"] = assign_groups(data, block_size)
+        sizes = data.groupby("group").size()
+        group_source = (
+            f"contiguous blocks within label runs ({len(sizes)} blocks of "
+            f"{sizes.min()}-{sizes.max()} rows, median {int(sizes.median())})"
+        )
     if "split" in loaded.data.columns:
         data["split"] = data["split"].astype(str).str.strip()
         unknown = sorted(set(data["split"]) - set(SPLITS))
@@ -105,6 +126,6 @@ def write_processed(prepared: PreparedData, out_path) -> Path:
     """The split as a CSV in the HaGRID format plus group and split columns."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    columns = [*LANDMARK_COLUMNS, LABEL_COLUMN, "group", "split"]
+    columns = [*prepared.columns, LABEL_COLUMN, "group", "split"]
     prepared.data[columns].to_csv(out_path, index=False)
     return out_path

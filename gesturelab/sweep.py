@@ -26,7 +26,7 @@ from gesturelab import config
 from gesturelab.augment import perturb_viewpoint
 from gesturelab.errors import RegistryError, SweepDataError
 from gesturelab.evaluation import evaluation_report, flat_metrics, prediction_artifacts
-from gesturelab.landmarks import HAGRID_CLASSES, LABEL_COLUMN, LANDMARK_COLUMNS, landmark_frame
+from gesturelab.landmarks import HAGRID_CLASSES, LABEL_COLUMN, landmark_frame
 from gesturelab.metrics import classification_metrics
 from gesturelab.models import (
     DEFAULT_FEATURE_SET,
@@ -35,6 +35,7 @@ from gesturelab.models import (
     REFERENCE_CONFIGS,
     SKOPS_TRUSTED_TYPES,
     build_pipeline,
+    feature_sets_for,
     is_reference,
     run_name,
     sweep_grid,
@@ -55,15 +56,16 @@ class SweepResult:
     figures: list[Path] = field(default_factory=list)
 
 
-def default_model_name(classes, data_path) -> str:
+def default_model_name(classes, dataset_name) -> str:
     """The registered name a label set gets unless told otherwise: one name, one label set.
 
-    HaGRID's 18 classes keep the project's name; any other set is named for its data file
-    and size, so a subset or a user's own gestures can never take HaGRID's champion alias.
+    HaGRID's 18 classes keep the project's name; any other set is named for its dataset (an
+    imported dataset's name, else the file's stem) and size, so a subset or a user's own
+    gestures can never take HaGRID's champion alias.
     """
     if sorted(map(str, classes)) == sorted(HAGRID_CLASSES):
         return config.STATIC_MODEL_NAME
-    stem = re.sub(r"[^a-z0-9]+", "-", Path(data_path).stem.lower()).strip("-") or "static"
+    stem = re.sub(r"[^a-z0-9]+", "-", Path(str(dataset_name)).stem.lower()).strip("-") or "static"
     return f"{stem}-{len(classes)}-gestures"
 
 
@@ -228,7 +230,9 @@ def run_sweep(
     with tracking.tagging(sweep_id=uuid.uuid4().hex[:12]):
         tracking.get_or_create_experiment(experiment)
         sweep = _Sweep(prepared, experiment, seed, selection_tolerance, quick)
-        ablation_sets = ["raw", "xy+dist"] if quick else list(FEATURE_SETS)
+        ablation_sets = feature_sets_for(
+            prepared.dims, ["raw", "xy+dist"] if quick else list(FEATURE_SETS)
+        )
         ablation_families = (
             [f for f in REFERENCE_CONFIGS if f in families] if feature_ablation else []
         )
@@ -293,7 +297,7 @@ def fit_and_log(sweep: _Sweep, family: str, configuration: dict, tags=None, log_
         metrics=metrics,
         figures=artifacts.figures,
         dicts=artifacts.dicts,
-        X_example=landmark_frame(X.iloc[:3]),
+        X_example=landmark_frame(X.iloc[:3], sweep.prepared.dims),
         trusted_types=SKOPS_TRUSTED_TYPES,
         run_name=name,
         dataset=sweep.prepared.dataset,
@@ -342,7 +346,7 @@ def sweep_family(sweep: _Sweep, family: str, grid: list[dict]) -> tuple[list[dic
 def score_on_test(sweep: _Sweep, best: dict) -> dict:
     """The test split's scores of a family's best configuration, added to its run."""
     model = best["model"]
-    X = landmark_frame(sweep.X_test)
+    X = landmark_frame(sweep.X_test, sweep.prepared.dims)
     start = time.perf_counter()
     predicted = np.asarray(model.predict(X), dtype=object)
     seconds = time.perf_counter() - start
@@ -432,7 +436,7 @@ def transfer_estimate(
     keep = np.isin(labels, per_class[per_class >= 2].index)
     n_groups = len(np.unique(groups[keep]))
     folds = groups[keep] if n_groups <= 60 else grouped_folds(labels[keep], groups[keep], 5, seed)
-    X = data.loc[keep, list(LANDMARK_COLUMNS)]
+    X = data.loc[keep, prepared.columns]
     rows = []
     if len(set(labels[keep])) < 2:  # every class sits in one place of the file: no estimate
         left_out = ", ".join(sorted(per_class[per_class < 2].index))
@@ -475,7 +479,7 @@ def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
     pipeline = build_pipeline(
         best["family"], best["params"], FEATURE_SETS[best["features"]], sweep.seed
     )
-    X_all = landmark_frame(prepared.data)
+    X_all = landmark_frame(prepared.data, prepared.dims)
     y_all = np.asarray(prepared.data[LABEL_COLUMN], dtype=object)
     selection = {
         f"selection_{k}": best[k]

@@ -38,7 +38,7 @@ def test_help_lists_every_command(env, tmp_path):
     assert out.returncode == 0
     (commands,) = [a for a in build_parser()._actions if a.dest == "command"]
     expected = {"reproduce", "sweep", "evaluate", "validate", "leaderboard", "train-seq",
-                "evaluate-seq", "extract", "predict", "gesto-study"}  # fmt: skip
+                "evaluate-seq", "extract", "predict", "gesto-study", "data"}  # fmt: skip
     assert set(commands.choices) == expected
     for command in expected:
         assert re.search(rf"^    {command}(\s|$)", out.stdout, re.MULTILINE), command
@@ -60,7 +60,7 @@ def test_validate_reports_bad_file_clearly(env, tmp_path):
     bad.write_text("x1,y1,label\n1,2,fist\n")
     out = gesturelab("validate", "--data", str(bad), env=env, cwd=tmp_path)
     assert out.returncode == 2
-    assert "bad.csv, line 1, column 'z1': missing" in out.stderr
+    assert "bad.csv, line 1, column 'x2': missing 40 column(s): x2, y2" in out.stderr
 
 
 @pytest.mark.slow

@@ -83,7 +83,7 @@ def test_line_numbers_survive_blank_lines_and_quoted_newlines(sample_csv, tmp_pa
     lines[5] = lines[5].rsplit(",", 1)[0] + ",FIST"  # line 6 of the file
     path = tmp_path / "blank.csv"
     path.write_text("\n".join(lines) + "\n\n")
-    loaded = load_landmarks_csv(path, quarantine_dir=None, verbose=False)
+    loaded = load_landmarks_csv(path, classes=HAGRID_CLASSES, quarantine_dir=None, verbose=False)
     assert list(loaded.rejected["line"]) == [6]
     assert loaded.lines[:3].tolist() == [2, 4, 5]
 
@@ -117,7 +117,7 @@ def bad_rows_csv(sample_frame, tmp_path):
 
 def test_bad_rows_are_quarantined_with_reasons(bad_rows_csv, tmp_path, capsys):
     quarantine = tmp_path / "quarantine"
-    loaded = load_landmarks_csv(bad_rows_csv, quarantine_dir=quarantine)
+    loaded = load_landmarks_csv(bad_rows_csv, classes=HAGRID_CLASSES, quarantine_dir=quarantine)
     assert loaded.counts == {"rows_read": 710, "rows_kept": 702, "rows_rejected": 8}
     reasons = dict(zip(loaded.rejected["line"], loaded.rejected["reason"], strict=True))
     assert reasons[5] == "non-numeric value 'abc' in column 'x5'"
@@ -255,5 +255,5 @@ def test_a_file_without_a_header_is_named_as_such(sample_frame, tmp_path):
         load_landmarks_csv(path)
     keypoints = tmp_path / "keypoint.csv"  # label index first, then 21 x, y pairs
     keypoints.write_text("0," + ",".join(["0.0"] * 42) + "\n1," + ",".join(["0.5"] * 42) + "\n")
-    with pytest.raises(LandmarkDataError, match="headerless files .* are not read yet"):
+    with pytest.raises(LandmarkDataError, match="42 values and a label .* keypoint-csv format"):
         load_landmarks_csv(keypoints)
