@@ -396,10 +396,13 @@ class Run:
         mlflow.log_input(dataset, context=context)
         self.set_tags({f"dataset_{context}_sha256": fingerprint})
 
-    def log_sklearn_model(self, model, example: pd.DataFrame, trusted_types, name="model") -> str:
+    def log_sklearn_model(
+        self, model, example: pd.DataFrame, trusted_types, name="model", metadata=None
+    ) -> str:
         """A fitted scikit-learn pipeline, saved with skops, with signature and input example.
 
         ``trusted_types``: the classes beyond skops' own the file holds (the caller's registry).
+        ``metadata``: JSON-able facts that travel in the model's MLmodel file (a reject rule).
         """
         self._require_active("a model")
         signature = infer_signature(example, np.asarray(model.predict(example), dtype=str))
@@ -412,6 +415,7 @@ class Run:
             code_paths=[str(PACKAGE_DIR)],
             serialization_format="skops",
             skops_trusted_types=list(trusted_types),
+            metadata=metadata,
         )
         self.set_tags({"model_uri": info.model_uri})
         return info.model_uri

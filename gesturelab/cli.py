@@ -131,10 +131,13 @@ def cmd_data_inspect(args) -> int:
 
 
 def cmd_data_import(args) -> int:
+    import shlex
+
     from gesturelab.datasets.importing import import_dataset
 
     loaded = _inspected(args)
-    folder = import_dataset(loaded, args.name, data_dir=args.data_dir)
+    command = "python -m gesturelab " + shlex.join(args.argv)
+    folder = import_dataset(loaded, args.name, data_dir=args.data_dir, command=command)
     print(f"imported as {args.name!r}: {folder} (datasheet.md, datasheet.json, landmarks.csv)")
     print(f"sweep it with: python -m gesturelab sweep --data {args.name}")
     return 0
@@ -586,7 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what a datasheet records as the command that made it
     from gesturelab.errors import GestureLabError
 
     try:

@@ -50,6 +50,8 @@ MAX_BLOCKS_PER_RUN = 12
 VALIDATION_FRACTION = 0.25  # share of subjects a sequence model is validated on
 N_BOOTSTRAP = 1000  # resamples for every confidence interval
 SMOOTHING_WINDOW = 7  # frames of label smoothing in videos
+# The reject threshold keeps this share of validation hands answered (see gesturelab.rejection).
+REJECT_COVERAGE = 0.95
 
 
 def setting(value, default):

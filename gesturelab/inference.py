@@ -37,11 +37,15 @@ def predict_images(predictor: GesturePredictor, paths, progress=True):
     extraction = extract_images(paths, progress=progress)
     rows = extraction.rows
     if len(rows):
-        top = predictor.predict_top_k(rows, k=3)  # a DataFrame keeps handedness
+        probabilities = predictor.predict_distribution(rows)  # a DataFrame keeps handedness
+        top = np.argsort(-probabilities, axis=1)[:, :3]
+        classes = predictor.classes
         rows = rows.assign(
-            label=[t[0][0] for t in top],
-            confidence=[t[0][1] for t in top],
-            top3=[format_top_k(t) for t in top],
+            label=predictor.gesture_labels(probabilities),
+            confidence=probabilities.max(axis=1),
+            top3=[
+                format_top_k([(classes[j], p[j]) for j in t]) for p, t in zip(probabilities, top)
+            ],
         )
     else:
         rows = rows.assign(label=[], confidence=[], top3=[])
@@ -139,7 +143,7 @@ def predict_video(
                 top = np.argsort(-probabilities)[:3]
                 record.update(
                     handedness=hands[0]["handedness"],
-                    label=classes[top[0]],
+                    label=predictor.gesture_labels(probabilities)[0],
                     confidence=float(probabilities[top[0]]),
                     top3=format_top_k([(classes[j], float(probabilities[j])) for j in top]),
                 )
@@ -147,7 +151,8 @@ def predict_video(
             if smoothed is not None:
                 best = int(np.argmax(smoothed))
                 record.update(
-                    smoothed_label=classes[best], smoothed_confidence=float(smoothed[best])
+                    smoothed_label=predictor.gesture_labels(smoothed)[0],
+                    smoothed_confidence=float(smoothed[best]),
                 )
             records.append(record)
             if writer is not None:

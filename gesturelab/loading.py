@@ -172,6 +172,7 @@ def validate_table(
     columns = landmark_columns(dims)
     if reasons is None:
         reasons = [[] for _ in range(len(raw))]
+    known = np.array([bool(r) for r in reasons])  # rows a reader already set aside
     coords = np.empty((len(raw), len(columns)), dtype=np.float64)
     for j, column in enumerate(columns):
         text = raw[column].fillna("").astype(str).str.strip()
@@ -179,7 +180,7 @@ def validate_table(
             text = text.str.replace(",", ".", regex=False)
         values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
         coords[:, j] = values
-        for i in np.flatnonzero(~np.isfinite(values)):
+        for i in np.flatnonzero(~np.isfinite(values) & ~known):
             reasons[i].append(_cell_problem(text.iat[i], column))
         with np.errstate(invalid="ignore"):
             huge = np.isfinite(values) & (np.abs(values) > MAX_ABS_COORDINATE)
@@ -191,14 +192,16 @@ def validate_table(
 
     allowed = None if classes is None else [str(c) for c in classes]
     has_label = LABEL_COLUMN in raw.columns
+    outside = np.zeros(len(raw), dtype=bool)  # rows of labels the caller left out on purpose
     if has_label:
         labels = raw[LABEL_COLUMN].fillna("").astype(str).str.strip()
         for i, label in enumerate(labels):
-            if reasons[i] and not label:
+            if known[i] and not label:
                 continue  # the reader already said why this row has no label
             if not label:
                 reasons[i].append(f"empty label in column {LABEL_COLUMN!r}")
             elif allowed is not None and label not in allowed:
+                outside[i] = not reasons[i]
                 reasons[i].append(
                     f"unknown label {label!r} in column {LABEL_COLUMN!r} "
                     f"(expected one of {len(allowed)} classes)"
@@ -218,7 +221,8 @@ def validate_table(
     if strict and bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise LandmarkDataError(path, reasons[i][0], line=int(lines[i]))
-    if bad.all() or bad.mean() > max_rejected_fraction:
+    # A label set that leaves classes out is a choice, not a sign of a broken file.
+    if bad.all() or (bad & ~outside).mean() > max_rejected_fraction:
         first = "; ".join(f"line {lines[i]}: {reasons[i][0]}" for i in np.flatnonzero(bad)[:3])
         raise LandmarkDataError(
             path,

@@ -296,3 +296,20 @@ def trajectory_figure(sequences, titles, joints=(0, 8), ncols=4):
     fig.suptitle("wrist (blue) and index tip (orange); circle = start, square = end", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def reject_figure(rule: dict, title: str = ""):
+    """Coverage and accuracy on the answered hands against the reject threshold."""
+    curve = rule["trade_off"]
+    t = [c["threshold"] for c in curve]
+    figure, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(t, [c["coverage"] for c in curve], marker="o", label="coverage (hands answered)")
+    ax.plot(t, [c["accuracy_answered"] for c in curve], marker="s", label="accuracy, answered")
+    chosen = f"chosen {rule['threshold']:.3f} (coverage {rule['val_coverage']:.1%})"
+    ax.axvline(rule["threshold"], color="grey", linestyle="--", label=chosen)
+    ax.set_xlabel("confidence threshold (out-of-fold validation)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"Reject option: {title}" if title else "Reject option")
+    ax.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -52,10 +52,11 @@ def _ovr_from_ovo(pairwise: np.ndarray, n_classes: int) -> np.ndarray:
 class GesturePredictor:
     """Predictions from a static landmark classifier, whatever form the landmarks come in."""
 
-    def __init__(self, model, info: dict | None = None):
+    def __init__(self, model, info: dict | None = None, reject: dict | None = None):
         self.model = model
         self.classes = [str(c) for c in model.classes_]
         self.info = dict(info or {})
+        self.reject = reject  # the model's reject rule (gesturelab.rejection), if it has one
 
     @classmethod
     def load(cls, model_uri: str) -> GesturePredictor:
@@ -69,7 +70,7 @@ class GesturePredictor:
         info = tracking.model_version_info(model_uri)
         if loaded.kind == "sequence":
             return SequencePredictor(loaded.model, loaded.metadata, info)
-        return cls(loaded.model, info)
+        return cls(loaded.model, info, loaded.metadata.get("reject"))
 
     def _hands(self, landmarks, image_size=None) -> np.ndarray | pd.DataFrame:
         if hasattr(landmarks, "multi_hand_landmarks") or hasattr(landmarks, "landmark"):
@@ -122,15 +123,23 @@ class GesturePredictor:
             for row, top in zip(probabilities, order, strict=True)
         ]
 
-    def predict_batch(self, landmarks, image_size=None) -> list[tuple[str, float]]:
-        """(label, confidence) for each hand."""
-        probabilities = self.predict_distribution(landmarks, image_size)
-        best = probabilities.argmax(axis=1)
-        return [(self.classes[j], float(p[j])) for p, j in zip(probabilities, best, strict=True)]
+    def gesture_labels(self, probabilities, reject: bool = True) -> list[str]:
+        """The label of each row of ``predict_distribution``: the best class, or
+        ``"no gesture"`` where the model's reject rule says so (``reject=False``: never)."""
+        from gesturelab.rejection import labels
 
-    def predict_single(self, landmarks, image_size=None) -> tuple[str, float]:
+        return list(labels(probabilities, self.classes, self.reject if reject else None))
+
+    def predict_batch(self, landmarks, image_size=None, reject=True) -> list[tuple[str, float]]:
+        """(label, confidence) for each hand; the label is "no gesture" where the model's
+        reject rule rejects the hand, the confidence that of its best class."""
+        probabilities = self.predict_distribution(landmarks, image_size)
+        names = self.gesture_labels(probabilities, reject)
+        return [(n, float(p.max())) for n, p in zip(names, probabilities, strict=True)]
+
+    def predict_single(self, landmarks, image_size=None, reject=True) -> tuple[str, float]:
         """(label, confidence) of one hand."""
-        results = self.predict_batch(landmarks, image_size)
+        results = self.predict_batch(landmarks, image_size, reject)
         if len(results) != 1:
             raise ValueError(f"predict_single takes one hand, got {len(results)}")
         return results[0]
@@ -147,6 +156,7 @@ class GesturePredictor:
             "classes": self.classes,
             "input": "x, y (2-D landmarks)" if self.dims == 2 else "x, y, z (3-D landmarks)",
             "input_shape": [N_LANDMARKS, self.dims],
+            "reject": {k: v for k, v in (self.reject or {}).items() if k != "trade_off"} or None,
         }
 
     @property
@@ -179,6 +189,7 @@ class SequencePredictor(GesturePredictor):
         n_outputs = int(model.output_shape[-1])
         self.classes = [str(c) for c in metadata.get("classes") or range(n_outputs)]
         self.info = dict(info or {})
+        self.reject = None
 
     def _sequence(self, sequence, image_size=None) -> np.ndarray:
         if isinstance(sequence, pd.DataFrame):

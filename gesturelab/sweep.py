@@ -40,8 +40,14 @@ from gesturelab.models import (
     run_name,
     sweep_grid,
 )
-from gesturelab.plots import confusion_matrix_figure, feature_ablation_figure, leaderboard_figure
+from gesturelab.plots import (
+    confusion_matrix_figure,
+    feature_ablation_figure,
+    leaderboard_figure,
+    reject_figure,
+)
 from gesturelab.predictor import GesturePredictor, model_classes
+from gesturelab.rejection import reject_rule
 from gesturelab.splits import grouped_folds, source_groups
 from gesturelab.static_data import PreparedData
 
@@ -486,6 +492,7 @@ def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
         for k in best
         if k.startswith(("val_", "test_")) and k not in ("test_confusion", "test_report")
     }
+    rule = champion_reject_rule(sweep, pipeline)
     with tracking.start_run(
         sweep.experiment,
         f"champion ({best['family']})",
@@ -508,7 +515,19 @@ def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
         start = time.perf_counter()
         pipeline.fit(X_all, y_all)
         run.log_metrics({"fit_time_s": time.perf_counter() - start, **selection})
-        model_uri = run.log_sklearn_model(pipeline, X_all.iloc[:3], SKOPS_TRUSTED_TYPES)
+        run.log_metrics({f"reject_{k}": v for k, v in rule.items() if isinstance(v, float)})
+        run.log_params(
+            {
+                "reject_method": rule["method"],
+                **({"reject_class": rule["class"]} if "class" in rule else {}),
+            }
+        )
+        run.log_dicts({"reject_rule.json": rule})
+        if rule["method"] == "threshold":
+            run.log_figures({"reject_trade_off.png": reject_figure(rule, best["run_name"])})
+        model_uri = run.log_sklearn_model(
+            pipeline, X_all.iloc[:3], SKOPS_TRUSTED_TYPES, metadata={"reject": rule}
+        )
     champion = {
         "family": best["family"],
         "run_name": best["run_name"],
@@ -517,6 +536,7 @@ def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
         "test_f1_macro": best["test_f1_macro"],
         "run_id": run.run_id,
         "model_uri": model_uri,
+        "reject": rule,
     }
     if name:
         version = tracking.register_model(
@@ -531,6 +551,22 @@ def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
         champion["registered"] = f"models:/{name}@{config.CHAMPION_ALIAS}"
         champion["version"] = version.version
     return champion
+
+
+def champion_reject_rule(sweep: _Sweep, pipeline) -> dict:
+    """The champion's reject rule, chosen on the out-of-fold predictions of its configuration
+    (``gesturelab.rejection``): each training row scored by a model that never saw its fold."""
+    X, y, folds = sweep.X_train, sweep.y_train, sweep.folds
+    confidence = np.empty(len(y))
+    correct = np.empty(len(y), dtype=bool)
+    for fold in np.unique(folds):
+        held = folds == fold
+        predictor = GesturePredictor(clone(pipeline).fit(X[~held], y[~held]))
+        probabilities = predictor.predict_distribution(X[held])
+        confidence[held] = probabilities.max(axis=1)
+        best = np.asarray(predictor.classes, dtype=object)[probabilities.argmax(axis=1)]
+        correct[held] = best == y[held]
+    return reject_rule(sweep.labels, confidence, correct)
 
 
 def save_figures(result: SweepResult, best_rows, labels, figures_dir: Path) -> list[Path]:

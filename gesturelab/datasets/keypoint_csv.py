@@ -21,7 +21,6 @@ from gesturelab.datasets.labels import read_label_file
 from gesturelab.errors import LandmarkDataError
 from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS_2D, N_LANDMARKS
 from gesturelab.loading import (
-    DELIMITERS,
     READ_ERRORS,
     LoadedLandmarks,
     check_file,
@@ -55,8 +54,8 @@ def first_row(path: Path):
 
 def _split(line: str):
     """The fields of a row and its delimiter: whichever of , ; tab gives 43 fields (a file
-    saved with ';' writes decimal commas, so a comma count alone would mislead)."""
-    for delimiter in DELIMITERS:
+    saved with ';' writes decimal commas, so ';' and tab are tried before ',')."""
+    for delimiter in (";", "\t", ","):
         fields = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter))
         if len(fields) == N_VALUES + 1:
             return fields, delimiter
