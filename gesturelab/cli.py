@@ -48,22 +48,38 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def sweep_figures_dir(given, experiment: str):
+    """--figures-dir, else build/figures; another label set's figures go into a folder of
+    their own so that they never overwrite HaGRID's."""
+    from pathlib import Path
+
+    if given:
+        return Path(given)
+    if experiment == config.STATIC_EXPERIMENT:
+        return config.SCRATCH_FIGURES_DIR
+    return config.SCRATCH_FIGURES_DIR / experiment.removesuffix("-classical-sweep")
+
+
 def cmd_sweep(args) -> int:
     from gesturelab.static_data import prepare
-    from gesturelab.sweep import default_model_name, run_sweep
+    from gesturelab.sweep import default_experiment, default_model_name, run_sweep
 
     prepared = prepare(args.data, classes=args.classes, block_size=args.block_size, seed=args.seed)
     print(f"groups: {prepared.group_source}")
     register_as = None
+    name = prepared.loaded.name
     if args.register:
-        register_as = args.model_name or default_model_name(prepared.classes, prepared.loaded.name)
+        register_as = args.model_name or default_model_name(prepared.classes, name)
+    experiment = args.experiment or default_experiment(prepared.classes, name)
+    figures_dir = sweep_figures_dir(args.figures_dir, experiment)
+    print(f"experiment: {experiment}; figures: {figures_dir}")
     result = run_sweep(
         prepared,
         quick=args.quick,
         selection_tolerance=args.selection_tolerance,
-        experiment=args.experiment,
+        experiment=experiment,
         register_as=register_as,
-        figures_dir=args.figures_dir,
+        figures_dir=figures_dir,
         seed=args.seed,
         families=args.families,
     )
@@ -444,7 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(FAMILIES),
         help="model families to sweep (default: every family of gesturelab.models.REGISTRY)",
     )
-    p.add_argument("--experiment", default=config.STATIC_EXPERIMENT)
+    p.add_argument(
+        "--experiment",
+        help=f"default: {config.STATIC_EXPERIMENT} for HaGRID's 18 classes, else "
+        "<dataset>-classical-sweep",
+    )
     p.add_argument(
         "--register",
         action="store_true",
@@ -454,12 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model-name",
         help="registered model name (default: hagrid-static-gesture for HaGRID's 18 classes, "
-        "else <data file>-<N>-gestures)",
+        "else <dataset>-<N>-gestures)",
     )
     p.add_argument(
         "--figures-dir",
-        default=str(config.SCRATCH_FIGURES_DIR),
-        help="where the figures go (default build/figures; only reproduce writes figures/)",
+        help="where the figures go (default build/figures, build/figures/<dataset> for other "
+        "label sets; only reproduce writes figures/)",
     )
     p.add_argument(
         "--block-size", type=int, default=config.BLOCK_SIZE, help="rows per group without ids"

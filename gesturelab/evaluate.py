@@ -9,8 +9,6 @@ import numpy as np
 import train_with_mlflow as tracking
 from gesturelab import config
 from gesturelab.evaluation import evaluation_report, write_report
-from gesturelab.landmarks import LANDMARK_COLUMNS
-from gesturelab.loading import load_landmarks_csv
 from gesturelab.predictor import load_static
 
 SLICE_COLUMNS = ("handedness", "user_id", "subject", "source", "group")
@@ -24,12 +22,18 @@ def evaluate_model(
     log: bool = True,
     n_bootstrap=config.N_BOOTSTRAP,
 ) -> dict:
-    """The full evaluation report (see gesturelab.evaluation), printed, written, logged."""
+    """The full evaluation report (see gesturelab.evaluation), printed, written, logged.
+
+    data_path: any dataset ``gesturelab.datasets`` reads (a file, an image folder, a name).
+    """
+    from gesturelab import datasets
+    from gesturelab.rejection import rejected
+
     predictor = load_static(model_uri, "`evaluate`")
-    loaded = load_landmarks_csv(data_path, classes=None, quarantine_dir=quarantine_dir)
-    X = loaded.data[list(LANDMARK_COLUMNS)]
+    loaded = datasets.read(data_path, quarantine_dir=quarantine_dir)
+    X = loaded.data
     y = loaded.y
-    scores = predictor.predict_distribution(loaded.data)
+    scores, reject_scores = predictor.predict_with_scores(loaded.data)
     predicted = np.asarray(predictor.classes, dtype=object)[scores.argmax(axis=1)]
     slices = {c: loaded.data[c].to_numpy() for c in SLICE_COLUMNS if c in loaded.data.columns}
     report = evaluation_report(
@@ -42,6 +46,17 @@ def evaluate_model(
         n_bootstrap=n_bootstrap,
     )
     unknown = sorted(set(y) - set(predictor.classes))
+    if predictor.reject:
+        # What the model's reject option does on this data: hands it answers, and how well.
+        said_none = rejected(scores, predictor.classes, predictor.reject, reject_scores)
+        answered = ~said_none
+        report["reject"] = {
+            "rule": {k: v for k, v in predictor.reject.items() if k != "trade_off"},
+            "coverage": float(answered.mean()),
+            "accuracy_answered": float((predicted[answered] == y[answered]).mean())
+            if answered.any()
+            else None,
+        }
     report["model_uri"] = model_uri
     report["model"] = tracking.model_version_info(model_uri)
     report["data"] = {

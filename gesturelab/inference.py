@@ -37,11 +37,11 @@ def predict_images(predictor: GesturePredictor, paths, progress=True):
     extraction = extract_images(paths, progress=progress)
     rows = extraction.rows
     if len(rows):
-        probabilities = predictor.predict_distribution(rows)  # a DataFrame keeps handedness
+        probabilities, scores = predictor.predict_with_scores(rows)  # keeps handedness
         top = np.argsort(-probabilities, axis=1)[:, :3]
         classes = predictor.classes
         rows = rows.assign(
-            label=predictor.gesture_labels(probabilities),
+            label=predictor.gesture_labels(probabilities, scores),
             confidence=probabilities.max(axis=1),
             top3=[
                 format_top_k([(classes[j], p[j]) for j in t]) for p, t in zip(probabilities, top)
@@ -139,19 +139,24 @@ def predict_video(
             probabilities = None
             if hands:
                 row = pd.DataFrame(hand_rows(hands[:1], str(path), index))
-                probabilities = predictor.predict_distribution(row)[0]
+                probabilities, score = predictor.predict_with_scores(row)
+                probabilities = probabilities[0]
                 top = np.argsort(-probabilities)[:3]
                 record.update(
                     handedness=hands[0]["handedness"],
-                    label=predictor.gesture_labels(probabilities)[0],
+                    label=predictor.gesture_labels(probabilities, score)[0],
                     confidence=float(probabilities[top[0]]),
                     top3=format_top_k([(classes[j], float(probabilities[j])) for j in top]),
                 )
-            smoothed = smoother.update(probabilities)
+            # The reject score is smoothed with the probabilities, as one more column.
+            smoothed = smoother.update(
+                None if probabilities is None else np.append(probabilities, score)
+            )
             if smoothed is not None:
+                smoothed, smoothed_score = smoothed[:-1], smoothed[-1:]
                 best = int(np.argmax(smoothed))
                 record.update(
-                    smoothed_label=predictor.gesture_labels(smoothed)[0],
+                    smoothed_label=predictor.gesture_labels(smoothed, smoothed_score)[0],
                     smoothed_confidence=float(smoothed[best]),
                 )
             records.append(record)

@@ -114,6 +114,49 @@ class GesturePredictor:
             classifier.decision_function_shape = shape
         return _ovr_from_ovo(pairwise, len(self.classes))
 
+    def _winner_margins(self, X, probabilities) -> np.ndarray:
+        """An SVC's confidence: the smallest one-vs-one margin of the predicted class over any
+        other (how far the hand is from the nearest boundary its label depends on)."""
+        steps = getattr(self.model, "steps", [(None, self.model)])
+        classifier = steps[-1][1]
+        for _, step in steps[:-1]:
+            X = step.transform(X)
+        if len(self.classes) == 2:
+            return np.abs(np.asarray(classifier.decision_function(X), float))
+        shape = classifier.decision_function_shape
+        classifier.decision_function_shape = "ovo"
+        try:
+            pairwise = np.atleast_2d(classifier.decision_function(X))
+        finally:
+            classifier.decision_function_shape = shape
+        n = len(self.classes)
+        first, second = np.triu_indices(n, 1)
+        margins = np.zeros((len(pairwise), n, n))
+        margins[:, first, second] = pairwise  # > 0: the first class of the pair wins
+        margins[:, second, first] = -pairwise
+        rows = np.arange(len(pairwise))
+        winner = margins[rows, probabilities.argmax(axis=1)]
+        winner[rows, probabilities.argmax(axis=1)] = np.inf
+        return winner.min(axis=1)
+
+    @property
+    def reject_score_kind(self) -> str:
+        """What the reject threshold applies to: "margin" for an SVC (whose softmax of votes
+        crowds every hand near the same value), else the top class probability."""
+        if self.reject and "score" in self.reject:
+            return self.reject["score"]
+        svc = hasattr(self._classifier, "support_vectors_")
+        return "margin" if svc and not hasattr(self.model, "predict_proba") else "probability"
+
+    def predict_with_scores(self, landmarks, image_size=None):
+        """(probabilities, reject score) per hand: the score is what the reject rule
+        thresholds (``reject_score_kind``)."""
+        X = self._hands(landmarks, image_size)
+        probabilities = self.predict_distribution(X)
+        if self.reject_score_kind == "margin":
+            return probabilities, self._winner_margins(X, probabilities)
+        return probabilities, probabilities.max(axis=1)
+
     def predict_top_k(self, landmarks, k: int = 3, image_size=None) -> list[list[tuple]]:
         """The k most likely (label, probability) pairs for each hand."""
         probabilities = self.predict_distribution(landmarks, image_size)
@@ -123,18 +166,18 @@ class GesturePredictor:
             for row, top in zip(probabilities, order, strict=True)
         ]
 
-    def gesture_labels(self, probabilities, reject: bool = True) -> list[str]:
-        """The label of each row of ``predict_distribution``: the best class, or
+    def gesture_labels(self, probabilities, scores=None, reject: bool = True) -> list[str]:
+        """The label of each row of ``predict_with_scores``: the best class, or
         ``"no gesture"`` where the model's reject rule says so (``reject=False``: never)."""
         from gesturelab.rejection import labels
 
-        return list(labels(probabilities, self.classes, self.reject if reject else None))
+        return list(labels(probabilities, self.classes, self.reject if reject else None, scores))
 
     def predict_batch(self, landmarks, image_size=None, reject=True) -> list[tuple[str, float]]:
         """(label, confidence) for each hand; the label is "no gesture" where the model's
         reject rule rejects the hand, the confidence that of its best class."""
-        probabilities = self.predict_distribution(landmarks, image_size)
-        names = self.gesture_labels(probabilities, reject)
+        probabilities, scores = self.predict_with_scores(landmarks, image_size)
+        names = self.gesture_labels(probabilities, scores, reject)
         return [(n, float(p.max())) for n, p in zip(names, probabilities, strict=True)]
 
     def predict_single(self, landmarks, image_size=None, reject=True) -> tuple[str, float]:

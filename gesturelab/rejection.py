@@ -7,8 +7,10 @@ nearest one. Every static model therefore carries a reject rule in its metadata:
 - otherwise a confidence threshold, chosen on the out-of-fold validation predictions so that
   a share ``REJECT_COVERAGE`` of validation hands is still answered. The trade-off it buys
   (coverage, and accuracy on the hands it answers) is reported beside it.
-Confidence is what ``GesturePredictor.predict_distribution`` gives (for an SVM a softmax of its
-one-vs-rest scores: a ranking, not a probability), the same at selection and at prediction.
+The score thresholded is ``GesturePredictor.predict_with_scores``'s, the same at selection and at
+prediction: the top class probability, or for an SVM the smallest one-vs-one margin of the
+predicted class (the softmax of an SVM's votes puts almost every hand near the same value, so
+it cannot tell a clear gesture from none; measured on HaGRID's champion).
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ def trade_off(confidence, correct, thresholds=None) -> list[dict]:
     return rows
 
 
-def reject_rule(classes, confidence, correct, coverage: float = config.REJECT_COVERAGE) -> dict:
-    """The rule a model is logged with (see the module docstring)."""
+def reject_rule(
+    classes, confidence, correct, coverage: float = config.REJECT_COVERAGE, score="probability"
+) -> dict:
+    """The rule a model is logged with (see the module docstring); ``score``: what
+    ``confidence`` is ("probability" or "margin")."""
     confidence = np.asarray(confidence, float)
     correct = np.asarray(correct, bool)
     explicit = none_class(classes)
@@ -57,6 +62,7 @@ def reject_rule(classes, confidence, correct, coverage: float = config.REJECT_CO
     accepted = confidence >= threshold
     return {
         "method": "threshold",
+        "score": score,
         "threshold": threshold,
         "target_coverage": coverage,
         "val_coverage": float(accepted.mean()),
@@ -67,19 +73,24 @@ def reject_rule(classes, confidence, correct, coverage: float = config.REJECT_CO
     }
 
 
-def rejected(probabilities, classes, rule: dict | None) -> np.ndarray:
-    """True where ``rule`` says the hand makes no gesture."""
+def rejected(probabilities, classes, rule: dict | None, scores=None) -> np.ndarray:
+    """True where ``rule`` says the hand makes no gesture; ``scores``: the rule's score per
+    row (needed for a margin rule; a probability rule defaults to the top probability)."""
     probabilities = np.atleast_2d(probabilities)
     if not rule:
         return np.zeros(len(probabilities), dtype=bool)
     if rule["method"] == "class":
         best = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
         return best == rule["class"]
-    return probabilities.max(axis=1) < rule["threshold"]
+    if scores is None:
+        if rule.get("score", "probability") != "probability":
+            raise ValueError(f"this reject rule thresholds the {rule['score']}: pass its scores")
+        scores = probabilities.max(axis=1)
+    return np.asarray(scores, float) < rule["threshold"]
 
 
-def labels(probabilities, classes, rule: dict | None) -> np.ndarray:
+def labels(probabilities, classes, rule: dict | None, scores=None) -> np.ndarray:
     """The best class of each row, or ``NO_GESTURE`` where the rule rejects it."""
     probabilities = np.atleast_2d(probabilities)
     best = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
-    return np.where(rejected(probabilities, classes, rule), NO_GESTURE, best)
+    return np.where(rejected(probabilities, classes, rule, scores), NO_GESTURE, best)

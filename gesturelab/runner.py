@@ -67,6 +67,15 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
                 "reports_dir": str(reports),
             },
         ),
+        (
+            "06_your_own_gestures.ipynb",
+            {
+                "quick": quick,
+                "register": not quick,
+                "data_dir": str(root / "datasets" if root else config.DATA_DIR),
+                "figures_dir": str(figures / "keypoint-classifier"),
+            },
+        ),
     ]
 
 

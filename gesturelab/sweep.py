@@ -71,8 +71,19 @@ def default_model_name(classes, dataset_name) -> str:
     """
     if sorted(map(str, classes)) == sorted(HAGRID_CLASSES):
         return config.STATIC_MODEL_NAME
-    stem = re.sub(r"[^a-z0-9]+", "-", Path(str(dataset_name)).stem.lower()).strip("-") or "static"
-    return f"{stem}-{len(classes)}-gestures"
+    return f"{_slug(dataset_name)}-{len(classes)}-gestures"
+
+
+def default_experiment(classes, dataset_name) -> str:
+    """HaGRID's 18 classes sweep into the project's experiment; any other label set into one
+    of its own, so that a leaderboard never mixes label sets."""
+    if sorted(map(str, classes)) == sorted(HAGRID_CLASSES):
+        return config.STATIC_EXPERIMENT
+    return f"{_slug(dataset_name)}-classical-sweep"
+
+
+def _slug(dataset_name) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", Path(str(dataset_name)).stem.lower()).strip("-") or "static"
 
 
 def champion_file(reports_dir) -> Path:
@@ -562,11 +573,10 @@ def champion_reject_rule(sweep: _Sweep, pipeline) -> dict:
     for fold in np.unique(folds):
         held = folds == fold
         predictor = GesturePredictor(clone(pipeline).fit(X[~held], y[~held]))
-        probabilities = predictor.predict_distribution(X[held])
-        confidence[held] = probabilities.max(axis=1)
+        probabilities, confidence[held] = predictor.predict_with_scores(X[held])
         best = np.asarray(predictor.classes, dtype=object)[probabilities.argmax(axis=1)]
         correct[held] = best == y[held]
-    return reject_rule(sweep.labels, confidence, correct)
+    return reject_rule(sweep.labels, confidence, correct, score=predictor.reject_score_kind)
 
 
 def save_figures(result: SweepResult, best_rows, labels, figures_dir: Path) -> list[Path]:

@@ -57,6 +57,14 @@ def test_reproduce_quick(mlflow_store, tmp_path):
     champions = json.loads((tmp_path / "reports" / "sequence_champions.json").read_text())
     assert champions["14"]["model_uri"].startswith("models:/m-")  # quick: logged, not registered
     assert MlflowClient(mlflow_store).search_registered_models() == []
+    # Notebook 06: the keypoint file imported, swept into its own experiment, not registered.
+    sheet = json.loads(
+        (tmp_path / "datasets" / "keypoint-classifier" / "datasheet.json").read_text()
+    )
+    assert sheet["classes"] == ["Open", "Close", "Pointer"] and sheet["format"] == "keypoint-csv"
+    assert (tmp_path / "figures" / "keypoint-classifier" / "reject_trade_off.png").exists()
+    experiments = {e.name for e in MlflowClient(mlflow_store).search_experiments()}
+    assert "keypoint-classifier-classical-sweep" in experiments
     report = nbformat.read(tmp_path / "executed" / "05_evaluation_report.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in report.cells for o in c.get("outputs", []))
     (line,) = [x for x in printed.splitlines() if x.startswith("champions: {")]

@@ -58,8 +58,16 @@ def test_each_label_set_has_its_own_default_name(tmp_path):
 
 
 def test_sweep_writes_figures_outside_the_readme_figures_by_default():
+    from gesturelab.cli import sweep_figures_dir
+
     args = build_parser().parse_args(["sweep"])
-    assert args.figures_dir == str(config.SCRATCH_FIGURES_DIR) and not args.register
+    assert not args.register
+    assert sweep_figures_dir(args.figures_dir, config.STATIC_EXPERIMENT) == (
+        config.SCRATCH_FIGURES_DIR
+    )
+    assert sweep_figures_dir(None, "keypoint-classical-sweep") == (
+        config.SCRATCH_FIGURES_DIR / "keypoint"
+    )
 
 
 def _subset(tmp_path, prepared, n_classes=9):
