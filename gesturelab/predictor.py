@@ -104,31 +104,27 @@ class GesturePredictor:
             scores = np.asarray(self.model.decision_function(X), float)
             # Two classes give one score per row, positive for the second class.
             return np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
-        for _, step in steps[:-1]:
-            X = step.transform(X)
-        shape = classifier.decision_function_shape
-        classifier.decision_function_shape = "ovo"
-        try:
-            pairwise = np.atleast_2d(classifier.decision_function(X))
-        finally:
-            classifier.decision_function_shape = shape
-        return _ovr_from_ovo(pairwise, len(self.classes))
+        return _ovr_from_ovo(self._pairwise(X), len(self.classes))
 
-    def _winner_margins(self, X, probabilities) -> np.ndarray:
-        """An SVC's confidence: the smallest one-vs-one margin of the predicted class over any
-        other (how far the hand is from the nearest boundary its label depends on)."""
+    def _pairwise(self, X) -> np.ndarray:
+        """An SVC's one-vs-one decision scores (n, n_pairs), positive for a pair's first class."""
         steps = getattr(self.model, "steps", [(None, self.model)])
         classifier = steps[-1][1]
         for _, step in steps[:-1]:
             X = step.transform(X)
-        if len(self.classes) == 2:
-            return np.abs(np.asarray(classifier.decision_function(X), float))
         shape = classifier.decision_function_shape
         classifier.decision_function_shape = "ovo"
         try:
-            pairwise = np.atleast_2d(classifier.decision_function(X))
+            return np.atleast_2d(classifier.decision_function(X))
         finally:
             classifier.decision_function_shape = shape
+
+    def _winner_margins(self, X, probabilities) -> np.ndarray:
+        """An SVC's confidence: the smallest one-vs-one margin of the predicted class over any
+        other (how far the hand is from the nearest boundary its label depends on)."""
+        if len(self.classes) == 2:
+            return np.abs(np.asarray(self.model.decision_function(X), float))
+        pairwise = self._pairwise(X)
         n = len(self.classes)
         first, second = np.triu_indices(n, 1)
         margins = np.zeros((len(pairwise), n, n))
