@@ -214,3 +214,32 @@ def test_sniffing_tells_the_formats_apart(sample_csv, tmp_path):
     assert keypoint_csv.sniff(sample_csv) is False
     with pytest.raises(LandmarkDataError, match="without class folders"):
         datasets.detect(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.sweep
+def test_a_hagrid_csv_with_other_labels_sweeps_into_its_own_experiment(
+    sample_frame, mlflow_store, tmp_path
+):
+    from conftest import run_cli
+    from mlflow.tracking import MlflowClient
+
+    mine = {"like": "thumbs_up", "dislike": "thumbs_down", "fist": "grip", "palm": "open_hand"}
+    frame = sample_frame[sample_frame["label"].isin(mine)].replace({"label": mine})
+    path = tmp_path / "my_gestures.csv"
+    frame.to_csv(path, index=False)
+    out = run_cli(
+        "sweep", "--data", path, "--quick", "--families", "logreg", "knn",
+        store=mlflow_store, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "experiment: my-gestures-classical-sweep" in out.stdout
+    client = MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name("my-gestures-classical-sweep")
+    (champion,) = client.search_runs(
+        [experiment.experiment_id], "tags.run_kind = 'champion'", max_results=5
+    )
+    assert json.loads(champion.data.tags["label_set"]) == sorted(mine.values())
+    assert client.get_experiment_by_name(config.STATIC_EXPERIMENT) is None
+    assert champion.data.params["reject_method"] == "threshold"
+    assert 0.9 <= champion.data.metrics["reject_val_coverage"] <= 1.0
