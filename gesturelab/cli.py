@@ -64,7 +64,13 @@ def cmd_sweep(args) -> int:
     from gesturelab.static_data import prepare
     from gesturelab.sweep import default_experiment, default_model_name, run_sweep
 
-    prepared = prepare(args.data, classes=args.classes, block_size=args.block_size, seed=args.seed)
+    prepared = prepare(
+        args.data,
+        classes=args.classes,
+        block_size=args.block_size,
+        seed=args.seed,
+        read_options=_read_options(args),
+    )
     print(f"groups: {prepared.group_source}")
     register_as = None
     name = prepared.loaded.name
@@ -135,7 +141,7 @@ def _inspected(args):
 
     loaded = datasets.read(
         args.path, classes=args.classes, quarantine_dir=args.quarantine_dir, verbose=False,
-        **_read_options(args),
+        data_dir=getattr(args, "data_dir", None), **_read_options(args),
     )  # fmt: skip
     print_description(describe(loaded))
     return loaded
@@ -397,19 +403,24 @@ def cmd_leaderboard(args) -> int:
 
 
 def _dataset_options(p) -> None:
-    from gesturelab.datasets import FORMATS
-
     p.add_argument(
         "--classes",
         help="'hagrid' (HaGRID's 18) or a label file: the allowed labels, in order; rows of "
         "other labels are quarantined (default: every label the data holds)",
     )
+    _read_arguments(p)
+    p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
+
+
+def _read_arguments(p) -> None:
+    """How to read a file when detection is not enough (see ``gesturelab.datasets``)."""
+    from gesturelab.datasets import FORMATS
+
     p.add_argument("--format", choices=list(FORMATS), help="skip format detection")
     p.add_argument("--labels", help="keypoint CSV: the label file naming class indices")
     p.add_argument(
         "--label-column", choices=("first", "last"), help="keypoint CSV: where the label is"
     )
-    p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -452,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="'hagrid' or a label file (one name per line): restricts and orders the label "
         "set, other labels are quarantined (default: the labels the data holds)",
     )
+    _read_arguments(p)
     p.add_argument("--quick", action="store_true", help="a handful of configurations")
     p.add_argument(
         "--families",
@@ -508,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("validate", help="check a dataset, quarantining bad rows")
     p.add_argument("--data", required=True, help="a file, an image folder or a dataset name")
     _dataset_options(p)
+    # Every label is accepted by default now; kept so that older scripts still run.
+    p.add_argument("--any-label", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_validate)
 
     data = commands.add_parser("data", help="inspect or import a dataset of your own gestures")

@@ -60,7 +60,7 @@ def evaluate_model(
     report["model_uri"] = model_uri
     report["model"] = tracking.model_version_info(model_uri)
     report["data"] = {
-        "path": str(Path(data_path).resolve()),
+        "path": str(Path(loaded.path).resolve()),
         "sha256": loaded.fingerprint,
         **loaded.counts,
         "quarantine": str(loaded.quarantine_path) if loaded.quarantine_path else None,

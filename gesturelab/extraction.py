@@ -68,6 +68,15 @@ class HandLandmarker:
         self.max_num_hands = max_num_hands
         self.mirrored_input = mirrored_input
         self.second_pass = second_pass and static_image_mode
+        # What a landmark cache keys its entries by (gesturelab.datasets.image_folder).
+        self.settings = {
+            "static_image_mode": static_image_mode,
+            "max_num_hands": max_num_hands,
+            "min_detection_confidence": min_detection_confidence,
+            "model_complexity": model_complexity,
+            "mirrored_input": mirrored_input,
+            "second_pass": self.second_pass,
+        }
         self._hands = mp.solutions.hands.Hands(
             static_image_mode=static_image_mode,
             max_num_hands=max_num_hands,

@@ -139,22 +139,26 @@ def predict_video(
             probabilities = None
             if hands:
                 row = pd.DataFrame(hand_rows(hands[:1], str(path), index))
-                probabilities, score = predictor.predict_with_scores(row)
-                probabilities = probabilities[0]
+                probabilities, class_scores = predictor.predict_with_class_scores(row)
+                probabilities, class_scores = probabilities[0], class_scores[0]
                 top = np.argsort(-probabilities)[:3]
+                score = class_scores[top[:1]]
                 record.update(
                     handedness=hands[0]["handedness"],
                     label=predictor.gesture_labels(probabilities, score)[0],
                     confidence=float(probabilities[top[0]]),
                     top3=format_top_k([(classes[j], float(probabilities[j])) for j in top]),
                 )
-            # The reject score is smoothed with the probabilities, as one more column.
+            # The per-class reject scores are smoothed with the probabilities, and the
+            # smoothed winner's score decides: a window that flips between two confident
+            # labels is no confident label.
             smoothed = smoother.update(
-                None if probabilities is None else np.append(probabilities, score)
+                None if probabilities is None else np.concatenate([probabilities, class_scores])
             )
             if smoothed is not None:
-                smoothed, smoothed_score = smoothed[:-1], smoothed[-1:]
+                smoothed, smoothed_scores = np.split(smoothed, 2)
                 best = int(np.argmax(smoothed))
+                smoothed_score = smoothed_scores[best : best + 1]
                 record.update(
                     smoothed_label=predictor.gesture_labels(smoothed, smoothed_score)[0],
                     smoothed_confidence=float(smoothed[best]),

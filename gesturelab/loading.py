@@ -221,6 +221,13 @@ def validate_table(
     if strict and bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise LandmarkDataError(path, reasons[i][0], line=int(lines[i]))
+    if bad.all() and outside.all():
+        found = sorted(set(labels))
+        raise LandmarkDataError(
+            path,
+            f"none of the file's labels ({_some(found)}) is in the given label set "
+            f"({len(allowed)} classes: {_some(allowed, 5)})",
+        )
     # A label set that leaves classes out is a choice, not a sign of a broken file.
     if bad.all() or (bad & ~outside).mean() > max_rejected_fraction:
         first = "; ".join(f"line {lines[i]}: {reasons[i][0]}" for i in np.flatnonzero(bad)[:3])
@@ -402,6 +409,10 @@ def _check_columns(path: Path, columns: list[str], require_label: bool) -> int:
             column=extra[0],
         )
     return dims
+
+
+def _some(names, n: int = 8) -> str:
+    return ", ".join(names[:n]) + (" ..." if len(names) > n else "")
 
 
 def _is_number(text: str) -> bool:

@@ -119,21 +119,20 @@ class GesturePredictor:
         finally:
             classifier.decision_function_shape = shape
 
-    def _winner_margins(self, X, probabilities) -> np.ndarray:
-        """An SVC's confidence: the smallest one-vs-one margin of the predicted class over any
-        other (how far the hand is from the nearest boundary its label depends on)."""
+    def _class_margins(self, X) -> np.ndarray:
+        """An SVC's confidence per class: the class's smallest one-vs-one margin over any other
+        (positive only for a class that wins every pair it is in). For the predicted class it
+        is how far the hand is from the nearest boundary its label depends on."""
         if len(self.classes) == 2:
-            return np.abs(np.asarray(self.model.decision_function(X), float))
+            scores = np.asarray(self.model.decision_function(X), float)
+            return np.column_stack([-scores, scores])
         pairwise = self._pairwise(X)
         n = len(self.classes)
         first, second = np.triu_indices(n, 1)
-        margins = np.zeros((len(pairwise), n, n))
+        margins = np.full((len(pairwise), n, n), np.inf)
         margins[:, first, second] = pairwise  # > 0: the first class of the pair wins
         margins[:, second, first] = -pairwise
-        rows = np.arange(len(pairwise))
-        winner = margins[rows, probabilities.argmax(axis=1)]
-        winner[rows, probabilities.argmax(axis=1)] = np.inf
-        return winner.min(axis=1)
+        return margins.min(axis=2)
 
     @property
     def reject_score_kind(self) -> str:
@@ -144,14 +143,22 @@ class GesturePredictor:
         svc = hasattr(self._classifier, "support_vectors_")
         return "margin" if svc and not hasattr(self.model, "predict_proba") else "probability"
 
-    def predict_with_scores(self, landmarks, image_size=None):
-        """(probabilities, reject score) per hand: the score is what the reject rule
-        thresholds (``reject_score_kind``)."""
+    def predict_with_class_scores(self, landmarks, image_size=None):
+        """(probabilities, reject scores per class), both (n_hands, n_classes): the margins of
+        ``_class_margins`` for an SVC, else the probabilities. Averaged over video frames, the
+        smoothed winner's score is what the reject rule thresholds."""
         X = self._hands(landmarks, image_size)
         probabilities = self.predict_distribution(X)
         if self.reject_score_kind == "margin":
-            return probabilities, self._winner_margins(X, probabilities)
-        return probabilities, probabilities.max(axis=1)
+            return probabilities, self._class_margins(X)
+        return probabilities, probabilities
+
+    def predict_with_scores(self, landmarks, image_size=None):
+        """(probabilities, reject score) per hand: the score of the predicted class, what the
+        reject rule thresholds (``reject_score_kind``)."""
+        probabilities, per_class = self.predict_with_class_scores(landmarks, image_size)
+        rows = np.arange(len(probabilities))
+        return probabilities, per_class[rows, probabilities.argmax(axis=1)]
 
     def predict_top_k(self, landmarks, k: int = 3, image_size=None) -> list[list[tuple]]:
         """The k most likely (label, probability) pairs for each hand."""

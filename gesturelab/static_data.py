@@ -71,17 +71,26 @@ def prepare(
     seed: int = config.SEED,
     quarantine_dir=config.QUARANTINE_DIR,
     verbose: bool = True,
+    read_options: dict | None = None,
 ) -> PreparedData:
     """Read any supported dataset (``gesturelab.datasets``) and split it without leakage.
 
     classes: None takes the label set from the data; a label file, ``"hagrid"`` or a list
         restricts and orders it (rows of other labels are quarantined).
+    read_options: how to read the file (``format``, ``labels``, ``label_column``: see
+        ``gesturelab.datasets.read``).
     A file that already has a ``split`` column (written by ``write_processed``) keeps it.
     """
     from gesturelab import datasets
 
     path = path if path is not None else config.HAGRID_SAMPLE_CSV
-    loaded = datasets.read(path, classes=classes, quarantine_dir=quarantine_dir, verbose=verbose)
+    loaded = datasets.read(
+        path,
+        classes=classes,
+        quarantine_dir=quarantine_dir,
+        verbose=verbose,
+        **(read_options or {}),
+    )
     path = loaded.path
     data = loaded.data.copy()
     group_column = find_group_column(data)

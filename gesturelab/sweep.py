@@ -47,7 +47,7 @@ from gesturelab.plots import (
     reject_figure,
 )
 from gesturelab.predictor import GesturePredictor, model_classes
-from gesturelab.rejection import reject_rule
+from gesturelab.rejection import reject_rule, rejected
 from gesturelab.splits import grouped_folds, source_groups
 from gesturelab.static_data import PreparedData
 
@@ -503,7 +503,7 @@ def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
         for k in best
         if k.startswith(("val_", "test_")) and k not in ("test_confusion", "test_report")
     }
-    rule = champion_reject_rule(sweep, pipeline)
+    rule = champion_reject_rule(sweep, pipeline, best["model"])
     with tracking.start_run(
         sweep.experiment,
         f"champion ({best['family']})",
@@ -564,9 +564,14 @@ def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
     return champion
 
 
-def champion_reject_rule(sweep: _Sweep, pipeline) -> dict:
+def champion_reject_rule(sweep: _Sweep, pipeline, trained=None) -> dict:
     """The champion's reject rule, chosen on the out-of-fold predictions of its configuration
-    (``gesturelab.rejection``): each training row scored by a model that never saw its fold."""
+    (``gesturelab.rejection``): each training row scored by a model that never saw its fold.
+
+    trained: the configuration fitted on the training split; the rule's coverage and accuracy
+    on the test split are measured with it (the champion itself is refit on every row, so its
+    scores, and the share it answers, shift a little from those of the fold models).
+    """
     X, y, folds = sweep.X_train, sweep.y_train, sweep.folds
     confidence = np.empty(len(y))
     correct = np.empty(len(y), dtype=bool)
@@ -576,7 +581,17 @@ def champion_reject_rule(sweep: _Sweep, pipeline) -> dict:
         probabilities, confidence[held] = predictor.predict_with_scores(X[held])
         best = np.asarray(predictor.classes, dtype=object)[probabilities.argmax(axis=1)]
         correct[held] = best == y[held]
-    return reject_rule(sweep.labels, confidence, correct, score=predictor.reject_score_kind)
+    rule = reject_rule(sweep.labels, confidence, correct, score=predictor.reject_score_kind)
+    if trained is not None and rule["method"] == "threshold":
+        predictor = GesturePredictor(trained, reject=rule)
+        probabilities, scores = predictor.predict_with_scores(sweep.X_test)
+        answered = ~rejected(probabilities, predictor.classes, rule, scores)
+        best = np.asarray(predictor.classes, dtype=object)[probabilities.argmax(axis=1)]
+        rule["test_coverage"] = float(answered.mean())
+        rule["test_accuracy_answered"] = (
+            float((best[answered] == sweep.y_test[answered]).mean()) if answered.any() else 0.0
+        )
+    return rule
 
 
 def save_figures(result: SweepResult, best_rows, labels, figures_dir: Path) -> list[Path]:

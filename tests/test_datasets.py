@@ -60,6 +60,25 @@ def test_the_label_file_tolerates_a_byte_order_mark_and_windows_line_ends(tmp_pa
         read_label_file(twice)
 
 
+def test_a_header_is_told_from_a_first_row_with_a_bad_cell(keypoint_rows, tmp_path):
+    rows = keypoint_rows.iloc[:30].copy()
+    path = write_rows(tmp_path / "counted.csv", rows, header=True)  # pandas: 0,1,...,42
+    assert path.read_text().startswith("0,1,2,")
+    loaded = datasets.read(path, labels=LABELS, quarantine_dir=None, verbose=False)
+    assert loaded.counts["rows_read"] == 30 and "a header line" in loaded.notes[0]
+    rows.iloc[0, 5] = "n/a"  # the first row keeps its place and is judged as a row
+    path = write_rows(tmp_path / "bad_first.csv", rows)
+    loaded = datasets.read(path, labels=LABELS, quarantine_dir=None, verbose=False)
+    assert loaded.counts == {"rows_read": 30, "rows_kept": 29, "rows_rejected": 1}
+    assert loaded.rejected["line"].tolist() == [1]
+    header = tmp_path / "with_header_label.csv"
+    header.write_text("name\nOpen\nClose\n")
+    with pytest.raises(LandmarkDataError, match="line 1: the first line 'name' looks like"):
+        read_label_file(header)
+    with pytest.raises(LandmarkDataError, match="is a folder, not a label file"):
+        read_label_file(tmp_path)
+
+
 def test_header_label_last_and_names(keypoint_rows, tmp_path):
     names = dict(enumerate(read_label_file(LABELS)))
     rows = keypoint_rows.iloc[::50, 1:].copy()
@@ -100,6 +119,8 @@ def test_bad_keypoint_rows_are_quarantined_with_their_line(keypoint_rows, tmp_pa
         "label index 7 has no name in keypoint_classifier_label.csv (3 names: indices 0-2)"
     )
     assert reasons[10] == "42 fields where a label and 42 values belong (21 landmarks × x, y)"
+    quarantined = loaded.rejected.set_index("line")
+    assert quarantined.loc[10, "x21"] == text[9].split(",")[-1]  # what the line held is kept
     assert reasons[15] == "non-numeric value 'abc' in column 'x1'"
     assert loaded.counts == {"rows_read": 40, "rows_kept": 37, "rows_rejected": 3}
     assert loaded.quarantine_path.parent == quarantine
@@ -141,7 +162,7 @@ def test_a_hagrid_csv_with_other_labels_keeps_them(sample_frame, tmp_path):
     assert restricted.counts["rows_rejected"] == (~frame["label"].str.startswith("thumbs")).sum()
     assert restricted.rejected["reason"].str.startswith("unknown label").all()
     # HaGRID's own check is still there for HaGRID's files.
-    with pytest.raises(LandmarkDataError, match="rows are invalid"):
+    with pytest.raises(LandmarkDataError, match="none of the file's labels .* is in the given"):
         datasets.read(path, classes="hagrid", quarantine_dir=None, verbose=False)
     assert datasets.class_list("hagrid") == list(HAGRID_CLASSES)
 

@@ -78,6 +78,13 @@ def test_an_image_folder_becomes_labelled_rows_and_a_cache(image_root, cache_dir
                           progress=False)  # fmt: skip
     assert f"0 extracted by MediaPipe Hands, {n_images} from the cache" in again.notes[0]
     np.testing.assert_array_equal(again.X, loaded.X)
+    # A damaged cache entry, even one that is valid JSON, is extracted again.
+    entry = next(cache_dir.rglob("*.json"))
+    entry.write_text("{}")
+    third = datasets.read(image_root, cache_dir=cache_dir, quarantine_dir=None, verbose=False,
+                          progress=False)  # fmt: skip
+    assert f"1 extracted by MediaPipe Hands, {n_images - 1} from the cache" in third.notes[0]
+    np.testing.assert_array_equal(third.X, loaded.X)
 
 
 @pytest.mark.slow

@@ -23,9 +23,9 @@ from gesturelab.extraction import IMAGE_SUFFIXES, NO_HAND, ROW_COLUMNS, HandLand
 from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.loading import LoadedLandmarks, quarantine_file, validate_table
 
-# Part of every cache key: a change of MediaPipe or of how it is run re-extracts everything.
-SETTINGS = {"mediapipe": "0.10.21", "static_image_mode": True, "max_num_hands": 2,
-            "model_complexity": 1, "second_pass": True}  # fmt: skip
+# Part of every cache key with the installed MediaPipe version: a change of either re-extracts.
+SETTINGS = {"static_image_mode": True, "max_num_hands": 2, "min_detection_confidence": 0.5,
+            "model_complexity": 1, "mirrored_input": False, "second_pass": True}  # fmt: skip
 
 
 def sniff(path: Path) -> bool:
@@ -44,8 +44,13 @@ def class_images(root: Path) -> dict[str, list[Path]]:
     }  # fmt: skip
 
 
-def _settings_key() -> str:
-    return hashlib.sha256(json.dumps(SETTINGS, sort_keys=True).encode()).hexdigest()[:12]
+def _settings_key(landmarker=None) -> str:
+    from importlib.metadata import version
+
+    settings = {**SETTINGS, "mediapipe": version("mediapipe")}
+    if landmarker is not None:  # a caller's own landmarker: its settings, its own entries
+        settings.update(landmarker.settings)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _content_key(path: Path) -> str:
@@ -55,8 +60,8 @@ def _content_key(path: Path) -> str:
 class ExtractionCache:
     """Hands found in an image, stored under the SHA-256 of its bytes."""
 
-    def __init__(self, folder=config.EXTRACTION_CACHE_DIR):
-        self.folder = Path(folder) / _settings_key()
+    def __init__(self, folder=config.EXTRACTION_CACHE_DIR, landmarker=None):
+        self.folder = Path(folder) / _settings_key(landmarker)
 
     def _file(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
@@ -66,9 +71,10 @@ class ExtractionCache:
         if not file.is_file():
             return None
         try:
-            return json.loads(file.read_text())
+            entry = json.loads(file.read_text())
         except (OSError, ValueError):
             return None  # a damaged entry is extracted again
+        return entry if _well_formed(entry) else None
 
     def put(self, key: str, entry: dict) -> None:
         file = self._file(key)
@@ -76,6 +82,18 @@ class ExtractionCache:
         tmp = file.with_suffix(".tmp")
         tmp.write_text(json.dumps(entry))
         tmp.replace(file)
+
+
+def _well_formed(entry) -> bool:
+    if not (isinstance(entry, dict) and isinstance(entry.get("hands"), list)):
+        return False
+    if "problem" not in entry:
+        return False
+    return all(
+        isinstance(h, dict) and np.asarray(h.get("landmarks"), dtype=object).size == 63
+        and {"handedness", "score"} <= set(h)
+        for h in entry["hands"]
+    )  # fmt: skip
 
 
 def _extract(path: Path, landmarker) -> dict:
@@ -123,7 +141,7 @@ def read(
             "no images in class folders: an image folder dataset is ROOT/<label>/*.jpg|png "
             f"({len(loose)} images directly in ROOT have no label)",
         )
-    cache = ExtractionCache(cache_dir)
+    cache = ExtractionCache(cache_dir, landmarker)
     allowed = None if classes is None else [str(c) for c in classes]
     rows, problems = (
         [],
@@ -171,6 +189,12 @@ def read(
         f"{len(todo)} images in {len(per_class)} class folders; {extracted} extracted by "
         f"MediaPipe Hands, {cached} from the cache ({cache.folder})",
     ]
+    if allowed is not None and not set(allowed) & set(per_class):
+        raise LandmarkDataError(
+            root,
+            f"none of the class folders ({', '.join(per_class)}) is in the given label set "
+            f"({', '.join(allowed[:5])}{' ...' if len(allowed) > 5 else ''})",
+        )
     if not rows:
         raise LandmarkDataError(root, f"MediaPipe found no hand in any of the {len(todo)} images")
     raw = pd.DataFrame(rows, columns=[*LANDMARK_COLUMNS, *ROW_COLUMNS, LABEL_COLUMN]).astype(object)
@@ -192,7 +216,8 @@ def read(
     images = pd.DataFrame(problems, columns=["source", "reason"])
     rejected = pd.concat([loaded.rejected, images], ignore_index=True)
     loaded.rejected = rejected
-    loaded.counts.update(images=len(todo), images_without_rows=len(images))
+    no_rows = set(images["source"]) - set(loaded.data["source"])
+    loaded.counts.update(images=len(todo) + len(loose), images_without_rows=len(no_rows))
     loaded.quarantine_path = None
     if quarantine_dir is not None:
         target = quarantine_file(root, quarantine_dir)
@@ -204,5 +229,5 @@ def read(
             target.unlink(missing_ok=True)
     if verbose:
         print(loaded.summary())
-        print(f"  {notes[0]}; {len(images)} images gave no row")
+        print(f"  {notes[0]}; {len(no_rows)} images gave no row")
     return loaded

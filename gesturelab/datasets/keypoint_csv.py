@@ -70,6 +70,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _is_header(row) -> bool:
+    """Column names, not a hand: most cells are words, or one of them names the label, or the
+    cells count columns (pandas writes 0,1,...,42 over an unnamed table). A data row with a
+    bad cell or two stays a row, and is judged (and quarantined) as one."""
+    cells = [c.strip() for c in row]
+    if any(c.lower() in LABEL_NAMES for c in cells[:1] + cells[-1:]):
+        return True
+    if cells in ([str(i) for i in range(len(cells))], [str(i + 1) for i in range(len(cells))]):
+        return True
+    return sum(not _is_number(c) for c in cells) > len(cells) // 2
+
+
 def _looks_like_labels(cells) -> bool:
     """Integers (class indices) or words: not the decimals coordinates are written as."""
     return all(INTEGER.match(c.strip()) or not _is_number(c.strip()) for c in cells)
@@ -78,6 +90,11 @@ def _looks_like_labels(cells) -> bool:
 def find_label_file(path: Path) -> Path | None:
     """The label file beside a keypoint CSV: the one ``*label*.csv|txt`` there, preferring a
     name that starts with the data file's stem (keypoint.csv -> keypoint_classifier_label.csv)."""
+    chosen = label_file_candidates(path)
+    return chosen[0] if len(chosen) == 1 else None
+
+
+def label_file_candidates(path: Path) -> list[Path]:
     candidates = sorted(
         p
         for p in path.parent.iterdir()
@@ -85,8 +102,7 @@ def find_label_file(path: Path) -> Path | None:
         and p.suffix.lower() in (".csv", ".txt")
     )  # fmt: skip
     preferred = [p for p in candidates if p.name.lower().startswith(path.stem.lower())]
-    chosen = preferred or candidates
-    return chosen[0] if len(chosen) == 1 else None
+    return preferred or candidates
 
 
 def read(
@@ -113,7 +129,7 @@ def read(
         raise LandmarkDataError(path, "no rows")
     notes = []
     header = None
-    if sum(_is_number(c) for c in records[0]) < N_VALUES:
+    if _is_header(records[0]):
         header, records, lines = records[0], records[1:], lines[1:]
         if not records:
             raise LandmarkDataError(path, "no data rows after the header")
@@ -131,7 +147,7 @@ def read(
                 f"{len(row)} fields where a label and {N_VALUES} values belong "
                 f"({N_LANDMARKS} landmarks × x, y)"
             )
-            row = [""] * (N_VALUES + 1)
+            row = (list(row) + [""] * (N_VALUES + 1))[: N_VALUES + 1]  # kept for the file
         label_cells.append(row[0] if position == "first" else row[-1])
         values.append(row[1:] if position == "first" else row[:-1])
     raw = pd.DataFrame(values, columns=list(LANDMARK_COLUMNS_2D), dtype=object)
@@ -148,8 +164,12 @@ def read(
             _name(c, names, Path(labels).name, reasons[i]) for i, c in enumerate(label_cells)
         ]
     elif index_labels:
+        found = label_file_candidates(path)
         notes.append(
             "labels are class indices and no label file was found: classes are named by their index"
+            if not found
+            else f"labels are class indices; {len(found)} label files beside the data "
+            f"({', '.join(p.name for p in found)}): choose one with --labels"
         )
     raw[LABEL_COLUMN] = label_cells
     return validate_table(

@@ -9,6 +9,7 @@ from gesturelab.errors import LandmarkDataError
 from gesturelab.landmarks import HAGRID_CLASSES
 
 NAMED_CLASS_SETS = {"hagrid": HAGRID_CLASSES}
+HEADER_WORDS = ("label", "labels", "name", "names", "class", "classes", "class_name", "gesture")
 
 
 def read_label_file(path) -> list[str]:
@@ -20,6 +21,8 @@ def read_label_file(path) -> list[str]:
     given twice.
     """
     path = Path(path)
+    if path.is_dir():
+        raise LandmarkDataError(path, "is a folder, not a label file (one class name per line)")
     if not path.is_file():
         raise LandmarkDataError(path, "label file not found")
     try:
@@ -32,6 +35,14 @@ def read_label_file(path) -> list[str]:
         names.pop()
     if not names:
         raise LandmarkDataError(path, "label file has no names")
+    if names[0].lower() in HEADER_WORDS:
+        # Taken as a class it would shift every index by one without a word.
+        raise LandmarkDataError(
+            path,
+            f"the first line {names[0]!r} looks like a column header; a label file is one "
+            "class name per line (line k names class index k-1), no header",
+            line=1,
+        )
     for line, name in enumerate(names, start=1):
         if not name:
             raise LandmarkDataError(
