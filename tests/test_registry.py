@@ -116,7 +116,8 @@ def test_quick_sweep_of_a_subset_leaves_the_champion_and_the_readme_figures(
         uri, NAME, label_set=prepared.classes, data_sha256=prepared.loaded.fingerprint
     )
     before = {p.name: p.stat().st_mtime_ns for p in config.FIGURES_DIR.glob("*.png")}
-    (config.SCRATCH_FIGURES_DIR / "leaderboard.png").unlink(missing_ok=True)
+    scratch = config.SCRATCH_FIGURES_DIR / "scratch"  # another label set: a folder of its own
+    (scratch / "leaderboard.png").unlink(missing_ok=True)
     out = run_cli(
         "sweep",
         "--quick",
@@ -131,7 +132,7 @@ def test_quick_sweep_of_a_subset_leaves_the_champion_and_the_readme_figures(
     assert _champion_version() == "1"
     assert [m.name for m in MlflowClient().search_registered_models()] == [NAME]
     assert {p.name: p.stat().st_mtime_ns for p in config.FIGURES_DIR.glob("*.png")} == before
-    assert (config.SCRATCH_FIGURES_DIR / "leaderboard.png").exists()
+    assert (scratch / "leaderboard.png").exists()
 
 
 def test_an_untagged_champion_is_judged_by_its_own_classes(mlflow_store, prepared):
