@@ -307,7 +307,8 @@ def reject_figure(rule: dict, title: str = ""):
     ax.plot(t, [c["accuracy_answered"] for c in curve], marker="s", label="accuracy, answered")
     chosen = f"chosen {rule['threshold']:.3f} (coverage {rule['val_coverage']:.1%})"
     ax.axvline(rule["threshold"], color="grey", linestyle="--", label=chosen)
-    ax.set_xlabel("confidence threshold (out-of-fold validation)")
+    score = "SVM margin" if rule.get("score") == "margin" else "top-class probability"
+    ax.set_xlabel(f"threshold on the {score} (out-of-fold validation)")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"Reject option: {title}" if title else "Reject option")
     ax.legend(loc="lower left", fontsize=8)
