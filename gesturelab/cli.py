@@ -108,6 +108,7 @@ def cmd_evaluate(args) -> int:
         quarantine_dir=args.quarantine_dir,
         log=not args.no_log,
         n_bootstrap=args.bootstrap,
+        read_options=_read_options(args),
     )
     return 0
 
@@ -508,7 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("evaluate", help="score a logged/registered model on a labelled CSV")
     p.add_argument("--model", required=True, help="e.g. models:/hagrid-static-gesture@champion")
-    p.add_argument("--data", required=True, help="labelled landmark CSV (HaGRID format)")
+    p.add_argument(
+        "--data", required=True, help="labelled data: a file, an image folder or a dataset name"
+    )
+    _read_arguments(p)
     p.add_argument("--out", help="write the JSON report here")
     p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
     p.add_argument(

@@ -21,6 +21,7 @@ def evaluate_model(
     quarantine_dir=None,
     log: bool = True,
     n_bootstrap=config.N_BOOTSTRAP,
+    read_options: dict | None = None,
 ) -> dict:
     """The full evaluation report (see gesturelab.evaluation), printed, written, logged.
 
@@ -30,7 +31,7 @@ def evaluate_model(
     from gesturelab.rejection import rejected
 
     predictor = load_static(model_uri, "`evaluate`")
-    loaded = datasets.read(data_path, quarantine_dir=quarantine_dir)
+    loaded = datasets.read(data_path, quarantine_dir=quarantine_dir, **(read_options or {}))
     X = loaded.data
     y = loaded.y
     scores, reject_scores = predictor.predict_with_scores(loaded.data)

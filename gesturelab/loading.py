@@ -380,6 +380,16 @@ def _check_columns(path: Path, columns: list[str], require_label: bool) -> int:
             raise LandmarkDataError(path, "column appears twice", line=1, column=c)
         seen.add(c)
     dims = columns_dims(columns) or 3
+    z_given = [c for c in LANDMARK_COLUMNS[2::3] if c in columns]
+    if dims == 3 and set(LANDMARK_COLUMNS_2D) <= set(columns) and len(z_given) < 8:
+        # Every x and y and a few z: a 2-D file with a stray column, not a 3-D file short of z.
+        raise LandmarkDataError(
+            path,
+            f"z column(s) {', '.join(z_given)} in a file with every x and y but "
+            f"{21 - len(z_given)} z columns missing: give all 21 z columns (3-D) or none (2-D)",
+            line=1,
+            column=z_given[0],
+        )
     expected = set(landmark_columns(dims))
     missing = [c for c in landmark_columns(dims) if c not in columns]
     if not any(c in columns for c in LANDMARK_COLUMNS[2::3]):  # no z at all: a 2-D file

@@ -127,6 +127,15 @@ def test_bad_keypoint_rows_are_quarantined_with_their_line(keypoint_rows, tmp_pa
     assert len(pd.read_csv(loaded.quarantine_path)) == 3
 
 
+def test_a_2d_file_with_a_stray_z_column_is_named_as_such(keypoint_rows, tmp_path):
+    rows = keypoint_rows.iloc[:20, 1:].copy()
+    rows.columns = list(LANDMARK_COLUMNS_2D)
+    rows["z5"], rows["label"] = "0.1", keypoint_rows.iloc[:20, 0]
+    path = write_rows(tmp_path / "stray.csv", rows, header=True)
+    with pytest.raises(LandmarkDataError, match=r"column 'z5': z column\(s\) z5 in a file"):
+        datasets.read(path, quarantine_dir=None, verbose=False)
+
+
 def test_indices_without_a_label_file_are_their_own_names(keypoint_rows, tmp_path):
     path = write_rows(tmp_path / "recorded.csv", keypoint_rows.iloc[::30])
     loaded = datasets.read(path, quarantine_dir=None, verbose=False)
