@@ -51,3 +51,11 @@ class RegistryError(GestureLabError):
 
 class UnknownNameError(ValueError, GestureLabError):
     """A model family, architecture or other choice that is not in its registry."""
+
+
+def lookup(registry: dict, name: str, what: str):
+    """``registry[name]``, or an UnknownNameError that lists the known names."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown {what} {name!r}; known: {', '.join(registry)}") from None

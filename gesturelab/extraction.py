@@ -227,6 +227,20 @@ class ImageExtraction:
         )
 
 
+def hands_in_image(path, landmarker: HandLandmarker) -> tuple[list[dict], list[str]]:
+    """The hands MediaPipe finds in one image file, and what went wrong: unreadable, partly
+    decoded (its hands are kept), or no hand found."""
+    cv2 = _cv2()
+    image, problem = read_image(path)
+    problems = [problem] if problem is not None else []
+    if image is None:
+        return [], problems
+    hands = landmarker.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    if not hands:
+        problems.append(NO_HAND)
+    return hands, problems
+
+
 def extract_images(
     paths, landmarker: HandLandmarker | None = None, label_from_folder=False, progress=True
 ) -> ImageExtraction:
@@ -234,21 +248,14 @@ def extract_images(
 
     A partly decoded image keeps its hands (they may be wrong) and is listed as a problem.
     """
-    cv2 = _cv2()
     own = landmarker is None
     landmarker = landmarker or HandLandmarker(static_image_mode=True)
     rows, problems = [], []
     try:
         for path in tqdm(list(paths), desc="images", unit="img", disable=not progress):
             path = Path(path)
-            image, problem = read_image(path)
-            if problem is not None:
-                problems.append({"source": str(path), "problem": problem})
-            if image is None:
-                continue
-            hands = landmarker.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-            if not hands:
-                problems.append({"source": str(path), "problem": NO_HAND})
+            hands, found_problems = hands_in_image(path, landmarker)
+            problems += [{"source": str(path), "problem": p} for p in found_problems]
             found = hand_rows(hands, str(path))
             if label_from_folder:
                 for row in found:

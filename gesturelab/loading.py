@@ -161,13 +161,15 @@ def validate_table(
     verbose: bool = True,
     format: str = "landmark-csv",
     notes=(),
+    set_aside: pd.DataFrame | None = None,
 ) -> LoadedLandmarks:
     """Every reader's checks on a table of text cells: coordinates, labels, degenerate hands,
     duplicates; bad rows quarantined with their file line and reason.
 
     raw: the coordinate columns of ``landmark_columns(dims)``, optionally the label and
         metadata columns; lines: the file line of each row; reasons: problems a reader already
-        found per row (a label index with no name).
+        found per row (a label index with no name); set_aside: what a reader rejected before
+        there was a row (an image without a hand), listed with the rejected rows.
     """
     columns = landmark_columns(dims)
     if reasons is None:
@@ -250,11 +252,13 @@ def validate_table(
     rejected = raw.loc[bad].copy()
     rejected.insert(0, "reason", ["; ".join(r) for r, b in zip(reasons, bad) if b])
     rejected.insert(0, "line", lines[bad])
+    if set_aside is not None and len(set_aside):
+        rejected = pd.concat([rejected, set_aside], ignore_index=True)
 
     quarantine_path = None
     if quarantine_dir is not None:
         target = quarantine_file(path, quarantine_dir)
-        if bad.any():
+        if len(rejected):
             quarantine_path = target
             quarantine_path.parent.mkdir(parents=True, exist_ok=True)
             rejected.to_csv(quarantine_path, index=False)

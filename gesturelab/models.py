@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from gesturelab.config import SEED
-from gesturelab.errors import UnknownNameError
+from gesturelab.errors import lookup
 from gesturelab.features import LandmarkNormalizer
 
 DEFAULT_FEATURES = {"normalise": True, "coords": "2d", "distances": True, "angles": False}
@@ -164,12 +164,7 @@ SKOPS_TRUSTED_TYPES = (
 
 
 def family(name: str) -> Family:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown model family {name!r}; known: {', '.join(FAMILIES)}"
-        ) from None
+    return lookup(REGISTRY, name, "model family")
 
 
 def make_classifier(name: str, params: dict, seed: int = SEED):

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from gesturelab.errors import UnknownNameError
+from gesturelab.errors import lookup
 from gesturelab.landmarks import MIDDLE_MCP, N_COORDS, N_LANDMARKS, WRIST
 
 FEATURE_SETS = {
@@ -387,11 +387,7 @@ SINGLE_ARCHITECTURES = tuple(name for name, spec in ARCHITECTURES.items() if spe
 
 
 def architecture(name: str) -> Architecture:
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        known = ", ".join(ARCHITECTURES)
-        raise UnknownNameError(f"unknown architecture {name!r}; known: {known}") from None
+    return lookup(ARCHITECTURES, name, "architecture")
 
 
 # What a saved model of ours may name beyond Keras' own layers: loading passes exactly these.

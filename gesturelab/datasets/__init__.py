@@ -15,7 +15,7 @@ from pathlib import Path
 from gesturelab import config
 from gesturelab.datasets import image_folder, keypoint_csv, landmark_csv
 from gesturelab.datasets.labels import class_list, read_label_file
-from gesturelab.errors import LandmarkDataError, UnknownNameError
+from gesturelab.errors import LandmarkDataError, lookup
 from gesturelab.loading import LoadedLandmarks
 
 DATASHEET = "datasheet.json"
@@ -88,12 +88,7 @@ def detect(path) -> Format:
 
 
 def get_format(name: str) -> Format:
-    try:
-        return FORMATS[name]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown dataset format {name!r}; known: {', '.join(FORMATS)}"
-        ) from None
+    return lookup(FORMATS, name, "dataset format")
 
 
 def read(

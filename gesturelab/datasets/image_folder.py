@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from gesturelab import config
 from gesturelab.errors import LandmarkDataError
-from gesturelab.extraction import IMAGE_SUFFIXES, NO_HAND, ROW_COLUMNS, HandLandmarker, read_image
+from gesturelab.extraction import IMAGE_SUFFIXES, ROW_COLUMNS, HandLandmarker, hands_in_image
 from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
-from gesturelab.loading import LoadedLandmarks, quarantine_file, validate_table
+from gesturelab.loading import LoadedLandmarks, validate_table
 
 # Part of every cache key with the installed MediaPipe version: a change of either re-extracts.
 SETTINGS = {"static_image_mode": True, "max_num_hands": 2, "min_detection_confidence": 0.5,
@@ -97,20 +97,15 @@ def _well_formed(entry) -> bool:
 
 
 def _extract(path: Path, landmarker) -> dict:
-    import cv2
-
-    image, problem = read_image(path)
-    entry = {"hands": [], "problem": problem}
-    if image is None:
-        return entry
-    hands = landmarker.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    entry["hands"] = [
-        {"landmarks": h["landmarks"].tolist(), "handedness": h["handedness"], "score": h["score"]}
-        for h in hands
-    ]
-    if not hands and problem is None:
-        entry["problem"] = NO_HAND
-    return entry
+    hands, problems = hands_in_image(path, landmarker)
+    return {
+        "hands": [
+            {"landmarks": h["landmarks"].tolist(), "handedness": h["handedness"],
+             "score": h["score"]}
+            for h in hands
+        ],
+        "problem": problems[0] if problems else None,  # the read problem before "no hand"
+    }  # fmt: skip
 
 
 def read(
@@ -198,35 +193,25 @@ def read(
     if not rows:
         raise LandmarkDataError(root, f"MediaPipe found no hand in any of the {len(todo)} images")
     raw = pd.DataFrame(rows, columns=[*LANDMARK_COLUMNS, *ROW_COLUMNS, LABEL_COLUMN]).astype(object)
+    # Images that gave no row are as much a result as the rows: one table of both.
+    images = pd.DataFrame(problems, columns=["source", "reason"])
     loaded = validate_table(
         root,
         raw.astype(str),
         np.arange(1, len(raw) + 1),
         dims=3,
         classes=allowed,
-        quarantine_dir=None,
+        quarantine_dir=quarantine_dir,
         verbose=False,
         format="image-folder",
         notes=notes,
+        set_aside=images,
     )
     for column in ("frame", "hand_index"):
         loaded.data[column] = loaded.data[column].astype(int)
     loaded.data["score"] = loaded.data["score"].astype(float)
-    # Images that gave no row are as much a result as the rows: one table of both.
-    images = pd.DataFrame(problems, columns=["source", "reason"])
-    rejected = pd.concat([loaded.rejected, images], ignore_index=True)
-    loaded.rejected = rejected
     no_rows = set(images["source"]) - set(loaded.data["source"])
     loaded.counts.update(images=len(todo) + len(loose), images_without_rows=len(no_rows))
-    loaded.quarantine_path = None
-    if quarantine_dir is not None:
-        target = quarantine_file(root, quarantine_dir)
-        if len(rejected):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            rejected.to_csv(target, index=False)
-            loaded.quarantine_path = target
-        else:
-            target.unlink(missing_ok=True)
     if verbose:
         print(loaded.summary())
         print(f"  {notes[0]}; {len(no_rows)} images gave no row")
