@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import os
 import re
 import socket
@@ -114,6 +115,10 @@ def setup() -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # MLflow samples every 10 s by default: most runs here are shorter than that.
+    mlflow.set_system_metrics_sampling_interval(config.SYSTEM_METRICS_INTERVAL_S)
+    # ...and says "Started/Stopping system metrics monitoring" at INFO for every run.
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     if uri not in _READY:
         with _store_lock(uri):
             # MLflow creates (or migrates) the tables when a store is first opened in a
@@ -139,14 +144,102 @@ def get_or_create_experiment(name: str) -> str:
             if experiment is None:
                 root = artifact_root()
                 location = f"{root}/{name}" if root else None
-                experiment_id = mlflow.create_experiment(name, artifact_location=location)
+                experiment_id = mlflow.create_experiment(
+                    name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+                )
             else:
                 experiment_id = experiment.experiment_id
     else:
         experiment_id = experiment.experiment_id
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # a store made before the tag existed
+            MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         fail_orphaned_runs(experiment_id)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+# ---- what the MLflow UI shows ---------------------------------------------------------------
+
+# MLflow's own experiment tags: the kind picks the model-training view over the GenAI one (the
+# UI of 3.17 also needs ``workflowType`` in the link, see ``ui_url``), the note is the
+# experiment's description, a shared view state is a saved runs view (columns, sort, filter).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+DESCRIPTION_TAG = "mlflow.note.content"
+SAVED_VIEW_TAG = "mlflow.sharedViewState."
+LEADERBOARD_VIEW = "leaderboard"
+UI_URL = os.environ.get("GESTURELAB_MLFLOW_UI", "http://127.0.0.1:5000")
+
+
+def find_experiment_id(name: str) -> str | None:
+    setup()
+    found = mlflow.get_experiment_by_name(name)
+    return None if found is None else found.experiment_id
+
+
+def describe_experiment(name: str, markdown: str) -> None:
+    """Replace the experiment's description (shown above its runs in the UI)."""
+    MlflowClient().set_experiment_tag(get_or_create_experiment(name), DESCRIPTION_TAG, markdown)
+
+
+def experiment_description(name: str) -> str:
+    setup()
+    found = mlflow.get_experiment_by_name(name)
+    return "" if found is None else found.tags.get(DESCRIPTION_TAG, "")
+
+
+def save_runs_view(
+    name: str,
+    *,
+    sort_by: str,
+    metrics: Iterable[str],
+    params: Iterable[str] = (),
+    tags: Iterable[str] = (),
+    where: dict | None = None,
+    view: str = LEADERBOARD_VIEW,
+    title: str = LEADERBOARD_VIEW,
+) -> str:
+    """Save a runs view of experiment ``name`` under ``view``, as the UI's "Views" menu does;
+    the link ``ui_url(name, view=view)`` opens it: runs with the tags ``where``, sorted by
+    metric ``sort_by`` (best first), with those metric, param and tag columns. Returns the link.
+    """
+    column = "{}.`{}`".format
+    state = {
+        "searchFilter": " and ".join(f"tags.{k} = '{v}'" for k, v in (where or {}).items()),
+        "orderByKey": column("metrics", sort_by),
+        "orderByAsc": False,
+        "selectedColumns": [
+            *(column("metrics", m) for m in metrics),
+            *(column("params", p) for p in params),
+            *(column("tags", t) for t in tags),
+        ],
+    }
+    now = int(time.time() * 1000)
+    envelope = {"name": title, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+    experiment = get_or_create_experiment(name)
+    MlflowClient().set_experiment_tag(experiment, SAVED_VIEW_TAG + view, json.dumps(envelope))
+    return ui_url(name, view=view)
+
+
+def ui_url(name: str | None = None, *, view: str | None = None, base: str | None = None) -> str:
+    """A link into the MLflow UI: the experiment's runs (with ``view``, a saved view of them),
+    or the experiment list. ``workflowType`` makes MLflow 3.17 open its model-training pages."""
+    base = (base or UI_URL).rstrip("/")
+    if name is None:
+        return f"{base}/#/experiments?workflowType=machine_learning"
+    found = find_experiment_id(name)
+    query = "workflowType=machine_learning" + (f"&viewStateShareKey={view}" if view else "")
+    return f"{base}/#/experiments/{found}/runs?{query}"
+
+
+def run_link(run_id: str) -> str:
+    """The path of a run's page, for links inside the UI (descriptions)."""
+    run = MlflowClient().get_run(run_id)
+    return f"#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+
+def model_version_link(name: str, version) -> str:
+    return f"#/models/{urllib.parse.quote(name)}/versions/{version}"
 
 
 def git_commit() -> str:
@@ -457,11 +550,15 @@ def start_run(
     kind: str,
     tags: dict | None = None,
     label_set=None,
+    system_metrics: bool = False,
 ):
     """A run of ``kind``, the child of the active run if there is one; yields a ``Run``.
 
     Every run carries ``run_origin()`` (commit, host, process, the context's tags) and, given
-    ``label_set``, the classes it is about.
+    ``label_set``, the classes it is about. ``system_metrics``: MLflow samples CPU and memory
+    (``system/...`` metrics) every ``config.SYSTEM_METRICS_INTERVAL_S`` while the run is open;
+    for runs that train (a family's sweep, a champion's refit, a Keras fit), not for each
+    configuration of a sweep, whose parent already samples the same seconds.
     """
     parent = mlflow.active_run()
     experiment_id = parent.info.experiment_id if parent else get_or_create_experiment(experiment)
@@ -469,14 +566,18 @@ def start_run(
     if label_set is not None:
         all_tags["label_set"] = label_set_key(label_set)
     with mlflow.start_run(
-        run_name=run_name, nested=parent is not None, experiment_id=experiment_id, tags=all_tags
+        run_name=run_name,
+        nested=parent is not None,
+        experiment_id=experiment_id,
+        tags=all_tags,
+        log_system_metrics=system_metrics,
     ) as run:
         yield Run(run.info.run_id)
 
 
 def parent_run(experiment: str, run_name: str, tags: dict | None = None):
-    """A run that groups the child runs of one model family."""
-    return start_run(experiment, run_name, kind="family", tags=tags)
+    """A run that groups the child runs of one model family (and samples system metrics)."""
+    return start_run(experiment, run_name, kind="family", tags=tags, system_metrics=True)
 
 
 def open_run(run_id: str) -> Run:

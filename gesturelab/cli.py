@@ -95,6 +95,8 @@ def cmd_sweep(args) -> int:
     print(
         f"\nchampion: {champion['run_name']} -> {champion.get('registered', champion['model_uri'])}"
     )
+    if result.links:
+        print(f"leaderboard in the MLflow UI (make mlflow-ui): {result.links['view']}")
     return 0
 
 

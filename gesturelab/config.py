@@ -52,6 +52,8 @@ N_BOOTSTRAP = 1000  # resamples for every confidence interval
 SMOOTHING_WINDOW = 7  # frames of label smoothing in videos
 # The reject threshold keeps this share of validation hands answered (see gesturelab.rejection).
 REJECT_COVERAGE = 0.95
+# MLflow's system metrics (CPU, memory) of training runs: one sample every this many seconds.
+SYSTEM_METRICS_INTERVAL_S = 2
 
 
 def setting(value, default):

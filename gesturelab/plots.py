@@ -1,10 +1,17 @@
-"""Figures for notebooks, MLflow runs and the README."""
+"""Figures for notebooks, MLflow runs and the README.
+
+Charts (heatmaps, bars, curves) are drawn with seaborn in one theme, ``THEME``; pictures of
+hands and photos keep matplotlib's plain axes, since a grid over a photo hides the hand.
+"""
 
 from __future__ import annotations
+
+import functools
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from gesturelab.features import as_hands
 from gesturelab.landmarks import FINGER_CHAINS, HAND_CONNECTIONS
@@ -15,59 +22,108 @@ BONE_COLOUR = {
     for chain, colour in zip(FINGER_CHAINS, FINGER_COLOURS)
     for i in range(len(chain) - 1)
 }
+# The charts' look, applied per figure (never globally: a notebook's own plots keep theirs).
+THEME = {
+    **sns.axes_style("whitegrid"),
+    **sns.plotting_context("notebook", font_scale=0.8),
+    "axes.prop_cycle": plt.cycler(color=sns.color_palette("colorblind")),
+}
+PALETTE = "colorblind"
+SEQUENTIAL = "Blues"
 
 
+def themed(draw):
+    """Draw a chart under ``THEME``."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(THEME):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+@themed
 def confusion_matrix_figure(cm, labels, title="", normalise=False):
     cm = np.asarray(cm, dtype=float)
     shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalise else cm
     size = max(5.0, 0.45 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size, size * 0.9), dpi=110)
-    image = ax.imshow(shown, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    # empty cells stay blank: a wall of zeros hides the few confusions that matter
+    text = np.where(cm > 0, np.char.mod("%.2f" if normalise else "%d", shown), "")
+    sns.heatmap(
+        shown,
+        annot=text,
+        fmt="",
+        cmap=SEQUENTIAL,
+        square=True,
+        linewidths=0.5,
+        linecolor="white",
+        cbar_kws={"fraction": 0.046, "pad": 0.04},
+        annot_kws={"fontsize": 7},
+        xticklabels=labels,
+        yticklabels=labels,
+        ax=ax,
+    )
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=60, ha="right", fontsize=8)
+    ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)
-    threshold = shown.max() / 2 if shown.size else 0
-    for i in range(shown.shape[0]):
-        for j in range(shown.shape[1]):
-            if cm[i, j]:
-                text = f"{shown[i, j]:.2f}" if normalise else f"{int(cm[i, j])}"
-                colour = "white" if shown[i, j] > threshold else "black"
-                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     return fig
 
 
+@themed
 def leaderboard_figure(board: pd.DataFrame, metric="val_f1_macro", label_col="run_name", title=""):
     """Horizontal bars of the best runs, coloured by model family."""
-    board = board.sort_values(metric, ascending=True)
-    families = list(dict.fromkeys(board["family"]))
-    colours = {f: plt.cm.tab10(i) for i, f in enumerate(families)}
+    board = board.sort_values(metric, ascending=False).reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(board) + 1.5), dpi=110)
-    ax.barh(board[label_col], board[metric], color=[colours[f] for f in board["family"]])
+    sns.barplot(
+        data=board,
+        x=metric,
+        y=label_col,
+        hue="family",
+        hue_order=list(dict.fromkeys(board["family"])),
+        palette=PALETTE,
+        dodge=False,
+        orient="h",
+        ax=ax,
+    )
     for y, value in enumerate(board[metric]):
         ax.text(value, y, f" {value:.3f}", va="center", fontsize=8)
-    low = max(0.0, float(board[metric].min()) - 0.05)
-    ax.set_xlim(low, 1.0)
+    ax.set_xlim(max(0.0, float(board[metric].min()) - 0.05), 1.0)
     ax.set_xlabel(metric)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in families]
-    ax.legend(handles, families, loc="lower right", fontsize=8)
+    ax.set_ylabel("")
+    ax.legend(loc="lower right", fontsize=8, title=None)
     ax.tick_params(axis="y", labelsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
+@themed
 def feature_ablation_figure(table: pd.DataFrame):
     """Grouped-CV macro-F1 of the reference configurations (columns) per feature set (rows)."""
+    long = table.rename_axis(index="features", columns="family").stack().rename("f1")
+    long = long.reset_index()
     figure, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
-    table.plot.bar(ax=ax)
+    sns.barplot(
+        data=long,
+        x="features",
+        y="f1",
+        hue="family",
+        order=list(table.index),
+        hue_order=list(table.columns),
+        palette=PALETTE,
+        ax=ax,
+    )
     ax.set_ylabel("grouped-CV macro-F1")
+    ax.set_xlabel("")
     ax.set_ylim(max(0.0, float(table.min().min()) - 0.05), 1.0)
     ax.set_title("Reference configurations: what each feature step buys")
     ax.tick_params(axis="x", rotation=0, labelsize=8)
+    ax.legend(fontsize=8, title=None)
     figure.tight_layout()
     return figure
 
@@ -99,10 +155,12 @@ def skeleton_grid(hands, titles, ncols=6):
     return fig
 
 
+@themed
 def class_balance_figure(table: pd.DataFrame):
     """Stacked bars of rows per class and split (output of splits.describe_split)."""
     fig, ax = plt.subplots(figsize=(9, 3.5), dpi=110)
-    table.plot.bar(stacked=True, ax=ax, width=0.8)
+    colours = sns.color_palette(PALETTE, len(table.columns))
+    table.plot.bar(stacked=True, ax=ax, width=0.8, color=colours)
     ax.set_ylabel("rows")
     ax.set_xlabel("")
     ax.tick_params(axis="x", labelsize=8)
@@ -164,6 +222,7 @@ def frame_strip(frames_rgb, titles, ncols=6):
     return fig
 
 
+@themed
 def reliability_figure(calibration: dict, title="", ax=None):
     """Accuracy against confidence per bin; the diagonal is perfect calibration."""
     bins = calibration["bins"]
@@ -192,6 +251,7 @@ def reliability_figure(calibration: dict, title="", ax=None):
     return fig
 
 
+@themed
 def training_curves_figure(histories: dict, metric: str = "accuracy", title: str = ""):
     """One panel per run: training and validation ``metric`` per epoch."""
     n = len(histories)
@@ -213,42 +273,58 @@ def training_curves_figure(histories: dict, metric: str = "accuracy", title: str
     return fig
 
 
+@themed
 def scaling_figure(table: pd.DataFrame, title: str = ""):
     """Held-out-subject accuracy against training sequences per class, one line per model."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for arch, rows in table.groupby("arch"):
-        rows = rows.sort_values("per_class")
-        ax.plot(rows["per_class"], rows["held_out_accuracy"], marker="o", label=arch)
+    sns.lineplot(
+        data=table.sort_values("per_class"),
+        x="per_class",
+        y="held_out_accuracy",
+        hue="arch",
+        style="arch",
+        markers=True,
+        dashes=False,
+        errorbar=None,  # one point per model and size; intervals would need a resample
+        palette=PALETTE,
+        ax=ax,
+    )
     ax.set_xscale("log")
     ticks = sorted(table["per_class"].unique())
     ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("training sequences per class (log scale)")
     ax.set_ylabel("accuracy on held-out subjects")
     ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(title=None)
     ax.set_title(title)
     fig.tight_layout()
     return fig
 
 
+@themed
 def interval_bars_figure(table: pd.DataFrame, value: str, low: str, high: str, label: str, group):
     """Horizontal bars with their confidence intervals, one panel per ``group`` value."""
     groups = list(table[group].unique())
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 0.5 * len(table) + 1.5))
     for ax, key in zip(np.atleast_1d(axes), groups):
-        rows = table[table[group] == key].sort_values(value)
+        rows = table[table[group] == key].sort_values(value, ascending=False)
+        rows = rows.assign(**{label: rows[label].astype(str)}).reset_index(drop=True)
+        sns.barplot(data=rows, x=value, y=label, color=sns.color_palette(PALETTE)[0], ax=ax)
         errors = [rows[value] - rows[low], rows[high] - rows[value]]
-        ax.barh(rows[label].astype(str), rows[value], xerr=errors, color="tab:blue", alpha=0.8)
+        ax.errorbar(rows[value], range(len(rows)), xerr=errors, fmt="none", ecolor="black",
+                    capsize=3, lw=1)  # fmt: skip
         for y, v in enumerate(rows[value]):
-            ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
+            ax.text(v, y, f" {v:.3f}", va="bottom", fontsize=8)
         ax.set_xlim(max(0, rows[low].min() - 0.1), 1.0)
         ax.set_title(f"{group} = {key}")
         ax.set_xlabel(value)
+        ax.set_ylabel("")
     fig.tight_layout()
     return fig
 
 
+@themed
 def per_class_f1_figure(series: dict, title: str = ""):
     """Horizontal per-class F1 bars, one panel per model ({name: pandas Series of F1})."""
     fig, axes = plt.subplots(
@@ -256,15 +332,28 @@ def per_class_f1_figure(series: dict, title: str = ""):
         len(series),
         figsize=(4.5 * len(series), 0.28 * max(len(s) for s in series.values()) + 1.5),
     )
+    good, weak = sns.color_palette(PALETTE)[0], sns.color_palette(PALETTE)[3]
     for ax, (name, f1) in zip(np.atleast_1d(axes), series.items()):
-        f1 = f1.sort_values()
-        colours = ["tab:red" if v < 0.9 else "tab:blue" for v in f1]
-        ax.barh(f1.index, f1.values, color=colours)
+        f1 = f1.sort_values(ascending=False)  # best at the top, as the leaderboard
+        rows = pd.DataFrame({"class": f1.index.astype(str), "f1": f1.to_numpy()})
+        rows["below 0.9"] = np.where(rows["f1"] < 0.9, "F1 < 0.9", "F1 >= 0.9")
+        sns.barplot(
+            data=rows,
+            x="f1",
+            y="class",
+            hue="below 0.9",
+            hue_order=["F1 >= 0.9", "F1 < 0.9"],
+            palette={"F1 >= 0.9": good, "F1 < 0.9": weak},
+            dodge=False,
+            legend=False,
+            ax=ax,
+        )
         ax.set_xlim(max(0.0, min(0.8, f1.min() - 0.05)), 1.0)
         ax.axvline(0.9, color="grey", linestyle=":", linewidth=1)
         ax.tick_params(axis="y", labelsize=7)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("F1")
+        ax.set_ylabel("")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -298,6 +387,7 @@ def trajectory_figure(sequences, titles, joints=(0, 8), ncols=4):
     return fig
 
 
+@themed
 def reject_figure(rule: dict, title: str = ""):
     """Coverage and accuracy on the answered hands against the reject threshold."""
     curve = rule["trade_off"]

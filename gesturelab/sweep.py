@@ -60,6 +60,7 @@ class SweepResult:
     transfer: pd.DataFrame  # leave-one-source-block-out scores of the best and reference configs
     champion: dict = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
+    links: dict = field(default_factory=dict)  # the leaderboard in the MLflow UI
 
 
 def default_model_name(classes, dataset_name) -> str:
@@ -244,7 +245,8 @@ def run_sweep(
         )
     # Every run of this sweep carries its id: a leaderboard shows one sweep, not a mix of a
     # killed sweep's runs with its rerun's.
-    with tracking.tagging(sweep_id=uuid.uuid4().hex[:12]):
+    sweep_id = uuid.uuid4().hex[:12]
+    with tracking.tagging(sweep_id=sweep_id):
         tracking.get_or_create_experiment(experiment)
         sweep = _Sweep(prepared, experiment, seed, selection_tolerance, quick)
         ablation_sets = feature_sets_for(
@@ -277,7 +279,90 @@ def run_sweep(
         result.champion = log_champion(sweep, champion, register_as)
         if figures_dir is not None:
             result.figures = save_figures(result, best_rows, sweep.labels, Path(figures_dir))
+        result.links = publish_leaderboard(sweep, result, sweep_id)
         return result
+
+
+# The columns a reader sorts the runs by, in the saved view and the leaderboard table.
+LEADERBOARD_METRICS = [
+    "val_f1_macro",
+    "val_accuracy",
+    "val_perturbed_f1_macro",
+    "test_f1_macro",
+    "test_accuracy",
+    "transfer_f1_macro",
+    "fit_time_s",
+]
+
+
+def leaderboard_table(result: SweepResult) -> pd.DataFrame:
+    """Every configuration of the sweep, best first, with the family bests' test scores."""
+    runs = result.runs.copy()
+    best = result.best.set_index("run_id")
+    for column in ("test_f1_macro", "test_accuracy", "transfer_f1_macro"):
+        runs[column] = runs["run_id"].map(best[column]) if column in best else np.nan
+    runs["family_best"] = runs["run_id"].isin(best.index)
+    runs = runs.sort_values("val_f1_macro", ascending=False, kind="stable", ignore_index=True)
+    runs.insert(0, "rank", np.arange(1, len(runs) + 1))
+    columns = ["rank", "family", "run_name", "features", *LEADERBOARD_METRICS, "family_best"]
+    return runs[[*columns, "run_id"]]
+
+
+def publish_leaderboard(sweep: _Sweep, result: SweepResult, sweep_id: str) -> dict:
+    """The sweep's leaderboard in the MLflow UI (``gesturelab.leaderboard_page``)."""
+    from gesturelab import leaderboard_page
+
+    board = leaderboard_table(result)
+    best = board[board["family_best"]].copy()
+    best["run_page"] = best["run_id"].map(tracking.run_link)
+    champion = result.champion
+    loaded = sweep.prepared.loaded
+    registered = ""
+    if champion.get("version"):
+        name = champion["registered"].split("/")[1].split("@")[0]
+        link = tracking.model_version_link(name, champion["version"])
+        registered = f", registered as [{name} version {champion['version']}]({link})"
+    summary = (
+        f"the {'quick ' if sweep.quick else ''}classical sweep of `{loaded.path.name}` "
+        f"(sha256 {loaded.fingerprint[:12]}, {len(sweep.prepared.data)} rows, "
+        f"{len(sweep.labels)} classes). Every configuration is scored by grouped "
+        f"{len(np.unique(sweep.folds))}-fold cross-validation on the training split "
+        f"({len(sweep.y_train)} rows; groups: {sweep.prepared.group_source}); the best of each "
+        f"family once on the test split ({len(sweep.y_test)} rows, groups never seen in "
+        f"training). Champion: [{champion['run_name']}]"
+        f"({tracking.run_link(champion['run_id'])}), refit on every row{registered}."
+    )
+    table = leaderboard_page.markdown_table(
+        best,
+        {
+            "family": "family",
+            "run_name": "best configuration",
+            "val_f1_macro": "CV macro-F1",
+            "val_accuracy": "CV accuracy",
+            "val_perturbed_f1_macro": "CV macro-F1, other viewpoint",
+            "test_f1_macro": "test macro-F1",
+            "transfer_f1_macro": "transfer macro-F1",
+        },
+        links={"run_name": "run_page"},
+    )
+    figure = leaderboard_figure(
+        board.groupby("family").head(5), title="Top 5 configurations per family"
+    )
+    return leaderboard_page.publish(
+        sweep.experiment,
+        board,
+        title=sweep.experiment,
+        summary=summary,
+        table=table,
+        sort_by="val_f1_macro",
+        metrics=LEADERBOARD_METRICS,
+        params=["features"],
+        tags=["model_family"],
+        where={"run_kind": "config", "sweep_id": sweep_id},
+        figure=figure,
+        label_set=sweep.labels,
+        footer=f"{len(board)} configurations in this sweep (`sweep_id` {sweep_id}).",
+    )
 
 
 def fit_and_log(sweep: _Sweep, family: str, configuration: dict, tags=None, log_model=True):
@@ -510,6 +595,7 @@ def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
         kind="champion",
         tags={"model_family": best["family"], "selected_from_run": best["run_id"]},
         label_set=sweep.labels,
+        system_metrics=True,
     ) as run:
         run.log_params(
             {
