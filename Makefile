@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce reproduce-quick test test-fast lint format lab mlflow-ui clean
+.PHONY: setup reproduce reproduce-quick test test-fast test-browser lint format lab mlflow-ui tensorboard ui-screenshots clean
 
 setup: $(STAMP)
 
@@ -38,11 +38,26 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Prints the URL with its token; the kernel is this .venv's python3 (no other kernel needed).
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --no-browser --ServerApp.root_dir=$(CURDIR)/notebooks --ip=127.0.0.1 --port=8888
 
+# Follows MLFLOW_TRACKING_URI when it names a tracking server (nothing to start then).
 mlflow-ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --default-artifact-root $(CURDIR)/mlruns/artifacts
+	@$(BIN)/python -m gesturelab ui-links
+	@case "$$MLFLOW_TRACKING_URI" in http*) echo "MLFLOW_TRACKING_URI is a server: open $$MLFLOW_TRACKING_URI";; \
+	  *) $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db} --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000;; esac
+
+# The Keras fits' curves (every sequence run links its folder here).
+tensorboard: $(STAMP)
+	$(BIN)/tensorboard --logdir $(CURDIR)/build/tensorboard --host 127.0.0.1 --port 6006
+
+# Headless Chromium (apt-get install chromium): screenshots of the MLflow UI on this store.
+ui-screenshots: $(STAMP)
+	$(BIN)/python benchmarks/ui_screenshots.py
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -m browser
 
 clean:
 	rm -rf build data/processed data/quarantine

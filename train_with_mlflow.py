@@ -232,6 +232,29 @@ def ui_url(name: str | None = None, *, view: str | None = None, base: str | None
     return f"{base}/#/experiments/{found}/runs?{query}"
 
 
+def ui_pages(base: str | None = None) -> list[dict]:
+    """Every experiment with runs: its name, run count, runs link and leaderboard view link."""
+    setup()
+    client = MlflowClient()
+    pages = []
+    for experiment in client.search_experiments(order_by=["creation_time ASC"]):
+        runs = len(_search(experiment.experiment_id))
+        if not runs:
+            continue
+        saved = SAVED_VIEW_TAG + LEADERBOARD_VIEW in experiment.tags
+        pages.append(
+            {
+                "experiment": experiment.name,
+                "runs": runs,
+                "url": ui_url(experiment.name, base=base),
+                "leaderboard": ui_url(experiment.name, view=LEADERBOARD_VIEW, base=base)
+                if saved
+                else None,
+            }
+        )
+    return pages
+
+
 def run_link(run_id: str) -> str:
     """The path of a run's page, for links inside the UI (descriptions)."""
     run = MlflowClient().get_run(run_id)
@@ -440,6 +463,10 @@ class Run:
             self._client.log_batch(
                 self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()]
             )
+
+    def describe(self, markdown: str) -> None:
+        """The run's description, shown on its page."""
+        self._client.set_tag(self.run_id, DESCRIPTION_TAG, markdown)
 
     def log_figures(self, figures: dict) -> None:
         """Matplotlib figures by artifact name; each is closed once logged."""

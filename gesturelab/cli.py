@@ -405,6 +405,21 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_ui_links(args) -> int:
+    import train_with_mlflow as tracking
+
+    pages = tracking.ui_pages(args.base)
+    print(f"MLflow store: {tracking.tracking_uri()}")
+    if not pages:
+        print("no experiments yet: run a sweep or `make reproduce` first")
+    for page in pages:
+        print(f"{page['experiment']} ({page['runs']} runs)")
+        print(f"  runs:        {page['url']}")
+        if page["leaderboard"]:
+            print(f"  leaderboard: {page['leaderboard']}")
+    return 0
+
+
 def _dataset_options(p) -> None:
     p.add_argument(
         "--classes",
@@ -625,6 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", default=config.STATIC_EXPERIMENT)
     p.add_argument("--top", type=int, default=20)
     p.set_defaults(func=cmd_leaderboard)
+
+    p = commands.add_parser(
+        "ui-links", help="links into the MLflow UI: each experiment's runs and leaderboard view"
+    )
+    p.add_argument("--base", help="where the UI runs (default http://127.0.0.1:5000)")
+    p.set_defaults(func=cmd_ui_links)
     return parser
 
 

@@ -27,6 +27,7 @@ REPORTS_DIR = REPO_ROOT / "build" / "reports"
 # Notebook 03's leaderboard as reproduce left it: `train-seq` trains its best by default.
 SEQUENCE_LEADERBOARD = FIGURES_DIR / "sequence_leaderboard.csv"
 TENSORBOARD_DIR = REPO_ROOT / "build" / "tensorboard"
+TENSORBOARD_URL = "http://127.0.0.1:6006"  # `make tensorboard`
 
 MLRUNS_DIR = REPO_ROOT / "mlruns"
 MLFLOW_DB = MLRUNS_DIR / "mlflow.db"

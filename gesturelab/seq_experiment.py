@@ -6,6 +6,8 @@ Validation is always by subject: the subjects whose sequences score a model neve
 from __future__ import annotations
 
 import time
+import uuid
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,21 +125,42 @@ def train_and_log(
     train, val = data.subset(train_mask), data.subset(val_mask)
     board_dir = config.TENSORBOARD_DIR / f"{run_name.replace(' ', '_')}-{time.strftime('%H%M%S')}"
     callbacks = [keras.callbacks.TensorBoard(str(board_dir), histogram_freq=0)] if log else []
-    result = fit(train, train_config, val, callbacks=callbacks, verbose=verbose)
-    validated = _validated(result, val, n_bootstrap)
-    if log:
-        info = dataset_info(data, data_path)
-        info["subjects_train"] = " ".join(map(str, np.unique(train.subjects)))
-        _log_validation(
-            validated,
-            info,
-            experiment,
-            run_name,
-            tags,
-            tensorboard_dir=board_dir,
-            log_model=log_model,
-        )
+    tags = {"validation": "by subject", **(tags or {})}
+    with training_run(log, experiment, run_name, train_config.arch, data.classes, tags) as run:
+        result = fit(train, train_config, val, callbacks=callbacks, verbose=verbose)
+        validated = _validated(result, val, n_bootstrap)
+        if log:
+            info = dataset_info(data, data_path)
+            info["subjects_train"] = " ".join(map(str, np.unique(train.subjects)))
+            _log_validation(
+                validated,
+                info,
+                experiment,
+                run_name,
+                tags,
+                tensorboard_dir=board_dir,
+                log_model=log_model,
+                run=run,
+            )
     return validated
+
+
+@contextmanager
+def training_run(log: bool, experiment: str, run_name: str, arch: str, classes, tags: dict):
+    """The run a Keras fit is logged to, open while it trains (so MLflow samples the fit's
+    CPU and memory as system metrics); None when nothing is logged."""
+    if not log:
+        yield None
+        return
+    with tracking().start_run(
+        experiment,
+        run_name,
+        kind="config",
+        tags={"model_family": arch, **tags},
+        label_set=classes,
+        system_metrics=True,
+    ) as run:
+        yield run
 
 
 def train_champion(
@@ -187,12 +210,20 @@ def train_champion(
         champion = Champion(validated, validated.result, validated.run)
     else:
         final_config = refit_config(validated.result) if validated else train_config
-        final = fit(data, final_config, None, verbose=verbose)
-        champion = Champion(validated, final)
-        if log:
-            if validated is None:
-                tags = {"validation": "none (all subjects, tuned epochs)", **(tags or {})}
-            champion.run = _log_final(final, validated, info, experiment, run_name, tags)
+        if validated is None:
+            tags = {"validation": "none (all subjects, tuned epochs)", **(tags or {})}
+        final_tags = {
+            "run_kind": "final",
+            "validated_by_run": validated.run.run_id if validated and validated.run else "",
+            **(tags or {}),
+        }
+        final_name = f"{run_name} (all subjects)"
+        arch = final_config.arch
+        with training_run(log, experiment, final_name, arch, data.classes, final_tags) as run:
+            final = fit(data, final_config, None, verbose=verbose)
+            champion = Champion(validated, final)
+            if log:
+                champion.run = _log_final(final, validated, info, experiment, final_name, run)
     if log and register_as:
         version_tags = {"arch": train_config.arch}
         if validated is not None:
@@ -210,20 +241,16 @@ def train_champion(
     return champion
 
 
-def _log_final(final: TrainResult, validated, info: dict, experiment, run_name, tags):
+def _log_final(final: TrainResult, validated, info: dict, experiment, run_name, run):
     report = validated.report if validated is not None else {}
     epochs = final.extra.get("member_epochs_run") or final.epochs_run
     return log_sequence_run(
         final,
         report={},
         experiment=experiment,
-        run_name=f"{run_name} (all subjects)",
+        run_name=run_name,
         dataset={**info, "epochs_from_validation": str(epochs)},
-        tags={
-            "run_kind": "final",
-            "validated_by_run": validated.run.run_id if validated and validated.run else "",
-            **(tags or {}),
-        },
+        run=run,
         extra_metrics={
             f"selection_val_{k}": report["metrics"][k]
             for k in ("accuracy", "f1_macro")
@@ -249,7 +276,7 @@ def _log_validation(validated: ValidatedModel, info, experiment, run_name, tags,
         experiment=experiment,
         run_name=run_name,
         dataset=info,
-        tags={"validation": "by subject", **(tags or {})},
+        tags=tags,
         **kwargs,
     )
 
@@ -269,9 +296,13 @@ def log_sequence_run(
     extra_metrics: dict | None = None,
     tensorboard_dir=None,
     log_model: bool = True,
+    run=None,
 ):
     """One trained sequence model as a run: params, per-epoch curves, the validation report
-    (``report``, may be empty), the model. Returns the run's RunRecord."""
+    (``report``, may be empty), the model. Returns the run's RunRecord.
+
+    run: the run that was open while the model trained (``training_run``); else one is opened.
+    """
     metrics = {
         "fit_time_s": result.fit_seconds,
         "seconds_per_epoch": result.seconds_per_epoch,
@@ -285,19 +316,30 @@ def log_sequence_run(
         f"epoch_{key if key.startswith('val_') else f'train_{key}'}": values
         for key, values in result.history.items()
     }
-    with tracking().start_run(
-        experiment,
-        run_name,
-        kind="config",
-        tags={"model_family": result.config.arch, **(tags or {})},
-        label_set=result.classes,
-    ) as run:
+    opened = (
+        nullcontext(run)
+        if run is not None
+        else tracking().start_run(
+            experiment,
+            run_name,
+            kind="config",
+            tags={"model_family": result.config.arch, **(tags or {})},
+            label_set=result.classes,
+        )
+    )
+    with opened as run:
         run.log_params({**result.config.params(), **{f"data_{k}": v for k, v in dataset.items()}})
         run.log_curves(curves)
         run.log({**metrics, **artifacts.metrics}, artifacts.figures, artifacts.dicts)
         if tensorboard_dir is not None and Path(tensorboard_dir).is_dir():
             run.log_artifacts(folder=tensorboard_dir, folder_name="tensorboard")
-            run.set_tags({"tensorboard_dir": str(tensorboard_dir)})
+            url = tensorboard_url(tensorboard_dir)
+            run.set_tags({"tensorboard_dir": str(tensorboard_dir), "tensorboard_url": url})
+            run.describe(
+                f"TensorBoard of this fit: [{Path(tensorboard_dir).name}]({url}) "
+                "(`make tensorboard` serves `build/tensorboard/`); the same event files are "
+                "this run's `tensorboard/` artifacts."
+            )
         if log_model:
             run.log_keras_model(
                 result.model,
@@ -310,6 +352,11 @@ def log_sequence_run(
                 },
             )
     return run.record()
+
+
+def tensorboard_url(log_dir) -> str:
+    """Where ``make tensorboard`` shows one fit's curves (TensorBoard's run filter)."""
+    return f"{config.TENSORBOARD_URL}/?runFilter={Path(log_dir).name}#timeseries"
 
 
 def tracking():
@@ -399,14 +446,10 @@ def architecture_leaderboard(
     Returns the leaderboard (one row per model, best first within a label set) and the
     training outputs keyed by (n_classes, arch), for the champion's refit.
     """
-    import pandas as pd
-
-    from gesturelab.evaluation import headline_row, paired_comparison
-    from gesturelab.seq_training import config_for, member_configs
+    from gesturelab.seq_training import config_for
 
     # None: the default members of arch "ensemble"; () scores no ensemble.
     ensemble = config_for("ensemble").members if ensemble is None else tuple(ensemble)
-    with_ensemble = bool(ensemble)
     # every model of the board is validated the same way, on the same subjects
     common = {
         "validation_fraction": validation_fraction,
@@ -416,6 +459,24 @@ def architecture_leaderboard(
         "n_bootstrap": n_bootstrap,
     }
     rows, outputs = [], {}
+    board_id = uuid.uuid4().hex[:12]
+    # every run of this leaderboard carries its id: the saved runs view shows this one only
+    tagging = tracking().tagging(leaderboard_id=board_id) if log else nullcontext()
+    with tagging:
+        _train_board(data, archs, class_counts, epochs, ensemble, common, rows, outputs)
+    board = _rank_board(data, rows, outputs, n_bootstrap)
+    if log:
+        publish_sequence_leaderboard(board, data, experiment, board_id, validation_fraction)
+    return board, outputs
+
+
+def _train_board(data, archs, class_counts, epochs, ensemble, common, rows, outputs):
+    """Validate every architecture on every label set (``architecture_leaderboard``)."""
+    from gesturelab.evaluation import headline_row
+    from gesturelab.seq_training import config_for, member_configs
+
+    experiment, log, n_bootstrap = common["experiment"], common["log"], common["n_bootstrap"]
+    with_ensemble = bool(ensemble)
     for n_classes in class_counts:
         labelled = data.with_classes(n_classes)
         for arch in (*archs, "ensemble") if with_ensemble else archs:
@@ -456,6 +517,14 @@ def architecture_leaderboard(
             )
             outputs[(n_classes, arch)] = out
             rows.append(_board_row(n_classes, arch, out, headline_row))
+
+
+def _rank_board(data, rows, outputs, n_bootstrap):
+    """The leaderboard best first per label set, each row tested against the next."""
+    import pandas as pd
+
+    from gesturelab.evaluation import paired_comparison
+
     # Best first; a tie goes to the smaller model (on 28 classes DD-Net and its ensemble with
     # the 1D-CNN both scored 0.916).
     board = pd.DataFrame(rows).sort_values(
@@ -479,7 +548,70 @@ def architecture_leaderboard(
                 n=n_bootstrap,
             )
             board.loc[first, "vs_next_p_value"] = test["mcnemar_p"]
-    return board, outputs
+    return board
+
+
+SEQUENCE_BOARD_METRICS = [
+    "val_accuracy",
+    "val_f1_macro",
+    "val_top3_accuracy",
+    "val_ece",
+    "n_parameters",
+    "seconds_per_epoch",
+    "fit_time_s",
+]
+
+
+def publish_sequence_leaderboard(board, data, experiment, board_id, validation_fraction):
+    """The sequence leaderboard in the MLflow UI (``gesturelab.leaderboard_page``)."""
+    from gesturelab import leaderboard_page
+    from gesturelab.plots import interval_bars_figure
+
+    shown = board.copy()
+    shown["run_page"] = [tracking().run_link(r) if r else None for r in shown["run_id"]]
+    shown["val_accuracy_interval"] = [
+        f"{lo:.3f}–{hi:.3f}"
+        for lo, hi in zip(shown["val_accuracy_low"], shown["val_accuracy_high"])
+    ]
+    subjects = len(np.unique(data.subjects))
+    label_sets = ", ".join(map(str, sorted(shown["classes"].unique())))
+    summary = (
+        f"deep sequence models on `{Path(str(data.source)).name}` ({len(data)} sequences, "
+        f"{subjects} subjects; label sets: {label_sets} classes). Every model is validated "
+        "on the same held-out subjects "
+        f"({validation_fraction:.0%} of them, never trained on), with 95% bootstrap intervals; "
+        "`vs next`: McNemar p-value against the row below it."
+    )
+    table = leaderboard_page.markdown_table(
+        shown,
+        {
+            "classes": "classes",
+            "arch": "model",
+            "val_accuracy": "accuracy",
+            "val_accuracy_interval": "95% interval",
+            "val_f1_macro": "macro-F1",
+            "parameters": "parameters",
+            "vs_next_p_value": "vs next",
+        },
+        links={"arch": "run_page"},
+    )
+    figure = interval_bars_figure(
+        board, "val_accuracy", "val_accuracy_low", "val_accuracy_high", "arch", "classes"
+    )
+    return leaderboard_page.publish(
+        experiment,
+        board,
+        title=experiment,
+        summary=summary,
+        table=table,
+        sort_by="val_accuracy",
+        metrics=SEQUENCE_BOARD_METRICS,
+        tags=["model_family", "n_classes"],
+        where={"leaderboard_id": board_id, "study": "leaderboard"},
+        figure=figure,
+        label_set=None,
+        footer="Champions (refit on every subject) are the runs tagged `study = champion`.",
+    )
 
 
 def _board_row(n_classes: int, arch: str, out: ValidatedModel, headline_row) -> dict:
@@ -530,7 +662,7 @@ def validate_ensemble(
             dataset_info(data),
             experiment,
             run_name,
-            {"members": " ".join(archs), **(tags or {})},
+            {"validation": "by subject", "members": " ".join(archs), **(tags or {})},
             extra_metrics={f"member_{r.config.arch}_best_epoch": r.best_epoch for r in results},
         )
     return validated
