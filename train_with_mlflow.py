@@ -115,8 +115,10 @@ def setup() -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    # MLflow samples every 10 s by default: most runs here are shorter than that.
-    mlflow.set_system_metrics_sampling_interval(config.SYSTEM_METRICS_INTERVAL_S)
+    # MLflow samples every 10 s by default: most runs here are shorter than that. (It keeps
+    # the setting in an environment variable; one the user set wins.)
+    if not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
+        mlflow.set_system_metrics_sampling_interval(config.SYSTEM_METRICS_INTERVAL_S)
     # ...and says "Started/Stopping system metrics monitoring" at INFO for every run.
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     if uri not in _READY:
@@ -204,15 +206,17 @@ def save_runs_view(
     metric ``sort_by`` (best first), with those metric, param and tag columns. Returns the link.
     """
     column = "{}.`{}`".format
+    columns = [
+        *(column("metrics", m) for m in metrics),
+        *(column("params", p) for p in params),
+        *(column("tags", t) for t in tags),
+    ]
     state = {
         "searchFilter": " and ".join(f"tags.{k} = '{v}'" for k, v in (where or {}).items()),
         "orderByKey": column("metrics", sort_by),
         "orderByAsc": False,
-        "selectedColumns": [
-            *(column("metrics", m) for m in metrics),
-            *(column("params", p) for p in params),
-            *(column("tags", t) for t in tags),
-        ],
+        "selectedColumns": columns,
+        "columnOrder": columns,  # as given, not alphabetical
     }
     now = int(time.time() * 1000)
     envelope = {"name": title, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from gesturelab.errors import MediaError
 from gesturelab.landmarks import INPUT_SHAPE, LABEL_COLUMN, LANDMARK_COLUMNS

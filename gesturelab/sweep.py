@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 import train_with_mlflow as tracking
 from gesturelab import config

@@ -32,9 +32,16 @@ def test_reproduce_quick(mlflow_store, tmp_path):
     board = reproduce(quick=True, work_dir=tmp_path)
     assert set(board["family"]) == {"svm", "random_forest", "knn", "logreg"}
     assert board["test_f1_macro"].max() > 0.9
+    widgets = 0
     for path in NOTEBOOKS:
         executed = nbformat.read(tmp_path / "executed" / path.name, as_version=4)
         assert executed.cells[-1].outputs, f"{path.name} ends with a results cell"
+        outputs = [o for c in executed.cells for o in c.get("outputs", [])]
+        # progress bars are ipywidgets in JupyterLab, not tqdm's text fallback
+        assert not any("IProgress" in json.dumps(o) for o in outputs), path.name
+        widgets += sum("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                       for o in outputs)  # fmt: skip
+    assert widgets, "no progress bar was drawn as a widget"
     assert (tmp_path / "processed" / "hagrid_split.csv").exists()
     assert (tmp_path / "inference" / "gestures_video_annotated.mp4").exists()
     for name in (

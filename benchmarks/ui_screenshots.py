@@ -1,0 +1,126 @@
+"""What the MLflow UI shows a person, seen in a real browser (headless Chromium).
+
+    .venv/bin/python benchmarks/ui_screenshots.py [--store URI] [--out DIR] [--quick-sweep]
+
+Starts `mlflow ui` on the store (default: the repository's, as `make reproduce` left it; with
+--quick-sweep a temporary store filled by a quick sweep of the shipped HaGRID sample), opens
+the classical sweep's experiment as `ui-links` prints it and the leaderboard view, closes the
+MLflow Assistant panel (it opens itself on a first visit and takes a third of the window),
+expands the description, saves screenshots and prints what was on screen. Exit code 1 when a
+page does not show what it should (description, leaderboard, the metric columns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from gesturelab import config
+from gesturelab.browser import Browser, find_chromium, free_port, wait_for_http
+
+ASSISTANT_CLOSE = '[data-component-id="mlflow.assistant.chat_panel.close"]'
+DESCRIPTION_EXPAND = '[data-component-id="mlflow.experiment.metadata_editor.expand_button"]'
+
+
+def start_ui(store: str, port: int) -> subprocess.Popen:
+    mlflow = Path(sys.executable).with_name("mlflow")
+    process = subprocess.Popen(
+        [str(mlflow), "ui", "--backend-store-uri", store, "--host", "127.0.0.1"]
+        + ["--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # `mlflow ui` starts uvicorn by name: it must find the venv's bin/
+        env={**os.environ, "PATH": f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
+    wait_for_http(f"http://127.0.0.1:{port}/health", 90, process)
+    return process
+
+
+def quick_sweep(store: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "gesturelab", "sweep", "--quick", "--figures-dir"]
+        + [str(Path(tempfile.mkdtemp()) / "figures")],
+        env={**os.environ, "MLFLOW_TRACKING_URI": store},
+        check=True,
+        capture_output=True,
+    )
+
+
+def look(store: str, out: Path, experiment: str = config.STATIC_EXPERIMENT) -> dict:
+    """Screenshots of the experiment page and its leaderboard view; what each page showed."""
+    os.environ["MLFLOW_TRACKING_URI"] = store
+    import train_with_mlflow as tracking
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    pages = {p["experiment"]: p for p in tracking.ui_pages(base)}
+    if experiment not in pages:
+        raise SystemExit(f"no runs of {experiment!r} in {store}: run a sweep first")
+    seen = {}
+    server = start_ui(store, port)
+    try:
+        with Browser() as browser:
+            text = browser.open(pages[experiment]["url"], wait_for="matching runs", timeout=90)
+            browser.settle(2)
+            browser.click(ASSISTANT_CLOSE)
+            browser.click(DESCRIPTION_EXPAND)
+            browser.settle(2)
+            text = browser.text()
+            seen["experiment"] = {
+                "url": pages[experiment]["url"],
+                "screenshot": str(browser.screenshot(out / "mlflow_experiment.png")),
+                "runs page": "matching runs" in text,
+                "model-training view": "Model training" in text and "Overview" not in text,
+                "description": f"{experiment}:" in text,
+                "leaderboard table": "CV macro-F1" in text and "test macro-F1" in text,
+            }
+            view = pages[experiment]["leaderboard"]
+            text = browser.open(view, wait_for="matching runs", timeout=90)
+            browser.settle(3)
+            browser.click(ASSISTANT_CLOSE)
+            browser.settle(1)
+            text = browser.text()
+            seen["leaderboard view"] = {
+                "url": view,
+                "screenshot": str(browser.screenshot(out / "mlflow_leaderboard_view.png")),
+                "saved view open": "leaderboard" in text,
+                "sorted by val_f1_macro": "Sort: val_f1_macro" in text,
+                "val_f1_macro column": "val_f1_macro" in text,
+                "val_accuracy column": "val_accuracy" in text,
+                "test_f1_macro column": "test_f1_macro" in text,
+            }
+    finally:
+        server.terminate()
+        server.wait(20)
+    return seen
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", help="tracking URI (default: the repository's store)")
+    parser.add_argument("--out", type=Path, default=config.SCRATCH_FIGURES_DIR / "ui")
+    parser.add_argument("--quick-sweep", action="store_true", help="a temporary store instead")
+    args = parser.parse_args()
+    if find_chromium() is None:
+        print("no Chromium installed (apt-get install chromium): nothing to look at")
+        return 2
+    store = args.store or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{config.MLFLOW_DB}"
+    if args.quick_sweep:
+        store = f"sqlite:///{tempfile.mkdtemp(prefix='gesturelab-ui-')}/mlflow.db"
+        quick_sweep(store)
+    seen = look(store, args.out)
+    failed = []
+    for page, checks in seen.items():
+        print(f"{page}: {checks.pop('url')}\n  screenshot {checks.pop('screenshot')}")
+        for check, ok in checks.items():
+            print(f"  {'ok  ' if ok else 'MISS'} {check}")
+            failed += [] if ok else [f"{page}: {check}"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""What the MLflow UI shows: experiment kind, description, the saved leaderboard view, system
+metrics; and (tier ``browser``) the pages themselves in headless Chromium."""
+
+import importlib.util
+import json
+
+import pytest
+from conftest import run_cli
+from mlflow.tracking import MlflowClient
+
+import train_with_mlflow as tracking
+from gesturelab import config
+from gesturelab.browser import find_chromium
+from gesturelab.models import sweep_grid
+from gesturelab.static_data import prepare
+from gesturelab.sweep import LEADERBOARD_METRICS, run_sweep
+
+
+def _experiment(name):
+    return MlflowClient().get_experiment_by_name(name)
+
+
+def test_experiments_open_as_model_training_with_a_saved_leaderboard_view(mlflow_store):
+    tracking.get_or_create_experiment("ui")
+    assert _experiment("ui").tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    # an experiment of an older store gets the kind the next time it is used
+    MlflowClient().delete_experiment_tag(_experiment("ui").experiment_id, "mlflow.experimentKind")
+    tracking.get_or_create_experiment("ui")
+    assert _experiment("ui").tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+
+    link = tracking.save_runs_view(
+        "ui", sort_by="val_f1_macro", metrics=["val_f1_macro", "val_accuracy"],
+        params=["features"], where={"run_kind": "config"},
+    )  # fmt: skip
+    experiment_id = _experiment("ui").experiment_id
+    assert link == (
+        f"{tracking.UI_URL}/#/experiments/{experiment_id}/runs"
+        "?workflowType=machine_learning&viewStateShareKey=leaderboard"
+    )
+    envelope = json.loads(_experiment("ui").tags["mlflow.sharedViewState.leaderboard"])
+    assert envelope["name"] == "leaderboard" and isinstance(envelope["createdAt"], int)
+    state = json.loads(envelope["state"])
+    assert state["orderByKey"] == "metrics.`val_f1_macro`" and state["orderByAsc"] is False
+    assert state["selectedColumns"] == [
+        "metrics.`val_f1_macro`", "metrics.`val_accuracy`", "params.`features`"
+    ]  # fmt: skip
+    assert state["searchFilter"] == "tags.run_kind = 'config'"
+
+    tracking.describe_experiment("ui", "**ui**: a test")
+    assert tracking.experiment_description("ui") == "**ui**: a test"
+    assert tracking.ui_pages() == []  # no runs yet: nothing to open
+
+
+def test_a_sweep_publishes_its_leaderboard_and_samples_system_metrics(
+    mlflow_store, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.3")
+    prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+    result = run_sweep(
+        prepared,
+        quick=True,
+        experiment="ui-sweep",
+        families=("logreg", "knn"),
+        feature_ablation=False,
+        figures_dir=None,
+        progress=False,
+    )
+    n_configs = len(sweep_grid("logreg", True)) + len(sweep_grid("knn", True))
+    description = tracking.experiment_description("ui-sweep")
+    champion = result.champion
+    assert description.startswith("**ui-sweep**: the quick classical sweep of")
+    assert f"runs/{champion['run_id']})" in description  # a link to the champion's run
+    for run_id in result.best["run_id"]:
+        assert f"runs/{run_id})" in description  # each family's best, linked
+    assert "viewStateShareKey=leaderboard" in description
+
+    board = tracking.finished_runs("ui-sweep", "leaderboard")
+    assert len(board) == 1
+    table = MlflowClient().load_table(
+        _experiment("ui-sweep").experiment_id, "leaderboard.json", [board[0].run_id]
+    )
+    assert len(table) == n_configs and table["val_f1_macro"].is_monotonic_decreasing
+    assert set(LEADERBOARD_METRICS) <= set(table.columns)
+    assert result.links["view"].endswith("viewStateShareKey=leaderboard")
+    pages = tracking.ui_pages()
+    assert [p["experiment"] for p in pages] == ["ui-sweep"]
+    assert pages[0]["leaderboard"] == result.links["view"]
+
+    # the family runs, open while their configurations train, carry MLflow's system metrics
+    families = tracking.finished_runs("ui-sweep", "family")
+    sampled = [r for r in families if "system/cpu_utilization_percentage" in r.metrics]
+    assert sampled, [sorted(r.metrics) for r in families]
+    assert "system/system_memory_usage_megabytes" in sampled[0].metrics
+    configs = tracking.finished_runs("ui-sweep", "config")
+    assert not any(k.startswith("system/") for r in configs for k in r.metrics)
+
+
+def _screenshots_script():
+    path = config.REPO_ROOT / "benchmarks" / "ui_screenshots.py"
+    spec = importlib.util.spec_from_file_location("ui_screenshots", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium installed")
+def test_the_mlflow_ui_opens_on_the_leaderboard_in_a_real_browser(tmp_path):
+    """`mlflow ui` on a store a quick sweep filled, seen in headless Chromium."""
+    store = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    done = run_cli("sweep", "--quick", "--figures-dir", tmp_path / "figures", store=store,
+                   cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = _screenshots_script().look(store, tmp_path / "shots")
+    for page, checks in seen.items():
+        missing = [check for check, ok in checks.items() if ok is False]
+        assert not missing, (page, missing, checks["url"])
+    assert (tmp_path / "shots" / "mlflow_leaderboard_view.png").stat().st_size > 50_000
