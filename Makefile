@@ -40,7 +40,7 @@ format: $(STAMP)
 
 # Prints the URL with its token; the kernel is this .venv's python3 (no other kernel needed).
 lab: $(STAMP)
-	$(BIN)/jupyter lab --no-browser --ServerApp.root_dir=$(CURDIR)/notebooks --ip=127.0.0.1 --port=8888
+	$(BIN)/jupyter lab --no-browser --ServerApp.root_dir=$(CURDIR)/notebooks --ip=127.0.0.1 --port=8888 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Follows MLFLOW_TRACKING_URI when it names a tracking server (nothing to start then).
 mlflow-ui: $(STAMP)

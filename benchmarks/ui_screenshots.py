@@ -1,13 +1,14 @@
 """What the MLflow UI shows a person, seen in a real browser (headless Chromium).
 
-    .venv/bin/python benchmarks/ui_screenshots.py [--store URI] [--out DIR] [--quick-sweep]
+    .venv/bin/python benchmarks/ui_screenshots.py [--store URI] [--out DIR] [--quick-sweep] [--lab]
 
 Starts `mlflow ui` on the store (default: the repository's, as `make reproduce` left it; with
 --quick-sweep a temporary store filled by a quick sweep of the shipped HaGRID sample), opens
 the classical sweep's experiment as `ui-links` prints it and the leaderboard view, closes the
 MLflow Assistant panel (it opens itself on a first visit and takes a third of the window),
 expands the description, saves screenshots and prints what was on screen. Exit code 1 when a
-page does not show what it should (description, leaderboard, the metric columns).
+page does not show what it should (description, leaderboard, the metric columns). With --lab,
+also opens every notebook in JupyterLab and checks it starts the repository's python3 kernel.
 """
 
 from __future__ import annotations
@@ -99,11 +100,46 @@ def look(store: str, out: Path, experiment: str = config.STATIC_EXPERIMENT) -> d
     return seen
 
 
+def look_at_lab(out: Path) -> dict:
+    """Open every notebook in JupyterLab (headless) and see which kernel it gets."""
+    port, token = free_port(), "gesturelab-check"
+    jupyter = Path(sys.executable).with_name("jupyter")
+    server = subprocess.Popen(
+        [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1"]
+        + [f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={config.NOTEBOOKS_DIR}"]
+        + (["--allow-root"] if os.geteuid() == 0 else []),  # containers often run as root
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seen = {}
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/api/status?token={token}", 90, server)
+        with Browser() as browser:
+            for notebook in sorted(config.NOTEBOOKS_DIR.glob("*.ipynb")):
+                url = f"http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}"
+                # the status bar names the kernel once it is running
+                text = browser.open(url, wait_for="Python 3 (ipykernel)", timeout=120)
+                browser.settle(4)
+                text = browser.text()
+                seen[notebook.name] = {
+                    "url": url.replace(token, "<token>"),
+                    "screenshot": str(browser.screenshot(out / f"lab_{notebook.stem}.png")),
+                    "kernel python3 (this .venv)": "Python 3 (ipykernel)" in text,
+                    "no kernel chooser": "Select Kernel" not in text,
+                    "no kernel error": "Kernel Error" not in text and "No Kernel" not in text,
+                }
+    finally:
+        server.terminate()
+        server.wait(20)
+    return seen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="tracking URI (default: the repository's store)")
     parser.add_argument("--out", type=Path, default=config.SCRATCH_FIGURES_DIR / "ui")
     parser.add_argument("--quick-sweep", action="store_true", help="a temporary store instead")
+    parser.add_argument("--lab", action="store_true", help="also open each notebook in JupyterLab")
     args = parser.parse_args()
     if find_chromium() is None:
         print("no Chromium installed (apt-get install chromium): nothing to look at")
@@ -113,6 +149,8 @@ def main() -> int:
         store = f"sqlite:///{tempfile.mkdtemp(prefix='gesturelab-ui-')}/mlflow.db"
         quick_sweep(store)
     seen = look(store, args.out)
+    if args.lab:
+        seen.update(look_at_lab(args.out))
     failed = []
     for page, checks in seen.items():
         print(f"{page}: {checks.pop('url')}\n  screenshot {checks.pop('screenshot')}")
