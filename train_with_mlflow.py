@@ -483,7 +483,11 @@ class Run:
             self._client.log_dict(self.run_id, payload, name)
 
     def log_table(self, table: pd.DataFrame, name: str) -> None:
-        self._client.log_table(self.run_id, data=table, artifact_file=name)
+        """A table artifact (MLflow's JSON table format, which the UI shows as a table)."""
+        with warnings.catch_warnings():
+            # MLflow 3.17 selects object columns the way pandas 3 deprecates
+            warnings.filterwarnings("ignore", message=".*select_dtypes")
+            self._client.log_table(self.run_id, data=table, artifact_file=name)
 
     def log_artifacts(self, paths: Iterable = (), folder=None, folder_name: str | None = None):
         for path in paths:
