@@ -238,7 +238,25 @@ def train_champion(
         )
         champion.registered = f"models:/{register_as}@{config.CHAMPION_ALIAS}"
         champion.registered_version = version.version
+        note_champion(experiment, len(data.classes), champion.run.run_id, register_as, version)
     return champion
+
+
+def note_champion(experiment: str, n_classes: int, run_id: str, name: str, version) -> None:
+    """Name a registered champion in the experiment's description (one line per label set,
+    replaced by the next champion of that label set)."""
+    lead = f"- Champion, {n_classes} classes:"
+    line = (
+        f"{lead} [{tracking().get_run(run_id).run_name}]({tracking().run_link(run_id)}), "
+        f"registered as [{name} version {version.version}]"
+        f"({tracking().model_version_link(name, version.version)})"
+    )
+    text = tracking().experiment_description(experiment)
+    paragraphs = [x for x in text.split("\n\n") if x and not x.startswith(lead)]
+    champions = sorted([x for x in paragraphs if x.startswith("- Champion,")] + [line])
+    body = [x for x in paragraphs if not x.startswith("- Champion,")]
+    at = next((i for i, x in enumerate(body) if x.startswith("_Rewritten")), len(body))
+    tracking().describe_experiment(experiment, "\n\n".join(body[:at] + champions + body[at:]))
 
 
 def _log_final(final: TrainResult, validated, info: dict, experiment, run_name, run):

@@ -117,3 +117,29 @@ def test_the_mlflow_ui_opens_on_the_leaderboard_in_a_real_browser(tmp_path):
         missing = [check for check, ok in checks.items() if ok is False]
         assert not missing, (page, missing, checks["url"])
     assert (tmp_path / "shots" / "mlflow_leaderboard_view.png").stat().st_size > 50_000
+
+
+def test_a_registered_sequence_champion_is_named_once_per_label_set_in_the_description(
+    mlflow_store,
+):
+    from conftest import log_static_model
+
+    from gesturelab.models import build_pipeline
+    from gesturelab.seq_experiment import note_champion
+
+    prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+    X, y = prepared.Xy("train")
+    pipeline = build_pipeline("knn", {"n_neighbors": 3}).fit(X, y)
+    tracking.describe_experiment("seq-ui", "**seq-ui**: models\n\n_Rewritten by the latest._")
+    versions = []
+    for _ in range(2):
+        uri = log_static_model(pipeline, X, "seq-ui")
+        versions.append(
+            tracking.register_model(uri, "seq-ui-14", label_set=prepared.classes, data_sha256=None)
+        )
+        run_id = tracking.finished_runs("seq-ui")[0].run_id
+        note_champion("seq-ui", 14, run_id, "seq-ui-14", versions[-1])
+    text = tracking.experiment_description("seq-ui")
+    (line,) = [x for x in text.split("\n\n") if x.startswith("- Champion, 14 classes:")]
+    assert "seq-ui-14 version 2](#/models/seq-ui-14/versions/2)" in line
+    assert text.startswith("**seq-ui**") and text.endswith("_Rewritten by the latest._")
