@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from gesturelab import config
@@ -100,20 +102,81 @@ def look(store: str, out: Path, experiment: str = config.STATIC_EXPERIMENT) -> d
     return seen
 
 
-def look_at_lab(out: Path) -> dict:
-    """Open every notebook in JupyterLab (headless) and see which kernel it gets."""
-    port, token = free_port(), "gesturelab-check"
+def start_lab(port: int, token: str, notebooks) -> subprocess.Popen:
+    """JupyterLab on copies of ``notebooks`` in a temporary folder, with a fresh workspace:
+    what it saves (metadata, outputs of a run) never touches the repository's sources, and
+    nothing of an earlier session's open tabs comes back."""
+    root = Path(tempfile.mkdtemp(prefix="gesturelab-lab-"))
+    for notebook in notebooks:
+        shutil.copy(notebook, root / Path(notebook).name)
     jupyter = Path(sys.executable).with_name("jupyter")
     server = subprocess.Popen(
         [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1"]
-        + [f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={config.NOTEBOOKS_DIR}"]
+        + [f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+        + [f"--LabApp.workspaces_dir={root / '.workspaces'}"]
+        # window.jupyterapp: lets this script press "Run All" the way a person would
+        + ["--LabApp.expose_app_in_browser=True"]
         + (["--allow-root"] if os.geteuid() == 0 else []),  # containers often run as root
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    wait_for_http(f"http://127.0.0.1:{port}/api/status?token={token}", 90, server)
+    return server
+
+
+def run_in_lab(notebook: str, out: Path, timeout: float = 1800) -> dict:
+    """Run one notebook top to bottom in JupyterLab (Run All) and look at its progress bars.
+
+    It runs with the parameters saved in the notebook, as a person pressing Run All would:
+    notebook 02 then sweeps the full grid into the repository's store (the notebook itself is a
+    temporary copy: its paths come from gesturelab.config, not from where it sits).
+    """
+    port, token = free_port(), "gesturelab-check"
+    server = start_lab(port, token, [config.NOTEBOOKS_DIR / notebook])
+    try:
+        with Browser() as browser:
+            url = f"http://127.0.0.1:{port}/lab/tree/{notebook}?token={token}"
+            browser.open(url, wait_for="Python 3 (ipykernel)", timeout=120)
+            browser.settle(5)
+            # not awaited: the command's promise settles only when every cell has run
+            browser.evaluate("void window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            widgets, saved = 0, None
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                time.sleep(5)
+                widgets = max(widgets, browser.evaluate(
+                    "document.querySelectorAll('.jp-OutputArea .widget-progress').length"
+                ))  # fmt: skip
+                if widgets and not saved:
+                    saved = browser.screenshot(out / f"lab_run_{Path(notebook).stem}.png")
+                busy = browser.evaluate(
+                    "document.querySelectorAll('.jp-InputArea-prompt').length && "
+                    "[...document.querySelectorAll('.jp-InputArea-prompt')]"
+                    ".some(e => e.innerText.includes('*'))"
+                )
+                if not busy:
+                    break
+            text = browser.text()
+            return {
+                notebook: {
+                    "url": url.replace(token, "<token>"),
+                    "screenshot": str(saved or browser.screenshot(out / "lab_run.png")),
+                    "progress bars drawn as widgets": widgets > 0,
+                    "no IProgress fallback": "IProgress not found" not in text,
+                    "no error output": "Traceback" not in text,
+                }
+            }
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def look_at_lab(out: Path) -> dict:
+    """Open every notebook in JupyterLab (headless) and see which kernel it gets."""
+    port, token = free_port(), "gesturelab-check"
+    server = start_lab(port, token, sorted(config.NOTEBOOKS_DIR.glob("*.ipynb")))
     seen = {}
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/api/status?token={token}", 90, server)
         with Browser() as browser:
             for notebook in sorted(config.NOTEBOOKS_DIR.glob("*.ipynb")):
                 url = f"http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}"
@@ -140,6 +203,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=config.SCRATCH_FIGURES_DIR / "ui")
     parser.add_argument("--quick-sweep", action="store_true", help="a temporary store instead")
     parser.add_argument("--lab", action="store_true", help="also open each notebook in JupyterLab")
+    parser.add_argument(
+        "--run-in-lab", metavar="NOTEBOOK", help="run this notebook in JupyterLab (Run All)"
+    )
     args = parser.parse_args()
     if find_chromium() is None:
         print("no Chromium installed (apt-get install chromium): nothing to look at")
@@ -151,6 +217,8 @@ def main() -> int:
     seen = look(store, args.out)
     if args.lab:
         seen.update(look_at_lab(args.out))
+    if args.run_in_lab:
+        seen.update(run_in_lab(args.run_in_lab, args.out))
     failed = []
     for page, checks in seen.items():
         print(f"{page}: {checks.pop('url')}\n  screenshot {checks.pop('screenshot')}")
