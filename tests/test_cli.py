@@ -177,6 +177,12 @@ def test_train_seq_then_evaluate_seq_on_the_original_layout(env, tmp_path):
     assert [m.step for m in history] == [1, 2, 3]
     artifacts = [a.path for a in MlflowClient().list_artifacts(validation["run_id"])]
     assert "tensorboard" in artifacts and "val_evaluation_report.json" in artifacts
+    # open while Keras trained: MLflow's system metrics; and a link to its TensorBoard folder
+    assert "metrics.system/cpu_utilization_percentage" in runs.columns
+    assert runs["metrics.system/cpu_utilization_percentage"].notna().all()
+    assert validation["tags.tensorboard_url"].startswith(f"{config.TENSORBOARD_URL}/?runFilter=")
+    note = MlflowClient().get_experiment_by_name(config.SEQUENCE_EXPERIMENT).tags
+    assert "- Champion, 28 classes: [tcn 28-class (all subjects)]" in note["mlflow.note.content"]
 
 
 @pytest.mark.slow
