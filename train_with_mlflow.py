@@ -181,7 +181,8 @@ def find_experiment_id(name: str) -> str | None:
 
 def describe_experiment(name: str, markdown: str) -> None:
     """Replace the experiment's description (shown above its runs in the UI)."""
-    MlflowClient().set_experiment_tag(get_or_create_experiment(name), DESCRIPTION_TAG, markdown)
+    experiment = get_or_create_experiment(name)  # first: it points MLflow at the store
+    MlflowClient().set_experiment_tag(experiment, DESCRIPTION_TAG, markdown)
 
 
 def experiment_description(name: str) -> str:
