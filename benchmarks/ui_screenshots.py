@@ -144,10 +144,16 @@ def run_in_lab(notebook: str, out: Path, timeout: float = 1800) -> dict:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 time.sleep(5)
+                # ipywidgets 8 draws tqdm's bar as an HBox holding a FloatProgress
                 widgets = max(widgets, browser.evaluate(
-                    "document.querySelectorAll('.jp-OutputArea .widget-progress').length"
+                    "document.querySelectorAll('.jp-OutputArea .widget-hprogress').length"
                 ))  # fmt: skip
                 if widgets and not saved:
+                    browser.evaluate(
+                        "document.querySelector('.jp-OutputArea .widget-hprogress')"
+                        ".scrollIntoView({block: 'center'})"
+                    )
+                    browser.settle(1)
                     saved = browser.screenshot(out / f"lab_run_{Path(notebook).stem}.png")
                 busy = browser.evaluate(
                     "document.querySelectorAll('.jp-InputArea-prompt').length && "
@@ -163,6 +169,8 @@ def run_in_lab(notebook: str, out: Path, timeout: float = 1800) -> dict:
                     "screenshot": str(saved or browser.screenshot(out / "lab_run.png")),
                     "progress bars drawn as widgets": widgets > 0,
                     "no IProgress fallback": "IProgress not found" not in text,
+                    "no widget error": "Error displaying widget" not in text
+                    and "Loading widget" not in text,
                     "no error output": "Traceback" not in text,
                 }
             }
