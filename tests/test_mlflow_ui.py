@@ -11,9 +11,7 @@ from mlflow.tracking import MlflowClient
 import train_with_mlflow as tracking
 from gesturelab import config
 from gesturelab.browser import find_chromium
-from gesturelab.models import sweep_grid
 from gesturelab.static_data import prepare
-from gesturelab.sweep import LEADERBOARD_METRICS, run_sweep
 
 
 def _experiment(name):
@@ -49,50 +47,6 @@ def test_experiments_open_as_model_training_with_a_saved_leaderboard_view(mlflow
     tracking.describe_experiment("ui", "**ui**: a test")
     assert tracking.experiment_description("ui") == "**ui**: a test"
     assert tracking.ui_pages() == []  # no runs yet: nothing to open
-
-
-def test_a_sweep_publishes_its_leaderboard_and_samples_system_metrics(
-    mlflow_store, tmp_path, monkeypatch
-):
-    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.3")
-    prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
-    result = run_sweep(
-        prepared,
-        quick=True,
-        experiment="ui-sweep",
-        families=("logreg", "knn"),
-        feature_ablation=False,
-        figures_dir=None,
-        progress=False,
-    )
-    n_configs = len(sweep_grid("logreg", True)) + len(sweep_grid("knn", True))
-    description = tracking.experiment_description("ui-sweep")
-    champion = result.champion
-    assert description.startswith("**ui-sweep**: the quick classical sweep of")
-    assert f"runs/{champion['run_id']})" in description  # a link to the champion's run
-    for run_id in result.best["run_id"]:
-        assert f"runs/{run_id})" in description  # each family's best, linked
-    assert "viewStateShareKey=leaderboard" in description
-
-    board = tracking.finished_runs("ui-sweep", "leaderboard")
-    assert len(board) == 1
-    table = MlflowClient().load_table(
-        _experiment("ui-sweep").experiment_id, "leaderboard.json", [board[0].run_id]
-    )
-    assert len(table) == n_configs and table["val_f1_macro"].is_monotonic_decreasing
-    assert set(LEADERBOARD_METRICS) <= set(table.columns)
-    assert result.links["view"].endswith("viewStateShareKey=leaderboard")
-    pages = tracking.ui_pages()
-    assert [p["experiment"] for p in pages] == ["ui-sweep"]
-    assert pages[0]["leaderboard"] == result.links["view"]
-
-    # the family runs, open while their configurations train, carry MLflow's system metrics
-    families = tracking.finished_runs("ui-sweep", "family")
-    sampled = [r for r in families if "system/cpu_utilization_percentage" in r.metrics]
-    assert sampled, [sorted(r.metrics) for r in families]
-    assert "system/system_memory_usage_megabytes" in sampled[0].metrics
-    configs = tracking.finished_runs("ui-sweep", "config")
-    assert not any(k.startswith("system/") for r in configs for k in r.metrics)
 
 
 def _screenshots_script():

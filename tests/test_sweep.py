@@ -9,7 +9,7 @@ from gesturelab import config
 from gesturelab.errors import UnknownNameError
 from gesturelab.models import FAMILIES, family, sweep_grid
 from gesturelab.static_data import prepare
-from gesturelab.sweep import run_sweep, select_best
+from gesturelab.sweep import LEADERBOARD_METRICS, run_sweep, select_best
 
 
 def test_selection_prefers_robust_among_ties_and_is_deterministic():
@@ -33,8 +33,10 @@ def test_an_unknown_family_is_refused_with_the_known_ones():
 
 @pytest.mark.slow
 @pytest.mark.sweep
-def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_path):
-    """Two families, quick grids, no ablation: every step of run_sweep against a real store."""
+def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_path, monkeypatch):
+    """Two families, quick grids, no ablation: every step of run_sweep against a real store,
+    and what the MLflow UI shows of it (description, leaderboard run and view, system metrics)."""
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.3")
     prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
     result = run_sweep(
         prepared,
@@ -68,3 +70,34 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     artifacts = {a.path for a in MlflowClient().list_artifacts(best.run_id)}
     assert {"test_confusion_matrix.png", "test_evaluation_report.json"} <= artifacts
     assert {p.name for p in result.figures} >= {"leaderboard.png", "confusion_knn.png"}
+
+    # what the MLflow UI shows of the sweep
+    description = tracking.experiment_description("tiny-sweep")
+    champion = result.champion
+    assert description.startswith("**tiny-sweep**: the quick classical sweep of")
+    assert f"runs/{champion['run_id']})" in description  # a link to the champion's run
+    for run_id in result.best["run_id"]:
+        assert f"runs/{run_id})" in description  # each family's best, linked
+    assert "viewStateShareKey=leaderboard" in description
+
+    board = tracking.finished_runs("tiny-sweep", "leaderboard")
+    assert len(board) == 1
+    table = MlflowClient().load_table(
+        MlflowClient().get_experiment_by_name("tiny-sweep").experiment_id,
+        "leaderboard.json",
+        [board[0].run_id],
+    )
+    assert len(table) == n_configs and table["val_f1_macro"].is_monotonic_decreasing
+    assert set(LEADERBOARD_METRICS) <= set(table.columns)
+    assert result.links["view"].endswith("viewStateShareKey=leaderboard")
+    pages = tracking.ui_pages()
+    assert [p["experiment"] for p in pages] == ["tiny-sweep"]
+    assert pages[0]["leaderboard"] == result.links["view"]
+
+    # the family runs, open while their configurations train, carry MLflow's system metrics
+    families = tracking.finished_runs("tiny-sweep", "family")
+    sampled = [r for r in families if "system/cpu_utilization_percentage" in r.metrics]
+    assert sampled, [sorted(r.metrics) for r in families]
+    assert "system/system_memory_usage_megabytes" in sampled[0].metrics
+    configs = tracking.finished_runs("tiny-sweep", "config")
+    assert not any(k.startswith("system/") for r in configs for k in r.metrics)
