@@ -237,8 +237,16 @@ def ui_url(name: str | None = None, *, view: str | None = None, base: str | None
     return f"{base}/#/experiments/{found}/runs?{query}"
 
 
+def store_exists() -> bool:
+    """False for a SQLite store whose file is not there yet (opening it would create it)."""
+    path = _sqlite_path(tracking_uri())
+    return path is None or path.is_file()
+
+
 def ui_pages(base: str | None = None) -> list[dict]:
     """Every experiment with runs: its name, run count, runs link and leaderboard view link."""
+    if not store_exists():
+        return []
     setup()
     client = MlflowClient()
     pages = []

@@ -410,7 +410,9 @@ def cmd_ui_links(args) -> int:
 
     pages = tracking.ui_pages(args.base)
     print(f"MLflow store: {tracking.tracking_uri()}")
-    if not pages:
+    if not tracking.store_exists():
+        print("no MLflow store there yet: run a sweep or `make reproduce` first")
+    elif not pages:
         print("no experiments yet: run a sweep or `make reproduce` first")
     for page in pages:
         print(f"{page['experiment']} ({page['runs']} runs)")

@@ -97,3 +97,10 @@ def test_a_registered_sequence_champion_is_named_once_per_label_set_in_the_descr
     (line,) = [x for x in text.split("\n\n") if x.startswith("- Champion, 14 classes:")]
     assert "seq-ui-14 version 2](#/models/seq-ui-14/versions/2)" in line
     assert text.startswith("**seq-ui**") and text.endswith("_Rewritten by the latest._")
+
+
+def test_ui_links_on_a_store_that_is_not_there_says_so_and_creates_nothing(tmp_path):
+    store = tmp_path / "typo" / "mlflow.db"
+    out = run_cli("ui-links", store=f"sqlite:///{store}", cwd=tmp_path)
+    assert out.returncode == 0 and "no MLflow store there yet" in out.stdout
+    assert not store.parent.exists()
