@@ -239,9 +239,21 @@ def cmd_predict(args) -> int:
     from gesturelab.errors import MediaError
     from gesturelab.extraction import collect_inputs, partial, unreadable
     from gesturelab.inference import is_video, label_segments, predict_images, predict_video
-    from gesturelab.predictor import load_static
+    from gesturelab.predictor import SequencePredictor, load_predictor
 
-    predictor = load_static(args.model, "`predict`")
+    predictor = load_predictor(args.model)
+    if isinstance(predictor, SequencePredictor):
+        return _predict_gestures(predictor, args)
+    if args.camera is not None:
+        print(
+            "error: --camera runs a sequence model live; this is a static model of single "
+            "hands (give it photos or a video with --input)",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.input:
+        print("error: give --input (an image, a video, a folder or a glob)", file=sys.stderr)
+        return 2
     inputs = collect_inputs(args.input)
     images = [p for p in inputs if not is_video(p)]
     problems = []
@@ -288,6 +300,71 @@ def cmd_predict(args) -> int:
         print(f"error: {one if len(inputs) == 1 else many}", file=sys.stderr)
         return 2
     return 0
+
+
+def _predict_gestures(predictor, args) -> int:
+    """A sequence model over videos or a camera: gesture segments, not frame labels."""
+    from pathlib import Path
+
+    from gesturelab.errors import MediaError
+    from gesturelab.extraction import collect_inputs
+    from gesturelab.inference import is_video, stream_video
+
+    if args.camera is not None:
+        sources = [args.camera]
+    elif args.input:
+        sources = collect_inputs(args.input)
+    else:
+        print("error: give --input (a video or a folder of videos) or --camera N",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    stills = [p for p in sources if not isinstance(p, int) and not is_video(p)]
+    if stills:
+        print(
+            f"error: {args.model} is a sequence model ({predictor.frames} frames per gesture): "
+            f"it needs a sequence (a video, or --camera 0), and {stills[0]} is a single image",
+            file=sys.stderr,
+        )
+        return 2
+    problems = []
+    for source in sources:
+
+        def echo(segment, source=source):
+            print(f"  {segment.start_s:7.2f}s  {segment.label} ({segment.confidence:.2f})")
+
+        print(f"{source}: recognising gestures (window, stride and threshold below)")
+        try:
+            segments, windows = stream_video(
+                predictor, source, args.out, window=args.seq_window, stride=args.stride,
+                window_s=args.window_s, stride_s=args.stride_s, threshold=args.threshold,
+                max_seconds=args.max_seconds, progress=not args.no_progress,
+                echo=echo if args.camera is not None else None,
+            )  # fmt: skip
+        except MediaError as exc:
+            print(exc)
+            problems.append(pd.DataFrame([{"source": str(source), "problem": exc.reason}]))
+            continue
+        a = segments.attrs
+        print(
+            f"  {a['frames']} frames at {a['fps']:.1f} fps; window {a['window']} frames, "
+            f"stride {a['stride']}, threshold {a['threshold']:.3f}; {len(windows)} windows, "
+            f"{int((windows['label'] != 'no gesture').sum())} with a gesture"
+        )
+        if a.get("problem"):
+            print(f"  {a['problem']}")
+            problems.append(pd.DataFrame([{"source": str(source), "problem": a["problem"]}]))
+        if segments.empty:
+            print("  no gesture segment")
+        for row in segments.itertuples():
+            print(
+                f"  segment {row.start_s:6.2f}-{row.end_s:6.2f} s  {row.label}  "
+                f"{row.confidence:.2f}  ({row.windows} windows)"
+            )
+        if args.out:
+            print(f"  annotated video, windows and segments CSV in {args.out}")
+    path = Path(args.out) / "problems.csv" if args.out else None
+    _write_problems(problems, path, echo=False)
+    return 2 if len(problems) >= len(sources) else 0
 
 
 def cmd_train_seq(args) -> int:
@@ -571,16 +648,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_extract)
 
-    p = commands.add_parser("predict", help="gesture labels for hands in images or a video")
+    p = commands.add_parser(
+        "predict",
+        help="gesture labels for hands in images or a video (static model); gesture segments "
+        "in a video or from a camera (sequence model)",
+    )
     p.add_argument("--model", required=True, help="e.g. models:/hagrid-static-gesture@champion")
-    p.add_argument("--input", required=True, help="an image, a video, a folder or a glob")
+    p.add_argument("--input", help="an image, a video, a folder or a glob")
+    p.add_argument(
+        "--camera", type=int, help="sequence models: a webcam's index (e.g. 0) instead of --input"
+    )
     p.add_argument("--out", help="folder for predictions.csv, annotated videos, frame CSVs")
     p.add_argument(
         "--window",
         type=int,
         default=config.SMOOTHING_WINDOW,
-        help="frames of label smoothing in videos",
+        help="static models: frames of label smoothing in videos",
     )
+    p.add_argument(
+        "--seq-window",
+        type=int,
+        help="sequence models: frames per window (default: the training gestures' median "
+        "duration, else the model's frames)",
+    )
+    p.add_argument("--window-s", type=float, help="sequence models: the window in seconds")
+    p.add_argument("--stride", type=int, help="sequence models: frames between windows")
+    p.add_argument("--stride-s", type=float, help="sequence models: the stride in seconds")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="sequence models: confidence below which a window is 'no gesture' (default: the "
+        "model's, chosen on its validation subjects)",
+    )
+    p.add_argument("--max-seconds", type=float, help="--camera: stop after this many seconds")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
 

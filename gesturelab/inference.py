@@ -193,3 +193,108 @@ def predict_video(
     if out_dir is not None:
         table.to_csv(out_dir / f"{path.stem}_frames.csv", index=False)
     return table
+
+
+def camera_frames(index: int, max_seconds: float | None = None):
+    """(fps, iterator of (index, BGR frame)) from a webcam; stops after ``max_seconds``, on
+    Ctrl-C, or when the camera stops giving frames."""
+    import time
+
+    import cv2
+
+    capture = cv2.VideoCapture(int(index))
+    if not capture.isOpened():
+        capture.release()
+        raise MediaError(f"camera {index}", "cannot open the camera (none there, or in use)")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+
+    def frames():
+        start, count = time.monotonic(), 0
+        try:
+            while max_seconds is None or time.monotonic() - start < max_seconds:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                yield count, frame
+                count += 1
+        except KeyboardInterrupt:
+            return
+        finally:
+            capture.release()
+
+    return float(fps), frames()
+
+
+def stream_video(
+    predictor,
+    source,
+    out_dir=None,
+    *,
+    window=None,
+    stride=None,
+    window_s=None,
+    stride_s=None,
+    threshold=None,
+    max_seconds=None,
+    progress=True,
+    echo=None,
+):
+    """A sequence model over a video file or a camera (``source`` an int): MediaPipe in video
+    mode, a sliding window, gesture segments (``gesturelab.streaming``).
+
+    Returns (segments, windows) tables; with ``out_dir``, an annotated copy of the video and
+    ``<name>_windows.csv`` / ``<name>_segments.csv``. ``echo(segment)`` is called on each event.
+    """
+    import cv2
+
+    from gesturelab.streaming import NO_GESTURE, StreamingRecognizer, default_window, frames_from
+
+    camera = isinstance(source, int)
+    if camera:
+        fps, frames = camera_frames(source, max_seconds)
+        name, count, size = f"camera{source}", None, None
+    else:
+        path = Path(source)
+        fps, count, size = video_properties(path)
+        frames, name = iter_video_frames(path), path.stem
+    window = frames_from(window, window_s, fps, default_window(predictor, fps))
+    stride = frames_from(stride, stride_s, fps, max(1, window // 4))
+    writer, decoded = None, 0
+    recognizer = StreamingRecognizer(
+        predictor, fps, window=window, stride=stride, threshold=threshold
+    )
+    with recognizer:
+        for index, frame in tqdm(frames, total=count, desc=name, disable=not progress):
+            decoded += 1
+            event = recognizer.push(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            if event is not None and echo is not None:
+                echo(event)
+            if out_dir is None:
+                continue
+            if writer is None:
+                Path(out_dir).mkdir(parents=True, exist_ok=True)
+                height, width = frame.shape[:2]
+                writer = cv2.VideoWriter(
+                    str(Path(out_dir) / f"{name}_annotated.mp4"),
+                    cv2.VideoWriter_fourcc(*"mp4v"),
+                    fps,
+                    size or (width, height),
+                )
+            current = recognizer._open
+            text = f"{current.label} {current.confidence:.2f}" if current else NO_GESTURE
+            hand = getattr(recognizer, "last_hand", None)
+            hand = hand["landmarks"] if hand else None
+            writer.write(draw_prediction(frame, hand, f"{index / fps:6.2f}s  {text}"))
+    if writer is not None:
+        writer.release()
+    if decoded == 0:
+        raise MediaError(source, "no frame could be decoded")
+    segments, windows = recognizer.segments_table(), recognizer.windows_table()
+    segments.attrs.update(window=window, stride=stride, fps=fps, frames=decoded,
+                          threshold=recognizer.threshold)  # fmt: skip
+    if not camera and partial_video(decoded, count):
+        segments.attrs["problem"] = partial_video(decoded, count)
+    if out_dir is not None:
+        windows.to_csv(Path(out_dir) / f"{name}_windows.csv", index=False)
+        segments.to_csv(Path(out_dir) / f"{name}_segments.csv", index=False)
+    return segments, windows

@@ -1,8 +1,16 @@
-"""GesturePredictor: one object that turns raw hand landmarks into gesture labels.
+"""Predictors: objects that turn raw hand landmarks into gesture labels, one per model kind.
 
-It loads a logged or registered model (``models:/name@alias``, ``runs:/...``, a local model
-folder) whose pipeline carries its own preprocessing, and accepts landmarks in any natural form:
-a 21×3 array, a 63-vector, a batch, a DataFrame in the HaGRID CSV format, or a MediaPipe result.
+``load_predictor(uri)`` opens a logged or registered model (``models:/name@alias``,
+``runs:/...``, a local model folder) whose pipeline carries its own preprocessing and gives the
+predictor of its kind, as siblings of one ``Predictor`` base:
+
+- ``StaticPredictor`` (scikit-learn, one hand → one label) takes a 21×3 array, a 63-vector, a
+  batch, a DataFrame in the HaGRID CSV format, or a MediaPipe result;
+- ``SequencePredictor`` (Keras, one gesture = a sequence of frames) takes (frames, 21, 3)
+  arrays of any length, per-frame DataFrames or lists of per-frame MediaPipe results.
+
+Each refuses the other's input with a message saying which kind of model it is and what it
+needs: a single hand means nothing to a sequence model, and a sequence is not a hand.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from gesturelab.errors import LandmarkInputError, ModelLoadError
 from gesturelab.features import as_hands
 from gesturelab.landmarks import INPUT_SHAPE, LANDMARK_COLUMNS, N_LANDMARKS
 
@@ -49,8 +58,68 @@ def _ovr_from_ovo(pairwise: np.ndarray, n_classes: int) -> np.ndarray:
     return votes + confidence / (3 * (np.abs(confidence) + 1))
 
 
-class GesturePredictor:
+class Predictor:
+    """What every predictor answers: classes, distributions, top-k, (label, confidence).
+
+    Subclasses give ``predict_distribution`` and ``get_model_info``; ``load`` opens a model
+    URI as the predictor of the model's kind (called on a subclass, it refuses the other kind).
+    """
+
+    kind = ""
+    classes: list
+    info: dict
+    reject: dict | None = None
+
+    @classmethod
+    def load(cls, model_uri: str) -> Predictor:
+        """From ``models:/name@alias``, ``models:/name/3``, ``runs:/id/model`` or a folder."""
+        import train_with_mlflow as tracking
+
+        loaded = open_model(model_uri)
+        kind = PREDICTORS[loaded.kind]
+        if cls is not Predictor and not issubclass(kind, cls):
+            raise ModelLoadError(_wrong_model(model_uri, loaded, cls.kind))
+        info = tracking.model_version_info(model_uri)
+        return kind.from_loaded(loaded, info)
+
+    def predict_distribution(self, inputs, image_size=None) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_model_info(self) -> dict:
+        raise NotImplementedError
+
+    def predict_top_k(self, inputs, k: int = 3, image_size=None) -> list[list[tuple]]:
+        """The k most likely (label, probability) pairs for each input."""
+        probabilities = self.predict_distribution(inputs, image_size)
+        order = np.argsort(-probabilities, axis=1)[:, :k]
+        return [
+            [(self.classes[j], float(row[j])) for j in top]
+            for row, top in zip(probabilities, order, strict=True)
+        ]
+
+    def predict_batch(self, inputs, image_size=None, reject=True) -> list[tuple[str, float]]:
+        """(label, confidence) for each input (the confidence is its best class's)."""
+        probabilities = self.predict_distribution(inputs, image_size)
+        return [(self.classes[int(p.argmax())], float(p.max())) for p in probabilities]
+
+    def predict_single(self, inputs, image_size=None, reject=True) -> tuple[str, float]:
+        """(label, confidence) of one input (one hand, or one sequence)."""
+        results = self.predict_batch(inputs, image_size, reject)
+        if len(results) != 1:
+            raise ValueError(f"predict_single takes one {self.unit}, got {len(results)}")
+        return results[0]
+
+    unit = "input"
+
+    def get_label_map(self) -> dict[int, str]:
+        return dict(enumerate(self.classes))
+
+
+class StaticPredictor(Predictor):
     """Predictions from a static landmark classifier, whatever form the landmarks come in."""
+
+    kind = "static"
+    unit = "hand"
 
     def __init__(self, model, info: dict | None = None, reject: dict | None = None):
         self.model = model
@@ -59,17 +128,7 @@ class GesturePredictor:
         self.reject = reject  # the model's reject rule (gesturelab.rejection), if it has one
 
     @classmethod
-    def load(cls, model_uri: str) -> GesturePredictor:
-        """From ``models:/name@alias``, ``models:/name/3``, ``runs:/id/model`` or a folder.
-
-        A sequence model (Keras) gives a ``SequencePredictor``: the same calls, on sequences.
-        """
-        import train_with_mlflow as tracking
-
-        loaded = open_model(model_uri)
-        info = tracking.model_version_info(model_uri)
-        if loaded.kind == "sequence":
-            return SequencePredictor(loaded.model, loaded.metadata, info)
+    def from_loaded(cls, loaded, info: dict) -> StaticPredictor:
         return cls(loaded.model, info, loaded.metadata.get("reject"))
 
     def _hands(self, landmarks, image_size=None) -> np.ndarray | pd.DataFrame:
@@ -77,6 +136,12 @@ class GesturePredictor:
             return mediapipe_to_hands(landmarks, image_size).reshape(-1, len(LANDMARK_COLUMNS))
         if isinstance(landmarks, pd.DataFrame):
             return landmarks  # keeps a handedness column for models trained with one
+        if _looks_like_sequences(landmarks):
+            raise LandmarkInputError(
+                "this is a static model of single hands (one hand → one label); it was given "
+                f"sequences of frames ({_shape_text(landmarks)}): recognise dynamic gestures "
+                "with a sequence model (train-seq)"
+            )
         hands = as_hands(landmarks)  # 3-D, or 2-D for models of 2-D data
         return hands.reshape(len(hands), -1)
 
@@ -160,15 +225,6 @@ class GesturePredictor:
         rows = np.arange(len(probabilities))
         return probabilities, per_class[rows, probabilities.argmax(axis=1)]
 
-    def predict_top_k(self, landmarks, k: int = 3, image_size=None) -> list[list[tuple]]:
-        """The k most likely (label, probability) pairs for each hand."""
-        probabilities = self.predict_distribution(landmarks, image_size)
-        order = np.argsort(-probabilities, axis=1)[:, :k]
-        return [
-            [(self.classes[j], float(row[j])) for j in top]
-            for row, top in zip(probabilities, order, strict=True)
-        ]
-
     def gesture_labels(self, probabilities, scores=None, reject: bool = True) -> list[str]:
         """The label of each row of ``predict_with_scores``: the best class, or
         ``"no gesture"`` where the model's reject rule says so (``reject=False``: never)."""
@@ -182,16 +238,6 @@ class GesturePredictor:
         probabilities, scores = self.predict_with_scores(landmarks, image_size)
         names = self.gesture_labels(probabilities, scores, reject)
         return [(n, float(p.max())) for n, p in zip(names, probabilities, strict=True)]
-
-    def predict_single(self, landmarks, image_size=None, reject=True) -> tuple[str, float]:
-        """(label, confidence) of one hand."""
-        results = self.predict_batch(landmarks, image_size, reject)
-        if len(results) != 1:
-            raise ValueError(f"predict_single takes one hand, got {len(results)}")
-        return results[0]
-
-    def get_label_map(self) -> dict[int, str]:
-        return dict(enumerate(self.classes))
 
     def get_model_info(self) -> dict:
         return {
@@ -219,14 +265,19 @@ class GesturePredictor:
         return int(getattr(self._normaliser, "input_dims_", 3))
 
 
-class SequencePredictor(GesturePredictor):
+class SequencePredictor(Predictor):
     """Predictions from a sequence model: each input is a whole gesture, not one hand.
 
     A sequence is (frames, 21, 3) or (frames, 63) in any length, a DataFrame of per-frame rows
     in the CSV format, or a list of per-frame MediaPipe results (frames without a hand are
     masked and bridged). Several sequences: a list of those, or an (n, frames, ...) array.
-    Sequences are resampled to the model's frame count before the model sees them.
+    Sequences are resampled to the model's frame count before the model sees them; one with
+    fewer than ``MIN_SEQUENCE_FRAMES`` frames with a hand is refused (a single hand is no
+    gesture of this model's).
     """
+
+    kind = "sequence"
+    unit = "sequence"
 
     def __init__(self, model, metadata: dict, info: dict | None = None):
         self.model = model
@@ -237,7 +288,22 @@ class SequencePredictor(GesturePredictor):
         self.info = dict(info or {})
         self.reject = None
 
+    @classmethod
+    def from_loaded(cls, loaded, info: dict) -> SequencePredictor:
+        return cls(loaded.model, loaded.metadata, info)
+
     def _sequence(self, sequence, image_size=None) -> np.ndarray:
+        array = self._as_array(sequence, image_size)
+        if len(array) < MIN_SEQUENCE_FRAMES:
+            raise LandmarkInputError(
+                f"this is a sequence model ({self.frames} frames per gesture); it was given "
+                f"{len(array)} frame(s) ({_shape_text(sequence)}): a sequence model needs a "
+                f"sequence of at least {MIN_SEQUENCE_FRAMES} frames (a video, or the frames "
+                "of one gesture), not a single hand"
+            )
+        return array
+
+    def _as_array(self, sequence, image_size=None) -> np.ndarray:
         if isinstance(sequence, pd.DataFrame):
             sequence = sequence[list(LANDMARK_COLUMNS)].to_numpy(dtype=np.float64)
         elif isinstance(sequence, (list, tuple)) and sequence and _is_mediapipe(sequence[0]):
@@ -246,11 +312,17 @@ class SequencePredictor(GesturePredictor):
                 hands = mediapipe_to_hands(result, image_size)
                 frames.append(hands[0] if len(hands) else np.full(INPUT_SHAPE, np.nan))
             sequence = np.stack(frames)
+        elif _is_mediapipe(sequence):
+            sequence = mediapipe_to_hands(sequence, image_size)[:1]  # one frame: refused
         array = np.asarray(sequence, dtype=np.float64)
+        if array.ndim == 1 and array.size == len(LANDMARK_COLUMNS):
+            array = array.reshape(1, *INPUT_SHAPE)  # one hand as a 63-vector: refused
         if array.ndim == 2 and array.shape[1] == len(LANDMARK_COLUMNS):
             array = array.reshape(len(array), *INPUT_SHAPE)
+        if array.ndim == 2 and array.shape == INPUT_SHAPE:
+            array = array.reshape(1, *INPUT_SHAPE)  # one hand as 21×3: refused
         if array.ndim != 3 or array.shape[1:] != INPUT_SHAPE:
-            raise ValueError(
+            raise LandmarkInputError(
                 f"a sequence is (frames, 21, 3) or (frames, 63); got shape {array.shape}"
             )
         return array
@@ -271,11 +343,19 @@ class SequencePredictor(GesturePredictor):
         """Class probabilities, shape (n_sequences, n_classes)."""
         from gesturelab.sequences import resample
 
-        batch = np.stack([resample(s, self.frames) for s in self._sequences(sequences, image_size)])
-        batch = batch.reshape(len(batch), self.frames, -1).astype(np.float32)
+        fixed = [resample(s, self.frames) for s in self._sequences(sequences, image_size)]
+        return self.predict_fixed(np.stack(fixed))
+
+    def predict_fixed(self, batch: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Probabilities of sequences already resampled to the model's frames (n, frames, 21, 3)."""
+        batch = np.asarray(batch).reshape(len(batch), self.frames, -1).astype(np.float32)
         # predict_on_batch runs the compiled graph: ~2 ms, where model(x) or predict() per
         # call cost 30-180 ms on this machine.
-        return np.asarray(self.model.predict_on_batch(batch), dtype=np.float64)
+        parts = [
+            self.model.predict_on_batch(batch[i : i + batch_size])
+            for i in range(0, len(batch), batch_size)
+        ]
+        return np.asarray(np.concatenate(parts), dtype=np.float64)
 
     def get_model_info(self) -> dict:
         from gesturelab.seq_models import model_features
@@ -290,6 +370,59 @@ class SequencePredictor(GesturePredictor):
             "input_shape": [self.frames, *INPUT_SHAPE],
             "parameters": int(self.model.count_params()),
         }
+
+
+PREDICTORS = {"static": StaticPredictor, "sequence": SequencePredictor}
+# Older name of the static predictor; ``GesturePredictor.load`` refuses sequence models.
+GesturePredictor = StaticPredictor
+MIN_SEQUENCE_FRAMES = 4  # as gesturelab.datasets.seq_common.MIN_FRAMES
+
+
+def load_predictor(model_uri: str) -> Predictor:
+    """The predictor of a model's kind: ``StaticPredictor`` or ``SequencePredictor``."""
+    return Predictor.load(model_uri)
+
+
+def _wrong_model(model_uri: str, loaded, wanted: str) -> str:
+    if loaded.kind == "sequence":
+        frames = loaded.metadata.get("frames") or "?"
+        return (
+            f"{model_uri} is a sequence model ({frames} frames per gesture), not a static "
+            "model of single hands: it needs sequences (a video, or the frames of a gesture)"
+        )
+    return (
+        f"{model_uri} is a static model of single hands (scikit-learn), not a sequence model: "
+        "it labels one hand at a time (photos, landmark rows)"
+    )
+
+
+def _looks_like_sequences(landmarks) -> bool:
+    """(n, frames, 21, 3) arrays, (n, frames, 63), or a list of (frames, ...) arrays."""
+    if isinstance(landmarks, np.ndarray):
+        return landmarks.ndim == 4 or (
+            landmarks.ndim == 3
+            and landmarks.shape[1:] != INPUT_SHAPE
+            and landmarks.shape[-1] == len(LANDMARK_COLUMNS)
+        )
+    if isinstance(landmarks, (list, tuple)) and landmarks:
+        first = landmarks[0]
+        if isinstance(first, pd.DataFrame):
+            return True
+        if isinstance(first, (list, tuple)) and first and _is_mediapipe(first[0]):
+            return True
+        if isinstance(first, np.ndarray):
+            return first.ndim == 3 or (first.ndim == 2 and first.shape[1] == len(LANDMARK_COLUMNS))
+    return False  # fmt: skip
+
+
+def _shape_text(value) -> str:
+    if isinstance(value, pd.DataFrame):
+        return f"a table of {len(value)} row(s)"
+    if _is_mediapipe(value):
+        return "one MediaPipe result"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)}"
+    return f"shape {tuple(np.shape(value))}"
 
 
 def _keras_objects() -> dict:
@@ -314,8 +447,6 @@ def open_model(model_uri: str):
 
 def load_sequence_model(model_uri: str):
     """A logged or registered sequence model and its metadata (classes, frames)."""
-    from gesturelab.errors import ModelLoadError
-
     loaded = open_model(model_uri)
     if loaded.kind != "sequence":
         raise ModelLoadError(
@@ -333,16 +464,14 @@ def model_classes(model_uri: str) -> list[str]:
     return list(loaded.metadata.get("classes") or range(int(loaded.model.output_shape[-1])))
 
 
-def load_static(model_uri: str, command: str = "this command") -> GesturePredictor:
+def load_static(model_uri: str, command: str = "this command") -> StaticPredictor:
     """A static model's predictor; a sequence model is refused, naming what takes it."""
-    from gesturelab.errors import ModelLoadError
-
-    predictor = GesturePredictor.load(model_uri)
+    predictor = load_predictor(model_uri)
     if isinstance(predictor, SequencePredictor):
         raise ModelLoadError(
             f"{model_uri} is a sequence model ({predictor.frames} frames per gesture): "
             f"{command} takes a static model of single hands; score a sequence model with "
-            "`evaluate-seq` (recognising gestures live in a video is not built yet)"
+            "`evaluate-seq`, run it on a video with `predict`"
         )
     return predictor
 

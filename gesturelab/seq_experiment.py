@@ -42,11 +42,18 @@ def evaluate_sequences(
     seed: int = 0,
     return_scores: bool = False,
 ):
-    """The full evaluation report of ``model`` on ``data``, sliced by subject and by finger."""
-    from gesturelab.seq_training import predict_proba
+    """The full evaluation report of ``model`` on ``data``, sliced by subject and by finger.
 
+    model: a Keras model, or the ``SequencePredictor`` that serves it (``evaluate-seq`` scores
+    through the predictor, so a served model is scored by the code that serves it).
+    """
+    from gesturelab.predictor import SequencePredictor
+
+    predictor = model if isinstance(model, SequencePredictor) else None
+    if predictor is None:
+        predictor = SequencePredictor(model, {"frames": frames, "classes": list(data.classes)})
     start = time.perf_counter()
-    scores = predict_proba(model, data, frames)
+    scores = predictor.predict_fixed(data.to_fixed(predictor.frames, "resample"))
     seconds = time.perf_counter() - start
     classes = np.asarray(data.classes, dtype=object)
     slices = {"subject": data.subjects.astype(str)}
@@ -141,8 +148,39 @@ def train_and_log(
                 tensorboard_dir=board_dir,
                 log_model=log_model,
                 run=run,
+                model_metadata=stream_metadata(data, validated),
             )
     return validated
+
+
+# Streaming calls a window "no gesture" below this share of correct validation sequences'
+# confidence: the threshold keeps 95 % of what the model gets right on held-out subjects.
+STREAM_COVERAGE = 0.95
+
+
+def stream_threshold(validated: ValidatedModel | None) -> float | None:
+    """The confidence below which a streaming window is "no gesture", chosen on validation:
+    the (1 - STREAM_COVERAGE) quantile of the top probability of correctly labelled held-out
+    sequences."""
+    if validated is None:
+        return None
+    top = validated.scores.max(axis=1)
+    correct = validated.scores.argmax(axis=1) == validated.labels
+    if not correct.any():
+        return None
+    return round(float(np.quantile(top[correct], 1 - STREAM_COVERAGE)), 4)
+
+
+def stream_metadata(data: SequenceSet, validated: ValidatedModel | None) -> dict:
+    """What streaming needs to know of the data a model learnt: how long its gestures last
+    (median frames, frame rate) and the threshold ``stream_threshold`` chose."""
+    out = {"median_frames": int(np.median(data.lengths))}
+    if data.frame_rate:
+        out["frame_rate"] = float(data.frame_rate)
+    threshold = stream_threshold(validated)
+    if threshold is not None:
+        out["stream_threshold"] = threshold
+    return out
 
 
 @contextmanager
@@ -223,7 +261,7 @@ def train_champion(
             final = fit(data, final_config, None, verbose=verbose)
             champion = Champion(validated, final)
             if log:
-                champion.run = _log_final(final, validated, info, experiment, final_name, run)
+                champion.run = _log_final(final, validated, info, experiment, final_name, run, data)
     if log and register_as:
         version_tags = {"arch": train_config.arch}
         if validated is not None:
@@ -259,7 +297,7 @@ def note_champion(experiment: str, n_classes: int, run_id: str, name: str, versi
     tracking().describe_experiment(experiment, "\n\n".join(body[:at] + champions + body[at:]))
 
 
-def _log_final(final: TrainResult, validated, info: dict, experiment, run_name, run):
+def _log_final(final: TrainResult, validated, info: dict, experiment, run_name, run, data):
     report = validated.report if validated is not None else {}
     epochs = final.extra.get("member_epochs_run") or final.epochs_run
     return log_sequence_run(
@@ -274,6 +312,7 @@ def _log_final(final: TrainResult, validated, info: dict, experiment, run_name, 
             for k in ("accuracy", "f1_macro")
             if k in report.get("metrics", {})
         },
+        model_metadata=stream_metadata(data, validated),
     )
 
 
@@ -281,7 +320,7 @@ def _validated(result: TrainResult, val: SequenceSet, n_bootstrap: int) -> Valid
     report, scores = evaluate_sequences(
         result.model, val, result.config.frames, n_bootstrap, return_scores=True
     )
-    subjects = [int(s) for s in np.unique(val.subjects)]
+    subjects = [s.item() if hasattr(s, "item") else s for s in np.unique(val.subjects)]
     return ValidatedModel(result, report, scores, val.labels, subjects)
 
 
@@ -315,6 +354,7 @@ def log_sequence_run(
     tensorboard_dir=None,
     log_model: bool = True,
     run=None,
+    model_metadata: dict | None = None,
 ):
     """One trained sequence model as a run: params, per-epoch curves, the validation report
     (``report``, may be empty), the model. Returns the run's RunRecord.
@@ -367,6 +407,7 @@ def log_sequence_run(
                     "input": "raw landmark sequences (frames, 21*3), MediaPipe order; "
                     "zeros = padding",
                     "custom_objects_module": "gesturelab.seq_models",
+                    **(model_metadata or {}),
                 },
             )
     return run.record()
@@ -419,19 +460,23 @@ def evaluate_model_uri(
     from gesturelab import shrec
     from gesturelab.errors import ModelLoadError
     from gesturelab.evaluation import write_report
-    from gesturelab.predictor import load_sequence_model
+    from gesturelab.predictor import SequencePredictor, load_predictor
 
-    model, metadata = load_sequence_model(model_uri)
-    classes = tuple(metadata.get("classes") or ())
-    frames = int(metadata.get("frames") or model.input_shape[1])
-    n_classes = int(model.output_shape[-1])
+    predictor = load_predictor(model_uri)
+    if not isinstance(predictor, SequencePredictor):
+        raise ModelLoadError(
+            f"{model_uri} is a static (scikit-learn) model of single hands; this takes a "
+            "sequence model (score a static one with `evaluate --model ... --data <CSV>`)"
+        )
+    classes = tuple(predictor.metadata.get("classes") or ())
+    n_classes = len(predictor.classes)
     data = shrec.load(data_root, split, n_classes)
     if classes and classes != tuple(data.classes):
         raise ModelLoadError(
             f"{model_uri} predicts {len(classes)} classes ({', '.join(classes[:3])}, ...), "
             f"the data has {len(data.classes)} ({', '.join(data.classes[:3])}, ...)"
         )
-    report = evaluate_sequences(model, data, frames, n_bootstrap)
+    report = evaluate_sequences(predictor, data, predictor.frames, n_bootstrap)
     report["model_uri"] = model_uri
     report["model"] = tracking().model_version_info(model_uri)
     report["split"] = split

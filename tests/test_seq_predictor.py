@@ -1,12 +1,18 @@
-"""GesturePredictor on a logged sequence model: every input form, and the model's invariances."""
+"""SequencePredictor on a logged sequence model: every input form, the model's invariances,
+and the refusals of input (and models) of the other kind."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from gesturelab import shrec
+from gesturelab.errors import LandmarkInputError, ModelLoadError
 from gesturelab.landmarks import LANDMARK_COLUMNS
-from gesturelab.predictor import GesturePredictor, SequencePredictor
+from gesturelab.predictor import (
+    SequencePredictor,
+    StaticPredictor,
+    load_predictor,
+)
 from gesturelab.seq_experiment import train_and_log
 from gesturelab.seq_studies import pick_classes
 from gesturelab.seq_training import TrainConfig
@@ -23,7 +29,8 @@ def logged(tmp_path_factory):
         data = pick_classes(shrec.load_compact(), GESTURES)
         config = TrainConfig(arch="tcn", frames=24, epochs=10, width=32, patience=10)
         out = train_and_log(data, config, n_bootstrap=20, run_name="predictor test")
-        predictor = GesturePredictor.load(out.run.model_uri)
+        predictor = load_predictor(out.run.model_uri)
+    out.store = uri  # tests that reopen the model point MLflow at this store again
     return predictor, data, out
 
 
@@ -51,8 +58,36 @@ def test_every_input_form_gives_the_same_answer(logged):
     assert label in GESTURES and 0 < confidence <= 1
     top = predictor.predict_top_k(data.sequences[:2], k=2)
     assert len(top) == 2 and len(top[0]) == 2
-    with pytest.raises(ValueError, match=r"got shape \(5, 4\)"):
+    with pytest.raises(LandmarkInputError, match=r"got shape \(5, 4\)"):
         predictor.predict_distribution(np.zeros((5, 4)))
+
+
+def test_a_single_hand_is_refused_by_a_sequence_model(logged):
+    predictor, data, _ = logged
+    hand = data.sequences[0][0]
+    for single in (hand, hand.reshape(63), data.sequences[0][:1]):
+        with pytest.raises(LandmarkInputError, match="needs a sequence of at least 4 frames"):
+            predictor.predict_distribution(single)
+    one_row = pd.DataFrame(hand.reshape(1, 63), columns=LANDMARK_COLUMNS)
+    with pytest.raises(LandmarkInputError, match="a table of 1 row"):
+        predictor.predict_single(one_row)
+
+
+def test_the_kinds_refuse_each_other(logged, monkeypatch):
+    """A static predictor refuses sequences and a sequence model; ``load`` on the base gives
+    the model's own kind."""
+    from sklearn.linear_model import LogisticRegression
+
+    predictor, data, out = logged
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", out.store)
+    with pytest.raises(ModelLoadError, match="is a sequence model .*not a static model"):
+        StaticPredictor.load(out.run.model_uri)
+    hands = data.sequences[0][:20]
+    static = StaticPredictor(LogisticRegression().fit(hands.reshape(20, 63), [0, 1] * 10))
+    assert static.predict_distribution(hands).shape == (20, 2)  # a batch of hands is fine
+    for sequences in (data.sequences[:3], np.stack([hands, hands])):
+        with pytest.raises(LandmarkInputError, match="static model of single hands"):
+            static.predict_distribution(sequences)
 
 
 def test_moving_or_scaling_the_hand_keeps_the_prediction(logged):

@@ -117,17 +117,26 @@ def test_predict_flags_a_truncated_photo_and_writes_its_problems(tmp_path, store
     assert problems["problem"].iat[0].startswith("partly decoded")
 
 
-@pytest.mark.parametrize("command", ["predict", "evaluate"])
-def test_a_sequence_model_is_refused_by_static_commands(tmp_path, store, sequence_model, command):
-    data = (
-        ["--input", SAMPLES / "thumb_up.jpg"]
-        if command == "predict"
-        else ["--data", config.HAGRID_SAMPLE_CSV, "--no-log"]
-    )
-    out = run_cli(command, "--model", sequence_model, *data, cwd=tmp_path, store=store)
+def test_a_sequence_model_is_refused_where_it_needs_single_hands(tmp_path, store, sequence_model):
+    out = run_cli(
+        "evaluate", "--model", sequence_model, "--data", config.HAGRID_SAMPLE_CSV, "--no-log",
+        cwd=tmp_path, store=store,
+    )  # fmt: skip
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert "is a sequence model (16 frames per gesture)" in last and "evaluate-seq" in last
+    assert "Traceback" not in out.stderr
+
+
+def test_predict_with_a_sequence_model_on_a_photo_says_it_needs_a_sequence(
+    tmp_path, store, sequence_model
+):
+    photo = SAMPLES / "thumb_up.jpg"
+    out = run_cli("predict", "--model", sequence_model, "--input", photo, cwd=tmp_path, store=store)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert "is a sequence model (16 frames per gesture)" in last
+    assert "needs a sequence (a video, or --camera 0)" in last and "thumb_up.jpg" in last
     assert "Traceback" not in out.stderr
 
 

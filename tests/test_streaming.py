@@ -1,0 +1,72 @@
+"""Streaming recognition on real SHREC'17 gestures played back with pauses between them."""
+
+import numpy as np
+import pytest
+
+from gesturelab import shrec
+from gesturelab.seq_experiment import train_and_log
+from gesturelab.seq_studies import pick_classes
+from gesturelab.seq_training import TrainConfig
+from gesturelab.streaming import NO_GESTURE, StreamingRecognizer
+
+GESTURES = ("grab", "swipe_right", "swipe_up")
+
+
+@pytest.fixture(scope="module")
+def validated(tmp_path_factory):
+    """A small TCN on three real gestures, validated on held-out subjects (not logged)."""
+    data = pick_classes(shrec.load_compact(), GESTURES)
+    config = TrainConfig(arch="tcn", frames=24, epochs=12, width=32, patience=12)
+    return data, train_and_log(data, config, n_bootstrap=20, log=False)
+
+
+def _predictor(validated, **metadata):
+    from gesturelab.predictor import SequencePredictor
+
+    data, out = validated
+    return SequencePredictor(out.model, {"frames": 24, "classes": list(GESTURES), **metadata})
+
+
+def test_played_back_gestures_give_one_segment_each_with_their_label(validated):
+    data, out = validated
+    predictor = _predictor(validated, median_frames=40, frame_rate=30.0)
+    held_out = np.flatnonzero(np.isin(data.subjects, out.validation_subjects))
+    chosen = [held_out[data.labels[held_out] == k][0] for k in range(3)]
+    recognizer = StreamingRecognizer(predictor, fps=30.0, stride=5, threshold=0.5)
+    assert recognizer.window == 40  # the training gestures' median duration
+    spans, events = [], []
+    for i in chosen:
+        for _ in range(45):  # 1.5 s without a hand between gestures
+            assert recognizer.push(None) is None
+        start = recognizer.frame_index + 1
+        for frame in data.sequences[i]:
+            events.append(recognizer.push(frame))
+        spans.append((start, recognizer.frame_index, GESTURES[data.labels[i]]))
+    for _ in range(45):
+        events.append(recognizer.push(None))
+    recognizer.flush()
+    segments = recognizer.segments_table()
+    assert [e for e in events if e is not None] == recognizer.segments
+    found = 0
+    for first, last, label in spans:
+        overlapping = segments[(segments.start_frame <= last) & (segments.end_frame >= first)]
+        found += label in set(overlapping.label)
+    assert found >= 2, segments
+    assert len(segments) <= 2 * len(spans)  # no storm of segments
+    windows = recognizer.windows_table()
+    assert (windows.loc[windows.hand_fraction < 0.5, "label"] == NO_GESTURE).all()
+
+
+def test_a_stream_without_hands_gives_no_gesture_and_bad_input_is_refused(validated):
+    predictor = _predictor(validated)
+    recognizer = StreamingRecognizer(predictor, fps=30.0)
+    assert recognizer.window == 24 and recognizer.stride == 6  # the model's own frames
+    for _ in range(100):
+        assert recognizer.push(None) is None
+    assert recognizer.segments == [] and (recognizer.windows_table().label == NO_GESTURE).all()
+    with pytest.raises(ValueError, match="push takes an RGB frame"):
+        recognizer.push(np.zeros(10))
+    with pytest.raises(TypeError, match="needs a sequence model"):
+        from gesturelab.predictor import StaticPredictor
+
+        StreamingRecognizer(StaticPredictor.__new__(StaticPredictor))
