@@ -202,9 +202,10 @@ def test_train_seq_ensemble_on_every_subject_loads_as_one_predictor(env, tmp_pat
     runs = mlflow.search_runs(experiment_names=["ensemble-cli-test"])
     assert list(runs["tags.run_kind"]) == ["final"]
     assert runs["params.arch"].iloc[0] == "ensemble"
-    from gesturelab.predictor import GesturePredictor
+    from gesturelab.predictor import SequencePredictor, load_predictor
 
-    predictor = GesturePredictor.load(model_uri)  # the store of mlflow_store, set in os.environ
+    predictor = load_predictor(model_uri)  # the store of mlflow_store, set in os.environ
+    assert isinstance(predictor, SequencePredictor)
     sequence = shrec.load_compact().sequences[0]
     assert len(predictor.predict_distribution([sequence])[0]) == 28
     assert "distances" in predictor.get_model_info()["features"]
