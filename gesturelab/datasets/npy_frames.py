@@ -1,0 +1,179 @@
+"""The frame-per-file numpy layout of the widespread action-recognition tutorial.
+
+``ROOT/<action>/<sequence>/<frame>.npy``: one folder per action (the label), one per recorded
+sequence, one ``.npy`` file per frame (``0.npy``, ``1.npy``, ...). A frame is one of:
+
+- 63 values: one hand, 21 landmarks × (x, y, z);
+- 126 values: left hand then right hand (21 × 3 each);
+- 258 values: pose (33 × 4) then left and right hand;
+- 1662 values: MediaPipe Holistic, pose (33 × 4), face (468 × 3), left hand, right hand.
+
+The tutorial writes zeros for a hand MediaPipe did not find, so an all-zero hand block is a
+missing hand. When a file has both hands, each sequence uses the one present in more of its
+frames (the right hand on a tie): one hand all through, never a switch mid-gesture. Any other
+length is refused with the lengths understood. The tutorial records no subjects; an optional
+``ROOT/subjects.csv`` (columns action, sequence, subject) names them, and then validation keeps
+subjects apart.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from gesturelab.datasets.seq_common import SequenceCollector, hand_block
+from gesturelab.errors import LandmarkDataError
+from gesturelab.loading import file_fingerprint
+
+HAND = 63
+POSE = 33 * 4
+FACE = 468 * 3
+# Vector length -> (offset of the left hand, offset of the right hand); None: not in the vector.
+LAYOUTS = {
+    HAND: (None, 0),
+    2 * HAND: (0, HAND),
+    POSE + 2 * HAND: (POSE, POSE + HAND),
+    POSE + FACE + 2 * HAND: (POSE + FACE, POSE + FACE + HAND),
+}
+LAYOUT_NAMES = {
+    63: "one hand (21 × 3)",
+    126: "left + right hand",
+    258: "pose + both hands",
+    1662: "Holistic: pose, face, left hand, right hand",
+}
+SUBJECTS_FILE = "subjects.csv"
+
+
+def _frame_key(path: Path):
+    return (0, int(path.stem), "") if path.stem.isdigit() else (1, 0, path.stem)
+
+
+def sequence_folders(root: Path) -> dict[str, list[Path]]:
+    actions = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return {
+        a.name: sorted(
+            (s for s in a.iterdir() if s.is_dir() and not s.name.startswith(".")), key=_frame_key
+        )
+        for a in actions
+    }
+
+
+def sniff(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    for folders in sequence_folders(path).values():
+        for folder in folders[:1]:
+            if any(folder.glob("*.npy")):
+                return True
+    return False
+
+
+def _subjects(root: Path) -> dict[tuple[str, str], str]:
+    file = root / SUBJECTS_FILE
+    if not file.is_file():
+        return {}
+    with open(file, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"action", "sequence", "subject"} - set(reader.fieldnames or [])
+        if missing:
+            raise LandmarkDataError(
+                file,
+                f"needs the columns action, sequence, subject "
+                f"(missing {', '.join(sorted(missing))})",
+                line=1,
+            )
+        return {(r["action"].strip(), r["sequence"].strip()): r["subject"].strip() for r in reader}
+
+
+def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=None, **_):
+    root = Path(path)
+    subjects = _subjects(root)
+    collector = SequenceCollector(root, "npy-frames", classes)
+    lengths_seen: dict[int, int] = {}
+    chosen = {"left": 0, "right": 0}
+    for action, folders in sequence_folders(root).items():
+        if not folders:
+            collector.problem(root / action, "an action folder with no sequence folders")
+        for folder in folders:
+            files = sorted(folder.glob("*.npy"), key=_frame_key)
+            vectors = []
+            for file in files:
+                try:
+                    vector = np.load(file, allow_pickle=False).reshape(-1)
+                except (OSError, ValueError) as exc:
+                    collector.problem(
+                        file,
+                        f"cannot be read as a .npy array ({exc}); frame masked",
+                        folder.name,
+                        file.stem,
+                    )
+                    vectors.append(None)
+                    continue
+                if len(vector) not in LAYOUTS:
+                    understood = "; ".join(f"{n} ({what})" for n, what in LAYOUT_NAMES.items())
+                    raise LandmarkDataError(
+                        file, f"a frame of {len(vector)} values; understood lengths: {understood}"
+                    )
+                lengths_seen[len(vector)] = lengths_seen.get(len(vector), 0) + 1
+                vectors.append(vector)
+            sequence, hand = _hand_sequence(vectors)
+            if hand:
+                chosen[hand] += 1
+            collector.add(
+                sequence,
+                action,
+                source=folder,
+                sequence_id=f"{action}/{folder.name}",
+                subject=subjects.get((action, folder.name)) if subjects else None,
+            )
+    notes = [
+        "frames of "
+        + ", ".join(f"{n} values ({LAYOUT_NAMES[n]}) ×{k}" for n, k in sorted(lengths_seen.items()))
+    ]
+    if chosen["left"]:
+        notes.append(
+            f"both hands in the vectors: the left hand used in {chosen['left']} "
+            f"sequences, the right in {chosen['right']} (the one in more frames)"
+        )
+    notes.append(
+        f"subjects from {SUBJECTS_FILE}"
+        if subjects
+        else "no subjects.csv: each sequence folder is its own group"
+    )
+    return collector.finish(
+        file_fingerprint_tree(root),
+        frame_rate=frame_rate,
+        notes=notes,
+        quarantine_dir=quarantine_dir,
+        verbose=verbose,
+    )
+
+
+def _hand_sequence(vectors) -> tuple[np.ndarray, str | None]:
+    """(frames, 21, 3) of the hand present in more frames; which hand ('left'/'right')."""
+    if not vectors:
+        return np.zeros((0, 21, 3), np.float32), None
+    length = next((len(v) for v in vectors if v is not None), HAND)
+    left_at, right_at = LAYOUTS[length]
+    nan = np.full((21, 3), np.nan, np.float32)
+
+    def blocks(at):
+        return [
+            nan if v is None or len(v) != length else hand_block(v[at : at + HAND]) for v in vectors
+        ]
+
+    right = blocks(right_at)
+    if left_at is None:
+        return np.stack(right), None
+    left = blocks(left_at)
+    present = [sum(np.isfinite(b).all() for b in hand) for hand in (left, right)]
+    if present[0] > present[1]:
+        return np.stack(left), "left"
+    return np.stack(right), "right"
+
+
+def file_fingerprint_tree(root: Path) -> str:
+    """A folder's fingerprint (names and bytes of every file)."""
+    return file_fingerprint(root)

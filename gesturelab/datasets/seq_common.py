@@ -1,0 +1,193 @@
+"""What every sequence reader shares: the checks a sequence passes, the quarantine, the result.
+
+A reader hands each sequence it finds to a ``SequenceCollector`` as a (frames, 21, 3) array
+with NaN rows for frames without a hand. The collector sets aside, with the reason, sequences
+too short to be a gesture (fewer than ``MIN_FRAMES`` frames) or mostly without a hand (a hand
+in less than ``MIN_HAND_FRACTION`` of the frames), and labels outside a requested class list;
+per-frame problems (a bad cell, an all-zero hand block) are listed too, with their frame and
+line, and the frame is masked. Nothing is dropped without a line in the quarantine file.
+
+Groups for validation: the subjects when the data names them, else the source file each
+sequence came from (a video, a CSV file, a sequence folder), so that no recording is split
+between training and validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gesturelab import config
+from gesturelab.landmarks import N_COORDS, N_LANDMARKS
+from gesturelab.predictor import MIN_SEQUENCE_FRAMES
+from gesturelab.sequences import SequenceSet, frame_mask
+
+MIN_FRAMES = MIN_SEQUENCE_FRAMES
+MIN_HAND_FRACTION = 0.5
+QUARANTINE_COLUMNS = ("source", "sequence", "frame", "line", "reason")
+
+
+@dataclass
+class LoadedSequences:
+    """The sequences of a dataset, what was set aside, and how the data was read."""
+
+    data: SequenceSet
+    rejected: pd.DataFrame
+    path: Path
+    format: str
+    fingerprint: str
+    group_by: str  # "subject" or "source file": what validation keeps apart
+    notes: list[str] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+    quarantine_path: Path | None = None
+    name: str = ""
+
+    def __post_init__(self):
+        self.name = self.name or Path(self.path).stem
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.data.classes)
+
+    def summary(self) -> str:
+        return f"{self.path}: {self.data.summary()}, {self.counts['sequences_rejected']} set aside"
+
+
+def subject_values(values) -> np.ndarray:
+    """Subject ids as integers when every one is a whole number (so that ids written as text
+    sort, and therefore split, as the same ids written as numbers), else as strings."""
+    values = np.asarray([str(v).strip() for v in values], dtype=object)
+    try:
+        numbers = np.asarray([float(v) for v in values])
+    except ValueError:
+        return values.astype(str)
+    if len(numbers) and np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)):
+        return numbers.astype(np.int64)
+    return values.astype(str)
+
+
+class SequenceCollector:
+    """Sequences as a reader finds them, checked; ``finish`` makes the ``LoadedSequences``."""
+
+    def __init__(self, path, format: str, classes=None):
+        self.path, self.format = Path(path), format
+        self.wanted = list(classes) if classes is not None else None
+        self.sequences, self.labels, self.subjects, self.sources = [], [], [], []
+        self.problems: list[dict] = []
+        self.seen = 0
+
+    def problem(self, source, reason: str, sequence=None, frame=None, line=None) -> None:
+        self.problems.append(
+            {
+                "source": str(source),
+                "sequence": sequence,
+                "frame": frame,
+                "line": line,
+                "reason": reason,
+            }
+        )
+
+    def add(self, sequence, label, *, source, sequence_id=None, subject=None, line=None) -> bool:
+        """Keep ``sequence`` ((frames, 21, 3), NaN where no hand) unless a check sets it aside."""
+        self.seen += 1
+        sequence = np.asarray(sequence, dtype=np.float32)
+        label = str(label).strip()
+        reason = None
+        if sequence.ndim != 3 or sequence.shape[1:] != (N_LANDMARKS, N_COORDS):
+            reason = f"frames of shape {sequence.shape[1:]}, not (21, 3)"
+        elif len(sequence) < MIN_FRAMES:
+            reason = (
+                f"{len(sequence)} frame(s): a gesture needs at least {MIN_FRAMES} "
+                "(a sequence id given to too few rows?)"
+            )
+        elif self.wanted is not None and label not in self.wanted:
+            reason = f"label {label!r} is not one of the {len(self.wanted)} requested classes"
+        elif not label:
+            reason = "no label"
+        else:
+            hands = frame_mask(sequence)
+            if hands.mean() < MIN_HAND_FRACTION:
+                reason = (
+                    f"a hand in {int(hands.sum())} of {len(sequence)} frames (less than "
+                    f"{MIN_HAND_FRACTION:.0%}): too little of the gesture to learn from"
+                )
+        if reason is not None:
+            self.problem(source, reason, sequence_id, None, line)
+            return False
+        sequence = np.where(frame_mask(sequence)[:, None, None], sequence, np.nan)
+        self.sequences.append(sequence.astype(np.float32))
+        self.labels.append(label)
+        self.subjects.append(subject)
+        self.sources.append(str(source))
+        return True
+
+    def finish(
+        self,
+        fingerprint: str,
+        *,
+        frame_rate: float | None = None,
+        notes=(),
+        quarantine_dir=config.QUARANTINE_DIR,
+        verbose: bool = True,
+        meta: dict | None = None,
+    ) -> LoadedSequences:
+        from gesturelab.errors import LandmarkDataError
+
+        rejected = pd.DataFrame(self.problems, columns=list(QUARANTINE_COLUMNS))
+        quarantine_path = None
+        if len(rejected) and quarantine_dir is not None:
+            quarantine_path = Path(quarantine_dir) / f"{self.path.name}.sequences.rejected.csv"
+            quarantine_path.parent.mkdir(parents=True, exist_ok=True)
+            rejected.to_csv(quarantine_path, index=False)
+        if not self.sequences:
+            where = f" (reasons in {quarantine_path})" if quarantine_path else ""
+            first = f": {rejected['reason'].iat[0]}" if len(rejected) else ""
+            raise LandmarkDataError(self.path, f"no usable sequence{first}{where}")
+        found = sorted(set(self.labels))
+        classes = tuple(self.wanted) if self.wanted is not None else tuple(found)
+        index = {c: i for i, c in enumerate(classes)}
+        if all(s is not None and str(s).strip() != "" for s in self.subjects):
+            groups, group_by = subject_values(self.subjects), "subject"
+        else:
+            groups, group_by = np.asarray(self.sources, dtype=str), "source file"
+        data = SequenceSet(
+            sequences=self.sequences,
+            labels=np.asarray([index[label] for label in self.labels], dtype=np.int64),
+            subjects=groups,
+            classes=classes,
+            meta={"source": np.asarray(self.sources, dtype=str), **(meta or {})},
+            frame_rate=frame_rate,
+            source=str(self.path),
+        )
+        set_aside = rejected[rejected["frame"].isna()] if len(rejected) else rejected
+        counts = {
+            "sequences_read": self.seen,
+            "sequences_kept": len(self.sequences),
+            "sequences_rejected": len(set_aside),
+            "frame_problems": len(rejected) - len(set_aside),
+        }
+        loaded = LoadedSequences(
+            data=data,
+            rejected=rejected,
+            path=self.path,
+            format=self.format,
+            fingerprint=fingerprint,
+            group_by=group_by,
+            notes=list(notes),
+            counts=counts,
+            quarantine_path=quarantine_path,
+        )
+        if verbose:
+            print(loaded.summary() + (f"; reasons in {quarantine_path}" if quarantine_path else ""))
+        return loaded
+
+
+def hand_block(values: np.ndarray) -> np.ndarray:
+    """(21, 3) from 63 values, NaN when the block is all zeros (the tutorials' missing hand)."""
+    block = np.asarray(values, dtype=np.float32).reshape(N_LANDMARKS, N_COORDS)
+    if not np.any(block):
+        return np.full((N_LANDMARKS, N_COORDS), np.nan, dtype=np.float32)
+    return block

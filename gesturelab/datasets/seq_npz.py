@@ -1,0 +1,161 @@
+"""``.npz`` bundles of sequences, as dataset builders write them (the ASL backend's schema).
+
+Keys: ``sequences`` (or ``X``): (n, T, 21, 3) or (n, T, 63) landmarks, padded; ``labels`` (or
+``y``): class indices or names. Optional: ``masks`` (n, T) True where a frame has a hand,
+``lengths`` (n,) real frames of each padded sequence, ``subjects`` (n,), ``classes`` (names of
+the indices), ``sources`` (n,) the recording each sequence came from, ``frame_rate``. Without
+masks, an all-zero frame is a frame without a hand. Arrays of Python objects (pickles) are
+refused: loading one runs code from the file.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from gesturelab.datasets.seq_common import SequenceCollector
+from gesturelab.errors import LandmarkDataError
+from gesturelab.landmarks import N_COORDS, N_LANDMARKS
+from gesturelab.loading import file_fingerprint
+
+SEQUENCE_KEYS = ("sequences", "X")
+LABEL_KEYS = ("labels", "y")
+
+
+def _keys(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [n.removesuffix(".npy") for n in archive.namelist()]
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def sniff(path: Path) -> bool:
+    keys = _keys(path) if path.is_file() and path.suffix.lower() == ".npz" else []
+    return any(k in keys for k in SEQUENCE_KEYS)
+
+
+def _get(archive, path, names, required=True):
+    name = next((n for n in names if n in archive.files), None)
+    if name is None:
+        if required:
+            raise LandmarkDataError(
+                path, f"no {' or '.join(names)} array (it has: {', '.join(archive.files)})"
+            )
+        return None, None
+    try:
+        return name, archive[name]
+    except ValueError:
+        raise LandmarkDataError(
+            path,
+            f"{name!r} is an array of Python objects (a pickle), which is not loaded: "
+            "loading it would run code from the file; save numbers and strings instead",
+        ) from None
+
+
+def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=None, **_):
+    path = Path(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise LandmarkDataError(path, f"not a readable .npz archive ({exc})") from None
+    with archive:
+        seq_key, sequences = _get(archive, path, SEQUENCE_KEYS)
+        label_key, labels = _get(archive, path, LABEL_KEYS)
+        _, masks = _get(archive, path, ("masks", "mask"), required=False)
+        _, lengths = _get(archive, path, ("lengths",), required=False)
+        _, subjects = _get(archive, path, ("subjects", "subject", "signers"), required=False)
+        _, names = _get(archive, path, ("classes", "class_names"), required=False)
+        _, sources = _get(archive, path, ("sources",), required=False)
+        _, frame_rate_stored = _get(archive, path, ("frame_rate",), required=False)
+        unused = sorted(
+            set(archive.files)
+            - {
+                seq_key,
+                label_key,
+                "masks",
+                "mask",
+                "lengths",
+                "subjects",
+                "subject",
+                "signers",
+                "classes",
+                "class_names",
+                "sources",
+                "frame_rate",
+            }
+        )
+    if frame_rate is None and frame_rate_stored is not None and float(frame_rate_stored) > 0:
+        frame_rate = float(frame_rate_stored)
+    sequences = np.asarray(sequences, dtype=np.float32)
+    if sequences.ndim == 3 and sequences.shape[2] == N_LANDMARKS * N_COORDS:
+        sequences = sequences.reshape(*sequences.shape[:2], N_LANDMARKS, N_COORDS)
+    if sequences.ndim != 4 or sequences.shape[2:] != (N_LANDMARKS, N_COORDS):
+        raise LandmarkDataError(
+            path,
+            f"{seq_key!r} has shape {sequences.shape}; expected "
+            "(sequences, frames, 21, 3) or (sequences, frames, 63)",
+        )
+    n = len(sequences)
+    for key, array in (
+        ("labels", labels),
+        ("masks", masks),
+        ("lengths", lengths),
+        ("subjects", subjects),
+        ("sources", sources),
+    ):
+        if array is not None and len(array) != n:
+            raise LandmarkDataError(path, f"{key!r} has {len(array)} entries for {n} sequences")
+    if masks is not None and np.shape(masks)[:2] != sequences.shape[:2]:
+        raise LandmarkDataError(
+            path, f"'masks' has shape {np.shape(masks)}, the sequences {sequences.shape[:2]}"
+        )
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "iu":
+        if names is None:
+            names_list = [str(i) for i in range(int(labels.max()) + 1)]
+        else:
+            names_list = [str(c) for c in np.asarray(names)]
+        if labels.min() < 0 or labels.max() >= len(names_list):
+            raise LandmarkDataError(
+                path,
+                f"label indices {labels.min()}..{labels.max()} but {len(names_list)} class names",
+            )
+        label_names = [names_list[i] for i in labels]
+        if classes is None and names is not None:
+            classes = names_list
+    else:
+        label_names = [str(v) for v in labels]
+    collector = SequenceCollector(path, "sequence-npz", classes)
+    for i in range(n):
+        sequence = sequences[i].copy()
+        if lengths is not None:
+            sequence = sequence[: int(lengths[i])]
+        if masks is not None:
+            mask = np.asarray(masks[i], bool)[: len(sequence)]
+            sequence[~mask] = np.nan
+        source = str(sources[i]) if sources is not None else f"{path.name}#{i}"
+        collector.add(
+            sequence,
+            label_names[i],
+            source=source,
+            sequence_id=i,
+            subject=None if subjects is None else subjects[i],
+        )
+    notes = [
+        f"{n} sequences of up to {sequences.shape[1]} frames ({seq_key!r}, {label_key!r}"
+        + (", masks" if masks is not None else ", all-zero frames = no hand")
+        + (", lengths" if lengths is not None else "")
+        + ")"
+    ]
+    if unused:
+        notes.append(f"arrays not used: {', '.join(unused)}")
+    return collector.finish(
+        file_fingerprint(path),
+        frame_rate=frame_rate,
+        notes=notes,
+        quarantine_dir=quarantine_dir,
+        verbose=verbose,
+    )
