@@ -140,7 +140,19 @@ def cmd_validate(args) -> int:
 def _inspected(args):
     """The dataset ``args.path``, read and described on the terminal."""
     from gesturelab import datasets
+    from gesturelab.datasets import sequence_formats as seq
     from gesturelab.datasets.importing import describe, print_description
+
+    data_dir = getattr(args, "data_dir", None)
+    if args.format in seq.SEQUENCE_FORMATS or (
+        args.format is None and seq.is_sequence_dataset(args.path, data_dir)
+    ):
+        loaded = seq.read_sequences(
+            args.path, format=args.format, classes=args.classes,
+            quarantine_dir=args.quarantine_dir, verbose=False, data_dir=data_dir,
+        )  # fmt: skip
+        seq.print_sequence_description(seq.describe_sequences(loaded))
+        return loaded
 
     loaded = datasets.read(
         args.path, classes=args.classes, quarantine_dir=args.quarantine_dir, verbose=False,
@@ -159,9 +171,16 @@ def cmd_data_import(args) -> int:
     import shlex
 
     from gesturelab.datasets.importing import import_dataset
+    from gesturelab.datasets.seq_common import LoadedSequences
+    from gesturelab.datasets.sequence_formats import import_sequences
 
     loaded = _inspected(args)
     command = "python -m gesturelab " + shlex.join(args.argv)
+    if isinstance(loaded, LoadedSequences):
+        folder = import_sequences(loaded, args.name, data_dir=args.data_dir, command=command)
+        print(f"imported as {args.name!r}: {folder} (datasheet.md, datasheet.json, sequences.npz)")
+        print(f"train on it with: python -m gesturelab train-seq --data {args.name}")
+        return 0
     folder = import_dataset(loaded, args.name, data_dir=args.data_dir, command=command)
     print(f"imported as {args.name!r}: {folder} (datasheet.md, datasheet.json, landmarks.csv)")
     print(f"sweep it with: python -m gesturelab sweep --data {args.name}")
@@ -367,32 +386,95 @@ def _predict_gestures(predictor, args) -> int:
     return 2 if len(problems) >= len(sources) else 0
 
 
-def cmd_train_seq(args) -> int:
+def _sequence_data(args):
+    """The sequences ``train-seq`` trains on and how to name what it makes: (data, names).
+
+    SHREC'17 (the shipped split, ``--data-root`` in its layout, or a ``--data`` that is one)
+    keeps its label sets (``--classes``), experiment and registered names; any other dataset
+    takes its label set from the data and names the experiment and model after itself.
+    """
+    import numpy as np
+
     from gesturelab import shrec
-    from gesturelab.seq_experiment import default_architecture, train_champion
+    from gesturelab.datasets.sequence_formats import read_sequences
+    from gesturelab.seq_experiment import sequence_experiment, sequence_model_name
+
+    n_classes = args.classes or 14
+    if args.data is None:
+        data = shrec.load(args.data_root, args.split, n_classes, progress=True)
+        path = args.data_root or config.SHREC_TRAIN_NPZ
+        return data, {"shrec": True, "path": path, "name": "shrec17", "n_classes": n_classes}
+    loaded = read_sequences(args.data, format=args.format, quarantine_dir=args.quarantine_dir)
+    for note in loaded.notes:
+        print(f"  read as: {note}")
+    if loaded.format == "shrec":
+        return loaded.data.with_classes(n_classes), {
+            "shrec": True, "path": loaded.path, "name": "shrec17", "n_classes": n_classes,
+        }  # fmt: skip
+    if args.classes:
+        from gesturelab.errors import GestureLabError
+
+        raise GestureLabError(
+            "--classes 14|28 chooses a SHREC'17 label set; the label set of --data "
+            f"{args.data} is the one its labels make ({len(loaded.classes)} classes)"
+        )
+    data = loaded.data
+    print(f"validation groups: {loaded.group_by} ({len(np.unique(data.subjects))})")
+    return data, {
+        "shrec": False,
+        "path": loaded.path,
+        "name": loaded.name,
+        "n_classes": len(data.classes),
+        "experiment": sequence_experiment(loaded.name),
+        "model_name": sequence_model_name(data.classes, loaded.name),
+        "group_by": loaded.group_by,
+    }
+
+
+def cmd_train_seq(args) -> int:
+    from gesturelab.seq_experiment import default_architecture, frames_for, train_champion
     from gesturelab.seq_models import architecture
     from gesturelab.seq_training import config_for
 
-    arch = architecture(args.arch).name if args.arch else default_architecture(args.classes)
-    data = shrec.load(args.data_root, args.split, args.classes, progress=True)
+    data, names = _sequence_data(args)
+    n_classes = names["n_classes"]
+    board_classes = n_classes if names["shrec"] else 14
+    arch = architecture(args.arch).name if args.arch else default_architecture(board_classes)
     print(f"{data.source}: {data.summary()}")
-    print(f"architecture: {arch}" + ("" if args.arch else f" (the best on {args.classes} classes)"))
+    print(
+        f"architecture: {arch}"
+        + ("" if args.arch else f" (the best on SHREC'17's {board_classes} classes)")
+    )
+    frames = args.frames
+    if frames is None and not names["shrec"]:
+        frames = frames_for(data)
+        print(f"frames per sequence: {frames} (the median length; --frames to change)")
     train_config = config_for(
         arch,
-        args.classes,
+        n_classes,
+        tuned_on="shrec17" if names["shrec"] else names["name"],
         epochs=args.epochs,
-        frames=args.frames,
+        frames=frames,
         features=args.features,
         seed=args.seed,
     )
+    register_as = None
+    if args.register:
+        register_as = (
+            config.SEQUENCE_MODEL_NAMES[n_classes] if names["shrec"] else names["model_name"]
+        )
+    experiment = args.experiment or (
+        config.SEQUENCE_EXPERIMENT if names["shrec"] else names["experiment"]
+    )
+    print(f"experiment: {experiment}" + (f"; registering as {register_as}" if register_as else ""))
     champion = train_champion(
         data,
         train_config,
         validation_fraction=args.validation_fraction,
         refit=not args.no_refit,
-        register_as=config.SEQUENCE_MODEL_NAMES[args.classes] if args.register else None,
-        experiment=args.experiment,
-        data_path=args.data_root or config.SHREC_TRAIN_NPZ,
+        register_as=register_as,
+        experiment=experiment,
+        data_path=names["path"],
         verbose=2 if args.verbose else 0,
     )
     validated = champion.validated
@@ -400,7 +482,7 @@ def cmd_train_seq(args) -> int:
         result, report = validated.result, validated.report
         metrics, interval = report["metrics"], report["intervals"]["accuracy"]
         print(
-            f"validation subjects {validated.validation_subjects}: "
+            f"validation groups {_shown_groups(validated.validation_subjects)}: "
             f"accuracy {metrics['accuracy']:.4f} [{interval['low']:.3f}, {interval['high']:.3f}], "
             f"macro-F1 {metrics['f1_macro']:.4f}; best epoch {result.best_epoch}/"
             f"{result.epochs_run}, {result.seconds_per_epoch:.2f} s/epoch"
@@ -419,6 +501,13 @@ def cmd_train_seq(args) -> int:
     if champion.registered:
         print(f"registered: {champion.registered} (version {champion.registered_version})")
     return 0
+
+
+def _shown_groups(groups, most: int = 8) -> str:
+    groups = [str(g) for g in groups]
+    return ", ".join(groups[:most]) + (
+        f", ... ({len(groups)} in all)" if len(groups) > most else ""
+    )
 
 
 def cmd_gesto_study(args) -> int:
@@ -453,8 +542,10 @@ def cmd_evaluate_seq(args) -> int:
         out=args.out,
         log=not args.no_log,
         n_bootstrap=args.bootstrap,
+        data=args.data,
     )
-    print(f"{report['data']['n_sequences']} sequences of {args.split} ({report['data']['source']})")
+    split = report["split"]
+    print(f"{report['data']['n_sequences']} sequences of {split} ({report['data']['source']})")
     for name in ("accuracy", "f1_macro"):
         interval = report["intervals"][name]
         print(
@@ -512,12 +603,20 @@ def _dataset_options(p) -> None:
 def _read_arguments(p) -> None:
     """How to read a file when detection is not enough (see ``gesturelab.datasets``)."""
     from gesturelab.datasets import FORMATS
+    from gesturelab.datasets.sequence_formats import SEQUENCE_FORMATS
 
-    p.add_argument("--format", choices=list(FORMATS), help="skip format detection")
+    p.add_argument("--format", choices=[*FORMATS, *SEQUENCE_FORMATS], help="skip format detection")
     p.add_argument("--labels", help="keypoint CSV: the label file naming class indices")
     p.add_argument(
         "--label-column", choices=("first", "last"), help="keypoint CSV: where the label is"
     )
+
+
+DATA_PATH_HELP = (
+    "hands: a landmark or keypoint CSV, an image folder ROOT/<label>/*.jpg; sequences: a "
+    "per-frame CSV with a sequence column, ROOT/<action>/<sequence>/<frame>.npy, an .npz "
+    "bundle, a clip folder ROOT/<label>/*.mp4, SHREC'17"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -629,13 +728,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = data_commands.add_parser(
         "inspect", help="detect the format; print rows, classes, rows per class, groups, problems"
     )
-    p.add_argument("path", help="a landmark or keypoint CSV, an image folder ROOT/<label>/*.jpg")
+    p.add_argument("path", help=DATA_PATH_HELP)
     _dataset_options(p)
     p.set_defaults(func=cmd_data_inspect)
     p = data_commands.add_parser(
         "import", help="write data/NAME/ in the canonical form with a datasheet"
     )
-    p.add_argument("path", help="a landmark or keypoint CSV, an image folder ROOT/<label>/*.jpg")
+    p.add_argument("path", help=DATA_PATH_HELP)
     p.add_argument("--name", required=True, help="the dataset's name (sweep --data NAME)")
     p.add_argument("--data-dir", default=str(config.DATA_DIR), help="where data/NAME/ goes")
     _dataset_options(p)
@@ -684,7 +783,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    p = commands.add_parser("train-seq", help="train a sequence model on SHREC'17/DHG skeletons")
+    p = commands.add_parser(
+        "train-seq", help="train a sequence model on SHREC'17 or any sequence dataset"
+    )
     p.add_argument(
         "--arch",
         help="an architecture of gesturelab.seq_models.ARCHITECTURES (an unknown name is "
@@ -694,8 +795,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-root",
         help="folder in the original SHREC'17 layout (default: the shipped training split)",
     )
+    p.add_argument(
+        "--data",
+        help="any sequence dataset: an imported one's name, a per-frame CSV, ROOT/<action>/"
+        "<sequence>/<frame>.npy, an .npz bundle, a clip folder ROOT/<label>/*.mp4",
+    )
+    p.add_argument("--format", help="--data's sequence format, when detection is not enough")
+    p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
     p.add_argument("--split", default="train", help="which <split>_gestures.txt to train on")
-    p.add_argument("--classes", type=int, choices=(14, 28), default=14)
+    p.add_argument(
+        "--classes", type=int, choices=(14, 28), help="SHREC'17's label set (default 14)"
+    )
     p.add_argument("--epochs", type=int, help="maximum epochs (default: tuned per architecture)")
     p.add_argument("--frames", type=int, help="frames each sequence is resampled to")
     p.add_argument("--features", help="feature set: raw, positions, positions+velocities, full")
@@ -712,7 +822,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the early-stopped model instead of refitting on every subject",
     )
     p.add_argument("--register", action="store_true", help="register the model as champion")
-    p.add_argument("--experiment", default=config.SEQUENCE_EXPERIMENT)
+    p.add_argument(
+        "--experiment",
+        help=f"default: {config.SEQUENCE_EXPERIMENT} for SHREC'17, <dataset>-sequence-models else",
+    )
     p.add_argument("--seed", type=int, default=config.SEQUENCE_SEED)
     p.add_argument("--verbose", action="store_true", help="print every epoch")
     p.set_defaults(func=cmd_train_seq)
@@ -725,9 +838,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the table as CSV")
     p.set_defaults(func=cmd_gesto_study)
 
-    p = commands.add_parser("evaluate-seq", help="score a sequence model on a SHREC'17 split")
+    p = commands.add_parser(
+        "evaluate-seq", help="score a sequence model on a SHREC'17 split or any sequence dataset"
+    )
     p.add_argument("--model", required=True, help="models:/..., runs:/... or a model URI")
     p.add_argument("--data-root", help="folder in the original SHREC'17 layout")
+    p.add_argument(
+        "--data",
+        help="any sequence dataset (as train-seq --data); labels the model lacks are set aside",
+    )
     p.add_argument("--split", default="test", help="which <split>_gestures.txt to score")
     p.add_argument("--out", help="write the JSON report here")
     p.add_argument(

@@ -448,6 +448,30 @@ def default_architecture(n_classes: int, board=None) -> str:
     return str(rows.sort_values("val_accuracy", ascending=False, kind="stable")["arch"].iat[0])
 
 
+# Frames a model of a new dataset resamples each sequence to, unless told: its median length,
+# within what the architectures were tuned for (SHREC'17's median is 57 frames at 30 fps).
+FRAMES_RANGE = (8, 64)
+
+
+def frames_for(data: SequenceSet) -> int:
+    low, high = FRAMES_RANGE
+    return int(np.clip(round(float(np.median(data.lengths))), low, high))
+
+
+def sequence_model_name(classes, dataset_name) -> str:
+    """The registered name of a sequence model of any dataset but SHREC'17: its own, with
+    the number of classes, so that no other label set can take SHREC's champion alias."""
+    from gesturelab.sweep import dataset_slug
+
+    return f"{dataset_slug(dataset_name)}-{len(classes)}-sequence-gestures"
+
+
+def sequence_experiment(dataset_name) -> str:
+    from gesturelab.sweep import dataset_slug
+
+    return f"{dataset_slug(dataset_name)}-sequence-models"
+
+
 def evaluate_model_uri(
     model_uri: str,
     data_root=None,
@@ -455,8 +479,10 @@ def evaluate_model_uri(
     out=None,
     log: bool = True,
     n_bootstrap: int = config.N_BOOTSTRAP,
+    data=None,
 ) -> dict:
-    """Score a logged sequence model on a SHREC'17/DHG split; JSON report and MLflow run."""
+    """Score a logged sequence model on a SHREC'17/DHG split, or on any sequence dataset
+    (``data``: a file, folder or imported dataset's name); JSON report and MLflow run."""
     from gesturelab import shrec
     from gesturelab.errors import ModelLoadError
     from gesturelab.evaluation import write_report
@@ -470,7 +496,14 @@ def evaluate_model_uri(
         )
     classes = tuple(predictor.metadata.get("classes") or ())
     n_classes = len(predictor.classes)
-    data = shrec.load(data_root, split, n_classes)
+    data_spec = data
+    if data_spec is not None:
+        from gesturelab.datasets.sequence_formats import read_sequences
+
+        loaded = read_sequences(data_spec, classes=list(predictor.classes), verbose=False)
+        data, split = loaded.data, loaded.name
+    else:
+        data = shrec.load(data_root, split, n_classes)
     if classes and classes != tuple(data.classes):
         raise ModelLoadError(
             f"{model_uri} predicts {len(classes)} classes ({', '.join(classes[:3])}, ...), "
@@ -483,7 +516,11 @@ def evaluate_model_uri(
     return write_report(
         report,
         run_name=f"{model_uri} on {split}",
-        tags={"model_uri": model_uri, "data": str(data_root or data.source), "split": split},
+        tags={
+            "model_uri": model_uri,
+            "data": str(data_spec or data_root or data.source),
+            "split": split,
+        },
         out=out,
         log=log,
     )

@@ -42,6 +42,9 @@ class TrainConfig:
     # arch "ensemble" only: the architectures averaged, and (for a refit) each one's epochs.
     members: tuple = ()
     member_epochs: tuple = ()
+    # "shrec17": the per-label-set choices tuned on SHREC'17 (CLASS_DEFAULTS) apply; any other
+    # dataset gets the architectures' own defaults, tuned choices of one dataset staying its own.
+    tuned_on: str = "shrec17"
 
     def params(self) -> dict:
         values = dict(self.__dict__)
@@ -98,13 +101,21 @@ CLASS_DEFAULTS = {14: {"augmentation": "full"}, 28: {"augmentation": "mild"}}
 ARCH_CLASS_DEFAULTS = {("lstm", 14): {"features": "positions+velocities"}}
 
 
-def config_for(arch: str, n_classes: int = 14, **overrides) -> TrainConfig:
-    """The tuned configuration of ``arch`` for ``n_classes``; ``None`` overrides are ignored."""
+def config_for(
+    arch: str, n_classes: int = 14, tuned_on: str = "shrec17", **overrides
+) -> TrainConfig:
+    """The tuned configuration of ``arch`` for ``n_classes``; ``None`` overrides are ignored.
+
+    tuned_on: "shrec17" adds the choices tuned per SHREC'17 label set; any other dataset name
+    gets the architecture's defaults only.
+    """
+    shrec = tuned_on == "shrec17"
     values = {
         "arch": arch,
+        "tuned_on": tuned_on,
         **architecture(arch).defaults,
-        **CLASS_DEFAULTS.get(n_classes, {}),
-        **ARCH_CLASS_DEFAULTS.get((arch, n_classes), {}),
+        **(CLASS_DEFAULTS.get(n_classes, {}) if shrec else {}),
+        **(ARCH_CLASS_DEFAULTS.get((arch, n_classes), {}) if shrec else {}),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**values)
@@ -228,6 +239,7 @@ def member_configs(config: TrainConfig, n_classes: int) -> list[TrainConfig]:
         config_for(
             arch,
             n_classes,
+            tuned_on=config.tuned_on,
             epochs=e,
             frames=config.frames,
             seed=config.seed + config.members[:i].count(arch),

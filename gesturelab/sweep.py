@@ -72,7 +72,7 @@ def default_model_name(classes, dataset_name) -> str:
     """
     if sorted(map(str, classes)) == sorted(HAGRID_CLASSES):
         return config.STATIC_MODEL_NAME
-    return f"{_slug(dataset_name)}-{len(classes)}-gestures"
+    return f"{dataset_slug(dataset_name)}-{len(classes)}-gestures"
 
 
 def default_experiment(classes, dataset_name) -> str:
@@ -80,10 +80,10 @@ def default_experiment(classes, dataset_name) -> str:
     of its own, so that a leaderboard never mixes label sets."""
     if sorted(map(str, classes)) == sorted(HAGRID_CLASSES):
         return config.STATIC_EXPERIMENT
-    return f"{_slug(dataset_name)}-classical-sweep"
+    return f"{dataset_slug(dataset_name)}-classical-sweep"
 
 
-def _slug(dataset_name) -> str:
+def dataset_slug(dataset_name) -> str:
     return re.sub(r"[^a-z0-9]+", "-", Path(str(dataset_name)).stem.lower()).strip("-") or "static"
 
 

@@ -108,6 +108,7 @@ def read(
     reader (``labels``, ``label_column`` for keypoint CSVs; ``cache_dir``, ``progress`` for
     image folders).
     """
+    _refuse_sequences(spec, format, data_dir)
     path, datasheet = resolve(spec, data_dir)
     reader = get_format(format) if format else detect(path)
     wanted = class_list(classes)
@@ -120,6 +121,27 @@ def read(
         loaded.name = datasheet["name"]
         loaded.notes.append(f"imported dataset {datasheet['name']!r} ({datasheet['format']})")
     return loaded
+
+
+def _refuse_sequences(spec, format, data_dir) -> None:
+    """A sequence dataset given where single hands are read: said, with where it goes."""
+    from gesturelab.datasets import sequence_formats as seq
+
+    if format is not None and format not in seq.SEQUENCE_FORMATS:
+        return
+    folder = seq.imported_folder(spec, data_dir)
+    found = seq.SEQUENCE_FORMATS[format] if format else None
+    if folder is None and found is None:
+        found = seq.detect_sequences(spec)
+    if folder is None and found is None:
+        return
+    what = "an imported sequence dataset" if folder is not None else f"{found.name} sequences"
+    raise LandmarkDataError(
+        folder or spec,
+        f"holds gesture sequences ({what}), not single hands: train and score sequence "
+        "models on it with `train-seq --data` and `evaluate-seq --data` (a CSV of single "
+        "hands that has a sequence column: pass --format landmark-csv)",
+    )
 
 
 __all__ = [

@@ -190,7 +190,7 @@ def describe_sequences(loaded: LoadedSequences) -> dict:
     lengths = data.lengths
     coverage = np.asarray([frame_mask(s).mean() for s in data.sequences])
     labels = data.label_names
-    groups = np.unique(data.subjects.astype(str))
+    groups = [str(g) for g in np.unique(data.subjects)]
     reasons = {}
     if len(loaded.rejected):
         text = loaded.rejected["reason"].astype(str).str.replace(r"\d+", "N", regex=True)
