@@ -1,0 +1,190 @@
+"""Sequence dataset readers: each layout gives back the sequences another wrote, and bad input
+is an error or a counted quarantine entry that names the file, sequence, frame or line."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gesturelab import shrec
+from gesturelab.datasets import seq_writers
+from gesturelab.datasets.sequence_formats import (
+    describe_sequences,
+    detect_sequences,
+    import_sequences,
+    read_sequences,
+)
+from gesturelab.errors import LandmarkDataError
+from gesturelab.landmarks import LANDMARK_COLUMNS
+from gesturelab.sequences import frame_mask
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """Real SHREC'17 sequences: 42, three per gesture, from every subject there is."""
+    data = shrec.load_compact()
+    rows = np.concatenate([np.flatnonzero(data.labels == k)[::45][:3] for k in range(14)])
+    return data.subset(rows)
+
+
+def _same(a, b) -> bool:
+    key = lambda s: (len(s), float(np.nan_to_num(s[0, 0, 0])))  # noqa: E731
+    return all(
+        np.allclose(x, y, atol=1e-5, equal_nan=True)
+        for x, y in zip(sorted(a.sequences, key=key), sorted(b.sequences, key=key), strict=True)
+    )
+
+
+@pytest.mark.parametrize("layout", ["csv", "npy", "holistic", "npz"])
+def test_every_layout_reads_back_what_was_written(sample, tmp_path, layout):
+    path = {
+        "csv": lambda: seq_writers.write_sequence_csv(sample, tmp_path / "frames.csv"),
+        "npy": lambda: seq_writers.write_npy_frames(sample, tmp_path / "npy"),
+        "holistic": lambda: seq_writers.write_npy_frames(sample, tmp_path / "h", holistic=True),
+        "npz": lambda: seq_writers.write_npz(sample, tmp_path / "bundle.npz"),
+    }[layout]()
+    loaded = read_sequences(path, quarantine_dir=tmp_path / "q", verbose=False)
+    assert loaded.group_by == "subject"
+    assert len(loaded.data) == len(sample) and loaded.counts["sequences_rejected"] == 0
+    assert sorted(loaded.classes) == sorted(shrec.GESTURES_14)
+    assert sorted(loaded.data.label_names) == sorted(sample.label_names)
+    assert sorted(loaded.data.subjects.tolist()) == sorted(sample.subjects.tolist())
+    assert loaded.data.subjects.dtype.kind == "i"  # ids written as text split as numbers
+    assert _same(loaded.data, sample)
+
+
+def test_the_label_order_can_be_given(sample, tmp_path):
+    path = seq_writers.write_sequence_csv(sample, tmp_path / "frames.csv")
+    loaded = read_sequences(path, classes=list(shrec.GESTURES_14), verbose=False)
+    assert loaded.classes == list(shrec.GESTURES_14)
+    assert (loaded.data.labels == sample.labels).all()
+
+
+def _write_frames(path, rows, header=("sequence", "frame", "label", *LANDMARK_COLUMNS)):
+    with open(path, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(header)
+        out.writerows(rows)
+
+
+def _hand(seed: int) -> list[float]:
+    return list(np.random.default_rng(seed).uniform(0, 1, 63).round(4))
+
+
+def test_csv_gaps_are_frames_without_a_hand_and_bad_input_is_listed(tmp_path):
+    rows = [["a", f, "wave", *_hand(f)] for f in (0, 1, 2, 5, 6, 7)]  # frames 3, 4: no hand
+    rows += [["b", 0, "wave", *_hand(9)]]  # one frame: no gesture
+    bad = _hand(10)
+    bad[4] = "oops"
+    rows += [["c", f, "push", *(bad if f == 2 else _hand(f))] for f in range(6)]
+    rows += [["d", f, "push" if f < 3 else "wave", *_hand(f)] for f in range(6)]
+    path = tmp_path / "frames.csv"
+    _write_frames(path, rows)
+    loaded = read_sequences(path, quarantine_dir=tmp_path / "q", verbose=False)
+    by_id = dict(zip(loaded.data.meta["source"], loaded.data.sequences))
+    a = by_id["frames.csv#a"]
+    assert len(a) == 8 and frame_mask(a).tolist() == [1, 1, 1, 0, 0, 1, 1, 1]
+    c = by_id["frames.csv#c"]
+    assert not frame_mask(c)[2] and frame_mask(c).sum() == 5
+    assert loaded.group_by == "source file"
+    rejected = pd.read_csv(loaded.quarantine_path)
+    assert loaded.counts == {
+        "sequences_read": 4,
+        "sequences_kept": 2,
+        "sequences_rejected": 2,
+        "frame_problems": 1,
+    }
+    one_frame = rejected[rejected["sequence"] == "b"].iloc[0]
+    assert "1 frame(s)" in one_frame["reason"] and one_frame["line"] == 8
+    cell = rejected[rejected["sequence"] == "c"].iloc[0]
+    assert "column 'y2'" in cell["reason"] and "'oops'" in cell["reason"]
+    assert cell["line"] == 11 and cell["frame"] == 2
+    assert "several labels" in rejected[rejected["sequence"] == "d"].iloc[0]["reason"]
+
+
+def test_a_csv_without_a_sequence_column_is_a_static_file(tmp_path, sample_csv):
+    assert detect_sequences(sample_csv) is None
+    with pytest.raises(LandmarkDataError, match="not a sequence dataset"):
+        read_sequences(sample_csv, verbose=False)
+
+
+def test_npy_of_an_unknown_length_is_refused_with_the_lengths_understood(tmp_path):
+    folder = tmp_path / "MP_Data" / "hello" / "0"
+    folder.mkdir(parents=True)
+    for frame in range(5):
+        np.save(folder / f"{frame}.npy", np.zeros(100))
+    with pytest.raises(LandmarkDataError, match=r"0\.npy: a frame of 100 values.*63.*1662"):
+        read_sequences(tmp_path / "MP_Data", verbose=False)
+
+
+def test_holistic_frames_use_the_hand_present_in_more_frames(tmp_path):
+    root = tmp_path / "MP_Data"
+    left, right = np.arange(63) + 1.0, -(np.arange(63) + 1.0)
+    for seq, (n_left, n_right) in enumerate([(8, 3), (3, 8), (5, 5)]):
+        folder = root / "thanks" / str(seq)
+        folder.mkdir(parents=True)
+        for frame in range(8):
+            vector = np.zeros(1662)
+            if frame < n_left:
+                vector[1536:1599] = left
+            if frame < n_right:
+                vector[1599:] = right
+            np.save(folder / f"{frame}.npy", vector)
+    loaded = read_sequences(root, verbose=False)
+    first_frames = [s[0, 0, 0] for s in loaded.data.sequences]
+    assert first_frames == [1.0, -1.0, -1.0]  # left, right, right on a tie
+    assert frame_mask(loaded.data.sequences[0]).sum() == 8
+    assert any("left hand used in 1" in note for note in loaded.notes)
+    assert loaded.group_by == "source file"
+
+
+def test_an_npz_of_python_objects_is_not_unpickled(tmp_path):
+    path = tmp_path / "bundle.npz"
+    ragged = np.empty(2, dtype=object)
+    ragged[:] = [np.zeros((5, 21, 3)), np.zeros((6, 21, 3))]
+    np.savez(path, sequences=ragged, labels=np.array([0, 1]))
+    with pytest.raises(LandmarkDataError, match="pickle"):
+        read_sequences(path, verbose=False)
+
+
+def test_npz_masks_lengths_and_class_names_are_used(tmp_path, sample):
+    fixed = sample.to_fixed(40, "pad")[:4]
+    masks = np.ones(fixed.shape[:2], bool)
+    masks[0, 10:20] = False
+    path = tmp_path / "b.npz"
+    np.savez(
+        path,
+        X=fixed.reshape(4, 40, 63),
+        y=np.array([1, 0, 1, 0]),
+        masks=masks,
+        lengths=np.array([40, 30, 40, 3]),
+        classes=np.array(["no", "yes"]),
+    )
+    loaded = read_sequences(path, quarantine_dir=tmp_path / "q", verbose=False)
+    assert loaded.classes == ["no", "yes"] and loaded.counts["sequences_rejected"] == 1
+    assert [len(s) for s in loaded.data.sequences] == [40, 30, 40]
+    assert frame_mask(loaded.data.sequences[0]).sum() == 30
+
+
+def test_import_writes_a_dataset_every_command_reads_by_name(tmp_path, sample):
+    path = seq_writers.write_npy_frames(sample, tmp_path / "npy")
+    loaded = read_sequences(path, verbose=False)
+    folder = import_sequences(loaded, "my-moves", data_dir=tmp_path / "data", command="test")
+    assert {p.name for p in folder.iterdir()} >= {"sequences.npz", "datasheet.json", "datasheet.md"}
+    again = read_sequences("my-moves", data_dir=tmp_path / "data", verbose=False)
+    assert again.name == "my-moves" and again.group_by == "subject"
+    assert _same(again.data, loaded.data) and again.classes == loaded.classes
+    info = describe_sequences(again)
+    assert info["frames"]["min"] == int(sample.lengths.min())
+    assert sum(info["sequences_per_class"].values()) == len(sample)
+
+
+def test_static_readers_send_sequence_datasets_to_train_seq(tmp_path, sample):
+    from gesturelab import datasets
+
+    path = seq_writers.write_sequence_csv(sample, tmp_path / "frames.csv")
+    with pytest.raises(LandmarkDataError, match="train-seq --data"):
+        datasets.read(path, verbose=False)
