@@ -162,12 +162,12 @@ class SequenceCollector:
             frame_rate=frame_rate,
             source=str(self.path),
         )
-        set_aside = rejected[rejected["frame"].isna()] if len(rejected) else rejected
+        frame_problems = int(rejected["frame"].notna().sum()) if len(rejected) else 0
         counts = {
             "sequences_read": self.seen,
             "sequences_kept": len(self.sequences),
-            "sequences_rejected": len(set_aside),
-            "frame_problems": len(rejected) - len(set_aside),
+            "sequences_rejected": self.seen - len(self.sequences),
+            "frame_problems": frame_problems,
         }
         loaded = LoadedSequences(
             data=data,
