@@ -1,0 +1,129 @@
+"""How well streaming recognition works, measured on streams built from real sequences.
+
+No continuous recording with timed gestures is shipped, so a stream is built from real,
+segmented sequences of subjects the model never saw, played back to back at the data's frame
+rate with a pause between gestures (a random 0.5-2 s, seeded). During a pause the hand is gone
+(``pause="no hand"``, the hand leaves the camera) or stays where the last gesture ended, still
+(``pause="still"``, the harder case: a hand is seen but makes no gesture). The truth is where
+each gesture starts and ends.
+
+Scoring, at the level of segments (what ``predict`` reports):
+
+- a gesture is **found** when a segment with its label overlaps it; recall = found / gestures;
+- a segment is **correct** when it overlaps a gesture of its label; precision = correct /
+  segments; F1 from the two;
+- a **false alarm** is a segment that overlaps no gesture of its label (a wrong label, or a
+  segment during a pause): per minute of stream;
+- the **delay** of a found gesture: from the gesture's end to the event of its first matching
+  segment (when the recognizer fired); negative when it fired before the gesture ended.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from gesturelab.landmarks import INPUT_SHAPE
+from gesturelab.sequences import SequenceSet, frame_mask
+from gesturelab.streaming import StreamingRecognizer
+
+PAUSE_KINDS = ("no hand", "still")
+
+
+def build_stream(
+    data: SequenceSet,
+    fps: float | None = None,
+    pause_s: tuple[float, float] = (0.5, 2.0),
+    pause: str = "no hand",
+    seed: int = 0,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """(frames (n, 21, 3) with NaN for no hand, truth table) of ``data`` played back to back in
+    a seeded random order."""
+    if pause not in PAUSE_KINDS:
+        raise ValueError(f"pause is one of {PAUSE_KINDS}, not {pause!r}")
+    fps = float(fps or data.frame_rate or 30.0)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data))
+    pieces, truth, at = [], [], 0
+    nothing = np.full((1, *INPUT_SHAPE), np.nan)
+    for i in order:
+        length = int(round(rng.uniform(*pause_s) * fps))
+        if pause == "still" and pieces:
+            last = pieces[-1][frame_mask(pieces[-1])]
+            hold = last[-1:] if len(last) else nothing
+        else:
+            hold = nothing
+        pieces.append(np.repeat(hold, length, axis=0))
+        at += length
+        sequence = np.asarray(data.sequences[i], dtype=np.float64)
+        sequence = np.where(frame_mask(sequence)[:, None, None], sequence, np.nan)
+        pieces.append(sequence)
+        truth.append(
+            {
+                "label": data.classes[data.labels[i]],
+                "start_frame": at,
+                "end_frame": at + len(sequence) - 1,
+                "subject": data.subjects[i],
+            }
+        )
+        at += len(sequence)
+    pieces.append(np.repeat(nothing, int(round(pause_s[1] * fps)), axis=0))
+    truth = pd.DataFrame(truth)
+    truth["start_s"] = truth["start_frame"] / fps
+    truth["end_s"] = (truth["end_frame"] + 1) / fps
+    return np.concatenate(pieces), truth
+
+
+def score_segments(segments: pd.DataFrame, truth: pd.DataFrame, duration_s: float) -> dict:
+    """Segment precision, recall, F1, false alarms per minute and delays (module docstring)."""
+    found = np.zeros(len(truth), bool)
+    delays = np.full(len(truth), np.nan)
+    correct = 0
+    for seg in segments.itertuples():
+        overlap = (truth["start_s"] < seg.end_s) & (truth["end_s"] > seg.start_s)
+        match = overlap & (truth["label"] == seg.label)
+        if match.any():
+            correct += 1
+            for k in np.flatnonzero(match.to_numpy()):
+                if not found[k]:
+                    found[k] = True
+                    delays[k] = seg.event_s - truth["end_s"].iat[k]
+    n_seg, n_truth = len(segments), len(truth)
+    precision = correct / n_seg if n_seg else 0.0
+    recall = found.mean() if n_truth else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    found_delays = delays[found]
+    return {
+        "gestures": n_truth,
+        "segments": n_seg,
+        "precision": round(float(precision), 4),
+        "recall": round(float(recall), 4),
+        "f1": round(float(f1), 4),
+        "false_alarms": n_seg - correct,
+        "false_alarms_per_min": round((n_seg - correct) / (duration_s / 60.0), 2),
+        "median_delay_s": round(float(np.median(found_delays)), 3) if found.any() else None,
+        "p90_delay_s": round(float(np.quantile(found_delays, 0.9)), 3) if found.any() else None,
+        "minutes": round(duration_s / 60.0, 2),
+    }
+
+
+def evaluate_stream(predictor, frames, truth, fps: float, thresholds=(None,), **options):
+    """One row per threshold (None: the model's own) of ``score_segments``, and the segments
+    of each as {threshold: table}."""
+    rows, segments = [], {}
+    for threshold in thresholds:
+        with StreamingRecognizer(predictor, fps, threshold=threshold, **options) as recognizer:
+            for frame in frames:
+                recognizer.push(frame)
+        table = recognizer.segments_table()
+        key = recognizer.threshold
+        segments[key] = table
+        rows.append(
+            {
+                "threshold": key,
+                "window": recognizer.window,
+                "stride": recognizer.stride,
+                **score_segments(table, truth, len(frames) / fps),
+            }
+        )
+    return pd.DataFrame(rows), segments
