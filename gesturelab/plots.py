@@ -312,8 +312,9 @@ def interval_bars_figure(table: pd.DataFrame, value: str, low: str, high: str, l
         rows = rows.assign(**{label: rows[label].astype(str)}).reset_index(drop=True)
         sns.barplot(data=rows, x=value, y=label, color=sns.color_palette(PALETTE)[0], ax=ax)
         errors = [rows[value] - rows[low], rows[high] - rows[value]]
-        ax.errorbar(rows[value], range(len(rows)), xerr=errors, fmt="none", ecolor="black",
-                    capsize=3, lw=1)  # fmt: skip
+        ax.errorbar(
+            rows[value], range(len(rows)), xerr=errors, fmt="none", ecolor="black", capsize=3, lw=1
+        )
         for y, v in enumerate(rows[value]):
             ax.text(v, y, f" {v:.3f}", va="bottom", fontsize=8)
         ax.set_xlim(max(0, rows[low].min() - 0.1), 1.0)
@@ -404,3 +405,32 @@ def reject_figure(rule: dict, title: str = ""):
     ax.legend(loc="lower left", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+@themed
+def stream_timeline_figure(truth: pd.DataFrame, segments: dict, seconds: float = 60.0, title=""):
+    """The first ``seconds`` of a stream: the gestures played (top row) and, below, the
+    segments each setting reported, green when they match an overlapping gesture's label."""
+    rows = ["played", *segments]
+    fig, ax = plt.subplots(figsize=(12, 0.7 * len(rows) + 1.2))
+    shown = truth[truth["start_s"] < seconds]
+
+    def bar(y, span, colour):
+        ax.barh(y, span.end_s - span.start_s, left=span.start_s, color=colour)
+        ax.text((span.start_s + span.end_s) / 2, y, span.label.replace("_", "\n"),
+                ha="center", va="center", fontsize=6, color="white")  # fmt: skip
+
+    for gesture in shown.itertuples():
+        bar(0, gesture, "#4c72b0")
+    for y, table in enumerate(segments.values(), start=1):
+        for seg in table[table["start_s"] < seconds].itertuples():
+            overlap = (truth["start_s"] < seg.end_s) & (truth["end_s"] > seg.start_s)
+            good = (overlap & (truth["label"] == seg.label)).any()
+            bar(y, seg, "#55a868" if good else "#c44e52")
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlim(0, seconds)
+    ax.set_xlabel("stream time (s)")
+    ax.set_title(title or "Gestures played and segments reported (green: right label)")
+    fig.tight_layout()
+    return fig

@@ -76,6 +76,17 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
                 "figures_dir": str(figures / "keypoint-classifier"),
             },
         ),
+        (
+            "07_live_gestures.ipynb",
+            {
+                "quick": quick,
+                "figures_dir": str(figures),
+                "out_dir": str(
+                    (root / "inference" if root else config.REPO_ROOT / "build" / "inference")
+                    / "live"
+                ),
+            },
+        ),
     ]
 
 

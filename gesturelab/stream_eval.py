@@ -127,3 +127,37 @@ def evaluate_stream(predictor, frames, truth, fps: float, thresholds=(None,), **
             }
         )
     return pd.DataFrame(rows), segments
+
+
+def held_out_model(
+    data: SequenceSet,
+    arch: str = "ddnet",
+    epochs=None,
+    seed: int = 0,
+    validation_fraction: float | None = None,
+):
+    """A sequence model trained on some subjects (early stopping on the others, as
+    ``train-seq --no-refit``), served by a ``SequencePredictor`` with the streaming metadata
+    it would be logged with; (predictor, validated model, the held-out subjects' sequences)."""
+    from gesturelab import config
+    from gesturelab.predictor import SequencePredictor
+    from gesturelab.seq_experiment import stream_metadata, train_and_log
+    from gesturelab.seq_training import config_for
+
+    fraction = validation_fraction or config.VALIDATION_FRACTION
+    train_config = config_for(arch, len(data.classes), epochs=epochs or None, seed=seed)
+    validated = train_and_log(
+        data,
+        train_config,
+        validation_fraction=fraction,
+        log=False,
+        split_seed=seed,
+        n_bootstrap=200,
+    )
+    metadata = {
+        "frames": train_config.frames,
+        "classes": list(data.classes),
+        **stream_metadata(data, validated),
+    }
+    held_out = data.subset(np.isin(data.subjects, validated.validation_subjects))
+    return SequencePredictor(validated.result.model, metadata), validated, held_out

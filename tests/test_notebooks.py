@@ -56,6 +56,7 @@ def test_reproduce_quick(mlflow_store, tmp_path):
         "sequence_scaling.png",
         "sequence_leaderboard.png",
         "sequence_confusion_28.png",
+        "stream_timeline.png",
     ):
         assert (tmp_path / "figures" / name).exists(), name
     sequence_board = (tmp_path / "reports" / "sequence_leaderboard.csv").read_text()
@@ -72,6 +73,10 @@ def test_reproduce_quick(mlflow_store, tmp_path):
     assert (tmp_path / "figures" / "keypoint-classifier" / "reject_trade_off.png").exists()
     experiments = {e.name for e in MlflowClient(mlflow_store).search_experiments()}
     assert "keypoint-classifier-classical-sweep" in experiments
+    # Notebook 07: streams scored, the live video's segments written beside its annotated copy.
+    assert (tmp_path / "inference" / "live" / "gestures_video_segments.csv").exists()
+    live = nbformat.read(tmp_path / "executed" / "07_live_gestures.ipynb", as_version=4)
+    assert "'streams': [{'pause': 'no hand'" in json.dumps(live.cells[-1].outputs)
     report = nbformat.read(tmp_path / "executed" / "05_evaluation_report.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in report.cells for o in c.get("outputs", []))
     (line,) = [x for x in printed.splitlines() if x.startswith("champions: {")]
