@@ -339,9 +339,17 @@ def _predict_gestures(predictor, args) -> int:
         return 2
     stills = [p for p in sources if not isinstance(p, int) and not is_video(p)]
     if stills:
+        from gesturelab.extraction import IMAGE_SUFFIXES
+
+        what = (
+            "is a single image"
+            if stills[0].suffix.lower() in IMAGE_SUFFIXES
+            else "is no video (a table of landmarks? `evaluate-seq --data` scores a sequence "
+            "dataset; a CSV of single hands needs a static model)"
+        )
         print(
             f"error: {args.model} is a sequence model ({predictor.frames} frames per gesture): "
-            f"it needs a sequence (a video, or --camera 0), and {stills[0]} is a single image",
+            f"it needs a sequence (a video, or --camera 0), and {stills[0]} {what}",
             file=sys.stderr,
         )
         return 2

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gesturelab import shrec
+from gesturelab import config, shrec
 from gesturelab.errors import LandmarkInputError, ModelLoadError
 from gesturelab.landmarks import LANDMARK_COLUMNS
 from gesturelab.predictor import (
@@ -16,6 +16,7 @@ from gesturelab.predictor import (
 from gesturelab.seq_experiment import train_and_log
 from gesturelab.seq_studies import pick_classes
 from gesturelab.seq_training import TrainConfig
+from tests.conftest import run_cli
 
 GESTURES = ("grab", "swipe_right", "swipe_up")
 
@@ -128,3 +129,34 @@ def test_the_invariance_check_catches_a_model_without_the_feature_layer(logged):
     base = raw.predict_distribution(seqs)
     moved = raw.predict_distribution([s + np.float32(0.2) for s in seqs])
     assert np.abs(moved - base).max() > 1e-2
+
+
+@pytest.mark.slow
+def test_predict_on_a_video_reports_segments_and_writes_the_annotated_copy(logged, tmp_path):
+    _, _, out = logged
+    video = config.DATA_DIR / "mediapipe_samples" / "gestures_video.mp4"
+    result = run_cli(
+        "predict",
+        "--model",
+        out.run.model_uri,
+        "--input",
+        video,
+        "--seq-window",
+        24,
+        "--stride",
+        8,
+        "--out",
+        tmp_path / "out",
+        "--no-progress",
+        store=out.store,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "window 24 frames, stride 8" in result.stdout
+    windows = pd.read_csv(tmp_path / "out" / "gestures_video_windows.csv")
+    assert len(windows) == (195 - 24) // 8 + 1
+    assert set(windows["label"]) <= {*GESTURES, "no gesture"}
+    assert (windows.loc[windows["hand_fraction"] < 0.5, "label"] == "no gesture").all()
+    segments = pd.read_csv(tmp_path / "out" / "gestures_video_segments.csv")
+    assert list(segments.columns[:4]) == ["label", "start_s", "end_s", "event_s"]
+    assert (tmp_path / "out" / "gestures_video_annotated.mp4").stat().st_size > 10_000

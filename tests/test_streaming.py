@@ -70,3 +70,47 @@ def test_a_stream_without_hands_gives_no_gesture_and_bad_input_is_refused(valida
         from gesturelab.predictor import StaticPredictor
 
         StreamingRecognizer(StaticPredictor.__new__(StaticPredictor))
+
+
+def test_built_streams_put_each_real_gesture_where_the_truth_says(validated):
+    from gesturelab.sequences import frame_mask
+    from gesturelab.stream_eval import build_stream
+
+    data, _ = validated
+    few = data.subset(np.arange(6))
+    for pause in ("no hand", "still"):
+        frames, truth = build_stream(few, fps=30.0, pause_s=(0.5, 2.0), pause=pause, seed=3)
+        assert len(truth) == 6 and sorted(truth["label"]) == sorted(few.label_names)
+        gaps = truth["start_frame"].to_numpy()[1:] - truth["end_frame"].to_numpy()[:-1] - 1
+        assert (gaps >= 15).all() and (gaps <= 60).all()
+        hands = frame_mask(frames)
+        for row in truth.itertuples():
+            played = frames[row.start_frame : row.end_frame + 1]
+            assert any(np.array_equal(played, s) for s in few.sequences)
+        in_pauses = ~np.zeros(len(frames), bool)
+        for row in truth.itertuples():
+            in_pauses[row.start_frame : row.end_frame + 1] = False
+        assert hands[in_pauses].any() == (pause == "still")
+
+
+def test_segment_scores_count_found_gestures_false_alarms_and_delay():
+    import pandas as pd
+
+    from gesturelab.stream_eval import score_segments
+
+    truth = pd.DataFrame(
+        {"label": ["a", "b", "a"], "start_s": [1.0, 4.0, 8.0], "end_s": [2.0, 5.0, 9.0]}
+    )
+    segments = pd.DataFrame(
+        {
+            "label": ["a", "a", "b", "c"],
+            "start_s": [1.2, 1.5, 3.0, 6.0],
+            "end_s": [2.1, 2.4, 3.5, 6.5],
+            "event_s": [1.9, 2.3, 3.4, 6.4],
+        }
+    )
+    scores = score_segments(segments, truth, duration_s=120.0)
+    assert scores["recall"] == pytest.approx(1 / 3, abs=1e-4)  # only the first "a" is found
+    assert scores["precision"] == pytest.approx(0.5)  # two segments overlap an "a"
+    assert scores["false_alarms"] == 2 and scores["false_alarms_per_min"] == 1.0
+    assert scores["median_delay_s"] == pytest.approx(-0.1)  # the first match fired early

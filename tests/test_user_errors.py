@@ -119,9 +119,15 @@ def test_predict_flags_a_truncated_photo_and_writes_its_problems(tmp_path, store
 
 def test_a_sequence_model_is_refused_where_it_needs_single_hands(tmp_path, store, sequence_model):
     out = run_cli(
-        "evaluate", "--model", sequence_model, "--data", config.HAGRID_SAMPLE_CSV, "--no-log",
-        cwd=tmp_path, store=store,
-    )  # fmt: skip
+        "evaluate",
+        "--model",
+        sequence_model,
+        "--data",
+        config.HAGRID_SAMPLE_CSV,
+        "--no-log",
+        cwd=tmp_path,
+        store=store,
+    )
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert "is a sequence model (16 frames per gesture)" in last and "evaluate-seq" in last
@@ -138,6 +144,24 @@ def test_predict_with_a_sequence_model_on_a_photo_says_it_needs_a_sequence(
     assert "is a sequence model (16 frames per gesture)" in last
     assert "needs a sequence (a video, or --camera 0)" in last and "thumb_up.jpg" in last
     assert "Traceback" not in out.stderr
+
+
+def test_predict_with_a_sequence_model_on_a_static_csv_says_it_needs_a_sequence(
+    tmp_path, store, sequence_model
+):
+    out = run_cli(
+        "predict",
+        "--model",
+        sequence_model,
+        "--input",
+        config.HAGRID_SAMPLE_CSV,
+        cwd=tmp_path,
+        store=store,
+    )
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert "needs a sequence (a video, or --camera 0)" in last and "is no video" in last
+    assert "evaluate-seq --data" in last and "Traceback" not in out.stderr
 
 
 def test_a_static_model_is_refused_by_evaluate_seq(tmp_path, store, static_model):
@@ -171,9 +195,15 @@ def test_extract_says_so_when_nothing_could_be_read(tmp_path, store):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     out = run_cli(
-        "extract", "--input", tmp_path / "in", "--out", tmp_path / "rows.csv", "--no-progress",
-        cwd=tmp_path, store=store,
-    )  # fmt: skip
+        "extract",
+        "--input",
+        tmp_path / "in",
+        "--out",
+        tmp_path / "rows.csv",
+        "--no-progress",
+        cwd=tmp_path,
+        store=store,
+    )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == "error: none of the 1 input(s) could be read"
     assert pd.read_csv(tmp_path / "rows.problems.csv")["problem"].tolist() == [

@@ -1,0 +1,115 @@
+"""Benchmark: the streaming path per frame on one core, and the model alone per window.
+
+    .venv/bin/python benchmarks/bench_streaming.py [--model models:/shrec17-14-gestures@champion]
+        [--video data/mediapipe_samples/gestures_video.mp4] [--cores 1]
+
+The process is pinned to ``--cores`` CPU cores (default one) and TensorFlow to as many threads,
+so the numbers are what one core of this machine gives. On each shipped video, decoded once
+into memory (decoding is the camera's job, not ours): MediaPipe Hands in video mode alone, per
+frame; then the whole path, ``StreamingRecognizer.push(rgb frame)`` (MediaPipe, the window, the
+model every stride frames), as frames per second; then the model alone on one window
+(resampling included), median and p95 over 300 calls. Without a logged model (a fresh clone
+has none until ``train-seq --register``) an untrained DD-Net of the champion's shape is timed:
+speed does not depend on the weights. Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def pin(cores: int) -> None:
+    os.sched_setaffinity(0, set(range(cores)))
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(cores)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def percentiles(seconds) -> str:
+    ms = 1000 * np.asarray(seconds)
+    return f"median {np.median(ms):.2f} ms, p95 {np.percentile(ms, 95):.2f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models:/shrec17-14-gestures@champion")
+    parser.add_argument("--video", nargs="*", help="default: the two shipped videos")
+    parser.add_argument("--cores", type=int, default=1)
+    args = parser.parse_args()
+    pin(args.cores)
+
+    import cv2
+
+    from gesturelab import config
+    from gesturelab.errors import GestureLabError
+    from gesturelab.extraction import HandLandmarker, iter_video_frames, video_properties
+    from gesturelab.predictor import SequencePredictor, load_predictor
+    from gesturelab.sequences import resample
+    from gesturelab.streaming import StreamingRecognizer
+
+    try:
+        predictor = load_predictor(args.model)
+        what = args.model
+    except (GestureLabError, Exception) as exc:  # no store, no such model: time the shape
+        from gesturelab import shrec
+        from gesturelab.seq_models import build_model
+        from gesturelab.seq_training import config_for
+
+        cfg = config_for("ddnet", 14)
+        model = build_model("ddnet", cfg.frames, 14, cfg.features, cfg.width, cfg.dropout)
+        predictor = SequencePredictor(
+            model,
+            {
+                "frames": cfg.frames,
+                "classes": list(shrec.GESTURES_14),
+                "median_frames": 57,
+                "frame_rate": 30.0,
+            },
+        )
+        what = f"an untrained DD-Net ({type(exc).__name__}: {str(exc)[:80]})"
+    print(f"cores pinned: {sorted(os.sched_getaffinity(0))}; model: {what}")
+    videos = args.video or [
+        config.DATA_DIR / "mediapipe_samples" / n for n in ("gestures_video.mp4", "hand_video.mp4")
+    ]
+    for video in videos:
+        fps, _, size = video_properties(video)
+        rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for _, f in iter_video_frames(video)]
+        with HandLandmarker(static_image_mode=False, max_num_hands=1) as marker:
+            marker.detect(rgb[0])
+            seconds = []
+            for frame in rgb:
+                start = time.perf_counter()
+                marker.detect(frame)
+                seconds.append(time.perf_counter() - start)
+        print(
+            f"{video.name if hasattr(video, 'name') else video} ({size[0]}x{size[1]}, "
+            f"{len(rgb)} frames): MediaPipe Hands {percentiles(seconds)} per frame"
+        )
+        recognizer = StreamingRecognizer(predictor, fps)
+        recognizer.push(rgb[0])
+        start = time.perf_counter()
+        for frame in rgb[1:]:
+            recognizer.push(frame)
+        total = time.perf_counter() - start
+        recognizer.close()
+        print(
+            f"  whole path (window {recognizer.window}, stride {recognizer.stride}): "
+            f"{(len(rgb) - 1) / total:.1f} frames/s, {1000 * total / (len(rgb) - 1):.2f} ms "
+            f"per frame, {len(recognizer.windows)} windows scored"
+        )
+    window = np.random.default_rng(0).normal(size=(57, 21, 3))
+    predictor.predict_fixed(resample(window, predictor.frames)[None])
+    seconds = []
+    for _ in range(300):
+        start = time.perf_counter()
+        predictor.predict_fixed(resample(window, predictor.frames)[None])
+        seconds.append(time.perf_counter() - start)
+    print(f"model alone, one window of 57 frames -> {predictor.frames}: {percentiles(seconds)}")
+
+
+if __name__ == "__main__":
+    main()
