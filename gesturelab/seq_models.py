@@ -325,8 +325,8 @@ def _ddnet(inputs, n_classes, features, width, dropout, recurrent_activation) ->
         x = _conv(x, filters, 3)
         x = layers.SpatialDropout1D(drop)(x)
         x = _conv(x, filters, 1)
-        if pool:
-            x = layers.MaxPooling1D(2)(x)
+        if pool:  # "same": ceil(frames / 2), the length of the stride-2 stream, odd or even
+            x = layers.MaxPooling1D(2, padding="same")(x)
         streams.append(layers.SpatialDropout1D(drop)(x))
     x = layers.Concatenate()(streams)
     for scale, pool in ((2, True), (4, True), (8, False)):
