@@ -188,3 +188,20 @@ def test_static_readers_send_sequence_datasets_to_train_seq(tmp_path, sample):
     path = seq_writers.write_sequence_csv(sample, tmp_path / "frames.csv")
     with pytest.raises(LandmarkDataError, match="train-seq --data"):
         datasets.read(path, verbose=False)
+
+
+def test_a_new_dataset_gets_its_own_frames_experiment_and_model_name(sample):
+    from gesturelab.seq_experiment import frames_for, sequence_experiment, sequence_model_name
+    from gesturelab.seq_training import config_for
+
+    assert frames_for(sample) == int(np.clip(round(np.median(sample.lengths)), 8, 64))
+    short = sample.subset(np.arange(3))
+    short.sequences = [s[:5] for s in short.sequences]
+    assert frames_for(short) == 8
+    assert sequence_model_name(["a", "b", "c"], "My Moves") == "my-moves-3-sequence-gestures"
+    assert sequence_experiment("My Moves") == "my-moves-sequence-models"
+    # SHREC'17's per-label-set choices stay SHREC's: 28 classes of another dataset get the
+    # architecture's own augmentation, not the mild preset tuned on SHREC'17's 28.
+    assert config_for("tcn", 28).augmentation == "mild"
+    assert config_for("tcn", 28, tuned_on="my-moves").augmentation == "full"
+    assert config_for("lstm", 14, tuned_on="my-moves").features == "full"
