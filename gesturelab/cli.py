@@ -489,8 +489,12 @@ def cmd_train_seq(args) -> int:
     if validated is not None:
         result, report = validated.result, validated.report
         metrics, interval = report["metrics"], report["intervals"]["accuracy"]
+        held = validated.validation_subjects
+        held = f"subjects {held}" if names.get("group_by", "subject") == "subject" else (
+            f"source files {_shown_groups(held)}"
+        )  # fmt: skip
         print(
-            f"validation groups {_shown_groups(validated.validation_subjects)}: "
+            f"validation {held}: "
             f"accuracy {metrics['accuracy']:.4f} [{interval['low']:.3f}, {interval['high']:.3f}], "
             f"macro-F1 {metrics['f1_macro']:.4f}; best epoch {result.best_epoch}/"
             f"{result.epochs_run}, {result.seconds_per_epoch:.2f} s/epoch"

@@ -127,4 +127,5 @@ def test_import_and_train_seq_on_a_clip_folder(clips, tmp_path, mlflow_store):
     assert out.returncode == 0, out.stderr
     assert "registered: models:/my-clips-2-sequence-gestures@champion" in out.stdout
     assert "experiment: my-clips-sequence-models" in out.stdout
-    assert "validation groups" in out.stdout
+    assert "validation groups: source file (4)" in out.stdout
+    assert "validation source files" in out.stdout
