@@ -412,7 +412,9 @@ def _sequence_data(args):
         data = shrec.load(args.data_root, args.split, n_classes, progress=True)
         path = args.data_root or config.SHREC_TRAIN_NPZ
         return data, {"shrec": True, "path": path, "name": "shrec17", "n_classes": n_classes}
-    loaded = read_sequences(args.data, format=args.format, quarantine_dir=args.quarantine_dir)
+    loaded = read_sequences(
+        args.data, format=args.format, quarantine_dir=args.quarantine_dir, split=args.split
+    )
     for note in loaded.notes:
         print(f"  read as: {note}")
     if loaded.format == "shrec":

@@ -500,8 +500,11 @@ def evaluate_model_uri(
     if data_spec is not None:
         from gesturelab.datasets.sequence_formats import read_sequences
 
-        loaded = read_sequences(data_spec, classes=list(predictor.classes), verbose=False)
-        data, split = loaded.data, loaded.name
+        loaded = read_sequences(
+            data_spec, classes=list(predictor.classes), verbose=False, split=split
+        )
+        data = loaded.data
+        split = split if loaded.format == "shrec" else loaded.name
     else:
         data = shrec.load(data_root, split, n_classes)
     if classes and classes != tuple(data.classes):

@@ -9,11 +9,13 @@ each gesture starts and ends.
 
 Scoring, at the level of segments (what ``predict`` reports):
 
-- a gesture is **found** when a segment with its label overlaps it; recall = found / gestures;
-- a segment is **correct** when it overlaps a gesture of its label; precision = correct /
-  segments; F1 from the two;
-- a **false alarm** is a segment that overlaps no gesture of its label (a wrong label, or a
-  segment during a pause): per minute of stream;
+- a gesture is **found** when a segment with its label overlaps it (one segment finds one
+  gesture: the earliest of its label it overlaps that had begun when the segment fired);
+  recall = found / gestures;
+- a segment is **correct** when it finds a gesture; precision = correct / segments; F1 from
+  the two;
+- a **false alarm** is any other segment (a wrong label, a segment during a pause, or a repeat:
+  a second segment for a gesture already found), per minute of stream;
 - the **delay** of a found gesture: from the gesture's end to the event of its first matching
   segment (when the recognizer fired); negative when it fired before the gesture ended.
 """
@@ -75,19 +77,28 @@ def build_stream(
 
 
 def score_segments(segments: pd.DataFrame, truth: pd.DataFrame, duration_s: float) -> dict:
-    """Segment precision, recall, F1, false alarms per minute and delays (module docstring)."""
+    """Segment precision, recall, F1, false alarms per minute and delays (module docstring).
+
+    Matching is one to one, in event order: a segment credits the earliest gesture of its
+    label that it overlaps, that is not found yet and that had started when the segment's
+    event fired. A segment that credits nothing is a false alarm: a wrong label, a segment in
+    a pause, or a repeat (a second segment for a gesture already found, counted apart).
+    """
     found = np.zeros(len(truth), bool)
     delays = np.full(len(truth), np.nan)
-    correct = 0
-    for seg in segments.itertuples():
-        overlap = (truth["start_s"] < seg.end_s) & (truth["end_s"] > seg.start_s)
-        match = overlap & (truth["label"] == seg.label)
-        if match.any():
+    correct = repeats = 0
+    starts, ends = truth["start_s"].to_numpy(), truth["end_s"].to_numpy()
+    labels = truth["label"].to_numpy()
+    order = segments.sort_values("event_s", kind="stable") if len(segments) else segments
+    for seg in order.itertuples():
+        same = (starts < seg.end_s) & (ends > seg.start_s) & (labels == seg.label)
+        open_ = np.flatnonzero(same & ~found & (starts <= seg.event_s))
+        if len(open_):
+            k = open_[0]
+            found[k], delays[k] = True, seg.event_s - ends[k]
             correct += 1
-            for k in np.flatnonzero(match.to_numpy()):
-                if not found[k]:
-                    found[k] = True
-                    delays[k] = seg.event_s - truth["end_s"].iat[k]
+        elif same.any():
+            repeats += 1
     n_seg, n_truth = len(segments), len(truth)
     precision = correct / n_seg if n_seg else 0.0
     recall = found.mean() if n_truth else 0.0
@@ -100,6 +111,7 @@ def score_segments(segments: pd.DataFrame, truth: pd.DataFrame, duration_s: floa
         "recall": round(float(recall), 4),
         "f1": round(float(f1), 4),
         "false_alarms": n_seg - correct,
+        "repeats": repeats,
         "false_alarms_per_min": round((n_seg - correct) / (duration_s / 60.0), 2),
         "median_delay_s": round(float(np.median(found_delays)), 3) if found.any() else None,
         "p90_delay_s": round(float(np.quantile(found_delays, 0.9)), 3) if found.any() else None,

@@ -85,24 +85,28 @@ def test_csv_gaps_are_frames_without_a_hand_and_bad_input_is_listed(tmp_path):
     _write_frames(path, rows)
     loaded = read_sequences(path, quarantine_dir=tmp_path / "q", verbose=False)
     by_id = dict(zip(loaded.data.meta["source"], loaded.data.sequences))
-    a = by_id["frames.csv#a"]
+    a = by_id["frames.csv#wave/a"]
     assert len(a) == 8 and frame_mask(a).tolist() == [1, 1, 1, 0, 0, 1, 1, 1]
-    c = by_id["frames.csv#c"]
+    c = by_id["frames.csv#push/c"]
     assert not frame_mask(c)[2] and frame_mask(c).sum() == 5
     assert loaded.group_by == "source file"
     rejected = pd.read_csv(loaded.quarantine_path)
     assert loaded.counts == {
-        "sequences_read": 4,
+        "sequences_read": 5,
         "sequences_kept": 2,
-        "sequences_rejected": 2,
+        "sequences_rejected": 3,
         "frame_problems": 1,
+        "file_problems": 0,
     }
     one_frame = rejected[rejected["sequence"] == "b"].iloc[0]
     assert "1 frame(s)" in one_frame["reason"] and one_frame["line"] == 8
     cell = rejected[rejected["sequence"] == "c"].iloc[0]
     assert "column 'y2'" in cell["reason"] and "'oops'" in cell["reason"]
     assert cell["line"] == 11 and cell["frame"] == 2
-    assert "several labels" in rejected[rejected["sequence"] == "d"].iloc[0]["reason"]
+    # Sequence d changes label half-way: a sequence is one id with one label, so its two
+    # halves are two recordings of 3 frames, each too short and each listed.
+    halves = rejected[rejected["sequence"] == "d"]
+    assert len(halves) == 2 and all("3 frame(s)" in r for r in halves["reason"])
 
 
 def test_a_csv_without_a_sequence_column_is_a_static_file(tmp_path, sample_csv):
@@ -205,3 +209,80 @@ def test_a_new_dataset_gets_its_own_frames_experiment_and_model_name(sample):
     assert config_for("tcn", 28).augmentation == "mild"
     assert config_for("tcn", 28, tuned_on="my-moves").augmentation == "full"
     assert config_for("lstm", 14, tuned_on="my-moves").features == "full"
+
+
+def test_csvs_as_people_write_them(tmp_path):
+    # Semicolons and decimal commas, ids that restart for every gesture, no frame column.
+    path = tmp_path / "recorded.csv"
+    with open(path, "w", newline="", encoding="utf-8-sig") as handle:
+        out = csv.writer(handle, delimiter=";")
+        out.writerow(["label", "seq", *LANDMARK_COLUMNS])
+        for label in ("wave", "push"):
+            for seq in (0, 1):
+                for f in range(6):
+                    out.writerow([label, seq, *[str(v).replace(".", ",") for v in _hand(f)]])
+    assert detect_sequences(path).name == "sequence-csv"
+    loaded = read_sequences(path, quarantine_dir=tmp_path / "q", verbose=False)
+    assert len(loaded.data) == 4 and loaded.counts["frame_problems"] == 0
+    assert all(frame_mask(s).all() and len(s) == 6 for s in loaded.data.sequences)
+    assert loaded.data.sequences[0][0, 0, 0] == pytest.approx(_hand(0)[0])
+
+
+def test_frame_numbers_that_are_no_frame_numbers_are_refused_not_a_traceback(tmp_path):
+    rows = [["a", f, "wave", *_hand(f)] for f in range(5)]
+    rows += [["b", v, "wave", *_hand(1)] for v in ("inf", "3.5", "0", "1", "2", "3")]
+    rows += [["c", f * 1000, "wave", *_hand(f)] for f in range(6)]  # milliseconds
+    rows += [["e", v, "wave", *_hand(1)] for v in ("1e10", "0", "1", "2", "3")]
+    path = tmp_path / "frames.csv"
+    _write_frames(path, rows)
+    loaded = read_sequences(path, quarantine_dir=tmp_path / "q", verbose=False)
+    rejected = pd.read_csv(loaded.quarantine_path)
+    b = rejected[rejected["sequence"] == "b"]
+    assert sum("not a whole frame number" in r for r in b["reason"]) == 2
+    for absurd in ("c", "e"):
+        reason = rejected[rejected["sequence"] == absurd].iloc[0]["reason"]
+        assert "timestamps or another unit" in reason
+    assert sorted(len(s) for s in loaded.data.sequences) == [4, 5]
+
+
+def test_a_static_csv_with_an_id_per_row_is_not_taken_for_sequences(tmp_path, sample_frame):
+    frame = sample_frame.head(50).copy()
+    frame.insert(0, "sample_id", range(len(frame)))
+    path = tmp_path / "static.csv"
+    frame.to_csv(path, index=False)
+    assert detect_sequences(path) is None  # the static reader's own rules apply to it
+    from gesturelab import datasets
+
+    with pytest.raises(LandmarkDataError) as error:
+        datasets.read(path, quarantine_dir=None, verbose=False)
+    assert "train-seq" not in str(error.value)
+
+
+def test_npy_frames_named_frame_n_keep_their_order_and_a_missing_file_is_a_gap(tmp_path):
+    folder = tmp_path / "MP_Data" / "wave" / "take_1"
+    folder.mkdir(parents=True)
+    for f in [*range(0, 7), *range(8, 20)]:
+        np.save(folder / f"frame_{f}.npy", np.full(63, f + 1.0))
+    loaded = read_sequences(tmp_path / "MP_Data", quarantine_dir=tmp_path / "q", verbose=False)
+    (sequence,) = loaded.data.sequences
+    assert len(sequence) == 20 and not frame_mask(sequence)[7]
+    kept = sequence[frame_mask(sequence), 0, 0]
+    assert kept.tolist() == [v + 1.0 for v in [*range(0, 7), *range(8, 20)]]
+    assert loaded.counts["frame_problems"] == 1
+
+
+def test_npz_padding_without_lengths_bytes_labels_and_one_hot(tmp_path, sample):
+    fixed = sample.to_fixed(40, "pad")[:3]  # real frames then zeros
+    real = [min(len(s), 40) for s in sample.sequences[:3]]
+    path = tmp_path / "b.npz"
+    np.savez(
+        path,
+        sequences=fixed,
+        labels=np.array([b"wave", b"push", b"wave"]),
+        subjects=np.array([b"S01", b"S02", b"S01"]),
+    )
+    loaded = read_sequences(path, verbose=False)
+    assert [len(s) for s in loaded.data.sequences] == real
+    assert loaded.classes == ["push", "wave"] and set(loaded.data.subjects) == {"S01", "S02"}
+    np.savez(path, X=fixed, y=np.eye(2)[[1, 0, 1]], classes=np.array(["no", "yes"]))
+    assert list(read_sequences(path, verbose=False).data.label_names) == ["yes", "no", "yes"]

@@ -111,6 +111,14 @@ def test_segment_scores_count_found_gestures_false_alarms_and_delay():
     )
     scores = score_segments(segments, truth, duration_s=120.0)
     assert scores["recall"] == pytest.approx(1 / 3, abs=1e-4)  # only the first "a" is found
-    assert scores["precision"] == pytest.approx(0.5)  # two segments overlap an "a"
-    assert scores["false_alarms"] == 2 and scores["false_alarms_per_min"] == 1.0
+    assert scores["precision"] == 0.25  # the second "a" segment repeats a found gesture
+    assert scores["false_alarms"] == 3 and scores["repeats"] == 1
+    assert scores["false_alarms_per_min"] == 1.5
     assert scores["median_delay_s"] == pytest.approx(-0.1)  # the first match fired early
+    # One long segment over two gestures of its label finds one of them, not both; a segment
+    # that fired before a gesture began does not find it.
+    long = pd.DataFrame({"label": ["a"], "start_s": [0.5], "end_s": [9.5], "event_s": [1.5]})
+    scores = score_segments(long, truth, duration_s=60.0)
+    assert scores["recall"] == pytest.approx(1 / 3, abs=1e-4) and scores["precision"] == 1.0
+    early = pd.DataFrame({"label": ["b"], "start_s": [3.0], "end_s": [4.5], "event_s": [3.5]})
+    assert score_segments(early, truth, duration_s=60.0)["recall"] == 0.0

@@ -37,14 +37,26 @@ class Format:
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("image-folder", "ROOT/<label>/*.jpg|png, landmarks by MediaPipe Hands",
-               image_folder.sniff, image_folder.read),
-        Format("landmark-csv", "HaGRID-style CSV: x1,y1,z1,...,z21 (or x1..y21), label",
-               landmark_csv.sniff, landmark_csv.read),
-        Format("keypoint-csv", "a label and 42 values (21 × x, y) per row, header optional",
-               keypoint_csv.sniff, keypoint_csv.read),
+        Format(
+            "image-folder",
+            "ROOT/<label>/*.jpg|png, landmarks by MediaPipe Hands",
+            image_folder.sniff,
+            image_folder.read,
+        ),
+        Format(
+            "landmark-csv",
+            "HaGRID-style CSV: x1,y1,z1,...,z21 (or x1..y21), label",
+            landmark_csv.sniff,
+            landmark_csv.read,
+        ),
+        Format(
+            "keypoint-csv",
+            "a label and 42 values (21 × x, y) per row, header optional",
+            keypoint_csv.sniff,
+            keypoint_csv.read,
+        ),
     )
-}  # fmt: skip
+}
 
 
 def imported_datasets(data_dir=None) -> list[str]:

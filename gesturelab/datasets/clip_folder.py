@@ -102,15 +102,13 @@ def read(
     every = [(label, clip) for label, files in clips.items() for clip in files]
     for label, files in clips.items():
         if not files:
-            collector.problem(
-                root / label, f"a label folder with no clips ({', '.join(sorted(CLIP_SUFFIXES))})"
-            )
+            kinds = ", ".join(sorted(CLIP_SUFFIXES))
+            collector.problem(root / label, f"a label folder with no clips ({kinds})", kind="file")
     for label, clip in tqdm(every, desc=root.name, unit="clip", disable=not progress):
         try:
             out = extract_clip(clip, cache_dir)
         except MediaError as exc:
-            collector.problem(clip, exc.reason, clip.name)
-            collector.seen += 1
+            collector.set_aside(clip, exc.reason, clip.name)
             continue
         cached += out["cached"]
         extracted += not out["cached"]
@@ -125,7 +123,8 @@ def read(
         mask = np.isfinite(out["sequence"]).all(axis=(1, 2))
         frames_total += len(mask)
         no_hand_frames += int((~mask).sum())
-        subject = clip.parent.name if clip.parent != root / label else None
+        inside = clip.relative_to(root / label).parts
+        subject = inside[0] if len(inside) > 1 else None  # ROOT/<label>/<subject>/.../clip
         collector.add(out["sequence"], label, source=clip, sequence_id=clip.name, subject=subject)
     rate = frame_rate or (float(np.median(fps_seen)) if fps_seen else None)
     notes = [

@@ -24,8 +24,14 @@ from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.loading import LoadedLandmarks, validate_table
 
 # Part of every cache key with the installed MediaPipe version: a change of either re-extracts.
-SETTINGS = {"static_image_mode": True, "max_num_hands": 2, "min_detection_confidence": 0.5,
-            "model_complexity": 1, "mirrored_input": False, "second_pass": True}  # fmt: skip
+SETTINGS = {
+    "static_image_mode": True,
+    "max_num_hands": 2,
+    "min_detection_confidence": 0.5,
+    "model_complexity": 1,
+    "mirrored_input": False,
+    "second_pass": True,
+}
 
 
 def sniff(path: Path) -> bool:
@@ -37,11 +43,12 @@ def class_images(root: Path) -> dict[str, list[Path]]:
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     return {
         folder.name: sorted(
-            p for p in folder.rglob("*")
+            p
+            for p in folder.rglob("*")
             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
         )
         for folder in folders
-    }  # fmt: skip
+    }
 
 
 def _settings_key(landmarker=None) -> str:
@@ -90,22 +97,26 @@ def _well_formed(entry) -> bool:
     if "problem" not in entry:
         return False
     return all(
-        isinstance(h, dict) and np.asarray(h.get("landmarks"), dtype=object).size == 63
+        isinstance(h, dict)
+        and np.asarray(h.get("landmarks"), dtype=object).size == 63
         and {"handedness", "score"} <= set(h)
         for h in entry["hands"]
-    )  # fmt: skip
+    )
 
 
 def _extract(path: Path, landmarker) -> dict:
     hands, problems = hands_in_image(path, landmarker)
     return {
         "hands": [
-            {"landmarks": h["landmarks"].tolist(), "handedness": h["handedness"],
-             "score": h["score"]}
+            {
+                "landmarks": h["landmarks"].tolist(),
+                "handedness": h["handedness"],
+                "score": h["score"],
+            }
             for h in hands
         ],
         "problem": problems[0] if problems else None,  # the read problem before "no hand"
-    }  # fmt: skip
+    }
 
 
 def read(
@@ -173,8 +184,13 @@ def read(
                 problems.append({"source": source, "reason": entry["problem"]})
             for index, hand in enumerate(entry["hands"]):
                 row = dict(zip(LANDMARK_COLUMNS, np.asarray(hand["landmarks"]).reshape(-1)))
-                row.update(source=source, frame=0, hand_index=index,
-                           handedness=hand["handedness"], score=hand["score"])  # fmt: skip
+                row.update(
+                    source=source,
+                    frame=0,
+                    hand_index=index,
+                    handedness=hand["handedness"],
+                    score=hand["score"],
+                )
                 row[LABEL_COLUMN] = label
                 rows.append(row)
     finally:

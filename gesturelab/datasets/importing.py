@@ -69,11 +69,16 @@ def print_description(info: dict) -> None:
     print(
         f"  rows: {info['rows_read']} read, {info['rows_kept']} kept, "
         f"{info['rows_rejected']} rejected"
-        + (f"; images: {info['images']}, {info['images_without_rows']} gave no row"
-           if "images" in info else "")
-    )  # fmt: skip
-    print(f"  classes ({len(info['classes'])}): " + ", ".join(
-        f"{c} {n}" for c, n in info["rows_per_class"].items()))  # fmt: skip
+        + (
+            f"; images: {info['images']}, {info['images_without_rows']} gave no row"
+            if "images" in info
+            else ""
+        )
+    )
+    print(
+        f"  classes ({len(info['classes'])}): "
+        + ", ".join(f"{c} {n}" for c, n in info["rows_per_class"].items())
+    )
     print(f"  groups: {info['groups']}")
     if info["metadata_columns"]:
         print(f"  metadata columns: {', '.join(info['metadata_columns'])}")
@@ -106,6 +111,7 @@ def import_dataset(
     if folder.resolve() == Path(loaded.path).resolve().parent:
         raise LandmarkDataError(folder, "is the dataset being imported; choose another --name")
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sequences.npz").unlink(missing_ok=True)  # a sequence import of the same name
     columns = [
         *loaded.columns,
         LABEL_COLUMN,

@@ -98,9 +98,11 @@ def label_file_candidates(path: Path) -> list[Path]:
     candidates = sorted(
         p
         for p in path.parent.iterdir()
-        if p.is_file() and p != path and "label" in p.name.lower()
+        if p.is_file()
+        and p != path
+        and "label" in p.name.lower()
         and p.suffix.lower() in (".csv", ".txt")
-    )  # fmt: skip
+    )
     preferred = [p for p in candidates if p.name.lower().startswith(path.stem.lower())]
     return preferred or candidates
 

@@ -19,6 +19,7 @@ subjects apart.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,15 @@ LAYOUT_NAMES = {
 SUBJECTS_FILE = "subjects.csv"
 
 
+def _number(path: Path) -> int | None:
+    """The frame (or sequence) number a name ends with: 7.npy, frame_7.npy, 007.npy -> 7."""
+    found = re.search(r"(\d+)$", path.stem)
+    return int(found.group(1)) if found else None
+
+
 def _frame_key(path: Path):
-    return (0, int(path.stem), "") if path.stem.isdigit() else (1, 0, path.stem)
+    number = _number(path)
+    return (0, number, path.stem) if number is not None else (1, 0, path.stem)
 
 
 def sequence_folders(root: Path) -> dict[str, list[Path]]:
@@ -95,18 +103,36 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
     chosen = {"left": 0, "right": 0}
     for action, folders in sequence_folders(root).items():
         if not folders:
-            collector.problem(root / action, "an action folder with no sequence folders")
+            collector.problem(
+                root / action, "an action folder with no sequence folders", kind="file"
+            )
         for folder in folders:
             files = sorted(folder.glob("*.npy"), key=_frame_key)
             vectors = []
+            numbers = [_number(f) for f in files]
+            if files and None not in numbers and len(set(numbers)) == len(numbers):
+                # A frame number with no file is a gap in the recording: masked, and listed.
+                present = set(numbers)
+                for missing in sorted(set(range(min(numbers), max(numbers) + 1)) - present):
+                    collector.problem(
+                        folder,
+                        f"no file for frame {missing} (frame masked)",
+                        f"{action}/{folder.name}",
+                        missing,
+                    )
+                by_number = dict(zip(numbers, files, strict=True))
+                files = [by_number.get(n) for n in range(min(numbers), max(numbers) + 1)]
             for file in files:
+                if file is None:
+                    vectors.append(None)
+                    continue
                 try:
                     vector = np.load(file, allow_pickle=False).reshape(-1)
                 except (OSError, ValueError) as exc:
                     collector.problem(
                         file,
                         f"cannot be read as a .npy array ({exc}); frame masked",
-                        folder.name,
+                        f"{action}/{folder.name}",
                         file.stem,
                     )
                     vectors.append(None)
@@ -116,6 +142,17 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
                     raise LandmarkDataError(
                         file, f"a frame of {len(vector)} values; understood lengths: {understood}"
                     )
+                first = next((len(v) for v in vectors if v is not None), len(vector))
+                if len(vector) != first:
+                    collector.problem(
+                        file,
+                        f"{len(vector)} values where this sequence's frames "
+                        f"have {first} (frame masked)",
+                        f"{action}/{folder.name}",
+                        file.stem,
+                    )
+                    vectors.append(None)
+                    continue
                 lengths_seen[len(vector)] = lengths_seen.get(len(vector), 0) + 1
                 vectors.append(vector)
             sequence, hand = _hand_sequence(vectors)

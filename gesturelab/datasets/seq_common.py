@@ -27,7 +27,9 @@ from gesturelab.sequences import SequenceSet, frame_mask
 
 MIN_FRAMES = MIN_SEQUENCE_FRAMES
 MIN_HAND_FRACTION = 0.5
-QUARANTINE_COLUMNS = ("source", "sequence", "frame", "line", "reason")
+QUARANTINE_COLUMNS = ("source", "sequence", "frame", "line", "kind", "reason")
+# kind: "sequence" (set aside), "frame" (a frame or row masked or not used, the sequence kept),
+# "file" (a file or folder that gave no sequence: an empty label folder, a clip not decoded).
 
 
 @dataclass
@@ -79,16 +81,24 @@ class SequenceCollector:
         self.problems: list[dict] = []
         self.seen = 0
 
-    def problem(self, source, reason: str, sequence=None, frame=None, line=None) -> None:
+    def problem(
+        self, source, reason: str, sequence=None, frame=None, line=None, kind: str = "frame"
+    ) -> None:
         self.problems.append(
             {
                 "source": str(source),
                 "sequence": sequence,
                 "frame": frame,
                 "line": line,
+                "kind": kind,
                 "reason": reason,
             }
         )
+
+    def set_aside(self, source, reason: str, sequence=None, line=None) -> None:
+        """A sequence found but not kept (counted as read and rejected)."""
+        self.seen += 1
+        self.problem(source, reason, sequence, None, line, kind="sequence")
 
     def add(self, sequence, label, *, source, sequence_id=None, subject=None, line=None) -> bool:
         """Keep ``sequence`` ((frames, 21, 3), NaN where no hand) unless a check sets it aside."""
@@ -115,7 +125,8 @@ class SequenceCollector:
                     f"{MIN_HAND_FRACTION:.0%}): too little of the gesture to learn from"
                 )
         if reason is not None:
-            self.problem(source, reason, sequence_id, None, line)
+            self.seen -= 1  # set_aside counts it
+            self.set_aside(source, reason, sequence_id, line)
             return False
         sequence = np.where(frame_mask(sequence)[:, None, None], sequence, np.nan)
         self.sequences.append(sequence.astype(np.float32))
@@ -146,13 +157,20 @@ class SequenceCollector:
             where = f" (reasons in {quarantine_path})" if quarantine_path else ""
             first = f": {rejected['reason'].iat[0]}" if len(rejected) else ""
             raise LandmarkDataError(self.path, f"no usable sequence{first}{where}")
-        found = sorted(set(self.labels))
+        found = sorted(set(self.labels), key=_label_order)
         classes = tuple(self.wanted) if self.wanted is not None else tuple(found)
         index = {c: i for i, c in enumerate(classes)}
-        if all(s is not None and str(s).strip() != "" for s in self.subjects):
+        named = [s is not None and str(s).strip() != "" for s in self.subjects]
+        notes = list(notes)
+        if all(named):
             groups, group_by = subject_values(self.subjects), "subject"
         else:
             groups, group_by = np.asarray(self.sources, dtype=str), "source file"
+            if any(named):
+                notes.append(
+                    f"{named.count(False)} of {len(named)} sequences have no subject: "
+                    "validation groups by source file instead of by subject"
+                )
         data = SequenceSet(
             sequences=self.sequences,
             labels=np.asarray([index[label] for label in self.labels], dtype=np.int64),
@@ -162,12 +180,13 @@ class SequenceCollector:
             frame_rate=frame_rate,
             source=str(self.path),
         )
-        frame_problems = int(rejected["frame"].notna().sum()) if len(rejected) else 0
+        kinds = rejected["kind"].value_counts() if len(rejected) else pd.Series(dtype=int)
         counts = {
             "sequences_read": self.seen,
             "sequences_kept": len(self.sequences),
             "sequences_rejected": self.seen - len(self.sequences),
-            "frame_problems": frame_problems,
+            "frame_problems": int(kinds.get("frame", 0)),
+            "file_problems": int(kinds.get("file", 0)),
         }
         loaded = LoadedSequences(
             data=data,
@@ -183,6 +202,11 @@ class SequenceCollector:
         if verbose:
             print(loaded.summary() + (f"; reasons in {quarantine_path}" if quarantine_path else ""))
         return loaded
+
+
+def _label_order(label: str):
+    """Labels that are all whole numbers in numeric order (2 before 10), others as text."""
+    return (0, int(label), "") if label.lstrip("-").isdigit() else (1, 0, label)
 
 
 def hand_block(values: np.ndarray) -> np.ndarray:

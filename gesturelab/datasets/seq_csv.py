@@ -5,28 +5,38 @@ sequence column added, and what people log from a webcam loop::
 
     sequence,frame,label,subject,x1,y1,z1,...,x21,y21,z21
 
-The sequence column is any of ``SEQUENCE_COLUMNS``; ``frame`` (optional) orders the rows of a
-sequence, and a frame number missing between its first and last is a frame without a hand
-(extract writes no row for one). A second hand in a frame (``hand_index`` > 0, or the same
-frame twice) is not used, and listed. A bad cell (text, empty, infinite) masks its frame and is
-listed with its line and column. 2-D files (x, y only) get z = 0, said in the notes.
+The sequence column is any of ``SEQUENCE_COLUMNS``. A sequence is the rows of one id with one
+label and one subject, so ids that restart for each class or person (0, 1, 2 per gesture) are
+fine. ``frame`` (optional, whole numbers) orders a sequence's rows, and a frame number missing
+between its first and last is a frame without a hand (extract writes no row for one); without a
+frame column the rows are the frames in file order, and an id that comes back after other ids
+starts a new recording. A second hand in a frame (``hand_index`` > 0, or the same frame twice)
+is not used, and listed. A bad cell (text, empty, infinite) masks its frame and is listed with
+its line and column. Comma, semicolon or tab delimited, decimal commas with ``;`` or tab, gzip,
+a byte-order mark. 2-D files (x, y only) get z = 0, said in the notes.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
-from gesturelab.datasets.seq_common import SequenceCollector
+from gesturelab.datasets.seq_common import MIN_FRAMES, SequenceCollector
 from gesturelab.errors import LandmarkDataError
 from gesturelab.landmarks import MAX_ABS_COORDINATE, N_LANDMARKS, columns_dims, landmark_columns
-from gesturelab.loading import _read_rows, file_fingerprint
+from gesturelab.loading import READ_ERRORS, _delimiter, _open_text, _read_rows, file_fingerprint
 
 SEQUENCE_COLUMNS = ("sequence", "sequence_id", "seq", "seq_id", "clip", "clip_id", "sample_id")
 LABEL_COLUMNS = ("label", "gesture", "class")
 SUBJECT_COLUMNS = ("subject", "user_id", "user", "participant", "signer", "person")
+FRAME_COLUMNS = ("frame", "frame_index", "frame_id", "frame_number")
 SUFFIXES = (".csv", ".tsv", ".txt", ".gz")
+SNIFF_ROWS = 2000
+# A sequence whose frame numbers span more than this many times its rows is a unit mistake
+# (timestamps in the frame column), not a gesture with gaps.
+MAX_SPAN_PER_ROW = 10
 
 
 def _find(header: list[str], names) -> int | None:
@@ -35,20 +45,44 @@ def _find(header: list[str], names) -> int | None:
 
 
 def sniff(path: Path) -> bool:
-    from gesturelab.datasets.keypoint_csv import first_row
+    """A CSV with the landmark columns and a sequence id column whose ids repeat (rows per id
+    in the first rows at least ``MIN_FRAMES`` at the median): a per-row id is a static file."""
+    import csv
 
     if not (path.is_file() and path.suffix.lower() in SUFFIXES):
         return False
-    first = first_row(path)
-    if first is None:
+    try:
+        with _open_text(path) as handle:
+            first = handle.readline()
+            reader = csv.reader([first], delimiter=_delimiter(first))
+            header = [c.strip() for c in next(reader)]
+            at = _find(header, SEQUENCE_COLUMNS)
+            if columns_dims(header) is None or at is None:
+                return False
+            counts: dict[str, int] = {}
+            for n, row in enumerate(csv.reader(handle, delimiter=_delimiter(first))):
+                if n >= SNIFF_ROWS:
+                    break
+                if len(row) > at:
+                    counts[row[at]] = counts.get(row[at], 0) + 1
+    except (*READ_ERRORS, LandmarkDataError, StopIteration):
         return False
-    header = [c.strip() for c in first[0]]
-    return columns_dims(header) is not None and _find(header, SEQUENCE_COLUMNS) is not None
+    return bool(counts) and float(np.median(list(counts.values()))) >= MIN_FRAMES
+
+
+def _number(text: str, decimal_comma: bool) -> float:
+    text = text.strip()
+    if decimal_comma:
+        text = text.replace(",", ".")
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=None, **_):
     path = Path(path)
-    header, rows, lines, _ = _read_rows(path)
+    header, rows, lines, delimiter = _read_rows(path)
     header = [h.strip() for h in header]
     dims = columns_dims(header)
     if dims is None:
@@ -65,54 +99,41 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
     label_at = _find(header, LABEL_COLUMNS)
     if label_at is None:
         raise LandmarkDataError(path, f"no label column ({', '.join(LABEL_COLUMNS)})")
-    subject_at = _find(header, SUBJECT_COLUMNS)
-    frame_at = _find(header, ("frame", "frame_index", "frame_id", "timestamp"))
-    hand_at = _find(header, ("hand_index",))
-    source_at = _find(header, ("source",))
+    columns = {
+        "sequence": seq_at,
+        "label": label_at,
+        "subject": _find(header, SUBJECT_COLUMNS),
+        "frame": _find(header, FRAME_COLUMNS),
+        "hand": _find(header, ("hand_index",)),
+        "source": _find(header, ("source",)),
+    }
     names = list(landmark_columns(dims))
     coord_at = [header.index(c) for c in names]
+    decimal_comma = delimiter != ","
+    values = np.array(
+        [[_number(row[at], decimal_comma) for at in coord_at] for row in rows], dtype=np.float64
+    ).reshape(len(rows), len(names))
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (np.abs(values) > MAX_ABS_COORDINATE)
+    empty = np.array([all(not row[at].strip() for at in coord_at) for row in rows], bool)
     collector = SequenceCollector(path, "sequence-csv", classes)
-
-    values = np.full((len(rows), len(names)), np.nan, dtype=np.float64)
-    for r, row in enumerate(rows):
-        for c, at in enumerate(coord_at):
-            text = row[at].strip()
-            try:
-                values[r, c] = float(text)
-            except ValueError:
-                values[r, c] = np.nan
-    bad = ~np.isfinite(values) | (np.abs(values) > MAX_ABS_COORDINATE)
-    empty_row = np.array([all(not row[at].strip() for at in coord_at) for row in rows], bool)
-
-    # Rows grouped by sequence id in the order the ids first appear.
-    order: dict[str, list[int]] = {}
-    for r, row in enumerate(rows):
-        order.setdefault(row[seq_at].strip(), []).append(r)
-    for seq_id, members in order.items():
+    for key, members in _sequences(rows, columns).items():
         _collect(
-            collector,
-            path,
-            seq_id,
-            members,
-            rows,
-            lines,
-            values,
-            bad,
-            empty_row,
-            names,
-            label_at,
-            subject_at,
-            frame_at,
-            hand_at,
-            source_at,
-            header,
+            collector, path, key, members, rows, lines, values, bad, empty, names, header, columns
         )
+    subject_at, frame_at = columns["subject"], columns["frame"]
     notes = [
-        f"one row per frame, sequences by column {header[seq_at]!r}, labels by "
-        f"{header[label_at]!r}"
-        + (f", subjects by {header[subject_at]!r}" if subject_at is not None else "")
-        + (f", frames ordered by {header[frame_at]!r}" if frame_at is not None else "")
+        f"one row per frame, sequences by column {header[seq_at]!r} (with the label"
+        + (f" and {header[subject_at]!r}" if subject_at is not None else "")
+        + f"), labels by {header[label_at]!r}"
+        + (
+            f", frames ordered by {header[frame_at]!r}"
+            if frame_at is not None
+            else ", frames in file order"
+        )
     ]
+    if delimiter != ",":
+        notes.append(f"delimiter {delimiter!r}, decimal commas read as points")
     if dims == 2:
         notes.append("2-D landmarks (x, y): z set to 0")
     return collector.finish(
@@ -124,44 +145,45 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
     )
 
 
+def _sequences(rows, columns) -> dict[tuple, list[int]]:
+    """Row indices of each sequence: one id, label and subject; without a frame column a
+    contiguous run of rows (an id that comes back later is another recording)."""
+
+    def key_of(row):
+        subject = row[columns["subject"]].strip() if columns["subject"] is not None else ""
+        return (row[columns["sequence"]].strip(), row[columns["label"]].strip(), subject)
+
+    groups: dict[tuple, list[int]] = {}
+    if columns["frame"] is not None:
+        for r, row in enumerate(rows):
+            groups.setdefault(key_of(row), []).append(r)
+        return groups
+    runs: dict[tuple, int] = {}
+    previous = None
+    for r, row in enumerate(rows):
+        key = key_of(row)
+        if key != previous:
+            runs[key] = runs.get(key, -1) + 1
+            previous = key
+        groups.setdefault((*key, runs[key]), []).append(r)
+    return groups
+
+
 def _collect(
-    collector,
-    path,
-    seq_id,
-    members,
-    rows,
-    lines,
-    values,
-    bad,
-    empty_row,
-    names,
-    label_at,
-    subject_at,
-    frame_at,
-    hand_at,
-    source_at,
-    header,
+    collector, path, key, members, rows, lines, values, bad, empty, names, header, columns
 ):
-    labels = {rows[r][label_at].strip() for r in members}
+    seq_id, label, subject = key[:3]
+    shown = seq_id if len(key) == 3 or key[3] == 0 else f"{seq_id} (again, recording {key[3] + 1})"
     first_line = lines[members[0]]
-    if len(labels) > 1:
-        collector.problem(
-            path, f"one sequence with several labels: {sorted(labels)}", seq_id, None, first_line
-        )
-        collector.seen += 1
-        return
-    subject = rows[members[0]][subject_at].strip() if subject_at is not None else None
-    if subject_at is not None and len({rows[r][subject_at].strip() for r in members}) > 1:
-        collector.problem(path, "one sequence with several subjects", seq_id, None, first_line)
-        collector.seen += 1
-        return
+    frame_at, hand_at = columns["frame"], columns["hand"]
     kept: dict[int, int] = {}
-    for position, r in enumerate(members):
+    position = 0
+    for r in members:
         if hand_at is not None and rows[r][hand_at].strip() not in ("", "0"):
             collector.problem(
                 path,
                 "a second hand in this frame (the first hand is used)",
-                seq_id,
+                shown,
                 rows[r][frame_at] if frame_at is not None else position,
                 lines[r],
             )
@@ -170,36 +192,45 @@ def _collect(
             frame = position
         else:
             text = rows[r][frame_at].strip()
-            try:
-                frame = int(float(text))
-            except ValueError:
+            number = _number(text, False)
+            if not math.isfinite(number) or number != int(number):
                 collector.problem(
-                    path, f"frame {text!r} is not a number (row not used)", seq_id, None, lines[r]
+                    path,
+                    f"column {header[frame_at]!r}: {text!r} is not a whole "
+                    "frame number (row not used)",
+                    shown,
+                    None,
+                    lines[r],
                 )
                 continue
+            frame = int(number)
         if frame in kept:
             collector.problem(
-                path, "the same frame twice (the first row is used)", seq_id, frame, lines[r]
+                path, "the same frame twice (the first row is used)", shown, frame, lines[r]
             )
             continue
         kept[frame] = r
+        position += 1
     if not kept:
-        collector.add(
-            np.zeros((0, N_LANDMARKS, 3)),
-            labels.pop(),
-            source=path,
-            sequence_id=seq_id,
-            subject=subject,
-            line=first_line,
-        )
+        collector.set_aside(path, "no row with a usable frame", shown, first_line)
         return
     frames = sorted(kept)
-    start = frames[0]
+    start, span = frames[0], frames[-1] - frames[0] + 1
+    if span > MAX_SPAN_PER_ROW * len(frames) + MIN_FRAMES:
+        collector.set_aside(
+            path,
+            f"frame numbers {frames[0]}..{frames[-1]} for {len(frames)} "
+            "rows: timestamps or another unit in the frame column? Frame "
+            "numbers count frames (0, 1, 2, ...)",
+            shown,
+            first_line,
+        )
+        return
     dims = len(names) // N_LANDMARKS
-    sequence = np.full((frames[-1] - start + 1, N_LANDMARKS, 3), np.nan, dtype=np.float32)
+    sequence = np.full((span, N_LANDMARKS, 3), np.nan, dtype=np.float32)
     for frame in frames:
         r = kept[frame]
-        if empty_row[r]:
+        if empty[r]:
             continue  # a row written for a frame without a hand
         if bad[r].any():
             column = names[int(np.flatnonzero(bad[r])[0])]
@@ -207,21 +238,21 @@ def _collect(
             collector.problem(
                 path,
                 f"column {column!r}: {cell!r} is not a coordinate (frame masked)",
-                seq_id,
+                shown,
                 frame,
                 lines[r],
             )
             continue
-        point = values[r].reshape(N_LANDMARKS, dims)
-        sequence[frame - start, :, :dims] = point
+        sequence[frame - start, :, :dims] = values[r].reshape(N_LANDMARKS, dims)
         if dims == 2:
             sequence[frame - start, :, 2] = 0.0
+    source_at = columns["source"]
     source = rows[kept[start]][source_at].strip() if source_at is not None else ""
     collector.add(
         sequence,
-        labels.pop(),
-        source=source or f"{path.name}#{seq_id}",
-        sequence_id=seq_id,
-        subject=subject,
+        label,
+        source=source or f"{path.name}#{label}/{shown}",
+        sequence_id=shown,
+        subject=subject if columns["subject"] is not None else None,
         line=first_line,
     )

@@ -19,6 +19,7 @@ from gesturelab.datasets.seq_common import SequenceCollector
 from gesturelab.errors import LandmarkDataError
 from gesturelab.landmarks import N_COORDS, N_LANDMARKS
 from gesturelab.loading import file_fingerprint
+from gesturelab.sequences import frame_mask
 
 SEQUENCE_KEYS = ("sequences", "X")
 LABEL_KEYS = ("labels", "y")
@@ -35,6 +36,34 @@ def _keys(path: Path) -> list[str]:
 def sniff(path: Path) -> bool:
     keys = _keys(path) if path.is_file() and path.suffix.lower() == ".npz" else []
     return any(k in keys for k in SEQUENCE_KEYS)
+
+
+def _text(value) -> str:
+    """A label, class name or subject as text (bytes strings decoded, not shown as b'...')."""
+    if isinstance(value, bytes | np.bytes_):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _labels(path, key: str, labels: np.ndarray, n: int) -> np.ndarray:
+    """One label per sequence: indices, names, one-hot rows (their argmax) or an (n, 1) column."""
+    if labels.ndim == 2 and labels.shape == (n, 1):
+        labels = labels[:, 0]
+    elif labels.ndim == 2 and labels.shape[0] == n and labels.dtype.kind in "fiub":
+        if not np.allclose(labels.sum(axis=1), 1) or labels.min() < 0:
+            raise LandmarkDataError(path, f"{key!r} of shape {labels.shape} is not one-hot rows")
+        labels = labels.argmax(axis=1)
+    if labels.ndim != 1:
+        raise LandmarkDataError(
+            path,
+            f"{key!r} has shape {labels.shape}; expected one label "
+            f"per sequence ({n},), or one-hot rows ({n}, classes)",
+        )
+    if labels.dtype.kind == "f":
+        if not np.all(labels == np.round(labels)):
+            raise LandmarkDataError(path, f"{key!r} holds fractions, not class indices")
+        labels = labels.astype(np.int64)
+    return labels
 
 
 def _get(archive, path, names, required=True):
@@ -112,12 +141,12 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         raise LandmarkDataError(
             path, f"'masks' has shape {np.shape(masks)}, the sequences {sequences.shape[:2]}"
         )
-    labels = np.asarray(labels)
+    labels = _labels(path, label_key, np.asarray(labels), n)
     if labels.dtype.kind in "iu":
         if names is None:
             names_list = [str(i) for i in range(int(labels.max()) + 1)]
         else:
-            names_list = [str(c) for c in np.asarray(names)]
+            names_list = [_text(c) for c in np.asarray(names).reshape(-1)]
         if labels.min() < 0 or labels.max() >= len(names_list):
             raise LandmarkDataError(
                 path,
@@ -127,7 +156,7 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         if classes is None and names is not None:
             classes = names_list
     else:
-        label_names = [str(v) for v in labels]
+        label_names = [_text(v) for v in labels]
     collector = SequenceCollector(path, "sequence-npz", classes)
     for i in range(n):
         sequence = sequences[i].copy()
@@ -136,13 +165,18 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         if masks is not None:
             mask = np.asarray(masks[i], bool)[: len(sequence)]
             sequence[~mask] = np.nan
+        if lengths is None:
+            # Padded to the longest without lengths: the sequence ends at its last frame with
+            # a hand (masked in, or not all zeros); the padding after it is no recording.
+            present = np.flatnonzero(frame_mask(sequence))
+            sequence = sequence[: present[-1] + 1] if len(present) else sequence[:0]
         source = str(sources[i]) if sources is not None else f"{path.name}#{i}"
         collector.add(
             sequence,
             label_names[i],
             source=source,
             sequence_id=i,
-            subject=None if subjects is None else subjects[i],
+            subject=None if subjects is None else _text(subjects[i]),
         )
     notes = [
         f"{n} sequences of up to {sequences.shape[1]} frames ({seq_key!r}, {label_key!r}"

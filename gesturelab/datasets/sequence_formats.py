@@ -67,6 +67,7 @@ def _shrec_read(path, *, classes=None, quarantine_dir=None, verbose=True, split=
             "sequences_kept": len(data),
             "sequences_rejected": 0,
             "frame_problems": 0,
+            "file_problems": 0,
         },
     )
 
@@ -234,6 +235,11 @@ def print_sequence_description(info: dict) -> None:
     print(
         f"  sequences: {info['sequences_read']} read, {info['sequences_kept']} kept, "
         f"{info['sequences_rejected']} set aside; {info['frame_problems']} frame problems"
+        + (
+            f", {info['file_problems']} files or folders without a sequence"
+            if info.get("file_problems")
+            else ""
+        )
     )
     frames = info["frames"]
     rate = f" at {info['frame_rate']:g} fps" if info["frame_rate"] else ""
@@ -353,6 +359,7 @@ def import_sequences(loaded: LoadedSequences, name: str, data_dir=None, command=
                 "sequences_kept",
                 "sequences_rejected",
                 "frame_problems",
+                "file_problems",
                 "clips",
                 "frames",
                 "frames_without_hand",
