@@ -560,7 +560,9 @@ class Run:
     def log_keras_model(self, model, frames: int, model_metadata: dict, name="model") -> str:
         """A Keras sequence model with its signature and ``model_metadata`` (classes, ...).
 
-        No input example: ``mlflow.keras.log_model`` fails with one for Keras 3 models.
+        No input example: ``mlflow.keras.log_model`` fails with one for Keras 3 models. The
+        model carries the code that defines its layers (``_KerasWithLayers``), so MLflow's own
+        ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` load it without gesturelab.
         """
         import mlflow.keras
         from mlflow.types import Schema, TensorSpec
@@ -572,9 +574,12 @@ class Run:
             inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, frames, features), "landmarks")]),
             outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_classes), "gesture")]),
         )
-        info = mlflow.keras.log_model(
-            model,
+        info = mlflow.models.Model.log(
+            artifact_path=None,
             name=name,
+            flavor=_KerasWithLayers,
+            registered_model_name=None,
+            keras_model=model,
             signature=signature,
             pip_requirements=KERAS_PIP_REQUIREMENTS,
             metadata={"frames": frames, **model_metadata},
@@ -584,6 +589,45 @@ class Run:
 
     def record(self) -> RunRecord:
         return _record(self._client.get_run(self.run_id))
+
+
+class _KerasWithLayers:
+    """``mlflow.keras`` as a flavor, plus what MLflow's pyfunc needs to rebuild our layers.
+
+    Keras finds a custom layer only once the module that registers it is imported, and MLflow's
+    Keras loader imports nothing of ours, so a served model failed with "Could not locate class
+    'SequenceFeatures'". The model's pyfunc flavor gets the package and this module as code
+    (MLflow puts ``code/`` on ``sys.path``) and this module's ``_load_pyfunc`` as its loader,
+    which imports the layers and hands over to MLflow's Keras loader. The ``keras`` flavor, the
+    one gesturelab loads (``open_model``, safe mode, never the bundled code), is unchanged.
+    """
+
+    @staticmethod
+    def save_model(path, mlflow_model=None, keras_model=None, **kwargs):
+        import shutil
+
+        import mlflow.keras
+
+        mlflow.keras.save_model(keras_model, path, mlflow_model=mlflow_model, **kwargs)
+        code = Path(path) / "code"
+        shutil.copytree(
+            PACKAGE_DIR,
+            code / PACKAGE_DIR.name,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+        shutil.copyfile(Path(__file__), code / Path(__file__).name)
+        conf = mlflow_model.flavors["python_function"]
+        conf.update(code="code", loader_module=Path(__file__).stem)
+        mlflow_model.save(str(Path(path) / "MLmodel"))
+
+
+def _load_pyfunc(path):
+    """MLflow pyfunc's loader of our Keras models (see ``_KerasWithLayers``)."""
+    from mlflow.keras.load import _load_pyfunc as load_keras_pyfunc
+
+    import gesturelab.seq_models  # noqa: F401  registers SequenceFeatures, FrameDifference, ...
+
+    return load_keras_pyfunc(path)
 
 
 @contextmanager
