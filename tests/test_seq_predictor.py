@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gesturelab import config, shrec
+from gesturelab import config
 from gesturelab.errors import LandmarkInputError, ModelLoadError
 from gesturelab.landmarks import LANDMARK_COLUMNS
 from gesturelab.predictor import (
@@ -13,23 +13,18 @@ from gesturelab.predictor import (
     StaticPredictor,
     load_predictor,
 )
-from gesturelab.seq_experiment import train_and_log
-from gesturelab.seq_studies import pick_classes
-from gesturelab.seq_training import TrainConfig
-from tests.conftest import run_cli
+from tests.conftest import SMALL_GESTURES, run_cli, small_sequence_model
 
-GESTURES = ("grab", "swipe_right", "swipe_up")
+GESTURES = SMALL_GESTURES
 
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     """A small TCN on three real gestures, logged to a fresh MLflow store."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlruns') / 'mlflow.db'}"
+    data, out = small_sequence_model(uri, "predictor test")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
-        data = pick_classes(shrec.load_compact(), GESTURES)
-        config = TrainConfig(arch="tcn", frames=24, epochs=10, width=32, patience=10)
-        out = train_and_log(data, config, n_bootstrap=20, run_name="predictor test")
         predictor = load_predictor(out.run.model_uri)
     out.store = uri  # tests that reopen the model point MLflow at this store again
     return predictor, data, out

@@ -15,12 +15,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from gesturelab import shrec
-from gesturelab.seq_experiment import train_and_log
-from gesturelab.seq_studies import pick_classes
-from gesturelab.seq_training import TrainConfig
+from tests.conftest import small_sequence_model
 
-GESTURES = ("grab", "swipe_right", "swipe_up")
 NAME = "serving-test-gestures"
 
 pytestmark = [pytest.mark.slow, pytest.mark.train]
@@ -35,11 +31,9 @@ def served(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("serving")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
+    data, out = small_sequence_model(uri, "serving test", epochs=8)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
-        data = pick_classes(shrec.load_compact(), GESTURES)
-        config = TrainConfig(arch="tcn", frames=24, epochs=8, width=32, patience=8)
-        out = train_and_log(data, config, n_bootstrap=20, run_name="serving test")
         tracking.register_model(out.run.model_uri, NAME, label_set=data.classes, data_sha256=None)
         predictor = load_predictor(f"models:/{NAME}@champion")
         held = data.subset(np.isin(data.subjects, out.validation_subjects))
