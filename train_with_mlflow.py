@@ -808,6 +808,39 @@ def register_model(
     return version
 
 
+CHALLENGER_ALIAS = "challenger"
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version number ``name@alias`` points at, or None."""
+    setup()
+    version = _champion_version(name, alias)
+    return None if version is None else str(version.version)
+
+
+def version_tags(name: str, version) -> dict:
+    setup()
+    return dict(MlflowClient().get_model_version(name, str(version)).tags or {})
+
+
+def tag_version(name: str, version, tags: dict) -> None:
+    setup()
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+
+
+def move_alias(name: str, alias: str, version, tags: dict | None = None) -> None:
+    """Point ``name@alias`` at ``version`` and record why on that version (``tags``)."""
+    tag_version(name, version, tags or {})
+    MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+def drop_alias(name: str, alias: str) -> None:
+    setup()
+    MlflowClient().delete_registered_model_alias(name, alias)
+
+
 # ---- queries --------------------------------------------------------------------------------
 
 

@@ -85,6 +85,7 @@ def cmd_sweep(args) -> int:
         selection_tolerance=args.selection_tolerance,
         experiment=experiment,
         register_as=register_as,
+        register_alias=_register_alias(args),
         figures_dir=figures_dir,
         seed=args.seed,
         families=args.families,
@@ -148,16 +149,24 @@ def _inspected(args):
         args.format is None and seq.is_sequence_dataset(args.path, data_dir)
     ):
         loaded = seq.read_sequences(
-            args.path, format=args.format, classes=args.classes,
-            quarantine_dir=args.quarantine_dir, verbose=False, data_dir=data_dir,
-        )  # fmt: skip
+            args.path,
+            format=args.format,
+            classes=args.classes,
+            quarantine_dir=args.quarantine_dir,
+            verbose=False,
+            data_dir=data_dir,
+        )
         seq.print_sequence_description(seq.describe_sequences(loaded))
         return loaded
 
     loaded = datasets.read(
-        args.path, classes=args.classes, quarantine_dir=args.quarantine_dir, verbose=False,
-        data_dir=getattr(args, "data_dir", None), **_read_options(args),
-    )  # fmt: skip
+        args.path,
+        classes=args.classes,
+        quarantine_dir=args.quarantine_dir,
+        verbose=False,
+        data_dir=getattr(args, "data_dir", None),
+        **_read_options(args),
+    )
     print_description(describe(loaded))
     return loaded
 
@@ -334,8 +343,7 @@ def _predict_gestures(predictor, args) -> int:
     elif args.input:
         sources = collect_inputs(args.input)
     else:
-        print("error: give --input (a video or a folder of videos) or --camera N",
-              file=sys.stderr)  # fmt: skip
+        print("error: give --input (a video or a folder of videos) or --camera N", file=sys.stderr)
         return 2
     stills = [p for p in sources if not isinstance(p, int) and not is_video(p)]
     if stills:
@@ -362,11 +370,18 @@ def _predict_gestures(predictor, args) -> int:
         print(f"{source}: recognising gestures (window, stride and threshold below)")
         try:
             segments, windows = stream_video(
-                predictor, source, args.out, window=args.seq_window, stride=args.stride,
-                window_s=args.window_s, stride_s=args.stride_s, threshold=args.threshold,
-                max_seconds=args.max_seconds, progress=not args.no_progress,
+                predictor,
+                source,
+                args.out,
+                window=args.seq_window,
+                stride=args.stride,
+                window_s=args.window_s,
+                stride_s=args.stride_s,
+                threshold=args.threshold,
+                max_seconds=args.max_seconds,
+                progress=not args.no_progress,
                 echo=echo if args.camera is not None else None,
-            )  # fmt: skip
+            )
         except MediaError as exc:
             print(exc)
             problems.append(pd.DataFrame([{"source": str(source), "problem": exc.reason}]))
@@ -419,8 +434,11 @@ def _sequence_data(args):
         print(f"  read as: {note}")
     if loaded.format == "shrec":
         return loaded.data.with_classes(n_classes), {
-            "shrec": True, "path": loaded.path, "name": "shrec17", "n_classes": n_classes,
-        }  # fmt: skip
+            "shrec": True,
+            "path": loaded.path,
+            "name": "shrec17",
+            "n_classes": n_classes,
+        }
     if args.classes:
         from gesturelab.errors import GestureLabError
 
@@ -483,6 +501,7 @@ def cmd_train_seq(args) -> int:
         validation_fraction=args.validation_fraction,
         refit=not args.no_refit,
         register_as=register_as,
+        register_alias=_register_alias(args),
         experiment=experiment,
         data_path=names["path"],
         verbose=2 if args.verbose else 0,
@@ -492,9 +511,11 @@ def cmd_train_seq(args) -> int:
         result, report = validated.result, validated.report
         metrics, interval = report["metrics"], report["intervals"]["accuracy"]
         held = validated.validation_subjects
-        held = f"subjects {held}" if names.get("group_by", "subject") == "subject" else (
-            f"source files {_shown_groups(held)}"
-        )  # fmt: skip
+        held = (
+            f"subjects {held}"
+            if names.get("group_by", "subject") == "subject"
+            else (f"source files {_shown_groups(held)}")
+        )
         print(
             f"validation {held}: "
             f"accuracy {metrics['accuracy']:.4f} [{interval['low']:.3f}, {interval['high']:.3f}], "
@@ -584,6 +605,77 @@ def cmd_leaderboard(args) -> int:
         print(f"no finished runs in experiment {args.experiment!r} at {tracking.tracking_uri()}")
         return 1
     print(board.head(args.top).to_string(index=False))
+    return 0
+
+
+def _register_alias(args) -> str:
+    from gesturelab.promotion import CHALLENGER
+
+    return CHALLENGER if getattr(args, "challenger", False) else config.CHAMPION_ALIAS
+
+
+def _challenger_option(p) -> None:
+    p.add_argument(
+        "--challenger",
+        action="store_true",
+        help="with --register: register the new version as the 'challenger'; `promote` "
+        "moves 'champion' to it only if it is not worse on held-out data",
+    )
+
+
+def _print_comparison(name: str, decision: dict) -> None:
+    if decision.get("data") is None:
+        print(
+            f"{name}: no champion yet; the challenger (version {decision['challenger']}) "
+            "is the first"
+        )
+        return
+    print(
+        f"{name}: challenger version {decision['challenger']} against champion version "
+        f"{decision['champion']} on {decision['data']}:\n"
+        f"  accuracy {decision['accuracy_a']:.4f} against {decision['accuracy_b']:.4f} "
+        f"(difference {decision['difference']:+.4f}, 95 % interval "
+        f"[{decision['difference_low']:+.4f}, {decision['difference_high']:+.4f}]; "
+        f"only the challenger right on {decision['only_a_right']} rows, only the champion on "
+        f"{decision['only_b_right']}; McNemar p = {decision['mcnemar_p']:.3g})"
+    )
+
+
+def cmd_promote(args) -> int:
+    from gesturelab.promotion import promote
+
+    decision = promote(
+        args.model_name,
+        args.data,
+        args.split,
+        force=args.force,
+        reason=args.reason,
+        quarantine_dir=args.quarantine_dir,
+    )
+    _print_comparison(args.model_name, decision)
+    if not decision["promoted"]:
+        print(
+            f"refused: the challenger is worse on these rows; champion stays version "
+            f"{decision['champion']} (--force to promote anyway)",
+            file=sys.stderr,
+        )
+        return 1
+    forced = " (forced: it is worse on these rows)" if decision["forced"] else ""
+    print(
+        f"promoted: models:/{args.model_name}@champion is version {decision['challenger']}"
+        f"{forced}; `rollback --model-name {args.model_name}` undoes it"
+    )
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from gesturelab.promotion import rollback
+
+    moved = rollback(args.model_name, reason=args.reason)
+    print(
+        f"rolled back: models:/{args.model_name}@champion is version {moved['champion']} "
+        f"again (version {moved['rolled_back']} was champion)"
+    )
     return 0
 
 
@@ -693,6 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="register the champion and point its 'champion' alias at it (never with --quick; "
         "never over a model of other classes or data)",
     )
+    _challenger_option(p)
     p.add_argument(
         "--model-name",
         help="registered model name (default: hagrid-static-gesture for HaGRID's 18 classes, "
@@ -836,6 +929,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the early-stopped model instead of refitting on every subject",
     )
     p.add_argument("--register", action="store_true", help="register the model as champion")
+    _challenger_option(p)
     p.add_argument(
         "--experiment",
         help=f"default: {config.SEQUENCE_EXPERIMENT} for SHREC'17, <dataset>-sequence-models else",
@@ -881,6 +975,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--base", help="where the UI runs (default http://127.0.0.1:5000)")
     p.set_defaults(func=cmd_ui_links)
+
+    p = commands.add_parser(
+        "promote", help="move 'champion' to the challenger if it is not worse on held-out data"
+    )
+    p.add_argument("--model-name", required=True, help="the registered model")
+    p.add_argument(
+        "--data",
+        help="held-out data both versions are scored on (static models: required; "
+        "sequence models: any sequence dataset, default the shipped SHREC'17 split)",
+    )
+    p.add_argument("--split", default="test", help="a SHREC'17 split, for --data in its layout")
+    p.add_argument("--force", action="store_true", help="promote even a worse challenger")
+    p.add_argument("--reason", default="", help="recorded on the version")
+    p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
+    p.set_defaults(func=cmd_promote)
+
+    p = commands.add_parser(
+        "rollback", help="point 'champion' back at the version the last promotion replaced"
+    )
+    p.add_argument("--model-name", required=True, help="the registered model")
+    p.add_argument("--reason", default="", help="recorded on the versions")
+    p.set_defaults(func=cmd_rollback)
     return parser
 
 

@@ -209,6 +209,7 @@ def train_champion(
     validation_fraction: float = config.VALIDATION_FRACTION,
     refit: bool = True,
     register_as: str | None = None,
+    register_alias: str = config.CHAMPION_ALIAS,
     experiment: str = config.SEQUENCE_EXPERIMENT,
     run_name: str | None = None,
     data_path=None,
@@ -227,7 +228,7 @@ def train_champion(
     """
     info = dataset_info(data, data_path)  # hashes the data file once
     if log and register_as:  # fail before training, not after it
-        _check_registration(register_as, data, info)
+        _check_registration(register_as, data, info, register_alias)
     train_config = validated.result.config if validated is not None else train_config
     run_name = run_name or f"{train_config.arch} {len(data.classes)}-class"
     if validated is None and validation_fraction > 0:
@@ -269,14 +270,16 @@ def train_champion(
         version = tracking().register_model(
             champion.run.model_uri,
             register_as,
+            register_alias,
             tags=version_tags,
             label_set=data.classes,
             data_sha256=info.get("sha256"),
             classes_of=model_classes,
         )
-        champion.registered = f"models:/{register_as}@{config.CHAMPION_ALIAS}"
+        champion.registered = f"models:/{register_as}@{register_alias}"
         champion.registered_version = version.version
-        note_champion(experiment, len(data.classes), champion.run.run_id, register_as, version)
+        if register_alias == config.CHAMPION_ALIAS:
+            note_champion(experiment, len(data.classes), champion.run.run_id, register_as, version)
     return champion
 
 
@@ -338,8 +341,10 @@ def _log_validation(validated: ValidatedModel, info, experiment, run_name, tags,
     )
 
 
-def _check_registration(name: str, data: SequenceSet, info: dict) -> None:
-    tracking().check_registration(name, data.classes, info.get("sha256"), classes_of=model_classes)
+def _check_registration(name: str, data: SequenceSet, info: dict, alias=config.CHAMPION_ALIAS):
+    tracking().check_registration(
+        name, data.classes, info.get("sha256"), alias, classes_of=model_classes
+    )
 
 
 def log_sequence_run(

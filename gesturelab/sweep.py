@@ -221,12 +221,13 @@ def run_sweep(
     feature_ablation: bool = True,
     transfer_check: bool = True,
     register_as: str | None = None,
+    register_alias: str = config.CHAMPION_ALIAS,
     figures_dir=None,
     progress: bool = True,
     seed: int = config.SEED,
 ) -> SweepResult:
     """Sweep every family, select, refit the champion; register it only when ``register_as``
-    names a model.
+    names a model, under ``register_alias`` ("challenger": ``promote`` decides).
 
     The steps: ``sweep_family`` for each family (a grid, then its best scored on the test
     split), ``feature_ablation_runs``, ``transfer_of_best``, ``log_champion``.
@@ -241,7 +242,11 @@ def run_sweep(
                 "run the full sweep to register a champion"
             )
         tracking.check_registration(
-            register_as, prepared.classes, prepared.loaded.fingerprint, classes_of=model_classes
+            register_as,
+            prepared.classes,
+            prepared.loaded.fingerprint,
+            register_alias,
+            classes_of=model_classes,
         )
     # Every run of this sweep carries its id: a leaderboard shows one sweep, not a mix of a
     # killed sweep's runs with its rerun's.
@@ -276,7 +281,7 @@ def run_sweep(
         # Measured against the best configuration overall, so the tolerance is spent only once.
         overall_top = max(r["val_f1_macro"] for r in records)
         champion = select_best(best_rows, selection_tolerance, top=overall_top)
-        result.champion = log_champion(sweep, champion, register_as)
+        result.champion = log_champion(sweep, champion, register_as, register_alias)
         if figures_dir is not None:
             result.figures = save_figures(result, best_rows, sweep.labels, Path(figures_dir))
         result.links = publish_leaderboard(sweep, result, sweep_id)
@@ -544,12 +549,19 @@ def transfer_estimate(
         left_out = ", ".join(sorted(per_class[per_class < 2].index))
         return pd.DataFrame(
             [
-                {"name": name, "family": family, "transfer_accuracy": np.nan,
-                 "transfer_f1_macro": np.nan, "held_out_groups": n_groups, "rows": 0,
-                 "classes_left_out": left_out, "seconds": 0.0}
+                {
+                    "name": name,
+                    "family": family,
+                    "transfer_accuracy": np.nan,
+                    "transfer_f1_macro": np.nan,
+                    "held_out_groups": n_groups,
+                    "rows": 0,
+                    "classes_left_out": left_out,
+                    "seconds": 0.0,
+                }
                 for name, family, _, _ in candidates
             ]
-        )  # fmt: skip
+        )
     for name, family, params, features in candidates:
         pipeline = build_pipeline(family, params, FEATURE_SETS[features])
         predicted, _, seconds = cross_val_oof(pipeline, X, labels[keep], folds)
@@ -574,7 +586,9 @@ def _table(records) -> pd.DataFrame:
     return pd.DataFrame([{k: v for k, v in r.items() if k not in drop} for r in records])
 
 
-def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
+def log_champion(
+    sweep: _Sweep, best: dict, name: str | None, alias: str = config.CHAMPION_ALIAS
+) -> dict:
     """Refit the selected configuration on every row (more data, same recipe) as a run of its
     own; register it when ``name`` is given."""
     prepared = sweep.prepared
@@ -639,13 +653,13 @@ def log_champion(sweep: _Sweep, best: dict, name: str | None) -> dict:
         version = tracking.register_model(
             model_uri,
             name,
-            config.CHAMPION_ALIAS,
+            alias,
             tags={"selected_run": best["run_name"], "data_file": prepared.loaded.path.name},
             label_set=prepared.classes,
             data_sha256=prepared.loaded.fingerprint,
             classes_of=model_classes,
         )
-        champion["registered"] = f"models:/{name}@{config.CHAMPION_ALIAS}"
+        champion["registered"] = f"models:/{name}@{alias}"
         champion["version"] = version.version
     return champion
 
