@@ -1,0 +1,538 @@
+"""Export a model of ours to deployable files and check each file against the original.
+
+Formats (``FORMATS``): ``keras`` (the ``.keras`` file), ``tflite-f32``, ``tflite-f16``,
+``tflite-dynamic`` (int8 weights, float activations), ``tflite-int8`` (int8 weights and
+activations, calibrated on representative training samples; the input and output stay float32
+so the file still takes raw landmarks) and ``onnx``.
+
+Every exported file takes raw landmarks, exactly what the logged model takes: the preprocessing
+is part of the graph. A sequence model's ``SequenceFeatures`` layer is Keras ops already. A
+static scikit-learn pipeline is rebuilt as a TensorFlow graph (``StaticGraph``): the
+``LandmarkNormalizer`` features, the scaler and the classifier (an SVM with its support vectors,
+or a logistic regression), giving the scores ``StaticPredictor.predict_distribution`` gives.
+Random forests and nearest neighbours have no such graph: they are refused with that said.
+
+Recurrent layers (LSTM, GRU) are rebuilt with ``unroll=True`` before conversion: the TFLite
+converter cannot lower their loop to built-in ops, and an unrolled layer is the same weights
+and the same arithmetic (``../shared/notes/ecosystem-facts.md``).
+
+TFLite files run on ``ai-edge-litert``'s interpreter, ONNX files on ``onnxruntime``; both are
+what a deployment would use, not TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gesturelab.errors import LandmarkInputError
+
+FORMATS = ("keras", "tflite-f32", "tflite-f16", "tflite-dynamic", "tflite-int8", "onnx")
+SUFFIX = {"keras": ".keras", "onnx": ".onnx"}
+# A conversion that loses more than this much accuracy on held-out data is reported as failed.
+MAX_ACCURACY_LOSS = 0.01
+ONNX_OPSET = 17
+REPRESENTATIVE_SAMPLES = 200
+
+
+class ExportError(ValueError):
+    """A model that cannot be exported to a format, with the reason."""
+
+
+def sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---- graphs ---------------------------------------------------------------------------------
+
+
+def unrolled(model):
+    """The same model with every LSTM/GRU unrolled (the form the TFLite interpreter runs)."""
+    import keras
+
+    recurrent = (keras.layers.LSTM, keras.layers.GRU)
+
+    def clone(layer):
+        if isinstance(layer, recurrent):
+            return layer.__class__.from_config({**layer.get_config(), "unroll": True})
+        return layer.__class__.from_config(layer.get_config())
+
+    def has_recurrent(m):
+        return any(
+            isinstance(layer, recurrent)
+            or (isinstance(layer, keras.Model) and has_recurrent(layer))
+            for layer in m.layers
+        )
+
+    if not has_recurrent(model):
+        return model
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+class StaticGraph:
+    """A fitted static pipeline (LandmarkNormalizer -> StandardScaler -> SVC | LogisticRegression)
+    as TensorFlow ops: raw (n, 63) or (n, 42) landmarks -> class probabilities.
+
+    For an SVC the probabilities are the softmax of sklearn's one-vs-rest transform of its
+    one-vs-one scores, as ``StaticPredictor`` gives them; for a logistic regression its own
+    ``predict_proba``.
+    """
+
+    def __init__(self, pipeline):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
+        steps = dict(pipeline.named_steps) if hasattr(pipeline, "named_steps") else {}
+        self.normalizer = steps.get("landmarks")
+        scaler, classifier = steps.get("scale"), steps.get("clf")
+        if self.normalizer is None or not isinstance(scaler, StandardScaler):
+            raise ExportError("a static model is exported from gesturelab's own pipelines only")
+        if getattr(self.normalizer, "mirrors_left_hands_", False):
+            raise ExportError(
+                "this model mirrors left hands from a 'handedness' column; an exported graph "
+                "takes landmarks only (train without handedness, or mirror before calling it)"
+            )
+        if not isinstance(classifier, (SVC, LogisticRegression)):
+            raise ExportError(
+                f"{type(classifier).__name__} has no TensorFlow graph here (SVMs and logistic "
+                "regression do); export an SVM, logistic-regression or Keras model"
+            )
+        self.classifier = classifier
+        self.dims = int(getattr(self.normalizer, "input_dims_", 3))
+        self.mean = np.asarray(scaler.mean_, np.float32)
+        self.scale = np.asarray(scaler.scale_, np.float32)
+        self.classes = [str(c) for c in classifier.classes_]
+        if len(self.classes) < 3:
+            raise ExportError("a static model of two classes is not exported (three or more)")
+
+    @property
+    def input_size(self) -> int:
+        return 21 * self.dims
+
+    def features(self, x):
+        """``LandmarkNormalizer.transform`` in TensorFlow ops (float32)."""
+        import tensorflow as tf
+
+        from gesturelab.features import ANGLE_TRIPLES, PAIRS
+        from gesturelab.landmarks import FINGER_CHAINS, MIDDLE_MCP, WRIST
+
+        n = self.normalizer
+        hands = tf.reshape(x, (-1, 21, self.dims))
+        if not n.normalise:
+            points = hands if n.coords == "3d" else hands[:, :, :2]
+        else:
+            hands = hands - hands[:, WRIST : WRIST + 1, :]
+            scale = tf.norm(hands[:, MIDDLE_MCP, :2], axis=1)
+            scale = tf.where(scale > 1e-12, scale, tf.ones_like(scale))[:, None, None]
+            points = hands[:, :, :2] / scale
+            if n.coords == "3d":
+                z = hands[:, :, 2]
+                zscale = tf.reduce_max(tf.abs(z), axis=1, keepdims=True)
+                z = z / tf.where(zscale > 1e-12, zscale, tf.ones_like(zscale))
+                points = tf.concat([points, z[:, :, None]], axis=2)
+        width = points.shape[2]
+        parts = [tf.reshape(points, (-1, 21 * width))]
+        if n.distances:
+            i, j = (np.asarray(t, np.int32) for t in zip(*PAIRS))
+            diff = tf.gather(points, i, axis=1) - tf.gather(points, j, axis=1)
+            parts.append(tf.sqrt(tf.reduce_sum(tf.square(diff), axis=2)))
+        if n.angles:
+            a, b, c = (np.asarray(t, np.int32) for t in zip(*ANGLE_TRIPLES))
+            u = tf.gather(points, a, axis=1) - tf.gather(points, b, axis=1)
+            v = tf.gather(points, c, axis=1) - tf.gather(points, b, axis=1)
+            norms = tf.norm(u, axis=2) * tf.norm(v, axis=2)
+            norms = tf.where(norms > 1e-12, norms, tf.ones_like(norms))
+            parts.append(tf.reduce_sum(u * v, axis=2) / norms)
+            bones = [(ch[k], ch[k + 1]) for ch in FINGER_CHAINS for k in range(len(ch) - 1)]
+            start, end = (np.asarray(t, np.int32) for t in zip(*bones))
+            d = (
+                tf.gather(points, end, axis=1)[:, :, :2]
+                - tf.gather(points, start, axis=1)[:, :, :2]
+            )
+            d = d / tf.maximum(tf.norm(d, axis=2, keepdims=True), 1e-12)
+            parts.append(tf.reshape(d, (-1, 2 * len(bones))))
+        return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
+
+    def __call__(self, x):
+        import tensorflow as tf
+
+        features = (self.features(x) - self.mean) / self.scale
+        clf = self.classifier
+        if hasattr(clf, "support_vectors_"):
+            return tf.nn.softmax(self._ovr(self._pairwise(features)))
+        logits = tf.matmul(features, clf.coef_.T.astype(np.float32)) + clf.intercept_.astype(
+            np.float32
+        )
+        return tf.nn.softmax(logits)
+
+    def _kernel(self, features):
+        import tensorflow as tf
+
+        clf = self.classifier
+        sv = tf.constant(clf.support_vectors_.astype(np.float32))
+        dot = tf.matmul(features, sv, transpose_b=True)
+        if clf.kernel == "linear":
+            return dot
+        gamma = np.float32(clf._gamma)
+        if clf.kernel == "rbf":
+            sq = tf.reduce_sum(tf.square(features), axis=1, keepdims=True)
+            sv_sq = np.sum(clf.support_vectors_.astype(np.float32) ** 2, axis=1)[None]
+            return tf.exp(-gamma * tf.maximum(sq + sv_sq - 2.0 * dot, 0.0))
+        if clf.kernel == "poly":
+            return tf.pow(gamma * dot + np.float32(clf.coef0), float(clf.degree))
+        raise ExportError(f"an SVM with a {clf.kernel!r} kernel is not exported")
+
+    def _pairwise(self, features):
+        """libsvm's one-vs-one decision values, positive for the pair's first class."""
+        import tensorflow as tf
+
+        clf = self.classifier
+        n_classes = len(self.classes)
+        starts = np.concatenate([[0], np.cumsum(clf.n_support_)])
+        dual = clf.dual_coef_
+        # One weight per (support vector, pair): sklearn's decision_function as a matrix.
+        weights = np.zeros((len(clf.support_vectors_), n_classes * (n_classes - 1) // 2))
+        pair = 0
+        for i in range(n_classes):
+            for j in range(i + 1, n_classes):
+                weights[starts[i] : starts[i + 1], pair] = dual[j - 1, starts[i] : starts[i + 1]]
+                weights[starts[j] : starts[j + 1], pair] = dual[i, starts[j] : starts[j + 1]]
+                pair += 1
+        kernel = self._kernel(features)
+        return tf.matmul(kernel, weights.astype(np.float32)) + clf.intercept_.astype(np.float32)
+
+    def _ovr(self, pairwise):
+        import tensorflow as tf
+
+        n = len(self.classes)
+        first, second = np.triu_indices(n, 1)
+        to_first = np.eye(n, dtype=np.float32)[first]
+        to_second = np.eye(n, dtype=np.float32)[second]
+        second_wins = tf.cast(pairwise < 0, tf.float32)
+        votes = tf.matmul(1.0 - second_wins, to_first) + tf.matmul(second_wins, to_second)
+        confidence = tf.matmul(pairwise, to_first) - tf.matmul(pairwise, to_second)
+        return votes + confidence / (3.0 * (tf.abs(confidence) + 1.0))
+
+
+@dataclass
+class Source:
+    """What is exported: a callable graph, its input shape (without batch), the Keras model
+    when there is one, and the original's own prediction function (for the comparison)."""
+
+    kind: str  # "sequence" or "static"
+    graph: object
+    input_shape: tuple
+    classes: list
+    predict: object  # (n, *input_shape) float32 -> probabilities, the original model
+    keras_model: object = None
+
+
+def source_for(loaded) -> Source:
+    """A ``LoadedModel`` (``gesturelab.predictor.open_model``) as something to export."""
+    if loaded.kind == "sequence":
+        model = loaded.model
+        classes = [str(c) for c in loaded.metadata.get("classes") or range(model.output_shape[-1])]
+
+        def predict(x):
+            return np.asarray(model.predict_on_batch(x), np.float64)
+
+        graph = unrolled(model)
+        return Source(
+            "sequence", graph, tuple(model.input_shape[1:]), classes, predict, keras_model=model
+        )
+    from gesturelab.predictor import StaticPredictor
+
+    static = StaticGraph(loaded.model)
+    predictor = StaticPredictor(loaded.model)
+
+    def predict_static(x):
+        return predictor.predict_distribution(np.asarray(x, np.float64))
+
+    return Source("static", static, (static.input_size,), static.classes, predict_static)
+
+
+def _tf_function(source: Source, batch=None):
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((batch, *source.input_shape), tf.float32, name="landmarks")
+    graph = source.graph
+
+    @tf.function(input_signature=[spec])
+    def serve(landmarks):
+        out = graph(landmarks, training=False) if source.kind == "sequence" else graph(landmarks)
+        return {"gesture": out}
+
+    return serve
+
+
+# ---- conversion -----------------------------------------------------------------------------
+
+
+def to_tflite(source: Source, mode: str, representative: np.ndarray | None = None) -> bytes:
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as folder:
+        if source.kind == "sequence":
+            # Through a SavedModel: converting the traced function directly left the Keras 3
+            # variables as resource reads the interpreter cannot resolve (NaN outputs, no
+            # weights in the file).
+            source.graph.export(folder, format="tf_saved_model", verbose=False)
+            converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        else:
+            serve = _tf_function(source)
+            converter = tf.lite.TFLiteConverter.from_concrete_functions(
+                [serve.get_concrete_function()]
+            )
+        return _convert(converter, mode, representative)
+
+
+def _convert(converter, mode: str, representative) -> bytes:
+    import tensorflow as tf
+
+    if mode == "tflite-f16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "tflite-dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "tflite-int8":
+        if representative is None or not len(representative):
+            raise ExportError("full int8 needs representative samples from the training data")
+        samples = np.asarray(representative, np.float32)
+
+        def dataset():
+            for sample in samples:
+                yield [sample[None]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif mode != "tflite-f32":
+        raise ExportError(f"unknown TFLite mode {mode!r}")
+    try:
+        return converter.convert()
+    except Exception as exc:  # noqa: BLE001  the converter raises many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{mode}: the TFLite converter failed ({first[:300]})") from None
+
+
+def to_onnx(source: Source) -> bytes:
+    import tf2onnx
+
+    serve = _tf_function(source)
+    try:
+        proto, _ = tf2onnx.convert.from_function(
+            serve, input_signature=serve.input_signature, opset=ONNX_OPSET
+        )
+    except Exception as exc:  # noqa: BLE001
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"onnx: tf2onnx failed ({first[:300]})") from None
+    return proto.SerializeToString()
+
+
+def export(source: Source, fmt: str, folder, name: str, representative=None) -> Path:
+    """Write ``source`` as ``fmt`` into ``folder``; returns the file."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{fmt}{SUFFIX.get(fmt, '.tflite')}"
+    if fmt == "keras":
+        if source.keras_model is None:
+            raise ExportError("a scikit-learn model has no .keras form (tflite-* or onnx)")
+        source.keras_model.save(path)
+    elif fmt == "onnx":
+        path.write_bytes(to_onnx(source))
+    else:
+        path.write_bytes(to_tflite(source, fmt, representative))
+    return path
+
+
+# ---- running exported files -----------------------------------------------------------------
+
+
+class TFLiteRunner:
+    """An exported ``.tflite`` file on LiteRT's interpreter: ``__call__(batch)`` -> scores."""
+
+    def __init__(self, path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=1)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self._batch = None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, np.float32)
+        if self._batch != len(batch):
+            self.interpreter.resize_tensor_input(self.input["index"], batch.shape, strict=False)
+            self.interpreter.allocate_tensors()
+            self._batch = len(batch)
+        self.interpreter.set_tensor(self.input["index"], batch)
+        self.interpreter.invoke()
+        return np.asarray(self.interpreter.get_tensor(self.output["index"]), np.float64)
+
+
+class ONNXRunner:
+    """An exported ``.onnx`` file on onnxruntime (one thread, as the other runners)."""
+
+    def __init__(self, path):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        self.name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.name: np.ascontiguousarray(batch, np.float32)})
+        return np.asarray(out[0], np.float64)
+
+
+class KerasFileRunner:
+    def __init__(self, path):
+        import keras
+
+        from gesturelab.seq_models import CUSTOM_OBJECTS
+
+        self.model = keras.saving.load_model(path, custom_objects=CUSTOM_OBJECTS, safe_mode=True)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(np.asarray(batch, np.float32)), np.float64)
+
+
+def runner(path):
+    suffix = Path(path).suffix
+    return {".tflite": TFLiteRunner, ".onnx": ONNXRunner, ".keras": KerasFileRunner}[suffix](path)
+
+
+# ---- the check ------------------------------------------------------------------------------
+
+
+def latency_ms(predict, batch: np.ndarray, repeats: int) -> dict:
+    """p50/p95/p99 milliseconds of ``predict(batch)`` over ``repeats`` calls (after warm-up)."""
+    for _ in range(3):
+        predict(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(batch)
+        times.append((time.perf_counter() - start) * 1000)
+    p50, p95, p99 = np.percentile(times, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+
+def _scores(y_true, probabilities, reference) -> dict:
+    from sklearn.metrics import f1_score
+
+    predicted = probabilities.argmax(axis=1)
+    return {
+        "accuracy": float((predicted == y_true).mean()),
+        "f1_macro": float(
+            f1_score(y_true, predicted, average="macro", labels=np.unique(y_true), zero_division=0)
+        ),
+        "agreement": float((predicted == reference.argmax(axis=1)).mean()),
+        "max_abs_diff": float(np.abs(probabilities - reference).max()),
+    }
+
+
+def check(
+    source: Source,
+    files: dict,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int = 64,
+    repeats: int = 200,
+) -> list[dict]:
+    """The original and every exported file side by side on the same held-out rows.
+
+    files: {format: path}. x: held-out input (n, *input_shape) float32; y: class indices.
+    Each row: accuracy, macro-F1, top-1 agreement with the original, largest probability
+    difference, file size, latency p50/p95/p99 for one sample and for a batch of ``batch_size``
+    (one thread each), and ``passed``: accuracy within ``MAX_ACCURACY_LOSS`` of the original.
+    """
+    x = np.asarray(x, np.float32)
+    if x.shape[1:] != tuple(source.input_shape):
+        raise LandmarkInputError(
+            f"held-out input has shape {x.shape[1:]}, the model takes {source.input_shape}"
+        )
+    reference = _batched(source.predict, x, 256)
+    one, batch = x[:1], x[: min(batch_size, len(x))]
+    rows = [
+        {
+            "format": "original",
+            **_scores(y, reference, reference),
+            "size_kb": float("nan"),
+            **{f"one_{k}_ms": v for k, v in latency_ms(source.predict, one, repeats).items()},
+            **{f"batch_{k}_ms": v for k, v in latency_ms(source.predict, batch, repeats).items()},
+            "passed": True,
+        }
+    ]
+    for fmt, path in files.items():
+        run = runner(path)
+        probabilities = _batched(run, x, 256)
+        scores = _scores(y, probabilities, reference)
+        rows.append(
+            {
+                "format": fmt,
+                **scores,
+                "size_kb": os.path.getsize(path) / 1024,
+                **{f"one_{k}_ms": v for k, v in latency_ms(run, one, repeats).items()},
+                **{f"batch_{k}_ms": v for k, v in latency_ms(run, batch, repeats).items()},
+                "passed": scores["accuracy"] >= rows[0]["accuracy"] - MAX_ACCURACY_LOSS,
+            }
+        )
+    return rows
+
+
+def _batched(predict, x, size):
+    return np.concatenate([predict(x[i : i + size]) for i in range(0, len(x), size)])
+
+
+def export_and_check(
+    loaded,
+    formats,
+    x_eval,
+    y_eval,
+    representative,
+    folder=None,
+    name: str = "model",
+    repeats: int = 200,
+) -> tuple[list[dict], dict, list[dict]]:
+    """Export ``loaded`` to ``formats`` and check each file: (rows, {format: path}, failures).
+
+    failures: formats that could not be converted ({format, error}); they are rows of the
+    table too (``passed`` False), so nothing fails silently.
+    """
+    source = source_for(loaded)
+    folder = Path(folder or tempfile.mkdtemp(prefix="gesturelab-export-"))
+    files, failures = {}, []
+    for fmt in formats:
+        try:
+            files[fmt] = export(source, fmt, folder, name, representative)
+        except ExportError as exc:
+            failures.append({"format": fmt, "error": str(exc)})
+    rows = check(source, files, x_eval, y_eval, repeats=repeats)
+    for failure in failures:
+        rows.append({"format": failure["format"], "passed": False, "error": failure["error"]})
+    for row in rows:
+        if row["format"] in files:
+            row["sha256"] = sha256(files[row["format"]])
+            row["file"] = files[row["format"]].name
+    return rows, files, failures
