@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -324,6 +325,14 @@ def tagging(**tags):
         _CONTEXT_TAGS.reset(token)
 
 
+def _command() -> str:
+    """The command line that started this process, as a user would type it again."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("gesturelab/__main__.py", "gesturelab/cli.py")):
+        argv = ["python", "-m", "gesturelab", *argv[1:]]
+    return " ".join(argv)[:500]
+
+
 def run_origin() -> dict:
     """Tags every run carries: the code's commit, the process that owns it, the context's."""
     return {
@@ -331,6 +340,7 @@ def run_origin() -> dict:
         "host": socket.gethostname(),
         "pid": str(os.getpid()),
         "process_start": _process_start(os.getpid()) or "",
+        "command": _command(),
         **_CONTEXT_TAGS.get(),
     }
 
@@ -431,6 +441,13 @@ def _record(run) -> RunRecord:
     )
 
 
+def experiment_of_run(run_id: str) -> str:
+    """The name of the experiment a run belongs to."""
+    setup()
+    client = MlflowClient()
+    return client.get_experiment(client.get_run(run_id).info.experiment_id).name
+
+
 def get_run(run_id: str) -> RunRecord:
     setup()
     return _record(MlflowClient().get_run(run_id))
@@ -503,6 +520,14 @@ class Run:
             self._client.log_artifact(self.run_id, str(path))
         if folder is not None and Path(folder).is_dir():
             self._client.log_artifacts(self.run_id, str(folder), folder_name)
+
+    def log_text(self, text: str, name: str) -> None:
+        self._client.log_text(self.run_id, text, name)
+
+    def log_files(self, paths: Iterable, folder: str) -> None:
+        """Files into the run's artifact folder ``folder``."""
+        for path in paths:
+            self._client.log_artifact(self.run_id, str(path), folder)
 
     def log(self, metrics=None, figures=None, dicts=None) -> None:
         """Metrics, figures and JSON documents at once (``evaluation.RunArtifacts`` fields)."""
@@ -1079,6 +1104,47 @@ def _load_keras(directory: Path, flavor: dict, uri: str, keras_objects: Callable
     except Exception as exc:  # noqa: BLE001  safe mode and corrupt archives raise many types
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelLoadError(f"{uri}: cannot load {path.name} safely ({message})") from None
+
+
+def run_json(run_id: str, path: str):
+    """A JSON artifact of a run, or None when the run has no such file."""
+    setup()
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+    except (mlflow.exceptions.MlflowException, OSError, ValueError):
+        return None
+
+
+def model_checksums(model_uri: str) -> dict:
+    """SHA-256 of every file of a logged model, by path inside the model folder; its copy of
+    the package (``code/``) is summed as one value (the commit names that code)."""
+    import hashlib
+
+    directory = _model_directory(model_uri)
+    sums, code = {}, hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        if path.relative_to(directory).parts[0] == "code":
+            code.update(path.relative_to(directory).as_posix().encode() + path.read_bytes())
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        sums[f"model/{path.relative_to(directory).as_posix()}"] = digest
+    if (directory / "code").is_dir():
+        sums["model/code/ (paths and contents)"] = code.hexdigest()
+    return sums
+
+
+def run_of_model(model_uri: str) -> str | None:
+    """The run that logged a ``runs:/ID/...`` or ``models:/m-...`` (logged model) URI."""
+    setup()
+    text = str(model_uri)
+    if text.startswith("runs:/"):
+        return text[len("runs:/") :].split("/", 1)[0]
+    if text.startswith("models:/m-"):
+        try:
+            return MlflowClient().get_logged_model(text[len("models:/") :]).source_run_id
+        except mlflow.exceptions.MlflowException:
+            return None
+    return None
 
 
 def model_version_info(model_uri: str) -> dict:

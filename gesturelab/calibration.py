@@ -387,3 +387,130 @@ class UserCalibrator:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.model.save(path)
         return path
+
+
+# ---- the command ----------------------------------------------------------------------------
+
+
+def pick_per_class(labels, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (k samples of each class, the rest); a class with k or fewer keeps one back
+    when it can, so every class has something left to score."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        index = rng.permutation(np.flatnonzero(labels == label))
+        chosen.extend(index[: min(k, max(len(index) - 1, 1))])
+    chosen = np.sort(np.asarray(chosen, dtype=int))
+    return chosen, np.setdiff1d(np.arange(len(labels)), chosen)
+
+
+def calibrate_model(
+    model_uri: str,
+    data,
+    strategy: str = "last_block",
+    samples_per_class: int | None = None,
+    subject=None,
+    user: str | None = None,
+    register: bool = True,
+    split: str = "test",
+    settings: dict | None = None,
+) -> dict:
+    """``python -m gesturelab calibrate``: calibrate a registered sequence model to a user.
+
+    data: the user's sequences (any sequence dataset; ``subject`` keeps one subject's).
+    samples_per_class: calibrate on that many per class and score the original and the model
+    to use on the remaining sequences (what the user would meet next); None calibrates on all.
+    A calibrated model is logged as a run of the base model's experiment and registered as a
+    new version of the same name, tagged with its parent (version, run, URI) and the result;
+    the alias ``user-<user>`` points at it. A calibration that did not help logs the run (the
+    numbers) but no model, and registers nothing.
+    """
+    import train_with_mlflow as tracking
+    from gesturelab.datasets.sequence_formats import read_sequences
+    from gesturelab.predictor import open_model
+
+    loaded = open_model(model_uri)
+    if loaded.kind != "sequence":
+        raise LandmarkInputError(
+            f"{model_uri} is a scikit-learn model: only Keras models are calibrated by fine-tuning"
+        )
+    model, metadata = loaded.model, loaded.metadata
+    classes = [str(c) for c in metadata.get("classes") or []]
+    sequences = read_sequences(data, classes=classes, verbose=False, split=split).data
+    if subject is not None:
+        keep = np.asarray([str(s) for s in sequences.subjects]) == str(subject)
+        if not keep.any():
+            raise LandmarkInputError(f"{data}: no sequences of subject {subject!r}")
+        sequences = sequences.subset(keep)
+    frames = int(metadata.get("frames") or model.input_shape[1])
+    x = sequences.to_fixed(frames).reshape(len(sequences), frames, -1)
+    y = np.asarray(sequences.labels)
+    config = CalibrationConfig(freeze_strategy=strategy, **(settings or {}))
+    if samples_per_class:
+        chosen, rest = pick_per_class(y, samples_per_class, config.seed)
+    else:
+        chosen, rest = np.arange(len(y)), np.array([], dtype=int)
+    use, result = calibrate(model, x[chosen], y[chosen], config)
+    outcome = {"model_uri": model_uri, "data": str(data), "result": result.to_dict()}
+    if len(rest):
+        before = float((model.predict_on_batch(x[rest]).argmax(1) == y[rest]).mean())
+        after = float((use.predict_on_batch(x[rest]).argmax(1) == y[rest]).mean())
+        outcome["remaining"] = {"sequences": len(rest), "before": before, "after": after}
+    info = tracking.model_version_info(model_uri)
+    user = user or (f"subject-{subject}" if subject is not None else "user")
+    outcome["user"] = user
+    base_run = info.get("run_id") or tracking.run_of_model(model_uri)
+    experiment = tracking.experiment_of_run(base_run) if base_run else "calibrations"
+    tags = {
+        "calibrated_from": model_uri,
+        "parent_run_id": base_run or "",
+        "parent_version": info.get("version", ""),
+        "calibration_user": user,
+        "calibration_strategy": strategy,
+        "calibration_kept": result.kept,
+    }
+    metrics = {
+        f"calibration_{k}": v
+        for k, v in result.to_dict().items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    if "remaining" in outcome:
+        metrics["remaining_accuracy_before"] = outcome["remaining"]["before"]
+        metrics["remaining_accuracy_after"] = outcome["remaining"]["after"]
+    with tracking.start_run(
+        experiment,
+        f"calibrated {strategy} for {user}",
+        kind="calibration",
+        tags=tags,
+        label_set=classes,
+    ) as run:
+        run.log_params(
+            {f"calibration_{k}": v for k, v in asdict(config).items()}
+            | {"calibration_data": str(data), "calibration_samples": len(chosen)}
+        )
+        run.log_metrics(metrics)
+        run.log_dicts({"calibration.json": outcome})
+        if result.success:
+            outcome["logged_model"] = run.log_keras_model(
+                use,
+                frames,
+                {**metadata, "calibrated_from": model_uri, "calibration_user": user},
+            )
+    outcome["run_id"] = run.run_id
+    if result.success and register and "name" in info:
+        alias = f"user-{user}".replace("_", "-")
+        version = tracking.register_model(
+            outcome["logged_model"],
+            info["name"],
+            alias,
+            tags={**tags, "calibration_accuracy_after": f"{result.accuracy_after:.4f}"},
+            label_set=classes,
+            data_sha256=None,
+        )
+        outcome["registered"] = f"models:/{info['name']}@{alias}"
+        outcome["version"] = version.version
+        from gesturelab.model_card import log_card
+
+        log_card(info["name"], version.version)
+    return outcome

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gesturelab.errors import LandmarkInputError
+from gesturelab.errors import GestureLabError, LandmarkInputError
 
 FORMATS = ("keras", "tflite-f32", "tflite-f16", "tflite-dynamic", "tflite-int8", "onnx")
 SUFFIX = {"keras": ".keras", "onnx": ".onnx"}
@@ -41,7 +41,7 @@ ONNX_OPSET = 17
 REPRESENTATIVE_SAMPLES = 200
 
 
-class ExportError(ValueError):
+class ExportError(ValueError, GestureLabError):
     """A model that cannot be exported to a format, with the reason."""
 
 
@@ -536,3 +536,157 @@ def export_and_check(
             row["sha256"] = sha256(files[row["format"]])
             row["file"] = files[row["format"]].name
     return rows, files, failures
+
+
+# ---- the command ----------------------------------------------------------------------------
+
+
+@dataclass
+class HeldOut:
+    """Held-out rows to check exports on, training-side rows to calibrate int8 on."""
+
+    x: np.ndarray
+    y: np.ndarray
+    representative: np.ndarray
+    what: str
+
+
+def held_out_for(loaded, run_params: dict, data=None, split: str = "test") -> HeldOut:
+    """The data an export is checked on.
+
+    A sequence model of SHREC'17 without ``data``: the subjects its run held out
+    (``data_subjects_validation``), refused when it was refit on every subject. A static model
+    needs ``data``: its rows of ``split`` (the grouped split ``sweep`` uses) are the check,
+    the other rows the representative samples.
+    """
+    rng = np.random.default_rng(0)
+    if loaded.kind == "sequence":
+        from gesturelab import shrec
+
+        frames = int(loaded.metadata.get("frames") or loaded.model.input_shape[1])
+        classes = [str(c) for c in loaded.metadata.get("classes") or []]
+        if data is None:
+            held = [int(s) for s in str(run_params.get("data_subjects_validation", "")).split()]
+            trained = {int(s) for s in str(run_params.get("data_subjects_train", "")).split()}
+            if not held or trained & set(held) or run_params.get("trained_on") == "all":
+                raise ExportError(
+                    "this model saw every SHREC'17 subject (refit): pass --data with sequences "
+                    "it never saw"
+                )
+            sequences = shrec.load(None, "train", len(classes))
+            test = np.isin(sequences.subjects, held)
+            what = f"SHREC'17 held-out subjects {' '.join(map(str, held))}"
+        else:
+            from gesturelab.datasets.sequence_formats import read_sequences
+
+            sequences = read_sequences(data, classes=classes, verbose=False, split=split).data
+            test = np.ones(len(sequences), bool)
+            what = f"{data}"
+        x = sequences.to_fixed(frames).reshape(len(sequences), frames, -1)
+        pool = np.flatnonzero(~test) if (~test).any() else np.flatnonzero(test)
+        pick = rng.permutation(pool)[:REPRESENTATIVE_SAMPLES]
+        return HeldOut(x[test], sequences.labels[test], x[pick], f"{what} ({test.sum()} sequences)")
+    if data is None:
+        raise ExportError("a static model is checked on data: pass --data (a landmark CSV)")
+    from gesturelab.static_data import prepare
+
+    prepared = prepare(data, verbose=False)
+    columns = prepared.columns
+    classes = [str(c) for c in loaded.model.classes_]
+    index = {c: i for i, c in enumerate(classes)}
+    rows = prepared.data[prepared.data["label"].astype(str).isin(index)]
+    test = (rows["split"] == split).to_numpy()
+    x = rows[columns].to_numpy(np.float32)
+    y = rows["label"].astype(str).map(index).to_numpy()
+    pick = rng.permutation(np.flatnonzero(~test))[:REPRESENTATIVE_SAMPLES]
+    return HeldOut(x[test], y[test], x[pick], f"{data} {split} split ({test.sum()} rows)")
+
+
+def table_text(rows: list[dict]) -> str:
+    """The check as a fixed-width table (what ``export`` prints)."""
+    head = (
+        f"{'format':<15} {'accuracy':>8} {'macro-F1':>8} {'agree':>6} {'size KB':>8} "
+        f"{'1: p50':>7} {'p95':>6} {'p99':>6} {'batch p50':>9} {'p95':>6} {'p99':>6}  result"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if "accuracy" not in r:
+            lines.append(f"{r['format']:<15} FAILED: {r.get('error', '')}")
+            continue
+        size = "" if r["format"] == "original" else f"{r['size_kb']:.0f}"
+        verdict = "ok" if r["passed"] else "FAILED (accuracy)"
+        lines.append(
+            f"{r['format']:<15} {r['accuracy']:>8.4f} {r['f1_macro']:>8.4f} "
+            f"{r['agreement']:>6.3f} {size:>8} {r['one_p50_ms']:>7.3f} {r['one_p95_ms']:>6.3f} "
+            f"{r['one_p99_ms']:>6.3f} {r['batch_p50_ms']:>9.3f} {r['batch_p95_ms']:>6.3f} "
+            f"{r['batch_p99_ms']:>6.3f}  {'' if r['format'] == 'original' else verdict}"
+        )
+    return "\n".join(lines)
+
+
+def export_model(
+    model_uri: str,
+    formats=FORMATS,
+    data=None,
+    split: str = "test",
+    out=None,
+    log: bool = True,
+    repeats: int = 200,
+) -> dict:
+    """``python -m gesturelab export``: export, check on held-out data, log to the model's run.
+
+    Files that pass go to the run's ``export/`` artifacts with the table (``export/check.json``,
+    ``export/check_table.json``) and metrics ``export_<format>_<measure>``; a file that fails
+    (conversion error, or more than one point of accuracy lost) is not logged as a shipped
+    file, and the result says so (``failed``).
+    """
+    import pandas as pd
+
+    import train_with_mlflow as tracking
+    from gesturelab import config
+    from gesturelab.predictor import open_model
+
+    loaded = open_model(model_uri)
+    info = tracking.model_version_info(model_uri)
+    run_id = info.get("run_id") or tracking.run_of_model(model_uri)
+    params = tracking.get_run(run_id).params if run_id else {}
+    held = held_out_for(loaded, params, data, split)
+    slug = f"{info['name']}-v{info['version']}" if "version" in info else Path(str(model_uri)).name
+    folder = Path(out) if out else config.REPO_ROOT / "build" / "export" / slug
+    if loaded.kind == "static" and "keras" in formats:
+        formats = [f for f in formats if f != "keras"]
+    rows, files, failures = export_and_check(
+        loaded, formats, held.x, held.y, held.representative, folder, slug, repeats
+    )
+    failed = [r["format"] for r in rows if not r["passed"]]
+    result = {
+        "model_uri": model_uri,
+        "model": info,
+        "checked_on": held.what,
+        "rows": rows,
+        "files": {k: str(v) for k, v in files.items()},
+        "failed": failed,
+        "max_accuracy_loss": MAX_ACCURACY_LOSS,
+        "folder": str(folder),
+    }
+    if log and run_id:
+        shipped = [files[r["format"]] for r in rows if r["passed"] and r["format"] in files]
+        run = tracking.open_run(run_id)
+        run.log_files(shipped, "export")
+        run.log_dicts({"export/check.json": result})
+        run.log_table(pd.DataFrame(rows), "export/check_table.json")
+        run.log_metrics(
+            {
+                f"export_{r['format'].replace('-', '_')}_{k}": r[k]
+                for r in rows
+                if "accuracy" in r
+                for k in ("accuracy", "f1_macro", "agreement", "one_p50_ms", "one_p99_ms")
+            }
+            | {
+                f"export_{r['format'].replace('-', '_')}_size_kb": r["size_kb"]
+                for r in rows
+                if r.get("size_kb") == r.get("size_kb") and "size_kb" in r
+            }
+        )
+        result["logged_to_run"] = run_id
+    return result

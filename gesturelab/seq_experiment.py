@@ -278,6 +278,9 @@ def train_champion(
         )
         champion.registered = f"models:/{register_as}@{register_alias}"
         champion.registered_version = version.version
+        from gesturelab.model_card import log_card
+
+        log_card(register_as, version.version)
         if register_alias == config.CHAMPION_ALIAS:
             note_champion(experiment, len(data.classes), champion.run.run_id, register_as, version)
     return champion

@@ -661,6 +661,9 @@ def log_champion(
         )
         champion["registered"] = f"models:/{name}@{alias}"
         champion["version"] = version.version
+        from gesturelab.model_card import log_card
+
+        log_card(name, version.version)
     return champion
 
 
