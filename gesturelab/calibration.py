@@ -413,7 +413,7 @@ def calibrate_model(
     subject=None,
     user: str | None = None,
     register: bool = True,
-    split: str = "test",
+    split: str = "train",
     settings: dict | None = None,
 ) -> dict:
     """``python -m gesturelab calibrate``: calibrate a registered sequence model to a user.

@@ -1081,7 +1081,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, help="default 1e-5 (the guide's)")
     p.add_argument("--epochs", type=int, help="default 20, with early stopping")
     p.add_argument("--seed", type=int)
-    p.add_argument("--split", default="test", help="a SHREC'17 split, for --data in its layout")
+    p.add_argument("--split", default="train", help="a SHREC'17 split, for --data in its layout")
     p.add_argument("--no-register", action="store_true", help="log the run and model only")
     p.set_defaults(func=cmd_calibrate)
 
