@@ -126,6 +126,12 @@ class StaticGraph:
         """``LandmarkNormalizer.transform`` in TensorFlow ops (float32)."""
         import tensorflow as tf
 
+        with tf.name_scope("landmark_features"):
+            return self._features(x)
+
+    def _features(self, x):
+        import tensorflow as tf
+
         from gesturelab.features import ANGLE_TRIPLES, PAIRS
         from gesturelab.landmarks import FINGER_CHAINS, MIDDLE_MCP, WRIST
 
@@ -296,6 +302,12 @@ def _tf_function(source: Source, batch=None):
 # ---- conversion -----------------------------------------------------------------------------
 
 
+# Layers (sequence models) and name scopes (static graphs) that turn raw landmarks into
+# features. Full int8 keeps them float32: 256 levels over a frame's pixel range are several
+# pixels each, coarser than a finger joint's offset from its neighbour.
+FLOAT_FEATURE_SCOPES = ("features", "positions", "slow_motion", "fast_motion", "landmark_features")
+
+
 def to_tflite(source: Source, mode: str, representative: np.ndarray | None = None) -> bytes:
     import tensorflow as tf
 
@@ -305,16 +317,71 @@ def to_tflite(source: Source, mode: str, representative: np.ndarray | None = Non
             # variables as resource reads the interpreter cannot resolve (NaN outputs, no
             # weights in the file).
             source.graph.export(folder, format="tf_saved_model", verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+
+            def make():
+                return tf.lite.TFLiteConverter.from_saved_model(folder)
         else:
             serve = _tf_function(source)
-            converter = tf.lite.TFLiteConverter.from_concrete_functions(
-                [serve.get_concrete_function()]
-            )
-        return _convert(converter, mode, representative)
+
+            def make():
+                return tf.lite.TFLiteConverter.from_concrete_functions(
+                    [serve.get_concrete_function()]
+                )
+
+        if mode != "tflite-int8":
+            return _convert(make(), mode)
+        return _int8(make, representative)
 
 
-def _convert(converter, mode: str, representative) -> bytes:
+def _feature_tensors(model_bytes: bytes) -> list[str]:
+    """Output tensor names of the ops of ``FLOAT_FEATURE_SCOPES`` in a float TFLite model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    names = []
+    for op in interpreter._get_ops_details():
+        for index in op["outputs"]:
+            name = interpreter._get_tensor_details(index, 0)["name"]
+            scopes = {
+                part.rsplit("_", 1)[0] if part[-1:].isdigit() else part
+                for part in name.split(";")[0].split("/")
+            }
+            if scopes & set(FLOAT_FEATURE_SCOPES):
+                names.append(name)
+    return names
+
+
+def _int8(make, representative) -> bytes:
+    """int8 weights and activations after the feature layers, calibrated on ``representative``
+    samples; the feature layers, the input and the output stay float32."""
+    import tensorflow as tf
+
+    if representative is None or not len(representative):
+        raise ExportError("full int8 needs representative samples from the training data")
+    samples = np.asarray(representative, np.float32)
+
+    def dataset():
+        for sample in samples:
+            yield [sample[None]]
+
+    try:
+        keep = _feature_tensors(_convert(make(), "tflite-f32"))
+        converter = make()
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = dataset
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=dataset, debug_options=options
+        )
+        return debugger.get_nondebug_quantized_model()
+    except ExportError:
+        raise
+    except Exception as exc:  # noqa: BLE001  the converter raises many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"tflite-int8: the TFLite converter failed ({first[:300]})") from None
+
+
+def _convert(converter, mode: str) -> bytes:
     import tensorflow as tf
 
     if mode == "tflite-f16":
@@ -322,18 +389,6 @@ def _convert(converter, mode: str, representative) -> bytes:
         converter.target_spec.supported_types = [tf.float16]
     elif mode == "tflite-dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif mode == "tflite-int8":
-        if representative is None or not len(representative):
-            raise ExportError("full int8 needs representative samples from the training data")
-        samples = np.asarray(representative, np.float32)
-
-        def dataset():
-            for sample in samples:
-                yield [sample[None]]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     elif mode != "tflite-f32":
         raise ExportError(f"unknown TFLite mode {mode!r}")
     try:
@@ -588,7 +643,11 @@ def held_out_for(loaded, run_params: dict, data=None, split: str = "test") -> He
                     "this model saw every SHREC'17 subject (refit): pass --data with sequences "
                     "it never saw"
                 )
-            sequences = shrec.load(None, "train", len(classes))
+            sequences = shrec.load(None, "train", 28 if len(classes) == 28 else 14)
+            if list(sequences.classes) != classes:  # a model of some of SHREC's gestures
+                from gesturelab.seq_studies import pick_classes
+
+                sequences = pick_classes(sequences, classes)
             test = np.isin(sequences.subjects, held)
             what = f"SHREC'17 held-out subjects {' '.join(map(str, held))}"
         else:
@@ -614,7 +673,16 @@ def held_out_for(loaded, run_params: dict, data=None, split: str = "test") -> He
     x = rows[columns].to_numpy(np.float32)
     y = rows["label"].astype(str).map(index).to_numpy()
     pick = rng.permutation(np.flatnonzero(~test))[:REPRESENTATIVE_SAMPLES]
-    return HeldOut(x[test], y[test], x[pick], f"{data} {split} split ({test.sum()} rows)")
+    what = f"{data} {split} split ({test.sum()} rows)"
+    if run_params.get("trained_on") == "train+val+test" and run_params.get("data_sha256") in (
+        None,
+        prepared.loaded.fingerprint,
+    ):
+        what += (
+            "; this model was refit on every row of this file, these included, so its accuracy "
+            "here is not held out (the agreement of each file with it is)"
+        )
+    return HeldOut(x[test], y[test], x[pick], what)
 
 
 def table_text(rows: list[dict]) -> str:

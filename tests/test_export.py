@@ -163,7 +163,7 @@ def test_export_command_logs_the_check_and_the_card_shows_it(tmp_path):
         version = tracking.register_model(
             uri, "export-test", "champion", label_set=validated.result.classes, data_sha256=None
         )
-    assert version.version == "1"
+    assert str(version.version) == "1"
     out = run_cli(
         "export",
         "--model",
