@@ -1,0 +1,149 @@
+"""Calibration on real SHREC'17 subjects: the freeze strategies train what the guide says, a
+calibration that does not help keeps the original (never a worse model), one that does is
+kept, and the command registers it as a new version with its parent."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from gesturelab import calibration as cal
+from gesturelab.seq_models import average_ensemble, build_model
+
+GESTURES = ("grab", "swipe_right", "swipe_up")
+FRAMES = 24
+USER = 21  # a held-out subject of the small model (its run's validation subjects)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small TCN on three real SHREC'17 gestures, logged to a store; the user's sequences."""
+    from tests.conftest import small_sequence_model
+
+    store = f"sqlite:///{tmp_path_factory.mktemp('calibration') / 'mlflow.db'}"
+    data, validated = small_sequence_model(store, "calibration-base", epochs=10)
+    user = data.subset(data.subjects == USER)
+    x = user.to_fixed(FRAMES).reshape(len(user), FRAMES, -1)
+    return {"store": store, "data": data, "validated": validated, "x": x, "y": user.labels}
+
+
+def _model(trained):
+    return trained["validated"].result.model
+
+
+def test_freeze_strategies_train_the_last_layers_and_never_batch_norm():
+    model = build_model("ddnet", 16, 3, width=16)
+    trained = {s: cal.freeze(model, s) for s in cal.STRATEGIES}
+    assert trained["head_only"] == ["gesture"]
+    assert set(trained["last_block"]) < set(trained["half"])
+    assert trained["last_block"][-1] == trained["half"][-1] == "gesture"
+    weighted = [layer for layer in model.layers if layer.weights]
+    assert len(trained["half"]) <= int(np.ceil(0.5 * len(weighted)))
+    cal.freeze(model, "half")
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert not layer.trainable
+    ensemble = average_ensemble([build_model("tcn", 16, 3, width=16), model])
+    assert cal.freeze(ensemble, "head_only") == ["gesture", "gesture"]  # each member's head
+    with pytest.raises(ValueError, match="freeze strategy must be one of"):
+        cal.freeze(model, "everything")
+
+
+def test_holdout_split_keeps_a_sample_of_every_class_back_when_it_can():
+    labels = np.array([0] * 5 + [1] * 3 + [2])
+    fit, back = cal.holdout_split(labels, 1 / 3)
+    assert sorted(np.concatenate([fit, back])) == list(range(9))
+    assert sorted(labels[back]) == [0, 0, 1]  # class 2 has one sample: calibrated on only
+    assert set(labels[fit]) == {0, 1, 2}
+
+
+def test_a_calibration_that_hurts_keeps_the_original(trained):
+    """A learning rate far too high wrecks the copy; the original comes back untouched."""
+    model = _model(trained)
+    weights = [w.copy() for w in model.get_weights()]
+    config = cal.CalibrationConfig(freeze_strategy="half", learning_rate=3.0, epochs=4, patience=4)
+    used, result = cal.calibrate(model, trained["x"], trained["y"], config)
+    assert used is model
+    assert result.kept == "original" and not result.success
+    assert result.accuracy_after < result.accuracy_before
+    assert "kept the original model" in result.message
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))
+
+
+def test_calibration_learns_a_users_own_way_of_gesturing(trained):
+    """This user's gestures under other names (their 'grab' is everyone's 'swipe_right', ...):
+    the original is wrong on all of them, calibration learns the user's mapping."""
+    model = _model(trained)
+    x, y = trained["x"], (trained["y"] + 1) % 3
+    chosen, rest = cal.pick_per_class(y, 5)
+    config = cal.CalibrationConfig(
+        freeze_strategy="head_only", learning_rate=3e-2, epochs=40, patience=10
+    )
+    used, result = cal.calibrate(model, x[chosen], y[chosen], config)
+    assert result.success and used is not model
+    assert result.accuracy_after > result.accuracy_before
+    before = (model.predict_on_batch(x[rest]).argmax(1) == y[rest]).mean()
+    after = (used.predict_on_batch(x[rest]).argmax(1) == y[rest]).mean()
+    assert before < 0.3 and after > 0.6, (before, after)
+    assert result.trainable_layers == ["gesture"]
+
+
+def test_user_calibrator_collects_checks_and_saves(trained, tmp_path):
+    model = _model(trained)
+    calibrator = cal.UserCalibrator(
+        model, class_names=list(GESTURES), config=cal.CalibrationConfig(epochs=2)
+    )
+    with pytest.raises(ValueError, match="not a gesture of this model"):
+        calibrator.add_sample(trained["x"][0], "wave")
+    with pytest.raises(ValueError, match="a sequence is"):
+        calibrator.add_sample(np.zeros((10, 5)), "grab")
+    for sequence, label in zip(trained["x"], trained["y"], strict=True):
+        if calibrator.get_sample_counts()[GESTURES[label]] < 5:
+            calibrator.add_sample(sequence, GESTURES[label])
+    counts = calibrator.get_sample_counts()
+    ready, message = calibrator.is_ready()
+    assert ready == all(v >= 5 for v in counts.values()), (counts, message)
+    if not ready:
+        with pytest.raises(ValueError, match="not ready to calibrate"):
+            calibrator.calibrate()
+    result = calibrator.calibrate(force=True)
+    assert result.n_calibration + result.n_holdout == sum(counts.values())
+    path = calibrator.save(tmp_path / "user.keras")
+    again = cal.UserCalibrator(path, class_names=list(GESTURES))
+    x = trained["x"][:8]
+    assert np.allclose(again.model.predict_on_batch(x), calibrator.model.predict_on_batch(x))
+
+
+@pytest.mark.slow
+def test_calibrate_command_registers_a_child_version(trained, tmp_path):
+    import train_with_mlflow as tracking
+    from gesturelab.datasets.seq_writers import write_npz
+    from tests.conftest import run_cli
+
+    store, validated = trained["store"], trained["validated"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", store)
+        tracking.register_model(
+            validated.run.model_uri,
+            "calibration-test",
+            "champion",
+            label_set=GESTURES,
+            data_sha256=None,
+        )
+    user = trained["data"].subset(trained["data"].subjects == USER)
+    user.labels = (user.labels + 1) % 3  # the user's own names for their gestures
+    bundle = write_npz(user, tmp_path / "user.npz")
+    args = ["calibrate", "--model", "models:/calibration-test@champion", "--data", bundle]
+    args += ["--strategy", "head_only", "--learning-rate", "0.03", "--epochs", "40"]
+    out = run_cli(*args, "--samples-per-class", "5", "--user", "ana", store=store, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "registered: models:/calibration-test@user-ana (version 2)" in out.stdout, out.stdout
+    info = run_cli(
+        "model", "info", "models:/calibration-test@user-ana", "--json", store=store, cwd=tmp_path
+    )
+    card = json.loads(info.stdout)
+    assert card["lineage"]["parent_version"] == "1"
+    assert card["lineage"]["calibration_user"] == "ana"
