@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +79,8 @@ class CalibrationResult:
     kept: str = "original"  # "calibrated" or "original"
     validated_on: str = "held-back samples"
     message: str = ""
+    # The calibrated copy, kept or not (what the fallback protected against); not serialised.
+    candidate: object = field(default=None, repr=False, compare=False)
 
     @property
     def improvement(self) -> float:
@@ -89,7 +91,8 @@ class CalibrationResult:
         return self.kept == "calibrated"
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "improvement": self.improvement, "success": self.success}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "candidate"}
+        return {**values, "improvement": self.improvement, "success": self.success}
 
 
 def _weighted_units(model) -> list[list]:
@@ -256,6 +259,7 @@ def calibrate(model, x, y, config: CalibrationConfig | None = None):
         trainable_layers=trainable,
         kept="calibrated" if better else "original",
         validated_on=validated_on,
+        candidate=tuned,
     )
     change = (
         f"accuracy {accuracy_before:.3f} -> {accuracy_after:.3f}, "

@@ -303,6 +303,43 @@ def scaling_figure(table: pd.DataFrame, title: str = ""):
 
 
 @themed
+def personalisation_figure(table: pd.DataFrame, title: str = ""):
+    """Mean accuracy gain on a user's remaining sequences against calibration samples per
+    class: the model used (after the fallback, solid) and the candidate (before it, dashed),
+    one panel per learning rate, one colour per freeze strategy."""
+    rates = list(dict.fromkeys(table["learning_rate"]))
+    fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 3.8), squeeze=False)
+    for ax, rate in zip(axes[0], rates, strict=True):
+        part = table[table["learning_rate"] == rate]
+        long = pd.concat(
+            [
+                part.assign(model="used (after fallback)", gain=part["mean_gain"]),
+                part.assign(model="candidate (before)", gain=part["candidate_gain"]),
+            ]
+        )
+        sns.lineplot(
+            data=long,
+            x="samples_per_class",
+            y="gain",
+            hue="strategy",
+            style="model",
+            markers=True,
+            errorbar=None,  # one mean per point; the table gives the counts
+            palette=PALETTE,
+            ax=ax,
+        )
+        ax.axhline(0, color="0.4", linewidth=0.8)
+        ax.set_xticks(sorted(part["samples_per_class"].unique()))
+        ax.set_xlabel("calibration samples per class")
+        ax.set_ylabel("mean accuracy gain on the rest")
+        ax.set_title(f"learning rate {rate:g}")
+        ax.legend(fontsize="small", title=None)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+@themed
 def interval_bars_figure(table: pd.DataFrame, value: str, low: str, high: str, label: str, group):
     """Horizontal bars with their confidence intervals, one panel per ``group`` value."""
     groups = list(table[group].unique())

@@ -87,6 +87,26 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
                 ),
             },
         ),
+        (
+            "08_personalisation.ipynb",
+            {
+                **(
+                    {
+                        "use_folds": 1,
+                        "max_subjects": 1,
+                        "epochs": 3,
+                        "samples_per_class": [1, 3],
+                        "strategies": ["head_only", "last_block"],
+                        "learning_rates": [1e-3],
+                        "calibration_epochs": 3,
+                    }
+                    if quick
+                    else {}
+                ),
+                "figures_dir": str(figures),
+                "reports_dir": str(reports),
+            },
+        ),
     ]
 
 
