@@ -3,6 +3,7 @@
 import json
 
 import nbformat
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -57,6 +58,7 @@ def test_reproduce_quick(mlflow_store, tmp_path):
         "sequence_leaderboard.png",
         "sequence_confusion_28.png",
         "stream_timeline.png",
+        "personalisation.png",
     ):
         assert (tmp_path / "figures" / name).exists(), name
     sequence_board = (tmp_path / "reports" / "sequence_leaderboard.csv").read_text()
@@ -77,6 +79,11 @@ def test_reproduce_quick(mlflow_store, tmp_path):
     assert (tmp_path / "inference" / "live" / "gestures_video_segments.csv").exists()
     live = nbformat.read(tmp_path / "executed" / "07_live_gestures.ipynb", as_version=4)
     assert "'streams': [{'pause': 'no hand'" in json.dumps(live.cells[-1].outputs)
+    # Notebook 08: each held-out subject calibrated per strategy, scored on their other sequences.
+    runs = pd.read_csv(tmp_path / "reports" / "personalisation_runs.csv")
+    assert set(runs["strategy"]) == {"head_only", "last_block"} and runs["remaining"].min() > 0
+    fell_back = runs[runs["kept"] == "original"]
+    assert (fell_back["used"] == fell_back["original"]).all()  # the original itself, unchanged
     report = nbformat.read(tmp_path / "executed" / "05_evaluation_report.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in report.cells for o in c.get("outputs", []))
     (line,) = [x for x in printed.splitlines() if x.startswith("champions: {")]
