@@ -39,7 +39,8 @@ def test_help_lists_every_command(env, tmp_path):
     (commands,) = [a for a in build_parser()._actions if a.dest == "command"]
     expected = {"reproduce", "sweep", "evaluate", "validate", "leaderboard", "train-seq",
                 "evaluate-seq", "extract", "predict", "gesto-study", "data",
-                "ui-links", "promote", "rollback"}  # fmt: skip
+                "ui-links", "promote", "rollback", "calibrate", "export",
+                "model"}  # fmt: skip
     assert set(commands.choices) == expected
     for command in expected:
         assert re.search(rf"^    {command}(\s|$)", out.stdout, re.MULTILINE), command
