@@ -409,6 +409,43 @@ def pick_per_class(labels, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     return chosen, np.setdiff1d(np.arange(len(labels)), chosen)
 
 
+USER_COLUMNS = ("user_id", "user", "subject")
+
+
+def _static_samples(loaded, model_uri, data, subject):
+    """(network, scaled features, class indices, classes) of a static MLP model's user rows."""
+    from gesturelab import datasets
+    from gesturelab.static_mlp import KerasMLPClassifier
+
+    pipeline = loaded.model
+    classifier = pipeline.steps[-1][1]
+    if not isinstance(classifier, KerasMLPClassifier):
+        raise LandmarkInputError(
+            f"{model_uri} is a {type(classifier).__name__}: only Keras models are calibrated by "
+            "fine-tuning (sweep the 'mlp' family for a static model that can be)"
+        )
+    rows = datasets.read(data, verbose=False, quarantine_dir=None)
+    frame = rows.data
+    if subject is not None:
+        column = next((c for c in USER_COLUMNS if c in frame.columns), None)
+        if column is None:
+            raise LandmarkInputError(
+                f"{data}: --subject needs a user column ({', '.join(USER_COLUMNS)})"
+            )
+        keep = (frame[column].astype(str) == str(subject)).to_numpy()
+        if not keep.any():
+            raise LandmarkInputError(f"{data}: no rows of {column} {subject!r}")
+        frame = frame[keep]
+    classes = [str(c) for c in classifier.classes_]
+    labels = frame["label"].astype(str)
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise LandmarkInputError(f"{data}: labels {unknown[:5]} are not classes of {model_uri}")
+    features = pipeline[:-1].transform(frame[rows.columns]).astype(np.float32)
+    y = labels.map({c: i for i, c in enumerate(classes)}).to_numpy()
+    return classifier.network_, features, y, classes
+
+
 def calibrate_model(
     model_uri: str,
     data,
@@ -435,21 +472,20 @@ def calibrate_model(
     from gesturelab.predictor import open_model
 
     loaded = open_model(model_uri)
-    if loaded.kind != "sequence":
-        raise LandmarkInputError(
-            f"{model_uri} is a scikit-learn model: only Keras models are calibrated by fine-tuning"
-        )
-    model, metadata = loaded.model, loaded.metadata
-    classes = [str(c) for c in metadata.get("classes") or []]
-    sequences = read_sequences(data, classes=classes, verbose=False, split=split).data
-    if subject is not None:
-        keep = np.asarray([str(s) for s in sequences.subjects]) == str(subject)
-        if not keep.any():
-            raise LandmarkInputError(f"{data}: no sequences of subject {subject!r}")
-        sequences = sequences.subset(keep)
-    frames = int(metadata.get("frames") or model.input_shape[1])
-    x = sequences.to_fixed(frames).reshape(len(sequences), frames, -1)
-    y = np.asarray(sequences.labels)
+    if loaded.kind == "static":
+        model, x, y, classes = _static_samples(loaded, model_uri, data, subject)
+    else:
+        model, metadata = loaded.model, loaded.metadata
+        classes = [str(c) for c in metadata.get("classes") or []]
+        sequences = read_sequences(data, classes=classes, verbose=False, split=split).data
+        if subject is not None:
+            keep = np.asarray([str(s) for s in sequences.subjects]) == str(subject)
+            if not keep.any():
+                raise LandmarkInputError(f"{data}: no sequences of subject {subject!r}")
+            sequences = sequences.subset(keep)
+        frames = int(metadata.get("frames") or model.input_shape[1])
+        x = sequences.to_fixed(frames).reshape(len(sequences), frames, -1)
+        y = np.asarray(sequences.labels)
     config = CalibrationConfig(freeze_strategy=strategy, **(settings or {}))
     if samples_per_class:
         chosen, rest = pick_per_class(y, samples_per_class, config.seed)
@@ -495,7 +531,22 @@ def calibrate_model(
         )
         run.log_metrics(metrics)
         run.log_dicts({"calibration.json": outcome})
-        if result.success:
+        if result.success and loaded.kind == "static":
+            import copy
+
+            from gesturelab.landmarks import landmark_frame
+            from gesturelab.models import SKOPS_TRUSTED_TYPES
+
+            pipeline = copy.deepcopy(loaded.model)
+            pipeline.steps[-1][1].network_ = use
+            normalizer = pipeline.steps[0][1]
+            example = landmark_frame(
+                np.zeros((3, normalizer.n_features_in_)), normalizer.input_dims_
+            )
+            outcome["logged_model"] = run.log_sklearn_model(
+                pipeline, example, SKOPS_TRUSTED_TYPES, metadata=dict(loaded.metadata)
+            )
+        elif result.success:
             outcome["logged_model"] = run.log_keras_model(
                 use,
                 frames,

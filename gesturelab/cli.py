@@ -711,7 +711,7 @@ def cmd_calibrate(args) -> int:
     if "remaining" in outcome:
         rest = outcome["remaining"]
         print(
-            f"on the user's {rest['sequences']} remaining sequences: accuracy "
+            f"on the user's {rest['sequences']} remaining samples: accuracy "
             f"{rest['before']:.4f} (original) -> {rest['after']:.4f} (the model to use)"
         )
     print(f"run: {outcome['run_id']}")

@@ -105,12 +105,20 @@ class StaticGraph:
                 "this model mirrors left hands from a 'handedness' column; an exported graph "
                 "takes landmarks only (train without handedness, or mirror before calling it)"
             )
-        if not isinstance(classifier, (SVC, LogisticRegression)):
+        from gesturelab.static_mlp import KerasMLPClassifier
+
+        if not isinstance(classifier, (SVC, LogisticRegression, KerasMLPClassifier)):
             raise ExportError(
-                f"{type(classifier).__name__} has no TensorFlow graph here (SVMs and logistic "
-                "regression do); export an SVM, logistic-regression or Keras model"
+                f"{type(classifier).__name__} has no TensorFlow graph here (SVMs, logistic "
+                "regression and the MLP do); export one of those, or a Keras sequence model"
             )
         self.classifier = classifier
+        # An MLP's dense layers as (kernel, bias, is the softmax head), read once, eagerly.
+        self.dense = [
+            (*(np.asarray(w, np.float32) for w in layer.get_weights()), layer.name == "gesture")
+            for layer in getattr(getattr(classifier, "network_", None), "layers", [])
+            if layer.weights
+        ]
         self.dims = int(getattr(self.normalizer, "input_dims_", 3))
         self.mean = np.asarray(scaler.mean_, np.float32)
         self.scale = np.asarray(scaler.scale_, np.float32)
@@ -177,6 +185,14 @@ class StaticGraph:
 
         features = (self.features(x) - self.mean) / self.scale
         clf = self.classifier
+        if hasattr(clf, "network_"):
+            # The MLP's dense layers as constants (dropout is off at inference): a Keras
+            # network called inside this graph left its variables as reads TFLite cannot run.
+            x = features
+            for kernel, bias, last in self.dense:
+                x = tf.matmul(x, kernel) + bias
+                x = tf.nn.softmax(x) if last else tf.nn.relu(x)
+            return x
         if hasattr(clf, "support_vectors_"):
             return tf.nn.softmax(self._ovr(self._pairwise(features)))
         logits = tf.matmul(features, clf.coef_.T.astype(np.float32)) + clf.intercept_.astype(
@@ -321,12 +337,12 @@ def to_tflite(source: Source, mode: str, representative: np.ndarray | None = Non
             def make():
                 return tf.lite.TFLiteConverter.from_saved_model(folder)
         else:
-            serve = _tf_function(source)
+            module = tf.Module()
+            module.serve = _tf_function(source)
+            tf.saved_model.save(module, folder, signatures=module.serve.get_concrete_function())
 
             def make():
-                return tf.lite.TFLiteConverter.from_concrete_functions(
-                    [serve.get_concrete_function()]
-                )
+                return tf.lite.TFLiteConverter.from_saved_model(folder)
 
         if mode != "tflite-int8":
             return _convert(make(), mode)

@@ -21,6 +21,7 @@ from sklearn.svm import SVC
 from gesturelab.config import SEED
 from gesturelab.errors import lookup
 from gesturelab.features import LandmarkNormalizer
+from gesturelab.static_mlp import KerasMLPClassifier
 
 DEFAULT_FEATURES = {"normalise": True, "coords": "2d", "distances": True, "angles": False}
 DEFAULT_FEATURE_SET = "xy+dist"
@@ -144,6 +145,13 @@ REGISTRY: dict[str, Family] = {
             ),
             quick_grid=(_KNN_REFERENCE, {"n_neighbors": 5, "weights": "distance", "p": 2}),
             reference=_KNN_REFERENCE,
+        ),
+        Family(
+            "mlp",
+            build=lambda params, seed: KerasMLPClassifier(seed=seed, **params),
+            grid=tuple(_grid(hidden=["128,64", "256,128"], dropout=[0.2, 0.4])),
+            quick_grid=({"hidden": "64", "dropout": 0.2, "epochs": 20, "batch_size": 64},),
+            skops_types=("gesturelab.static_mlp.KerasMLPClassifier",),
         ),
         Family(
             "logreg",

@@ -5,6 +5,7 @@ kept, and the command registers it as a new version with its parent."""
 from __future__ import annotations
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -147,3 +148,63 @@ def test_calibrate_command_registers_a_child_version(trained, tmp_path):
     card = json.loads(info.stdout)
     assert card["lineage"]["parent_version"] == "1"
     assert card["lineage"]["calibration_user"] == "ana"
+
+
+def test_the_mlp_saves_as_config_and_weights_and_refuses_other_layers(tmp_path):
+    import skops.io
+
+    from gesturelab import config
+    from gesturelab.models import SKOPS_TRUSTED_TYPES, build_pipeline
+    from gesturelab.static_data import prepare
+
+    prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+    X, y = prepared.Xy("train")
+    X_test, _ = prepared.Xy("test")
+    pipeline = build_pipeline("mlp", {"hidden": "32", "epochs": 5}).fit(X, y)
+    path = tmp_path / "mlp.skops"
+    skops.io.dump(pipeline, path)
+    back = skops.io.load(path, trusted=list(SKOPS_TRUSTED_TYPES))
+    assert np.allclose(back.predict_proba(X_test), pipeline.predict_proba(X_test))
+    state = pipeline.steps[-1][1].__getstate__()
+    config_json = json.loads(state["network_config_"])
+    config_json["layers"][1]["class_name"] = "Lambda"
+    state["network_config_"] = json.dumps(config_json)
+    from gesturelab.static_mlp import KerasMLPClassifier
+
+    with pytest.raises(ValueError, match="an MLP holds only"):
+        KerasMLPClassifier().__setstate__(state)
+
+
+@pytest.mark.slow
+def test_a_static_mlp_is_calibrated_from_the_command_line(tmp_path):
+    """The static MLP family: a user whose hand shapes carry other names is learned from three
+    rows per class and registered as a child version."""
+    import train_with_mlflow as tracking
+    from gesturelab import config
+    from gesturelab.models import build_pipeline
+    from gesturelab.static_data import prepare
+    from tests.conftest import log_static_model, run_cli
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+    X, y = prepared.Xy("train")
+    pipeline = build_pipeline("mlp", {"hidden": "128,64", "epochs": 100}).fit(X, y)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", store)
+        uri = log_static_model(pipeline, X)
+        tracking.register_model(
+            uri, "static-mlp", "champion", label_set=prepared.classes, data_sha256=None
+        )
+    user = prepared.part("test")[[*prepared.columns, "label"]].copy()
+    classes = sorted(set(user["label"]))
+    rename = dict(zip(classes, classes[1:] + classes[:1], strict=True))
+    user["label"] = user["label"].map(rename)
+    user.to_csv(tmp_path / "user.csv", index=False)
+    args = ["calibrate", "--model", "models:/static-mlp@champion", "--data", tmp_path / "user.csv"]
+    args += ["--strategy", "half", "--learning-rate", "0.01", "--epochs", "80"]
+    out = run_cli(*args, "--samples-per-class", "4", "--user", "bo", store=store, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "registered: models:/static-mlp@user-bo (version 2)" in out.stdout, out.stdout
+    line = next(x for x in out.stdout.splitlines() if "remaining samples" in x)
+    before, after = (float(v) for v in re.findall(r"(\d\.\d{4})", line))
+    assert before < 0.2 < 0.6 < after, line
