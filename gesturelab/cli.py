@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -820,6 +821,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hand-gesture recognition from MediaPipe landmarks.",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument(
+        "--tracking-uri",
+        help="the MLflow store for every run, model and registry call (an http:// tracking "
+        "server, a database URI); default: MLFLOW_TRACKING_URI, else mlruns/mlflow.db",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("reproduce", help="run every notebook headless through papermill")
@@ -1142,6 +1148,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # what a datasheet records as the command that made it
+    if args.tracking_uri:
+        # Through the environment, so notebooks run by `reproduce` follow it too.
+        os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
     from gesturelab.errors import GestureLabError
 
     try:
