@@ -390,6 +390,35 @@ def fail_orphaned_runs(experiment_id: str) -> int:
     return len(dead)
 
 
+def finished_run_with_key(experiment: str, run_key: str) -> RunRecord | None:
+    """The newest FINISHED run of ``experiment`` tagged ``run_key``, or None."""
+    setup()
+    experiment_id = find_experiment_id(experiment)
+    if experiment_id is None:
+        return None
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.run_key = '{run_key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return _record(runs[0]) if runs else None
+
+
+def adopt_run(run_id: str) -> None:
+    """Make a finished run part of what is running now: the child of the active run, with the
+    context's tags (a sweep's id), and a count of how often it was reused instead of trained."""
+    client = MlflowClient()
+    tags = dict(_CONTEXT_TAGS.get())
+    active = mlflow.active_run()
+    if active is not None:
+        tags["mlflow.parentRunId"] = active.info.run_id
+    previous = client.get_run(run_id).data.tags.get("reused_times", "0")
+    tags["reused_times"] = str(int(previous) + 1)
+    tags["reused_last_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
 # ---- records --------------------------------------------------------------------------------
 
 

@@ -90,6 +90,12 @@ def cmd_sweep(args) -> int:
         figures_dir=figures_dir,
         seed=args.seed,
         families=args.families,
+        fresh=args.fresh,
+    )
+    print(
+        f"reused {result.reused} of {result.configurations} configuration runs finished by an "
+        "earlier sweep with the same key (configuration, data, split, seed, code)"
+        + ("" if args.fresh else "; --fresh trains them all again")
     )
     print("\nBest per family (selected on validation, scored on test):")
     _print_board(result.best)
@@ -862,6 +868,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _read_arguments(p)
     p.add_argument("--quick", action="store_true", help="a handful of configurations")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="train every configuration again instead of reusing finished runs with its key",
+    )
     p.add_argument(
         "--families",
         nargs="+",

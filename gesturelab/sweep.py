@@ -8,6 +8,7 @@ overall) is refit on every row and registered.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -61,6 +62,8 @@ class SweepResult:
     champion: dict = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     links: dict = field(default_factory=dict)  # the leaderboard in the MLflow UI
+    reused: int = 0  # configuration runs reused from an earlier sweep (same run key)
+    configurations: int = 0
 
 
 def default_model_name(classes, dataset_name) -> str:
@@ -185,6 +188,8 @@ class _Sweep:
     X_perturbed: pd.DataFrame = None
     folds: np.ndarray = None
     bar: tqdm = None
+    fresh: bool = False  # train every configuration again, reusing no finished run
+    reused: int = 0
 
     def __post_init__(self):
         self.X_train, self.y_train = self.prepared.Xy("train")
@@ -225,6 +230,7 @@ def run_sweep(
     figures_dir=None,
     progress: bool = True,
     seed: int = config.SEED,
+    fresh: bool = False,
 ) -> SweepResult:
     """Sweep every family, select, refit the champion; register it only when ``register_as``
     names a model, under ``register_alias`` ("challenger": ``promote`` decides).
@@ -253,7 +259,7 @@ def run_sweep(
     sweep_id = uuid.uuid4().hex[:12]
     with tracking.tagging(sweep_id=sweep_id):
         tracking.get_or_create_experiment(experiment)
-        sweep = _Sweep(prepared, experiment, seed, selection_tolerance, quick)
+        sweep = _Sweep(prepared, experiment, seed, selection_tolerance, quick, fresh=fresh)
         ablation_sets = feature_sets_for(
             prepared.dims, ["raw", "xy+dist"] if quick else list(FEATURE_SETS)
         )
@@ -285,6 +291,8 @@ def run_sweep(
         if figures_dir is not None:
             result.figures = save_figures(result, best_rows, sweep.labels, Path(figures_dir))
         result.links = publish_leaderboard(sweep, result, sweep_id)
+        result.reused = sweep.reused
+        result.configurations = total
         return result
 
 
@@ -370,9 +378,80 @@ def publish_leaderboard(sweep: _Sweep, result: SweepResult, sweep_id: str) -> di
     )
 
 
+# The code a configuration's result depends on: part of every run key, so a change to any of
+# these modules trains again instead of reusing runs of the old code.
+_TRAINING_MODULES = (
+    "sweep.py", "models.py", "features.py", "static_mlp.py", "splits.py", "static_data.py",
+    "augment.py", "metrics.py",
+)  # fmt: skip
+
+
+def code_version() -> str:
+    digest = hashlib.sha256()
+    for name in _TRAINING_MODULES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_key(sweep: _Sweep, family: str, configuration: dict, role: str) -> str:
+    """What determines a configuration run's result: family, parameters, features, the data
+    (SHA-256 and its split into test rows and folds), the seed, the training code, the role
+    (a grid run logs its model, an ablation run does not)."""
+    split = sweep.prepared.data[["split", "fold"]].astype(str).to_numpy()
+    payload = {
+        "family": family,
+        "configuration": {k: configuration[k] for k in sorted(configuration)},
+        "data": sweep.prepared.loaded.fingerprint,
+        "split": hashlib.sha256("|".join(map(",".join, split)).encode()).hexdigest(),
+        "seed": sweep.seed,
+        "code": code_version(),
+        "role": role,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _reused(sweep: _Sweep, family: str, configuration: dict, key: str, log_model: bool):
+    """The record of a finished run with this key, adopted into this sweep; None to train."""
+    if sweep.fresh:
+        return None
+    found = tracking.finished_run_with_key(sweep.experiment, key)
+    if found is None or (log_model and not found.model_uri):
+        return None
+    from gesturelab.predictor import open_model
+
+    model = open_model(found.model_uri).model if log_model else None
+    tracking.adopt_run(found.run_id)
+    params = {k: v for k, v in configuration.items() if k != "features"}
+    features = configuration.get("features", DEFAULT_FEATURE_SET)
+    sweep.reused += 1
+    sweep.bar.update(1)
+    sweep.bar.set_postfix_str(f"{family} reused")
+    metrics = {k: v for k, v in found.metrics.items() if not k.startswith(("test_", "transfer_"))}
+    return {
+        "family": family,
+        "run_name": found.run_name,
+        "features": features,
+        "reference_config": is_reference(family, params),
+        "params": params,
+        "run_id": found.run_id,
+        "model_uri": found.model_uri,
+        "model": model,
+        **metrics,
+    }
+
+
 def fit_and_log(sweep: _Sweep, family: str, configuration: dict, tags=None, log_model=True):
     """One configuration: out-of-fold validation (clean and perturbed), a fit on all training
-    rows, one run. Returns the configuration's record (see ``_record``)."""
+    rows, one run. Returns the configuration's record (see ``_record``).
+
+    A finished run with the same ``run_key`` is reused instead (unless the sweep is ``fresh``).
+    """
+    role = (tags or {}).get("run_kind", "config") + ("" if log_model else "-no-model")
+    key = run_key(sweep, family, configuration, role)
+    reused = _reused(sweep, family, configuration, key, log_model)
+    if reused is not None:
+        return reused
+    tags = {**(tags or {}), "run_key": key}
     params = {k: v for k, v in configuration.items() if k != "features"}
     features = configuration.get("features", DEFAULT_FEATURE_SET)
     pipeline = build_pipeline(family, params, FEATURE_SETS[features], sweep.seed)

@@ -1,0 +1,76 @@
+"""A sweep killed half-way (SIGKILL, a real process) and started again ends with exactly one
+finished run per configuration and no run left RUNNING; a sweep over the same data, split,
+seed and code reuses every configuration run instead of training it again."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+
+def _runs(store):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("hagrid-classical-sweep")
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], max_results=5000)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_with_one_finished_run_per_configuration(tmp_path):
+    from tests.conftest import run_cli
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gesturelab", "sweep", "--quick", "--figures-dir", tmp_path],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        finished = [
+            r
+            for r in _runs(store)
+            if r.info.status == "FINISHED" and r.data.tags.get("run_kind") == "config"
+        ]
+        if len(finished) >= 4 or process.poll() is not None:  # inside the second family
+            break
+        time.sleep(0.5)
+    assert process.poll() is None, "the sweep ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed = _runs(store)
+    statuses = Counter((r.data.tags.get("run_kind"), r.info.status) for r in killed)
+    assert any(r.info.status == "RUNNING" for r in killed), statuses  # what a kill leaves
+
+    again = run_cli("sweep", "--quick", "--figures-dir", tmp_path, store=store, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    reused, total = map(int, re.search(r"reused (\d+) of (\d+)", again.stdout).groups())
+    assert reused >= 3 and total > reused
+    runs = _runs(store)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    keyed = [r for r in runs if "run_key" in r.data.tags]
+    finished = Counter(r.data.tags["run_key"] for r in keyed if r.info.status == "FINISHED")
+    assert len(finished) == total
+    assert set(finished.values()) == {1}, "a configuration has more than one finished run"
+
+    third = run_cli("sweep", "--quick", "--figures-dir", tmp_path, store=store, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert f"reused {total} of {total}" in third.stdout
+
+    def board(out):
+        return out.stdout.split("Best per family")[1].split("\nchampion:")[0]
+
+    assert board(again) == board(third)  # the same leaderboard from reused runs
