@@ -131,6 +131,7 @@ def reproduce(
         plan = [step for step in plan if any(step[0].startswith(n) for n in notebooks)]
         if not plan:
             raise ReproduceError(f"no notebook matches {notebooks}")
+    times = []
     for name, parameters in plan:
         source = config.NOTEBOOKS_DIR / name
         target = executed_dir / name
@@ -151,7 +152,53 @@ def reproduce(
                 f"{name} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
                 f"{exc.ename}: {exc.evalue}\nThe executed notebook with the traceback: {target}"
             ) from None
-        print(f"    done in {time.perf_counter() - start:.1f} s -> {target}", flush=True)
+        seconds = time.perf_counter() - start
+        print(f"    done in {seconds:.1f} s -> {target}", flush=True)
+        times += section_times(target, name, seconds)
     reports = Path(work_dir) / "reports" if work_dir else config.REPORTS_DIR
+    report_times(pd.DataFrame(times), reports)
     board_path = reports / "classical_leaderboard.csv"
     return pd.read_csv(board_path) if board_path.exists() else pd.DataFrame()
+
+
+def section_times(executed, name: str, seconds: float) -> list[dict]:
+    """Wall time of each section (``##`` heading) of an executed notebook, from the duration
+    papermill records per cell; the notebook's own row holds its whole time (kernel start
+    included), so the sections do not add up to it exactly."""
+    import nbformat
+
+    notebook = nbformat.read(executed, as_version=4)
+    rows, section = {}, "(before the first section)"
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            heading = next(
+                (line for line in cell.source.splitlines() if line.startswith("## ")), None
+            )
+            section = heading[3:].strip() if heading else section
+        elif cell.cell_type == "code":
+            duration = cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0
+            rows[section] = rows.get(section, 0.0) + float(duration)
+    return [{"notebook": name, "section": "(whole notebook)", "seconds": seconds}] + [
+        {"notebook": name, "section": k, "seconds": v} for k, v in rows.items()
+    ]
+
+
+def report_times(times: pd.DataFrame, reports: Path) -> None:
+    """Print where the time went, write ``reproduce_times.csv`` and log it as a run."""
+    if times.empty:
+        return
+    reports.mkdir(parents=True, exist_ok=True)
+    times.to_csv(reports / "reproduce_times.csv", index=False)
+    whole = times[times["section"] == "(whole notebook)"]
+    sections = times[times["section"] != "(whole notebook)"].nlargest(8, "seconds")
+    print(f"\nWall time per notebook ({whole['seconds'].sum():.0f} s in all):")
+    print(whole[["notebook", "seconds"]].round(1).to_string(index=False))
+    print("\nThe longest sections:")
+    print(sections.round(1).to_string(index=False))
+    import train_with_mlflow as tracking
+
+    with tracking.start_run("reproduce", "reproduce", kind="reproduce") as run:
+        run.log_metrics(
+            {f"seconds_{n.split('_')[0]}": t for n, t in zip(whole["notebook"], whole["seconds"])}
+        )
+        run.log_table(times, "reproduce_times.json")

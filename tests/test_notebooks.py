@@ -44,6 +44,10 @@ def test_reproduce_quick(mlflow_store, tmp_path):
                        for o in outputs)  # fmt: skip
     assert widgets, "no progress bar was drawn as a widget"
     assert (tmp_path / "processed" / "hagrid_split.csv").exists()
+    times = pd.read_csv(tmp_path / "reports" / "reproduce_times.csv")
+    whole = times[times["section"] == "(whole notebook)"]
+    assert sorted(whole["notebook"]) == sorted(p.name for p in NOTEBOOKS)
+    assert (whole["seconds"] > 0).all() and len(times) > 2 * len(whole)
     assert (tmp_path / "inference" / "gestures_video_annotated.mp4").exists()
     for name in (
         "leaderboard.png",
