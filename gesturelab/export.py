@@ -774,17 +774,13 @@ def export_model(
         run.log_files(shipped, "export")
         run.log_dicts({"export/check.json": result})
         run.log_table(pd.DataFrame(rows), "export/check_table.json")
+        measures = ("accuracy", "f1_macro", "agreement", "size_kb", "one_p50_ms", "one_p99_ms")
         run.log_metrics(
             {
                 f"export_{r['format'].replace('-', '_')}_{k}": r[k]
                 for r in rows
-                if "accuracy" in r
-                for k in ("accuracy", "f1_macro", "agreement", "one_p50_ms", "one_p99_ms")
-            }
-            | {
-                f"export_{r['format'].replace('-', '_')}_size_kb": r["size_kb"]
-                for r in rows
-                if r.get("size_kb") == r.get("size_kb") and "size_kb" in r
+                for k in measures
+                if np.isfinite(r.get(k, np.nan))  # the original has no size; failures nothing
             }
         )
         result["logged_to_run"] = run_id
