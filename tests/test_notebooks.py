@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from gesturelab import config
+from gesturelab.models import FAMILIES
 from gesturelab.runner import ReproduceError, notebook_plan, reproduce
 
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
@@ -31,7 +32,7 @@ def test_every_notebook_is_in_the_plan():
 @pytest.mark.notebook
 def test_reproduce_quick(mlflow_store, tmp_path):
     board = reproduce(quick=True, work_dir=tmp_path)
-    assert set(board["family"]) == {"svm", "random_forest", "knn", "logreg"}
+    assert set(board["family"]) == set(FAMILIES)
     assert board["test_f1_macro"].max() > 0.9
     widgets = 0
     for path in NOTEBOOKS:
