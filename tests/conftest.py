@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -51,6 +52,30 @@ def log_static_model(model, X, experiment: str = "tests") -> str:
         return run.log_sklearn_model(model, landmark_frame(X).iloc[:3], SKOPS_TRUSTED_TYPES)
 
 
+@contextmanager
+def using_store(store: str):
+    """Point this process's MLflow at ``store`` for a block, then back at the environment's.
+
+    ``train_with_mlflow.setup`` sets MLflow's tracking URI for the process; left set, a later
+    test's ``MlflowClient()`` would read this store instead of its own.
+    """
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", store)
+        registry = os.environ.get("MLFLOW_REGISTRY_URI")
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(None)
+            mlflow.set_registry_uri(None)
+            # MLflow copies a registry URI it is given into the environment.
+            if registry is None:
+                os.environ.pop("MLFLOW_REGISTRY_URI", None)
+            else:
+                os.environ["MLFLOW_REGISTRY_URI"] = registry
+
+
 SMALL_GESTURES = ("grab", "swipe_right", "swipe_up")
 
 
@@ -62,8 +87,7 @@ def small_sequence_model(store: str, run_name: str, epochs: int = 10):
     from gesturelab.seq_studies import pick_classes
     from gesturelab.seq_training import TrainConfig
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", store)
+    with using_store(store):
         data = pick_classes(shrec.load_compact(), SMALL_GESTURES)
         config = TrainConfig(arch="tcn", frames=24, epochs=epochs, width=32, patience=epochs)
         return data, train_and_log(data, config, n_bootstrap=20, run_name=run_name)

@@ -122,11 +122,10 @@ def test_user_calibrator_collects_checks_and_saves(trained, tmp_path):
 def test_calibrate_command_registers_a_child_version(trained, tmp_path):
     import train_with_mlflow as tracking
     from gesturelab.datasets.seq_writers import write_npz
-    from tests.conftest import run_cli
+    from tests.conftest import run_cli, using_store
 
     store, validated = trained["store"], trained["validated"]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", store)
+    with using_store(store):
         tracking.register_model(
             validated.run.model_uri,
             "calibration-test",
@@ -183,14 +182,13 @@ def test_a_static_mlp_is_calibrated_from_the_command_line(tmp_path):
     from gesturelab import config
     from gesturelab.models import build_pipeline
     from gesturelab.static_data import prepare
-    from tests.conftest import log_static_model, run_cli
+    from tests.conftest import log_static_model, run_cli, using_store
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
     X, y = prepared.Xy("train")
     pipeline = build_pipeline("mlp", {"hidden": "128,64", "epochs": 100}).fit(X, y)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", store)
+    with using_store(store):
         uri = log_static_model(pipeline, X)
         tracking.register_model(
             uri, "static-mlp", "champion", label_set=prepared.classes, data_sha256=None

@@ -153,12 +153,11 @@ def test_export_command_logs_the_check_and_the_card_shows_it(tmp_path):
     from mlflow import MlflowClient
 
     import train_with_mlflow as tracking
-    from tests.conftest import run_cli, small_sequence_model
+    from tests.conftest import run_cli, small_sequence_model, using_store
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _, validated = small_sequence_model(store, "export-test", epochs=8)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", store)
+    with using_store(store):
         uri = validated.run.model_uri
         version = tracking.register_model(
             uri, "export-test", "champion", label_set=validated.result.classes, data_sha256=None

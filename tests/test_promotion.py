@@ -10,7 +10,7 @@ import pytest
 from gesturelab import config
 from gesturelab.models import build_pipeline
 from gesturelab.static_data import prepare
-from tests.conftest import log_static_model, run_cli
+from tests.conftest import log_static_model, run_cli, using_store
 
 NAME = "promotion-test-gestures"
 
@@ -32,8 +32,7 @@ def registry(tmp_path_factory):
     worse = build_pipeline("svm", {"kernel": "linear", "C": 1.0}).fit(
         X.loc[few], y[X.index.get_indexer(few)]
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", store)
+    with using_store(store):
         for model, alias in ((good, "champion"), (worse, "challenger")):
             uri = log_static_model(model, X)
             tracking.register_model(uri, NAME, alias, label_set=prepared.classes, data_sha256=None)
