@@ -42,7 +42,7 @@ def registry(tmp_path_factory):
 def _versions(store):
     from mlflow import MlflowClient
 
-    client = MlflowClient(store)
+    client = MlflowClient(store, store)
     aliases = {k: str(v) for k, v in client.get_registered_model(NAME).aliases.items()}
     versions = client.search_model_versions(f"name='{NAME}'")
     return aliases, {str(v.version): v.tags for v in versions}
