@@ -14,7 +14,7 @@ Random forests and nearest neighbours have no such graph: they are refused with 
 
 Recurrent layers (LSTM, GRU) are rebuilt with ``unroll=True`` before conversion: the TFLite
 converter cannot lower their loop to built-in ops, and an unrolled layer is the same weights
-and the same arithmetic (``../shared/notes/ecosystem-facts.md``).
+and the same arithmetic (the converter fails with "Lowering tensor list ops is failed").
 
 TFLite files run on ``ai-edge-litert``'s interpreter, ONNX files on ``onnxruntime``; both are
 what a deployment would use, not TensorFlow.
