@@ -10,6 +10,7 @@ import time
 import pandas as pd
 
 from gesturelab import config
+from gesturelab.export import FORMATS as EXPORT_FORMATS
 
 LEADERBOARD_COLUMNS = [
     "family",
@@ -1109,7 +1110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format",
         nargs="+",
-        choices=["keras", "tflite-f32", "tflite-f16", "tflite-dynamic", "tflite-int8", "onnx"],
+        choices=EXPORT_FORMATS,
         help="default: every format",
     )
     p.add_argument(
