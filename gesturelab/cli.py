@@ -10,6 +10,7 @@ import time
 import pandas as pd
 
 from gesturelab import config
+from gesturelab.engine import BACKENDS, DEFAULT_BACKEND
 from gesturelab.export import FORMATS as EXPORT_FORMATS
 
 LEADERBOARD_COLUMNS = [
@@ -63,6 +64,7 @@ def sweep_figures_dir(given, experiment: str):
 
 
 def cmd_sweep(args) -> int:
+    from gesturelab.engine import Engine
     from gesturelab.static_data import prepare
     from gesturelab.sweep import default_experiment, default_model_name, run_sweep
 
@@ -80,6 +82,8 @@ def cmd_sweep(args) -> int:
         register_as = args.model_name or default_model_name(prepared.classes, name)
     experiment = args.experiment or default_experiment(prepared.classes, name)
     figures_dir = sweep_figures_dir(args.figures_dir, experiment)
+    engine = Engine(args.backend, args.workers, args.scheduler)
+    print(f"engine: {engine.describe()}")
     print(f"experiment: {experiment}; figures: {figures_dir}")
     result = run_sweep(
         prepared,
@@ -92,6 +96,7 @@ def cmd_sweep(args) -> int:
         seed=args.seed,
         families=args.families,
         fresh=args.fresh,
+        engine=engine,
     )
     print(
         f"reused {result.reused} of {result.configurations} configuration runs finished by an "
@@ -873,6 +878,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh",
         action="store_true",
         help="train every configuration again instead of reusing finished runs with its key",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=DEFAULT_BACKEND,
+        help="where configurations train: joblib (local processes, default), dask (a "
+        "LocalCluster, or --scheduler), serial (this process); runs are logged by this process",
+    )
+    p.add_argument(
+        "--workers", type=int, help="local processes or LocalCluster workers (default: the cores)"
+    )
+    p.add_argument(
+        "--scheduler", help="a Dask scheduler's address (tcp://host:8786), with --backend dask"
     )
     p.add_argument(
         "--families",

@@ -59,3 +59,7 @@ def lookup(registry: dict, name: str, what: str):
         return registry[name]
     except KeyError:
         raise UnknownNameError(f"unknown {what} {name!r}; known: {', '.join(registry)}") from None
+
+
+class EngineError(GestureLabError):
+    """A backend that cannot start: an unknown name, no scheduler at the address given."""

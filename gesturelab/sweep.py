@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 import train_with_mlflow as tracking
 from gesturelab import config
 from gesturelab.augment import perturb_viewpoint
+from gesturelab.engine import Engine, SerialPool
 from gesturelab.errors import RegistryError, SweepDataError
 from gesturelab.evaluation import evaluation_report, flat_metrics, prediction_artifacts
 from gesturelab.landmarks import HAGRID_CLASSES, LABEL_COLUMN, landmark_frame
@@ -190,6 +191,17 @@ class _Sweep:
     bar: tqdm = None
     fresh: bool = False  # train every configuration again, reusing no finished run
     reused: int = 0
+    trained: object = None  # the engine's results, in the order of the planned trainings
+
+    def shared(self) -> dict:
+        """What every training task needs, sent to the workers once."""
+        return {
+            "X": self.X_train,
+            "y": self.y_train,
+            "folds": self.folds,
+            "X_perturbed": self.X_perturbed,
+            "seed": self.seed,
+        }
 
     def __post_init__(self):
         self.X_train, self.y_train = self.prepared.Xy("train")
@@ -231,6 +243,7 @@ def run_sweep(
     progress: bool = True,
     seed: int = config.SEED,
     fresh: bool = False,
+    engine: Engine | None = None,
 ) -> SweepResult:
     """Sweep every family, select, refit the champion; register it only when ``register_as``
     names a model, under ``register_alias`` ("challenger": ``promote`` decides).
@@ -238,7 +251,10 @@ def run_sweep(
     The steps: ``sweep_family`` for each family (a grid, then its best scored on the test
     split), ``feature_ablation_runs``, ``transfer_of_best``, ``log_champion``.
     figures_dir: where the leaderboard and confusion figures go (None: none are written).
+    engine: where the configurations and transfer estimates are trained (``gesturelab.engine``;
+        default: joblib, one process per core). Results are logged here, by this process.
     """
+    engine = engine or Engine()
     grids = {family: sweep_grid(family, quick) for family in families}
     check_sweepable(prepared, grids)
     if register_as:
@@ -266,18 +282,32 @@ def run_sweep(
         ablation_families = (
             [f for f in REFERENCE_CONFIGS if f in families] if feature_ablation else []
         )
-        total = sum(map(len, grids.values())) + len(ablation_sets) * len(ablation_families)
+        plans = {family: [plan(sweep, family, c) for c in grid] for family, grid in grids.items()}
+        ablation_plans = [
+            plan(sweep, family, {**REFERENCE_CONFIGS[family], "features": features}, "ablation")
+            for family in ablation_families
+            for features in ablation_sets
+        ]
+        planned = [p for family in plans.values() for p in family] + ablation_plans
+        total = len(planned)
         sweep.bar = tqdm(total=total, desc="sweep", disable=not progress)
         records, best_rows = [], []
-        for family, grid in grids.items():
-            family_records, best = sweep_family(sweep, family, grid)
-            records += family_records
-            best_rows.append(best)
-        ablation = feature_ablation_runs(sweep, ablation_families, ablation_sets)
-        sweep.bar.close()
-        transfer = pd.DataFrame()
-        if transfer_check:
-            transfer = transfer_of_best(sweep, best_rows, families)
+        with engine.open(sweep.shared()) as pool:
+            # Every training that no finished run answers is queued at once, so the workers
+            # stay busy across families; results come back in this order and are logged here.
+            todo = [p for p in planned if p.found is None]
+            sweep.trained = pool.map(
+                train_configuration, [(p.family, p.configuration) for p in todo]
+            )
+            for family in grids:
+                family_records, best = sweep_family(sweep, family, plans[family])
+                records += family_records
+                best_rows.append(best)
+            ablation = feature_ablation_runs(sweep, ablation_plans)
+            sweep.bar.close()
+            transfer = pd.DataFrame()
+            if transfer_check:
+                transfer = transfer_of_best(sweep, best_rows, families, pool)
         result = SweepResult(
             runs=_table(records),
             best=_table(best_rows).sort_values("val_f1_macro", ascending=False),
@@ -410,16 +440,39 @@ def run_key(sweep: _Sweep, family: str, configuration: dict, role: str) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _reused(sweep: _Sweep, family: str, configuration: dict, key: str, log_model: bool):
-    """The record of a finished run with this key, adopted into this sweep; None to train."""
-    if sweep.fresh:
-        return None
-    found = tracking.finished_run_with_key(sweep.experiment, key)
-    if found is None or (log_model and not found.model_uri):
-        return None
+@dataclass
+class Planned:
+    """One configuration run of a sweep: its key, and the finished run that answers it, if any."""
+
+    family: str
+    configuration: dict
+    role: str  # "config" (logs its model) or "ablation" (metrics only)
+    key: str
+    found: tracking.RunRecord | None = None
+
+    @property
+    def log_model(self) -> bool:
+        return self.role == "config"
+
+
+def plan(sweep: _Sweep, family: str, configuration: dict, role: str = "config") -> Planned:
+    """The configuration's run key, and the finished run with that key unless the sweep is
+    ``fresh`` (a run that lost its model does not count for a role that logs one)."""
+    key = run_key(
+        sweep, family, configuration, "config" if role == "config" else "ablation-no-model"
+    )
+    found = None if sweep.fresh else tracking.finished_run_with_key(sweep.experiment, key)
+    if found is not None and role == "config" and not found.model_uri:
+        found = None
+    return Planned(family, configuration, role, key, found)
+
+
+def _adopt(sweep: _Sweep, planned: Planned) -> dict:
+    """The record of a finished run with the configuration's key, adopted into this sweep."""
     from gesturelab.predictor import open_model
 
-    model = open_model(found.model_uri).model if log_model else None
+    found, family, configuration = planned.found, planned.family, planned.configuration
+    model = open_model(found.model_uri).model if planned.log_model else None
     tracking.adopt_run(found.run_id)
     params = {k: v for k, v in configuration.items() if k != "features"}
     features = configuration.get("features", DEFAULT_FEATURE_SET)
@@ -440,39 +493,53 @@ def _reused(sweep: _Sweep, family: str, configuration: dict, key: str, log_model
     }
 
 
-def fit_and_log(sweep: _Sweep, family: str, configuration: dict, tags=None, log_model=True):
-    """One configuration: out-of-fold validation (clean and perturbed), a fit on all training
-    rows, one run. Returns the configuration's record (see ``_record``).
-
-    A finished run with the same ``run_key`` is reused instead (unless the sweep is ``fresh``).
-    """
-    role = (tags or {}).get("run_kind", "config") + ("" if log_model else "-no-model")
-    key = run_key(sweep, family, configuration, role)
-    reused = _reused(sweep, family, configuration, key, log_model)
-    if reused is not None:
-        return reused
-    tags = {**(tags or {}), "run_key": key}
+def train_configuration(shared: dict, task: tuple) -> dict:
+    """One configuration trained and scored wherever the engine runs it (never logs): the
+    out-of-fold predictions (clean and perturbed) and a fit on all training rows."""
+    family, configuration = task
     params = {k: v for k, v in configuration.items() if k != "features"}
     features = configuration.get("features", DEFAULT_FEATURE_SET)
-    pipeline = build_pipeline(family, params, FEATURE_SETS[features], sweep.seed)
-    X, y = sweep.X_train, sweep.y_train
+    pipeline = build_pipeline(family, params, FEATURE_SETS[features], shared["seed"])
+    X, y = shared["X"], shared["y"]
     val_pred, perturbed_pred, cv_fit_time = cross_val_oof(
-        pipeline, X, y, sweep.folds, sweep.X_perturbed
+        pipeline, X, y, shared["folds"], shared["X_perturbed"]
     )
-    perturbed = classification_metrics(y, perturbed_pred)
     start = time.perf_counter()
     pipeline.fit(X, y)
     fit_time = time.perf_counter() - start
     start = time.perf_counter()
     pipeline.predict(X)
     predict_ms = 1000 * (time.perf_counter() - start) / len(X)
-    name = run_name(family, params, features)
-    artifacts, _ = prediction_artifacts(y, val_pred, "val_", sweep.labels, title=name)
-    metrics = {
-        **artifacts.metrics,
+    return {
+        "pipeline": pipeline,
+        "val_pred": val_pred,
+        "perturbed_pred": perturbed_pred,
         "fit_time_s": fit_time,
         "cv_fit_time_s": cv_fit_time,
         "predict_ms_per_sample": predict_ms,
+    }
+
+
+def fit_and_log(sweep: _Sweep, planned: Planned) -> dict:
+    """One configuration's run: the finished run with its key, adopted, or the engine's next
+    result (``train_configuration``) logged as a new run. Returns the configuration's record."""
+    if planned.found is not None:
+        return _adopt(sweep, planned)
+    family, configuration = planned.family, planned.configuration
+    trained = next(sweep.trained)
+    pipeline = trained["pipeline"]
+    tags = {"run_key": planned.key, **({} if planned.log_model else {"run_kind": "ablation"})}
+    params = {k: v for k, v in configuration.items() if k != "features"}
+    features = configuration.get("features", DEFAULT_FEATURE_SET)
+    y = sweep.y_train
+    perturbed = classification_metrics(y, trained["perturbed_pred"])
+    name = run_name(family, params, features)
+    artifacts, _ = prediction_artifacts(y, trained["val_pred"], "val_", sweep.labels, title=name)
+    metrics = {
+        **artifacts.metrics,
+        "fit_time_s": trained["fit_time_s"],
+        "cv_fit_time_s": trained["cv_fit_time_s"],
+        "predict_ms_per_sample": trained["predict_ms_per_sample"],
         "val_perturbed_accuracy": perturbed["accuracy"],
         "val_perturbed_f1_macro": perturbed["f1_macro"],
     }
@@ -483,13 +550,13 @@ def fit_and_log(sweep: _Sweep, family: str, configuration: dict, tags=None, log_
         metrics=metrics,
         figures=artifacts.figures,
         dicts=artifacts.dicts,
-        X_example=landmark_frame(X.iloc[:3], sweep.prepared.dims),
+        X_example=landmark_frame(sweep.X_train.iloc[:3], sweep.prepared.dims),
         trusted_types=SKOPS_TRUSTED_TYPES,
         run_name=name,
         dataset=sweep.prepared.dataset,
-        tags={"reference_config": str(is_reference(family, params)).lower(), **(tags or {})},
+        tags={"reference_config": str(is_reference(family, params)).lower(), **tags},
         label_set=sweep.labels,
-        log_model_artifact=log_model,
+        log_model_artifact=planned.log_model,
     )
     sweep.bar.update(1)
     sweep.bar.set_postfix_str(f"{family} val F1 {metrics['val_f1_macro']:.3f}")
@@ -506,7 +573,7 @@ def fit_and_log(sweep: _Sweep, family: str, configuration: dict, tags=None, log_
     }
 
 
-def sweep_family(sweep: _Sweep, family: str, grid: list[dict]) -> tuple[list[dict], dict]:
+def sweep_family(sweep: _Sweep, family: str, grid: list[Planned]) -> tuple[list[dict], dict]:
     """Every configuration of one family under a family run; its best scored on the test split.
 
     Returns the family's records and its best record (with ``test_*`` scores).
@@ -515,7 +582,7 @@ def sweep_family(sweep: _Sweep, family: str, grid: list[dict]) -> tuple[list[dic
         parent.log_params({**sweep.data_params(), "n_configs": len(grid)})
         if sweep.prepared.loaded.quarantine_path is not None:
             parent.log_artifacts([sweep.prepared.loaded.quarantine_path])
-        records = [fit_and_log(sweep, family, configuration) for configuration in grid]
+        records = [fit_and_log(sweep, planned) for planned in grid]
     best = select_best(records, sweep.tolerance)
     best.update(score_on_test(sweep, best))
     parent.log_metrics(
@@ -551,22 +618,15 @@ def score_on_test(sweep: _Sweep, best: dict) -> dict:
     return {**metrics, "test_confusion": matrix, "test_report": report}
 
 
-def feature_ablation_runs(sweep: _Sweep, families: list[str], feature_sets: list[str]) -> list:
+def feature_ablation_runs(sweep: _Sweep, planned: list[Planned]) -> list:
     """Each reference configuration on every feature set: what each preprocessing step buys."""
-    records = []
-    if not families:
-        return records
+    if not planned:
+        return []
     with tracking.parent_run(sweep.experiment, "feature-ablation", {"model_family": "ablation"}):
-        for family in families:
-            for features in feature_sets:
-                configuration = {**REFERENCE_CONFIGS[family], "features": features}
-                records.append(
-                    fit_and_log(sweep, family, configuration, {"run_kind": "ablation"}, False)
-                )
-    return records
+        return [fit_and_log(sweep, p) for p in planned]
 
 
-def transfer_of_best(sweep: _Sweep, best_rows: list[dict], families) -> pd.DataFrame:
+def transfer_of_best(sweep: _Sweep, best_rows: list[dict], families, pool=None) -> pd.DataFrame:
     """``transfer_estimate`` of each family's best (and, in a full sweep, of the reference
     configurations), added to the best configurations' runs."""
     candidates = [(b["run_name"], b["family"], b["params"], b["features"]) for b in best_rows]
@@ -576,7 +636,7 @@ def transfer_of_best(sweep: _Sweep, best_rows: list[dict], families) -> pd.DataF
             for f, p in REFERENCE_CONFIGS.items()
             if f in families and not any(b["family"] == f and b["params"] == p for b in best_rows)
         ]
-    transfer = transfer_estimate(sweep.prepared, candidates, seed=sweep.seed)
+    transfer = transfer_estimate(sweep.prepared, candidates, seed=sweep.seed, pool=pool)
     for best in best_rows:
         row = transfer[transfer["name"] == best["run_name"]].iloc[0]
         best["transfer_f1_macro"] = row["transfer_f1_macro"]
@@ -606,7 +666,11 @@ def cross_val_oof(pipeline, X, y, folds, X_perturbed=None):
 
 
 def transfer_estimate(
-    prepared: PreparedData, candidates, block_size: int = 20, seed: int = config.SEED
+    prepared: PreparedData,
+    candidates,
+    block_size: int = 20,
+    seed: int = config.SEED,
+    pool=None,
 ) -> pd.DataFrame:
     """How well each configuration transfers to a place of the file it never saw.
 
@@ -614,6 +678,7 @@ def transfer_estimate(
     than 60 groups go through 5 grouped folds). Classes found in a single block are left out:
     no model can be trained and tested on them without leakage.
     candidates: (name, family, params, features) tuples.
+    pool: an open ``Engine`` pool to train the candidates on (default: one after another here).
     """
     data = prepared.data
     groups = source_groups(data, block_size)
@@ -641,9 +706,14 @@ def transfer_estimate(
                 for name, family, _, _ in candidates
             ]
         )
-    for name, family, params, features in candidates:
-        pipeline = build_pipeline(family, params, FEATURE_SETS[features])
-        predicted, _, seconds = cross_val_oof(pipeline, X, labels[keep], folds)
+    tasks = [
+        (family, params, features, X, labels[keep], folds)
+        for _, family, params, features in candidates
+    ]
+    pool = pool or SerialPool(None)
+    for (name, family, _, _), (predicted, seconds) in zip(
+        candidates, pool.map(_transfer_task, tasks), strict=True
+    ):
         metrics = classification_metrics(labels[keep], predicted)
         rows.append(
             {
@@ -658,6 +728,14 @@ def transfer_estimate(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _transfer_task(_shared, task) -> tuple:
+    family, params, features, X, y, folds = task
+    predicted, _, seconds = cross_val_oof(
+        build_pipeline(family, params, FEATURE_SETS[features]), X, y, folds
+    )
+    return predicted, seconds
 
 
 def _table(records) -> pd.DataFrame:
