@@ -471,34 +471,21 @@ def _adopt(sweep: _Sweep, planned: Planned) -> dict:
     """The record of a finished run with the configuration's key, adopted into this sweep."""
     from gesturelab.predictor import open_model
 
-    found, family, configuration = planned.found, planned.family, planned.configuration
+    found = planned.found
     model = open_model(found.model_uri).model if planned.log_model else None
     tracking.adopt_run(found.run_id)
-    params = {k: v for k, v in configuration.items() if k != "features"}
-    features = configuration.get("features", DEFAULT_FEATURE_SET)
     sweep.reused += 1
     sweep.bar.update(1)
-    sweep.bar.set_postfix_str(f"{family} reused")
+    sweep.bar.set_postfix_str(f"{planned.family} reused")
     metrics = {k: v for k, v in found.metrics.items() if not k.startswith(("test_", "transfer_"))}
-    return {
-        "family": family,
-        "run_name": found.run_name,
-        "features": features,
-        "reference_config": is_reference(family, params),
-        "params": params,
-        "run_id": found.run_id,
-        "model_uri": found.model_uri,
-        "model": model,
-        **metrics,
-    }
+    return _record(planned, found.run_name, found.run_id, found.model_uri, model, metrics)
 
 
 def train_configuration(shared: dict, task: tuple) -> dict:
     """One configuration trained and scored wherever the engine runs it (never logs): the
     out-of-fold predictions (clean and perturbed) and a fit on all training rows."""
     family, configuration = task
-    params = {k: v for k, v in configuration.items() if k != "features"}
-    features = configuration.get("features", DEFAULT_FEATURE_SET)
+    params, features = split_configuration(configuration)
     pipeline = build_pipeline(family, params, FEATURE_SETS[features], shared["seed"])
     X, y = shared["X"], shared["y"]
     val_pred, perturbed_pred, cv_fit_time = cross_val_oof(
@@ -529,8 +516,7 @@ def fit_and_log(sweep: _Sweep, planned: Planned) -> dict:
     trained = next(sweep.trained)
     pipeline = trained["pipeline"]
     tags = {"run_key": planned.key, **({} if planned.log_model else {"run_kind": "ablation"})}
-    params = {k: v for k, v in configuration.items() if k != "features"}
-    features = configuration.get("features", DEFAULT_FEATURE_SET)
+    params, features = split_configuration(configuration)
     y = sweep.y_train
     perturbed = classification_metrics(y, trained["perturbed_pred"])
     name = run_name(family, params, features)
@@ -560,15 +546,27 @@ def fit_and_log(sweep: _Sweep, planned: Planned) -> dict:
     )
     sweep.bar.update(1)
     sweep.bar.set_postfix_str(f"{family} val F1 {metrics['val_f1_macro']:.3f}")
+    return _record(planned, name, logged.run_id, logged.model_uri, pipeline, metrics)
+
+
+def split_configuration(configuration: dict) -> tuple[dict, str]:
+    """A grid entry as (the classifier's parameters, the feature set's name)."""
+    params = {k: v for k, v in configuration.items() if k != "features"}
+    return params, configuration.get("features", DEFAULT_FEATURE_SET)
+
+
+def _record(planned: Planned, name, run_id, model_uri, model, metrics) -> dict:
+    """What the sweep keeps of one configuration run, trained now or reused."""
+    params, features = split_configuration(planned.configuration)
     return {
-        "family": family,
+        "family": planned.family,
         "run_name": name,
         "features": features,
-        "reference_config": is_reference(family, params),
+        "reference_config": is_reference(planned.family, params),
         "params": params,
-        "run_id": logged.run_id,
-        "model_uri": logged.model_uri,
-        "model": pipeline,
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "model": model,
         **metrics,
     }
 
