@@ -97,12 +97,20 @@ def cmd_sweep(args) -> int:
         families=args.families,
         fresh=args.fresh,
         engine=engine,
+        selection_rows=args.selection_rows,
     )
     print(
         f"reused {result.reused} of {result.configurations} configuration runs finished by an "
         "earlier sweep with the same key (configuration, data, split, seed, code)"
         + ("" if args.fresh else "; --fresh trains them all again")
     )
+    selected, training = result.selected_on
+    if selected < training:
+        print(
+            f"configurations selected on a stratified subsample of {selected} of the "
+            f"{training} training rows; each family's best refit on all {training} "
+            "(--selection-rows)"
+        )
     print("\nBest per family (selected on validation, scored on test):")
     _print_board(result.best)
     champion = result.champion
@@ -878,6 +886,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh",
         action="store_true",
         help="train every configuration again instead of reusing finished runs with its key",
+    )
+    p.add_argument(
+        "--selection-rows",
+        type=int,
+        default=config.SELECTION_ROWS,
+        metavar="N",
+        help="with more training rows than N, select configurations on a stratified subsample "
+        f"of N and refit each family's best on all of them (default {config.SELECTION_ROWS}; "
+        "0: every row)",
     )
     p.add_argument(
         "--backend",

@@ -146,3 +146,23 @@ def describe_split(labels, split) -> pd.DataFrame:
         pd.Series(np.asarray(split, dtype=object), name="split"),
     )
     return table.reindex(columns=[s for s in SPLITS if s in table.columns])
+
+
+def selection_rows(data: pd.DataFrame, max_train_rows: int, seed: int = 42) -> np.ndarray:
+    """Rows a sweep selects its configurations on: all of them, or, when the training split has
+    more than ``max_train_rows``, the same share of every (split, label) drawn at random.
+
+    Folds and groups are kept, so the subsample's cross-validation stays grouped; the test split
+    is thinned by the same share only for estimates that use every split (transfer).
+    """
+    train = (data["split"] == "train").to_numpy()
+    keep = np.ones(len(data), dtype=bool)
+    if not max_train_rows or train.sum() <= max_train_rows:
+        return keep
+    share = max_train_rows / train.sum()
+    rng = np.random.default_rng(seed)
+    keep[:] = False
+    for _, rows in data.groupby(["split", LABEL_COLUMN], sort=True).indices.items():
+        take = min(len(rows), max(3, round(share * len(rows))))
+        keep[rng.choice(rows, take, replace=False)] = True
+    return keep

@@ -50,7 +50,7 @@ from gesturelab.plots import (
 )
 from gesturelab.predictor import GesturePredictor, model_classes
 from gesturelab.rejection import reject_rule, rejected
-from gesturelab.splits import grouped_folds, source_groups
+from gesturelab.splits import grouped_folds, selection_rows, source_groups
 from gesturelab.static_data import PreparedData
 
 
@@ -65,6 +65,7 @@ class SweepResult:
     links: dict = field(default_factory=dict)  # the leaderboard in the MLflow UI
     reused: int = 0  # configuration runs reused from an earlier sweep (same run key)
     configurations: int = 0
+    selected_on: tuple = ()  # (training rows configurations were selected on, training rows)
 
 
 def default_model_name(classes, dataset_name) -> str:
@@ -192,6 +193,10 @@ class _Sweep:
     fresh: bool = False  # train every configuration again, reusing no finished run
     reused: int = 0
     trained: object = None  # the engine's results, in the order of the planned trainings
+    selection_rows: int = config.SELECTION_ROWS
+    selection: np.ndarray = None  # the rows configurations are selected on (all, or a subsample)
+    X_train_all: pd.DataFrame = None
+    y_train_all: np.ndarray = None
 
     def shared(self) -> dict:
         """What every training task needs, sent to the workers once."""
@@ -204,10 +209,19 @@ class _Sweep:
         }
 
     def __post_init__(self):
-        self.X_train, self.y_train = self.prepared.Xy("train")
+        data = self.prepared.data
+        self.selection = selection_rows(data, self.selection_rows, self.seed)
+        self.X_train_all, self.y_train_all = self.prepared.Xy("train")
+        chosen = self.selection[(data["split"] == "train").to_numpy()]
+        self.X_train, self.y_train = self.X_train_all[chosen], self.y_train_all[chosen]
         self.X_test, self.y_test = self.prepared.Xy("test")
         self.X_perturbed = perturb_viewpoint(self.X_train, self.seed)
-        self.folds = self.prepared.part("train")["fold"].to_numpy()
+        self.folds = self.prepared.part("train")["fold"].to_numpy()[chosen]
+
+    @property
+    def subsampled(self) -> bool:
+        """Whether configurations are selected on a subsample of the training rows."""
+        return len(self.y_train) < len(self.y_train_all)
 
     @property
     def labels(self) -> list:
@@ -219,7 +233,8 @@ class _Sweep:
         return {
             "data_file": loaded.path.name,
             "data_sha256": loaded.fingerprint[:16],
-            "rows_train": len(self.y_train),
+            "rows_train": len(self.y_train_all),
+            "rows_selection": len(self.y_train),
             "rows_test": len(self.y_test),
             "cv_folds": len(np.unique(self.folds)),
             "selection_tolerance": self.tolerance,
@@ -244,6 +259,7 @@ def run_sweep(
     seed: int = config.SEED,
     fresh: bool = False,
     engine: Engine | None = None,
+    selection_rows: int = config.SELECTION_ROWS,
 ) -> SweepResult:
     """Sweep every family, select, refit the champion; register it only when ``register_as``
     names a model, under ``register_alias`` ("challenger": ``promote`` decides).
@@ -253,6 +269,9 @@ def run_sweep(
     figures_dir: where the leaderboard and confusion figures go (None: none are written).
     engine: where the configurations and transfer estimates are trained (``gesturelab.engine``;
         default: joblib, one process per core). Results are logged here, by this process.
+    selection_rows: with more training rows than this, configurations are scored and selected
+        on a stratified subsample of this many (``splits.selection_rows``) and each family's
+        best is refit on every training row before the test split scores it; 0: never.
     """
     engine = engine or Engine()
     grids = {family: sweep_grid(family, quick) for family in families}
@@ -275,7 +294,15 @@ def run_sweep(
     sweep_id = uuid.uuid4().hex[:12]
     with tracking.tagging(sweep_id=sweep_id):
         tracking.get_or_create_experiment(experiment)
-        sweep = _Sweep(prepared, experiment, seed, selection_tolerance, quick, fresh=fresh)
+        sweep = _Sweep(
+            prepared,
+            experiment,
+            seed,
+            selection_tolerance,
+            quick,
+            fresh=fresh,
+            selection_rows=selection_rows,
+        )
         ablation_sets = feature_sets_for(
             prepared.dims, ["raw", "xy+dist"] if quick else list(FEATURE_SETS)
         )
@@ -323,6 +350,7 @@ def run_sweep(
         result.links = publish_leaderboard(sweep, result, sweep_id)
         result.reused = sweep.reused
         result.configurations = total
+        result.selected_on = (len(sweep.y_train), len(sweep.y_train_all))
         return result
 
 
@@ -360,6 +388,12 @@ def publish_leaderboard(sweep: _Sweep, result: SweepResult, sweep_id: str) -> di
     best["run_page"] = best["run_id"].map(tracking.run_link)
     champion = result.champion
     loaded = sweep.prepared.loaded
+    selected = f"{len(sweep.y_train)} rows"
+    if sweep.subsampled:
+        selected = (
+            f"a stratified subsample of {len(sweep.y_train)} of its {len(sweep.y_train_all)} "
+            f"rows, the same for every family"
+        )
     registered = ""
     if champion.get("version"):
         name = champion["registered"].split("/")[1].split("@")[0]
@@ -370,8 +404,9 @@ def publish_leaderboard(sweep: _Sweep, result: SweepResult, sweep_id: str) -> di
         f"(sha256 {loaded.fingerprint[:12]}, {len(sweep.prepared.data)} rows, "
         f"{len(sweep.labels)} classes). Every configuration is scored by grouped "
         f"{len(np.unique(sweep.folds))}-fold cross-validation on the training split "
-        f"({len(sweep.y_train)} rows; groups: {sweep.prepared.group_source}); the best of each "
-        f"family once on the test split ({len(sweep.y_test)} rows, groups never seen in "
+        f"({selected}; groups: {sweep.prepared.group_source}); the best of each "
+        f"family {'refit on every training row and scored ' if sweep.subsampled else ''}"
+        f"once on the test split ({len(sweep.y_test)} rows, groups never seen in "
         f"training). Champion: [{champion['run_name']}]"
         f"({tracking.run_link(champion['run_id'])}), refit on every row{registered}."
     )
@@ -433,6 +468,7 @@ def run_key(sweep: _Sweep, family: str, configuration: dict, role: str) -> str:
         "configuration": {k: configuration[k] for k in sorted(configuration)},
         "data": sweep.prepared.loaded.fingerprint,
         "split": hashlib.sha256("|".join(map(",".join, split)).encode()).hexdigest(),
+        "selection": hashlib.sha256(np.packbits(sweep.selection).tobytes()).hexdigest(),
         "seed": sweep.seed,
         "code": code_version(),
         "role": role,
@@ -572,7 +608,8 @@ def _record(planned: Planned, name, run_id, model_uri, model, metrics) -> dict:
 
 
 def sweep_family(sweep: _Sweep, family: str, grid: list[Planned]) -> tuple[list[dict], dict]:
-    """Every configuration of one family under a family run; its best scored on the test split.
+    """Every configuration of one family under a family run; its best scored on the test split
+    (after a refit on every training row when the configurations were selected on a subsample).
 
     Returns the family's records and its best record (with ``test_*`` scores).
     """
@@ -581,7 +618,9 @@ def sweep_family(sweep: _Sweep, family: str, grid: list[Planned]) -> tuple[list[
         if sweep.prepared.loaded.quarantine_path is not None:
             parent.log_artifacts([sweep.prepared.loaded.quarantine_path])
         records = [fit_and_log(sweep, planned) for planned in grid]
-    best = select_best(records, sweep.tolerance)
+        best = select_best(records, sweep.tolerance)
+        if sweep.subsampled:
+            best = refit_on_training_rows(sweep, best)
     best.update(score_on_test(sweep, best))
     parent.log_metrics(
         {
@@ -592,6 +631,43 @@ def sweep_family(sweep: _Sweep, family: str, grid: list[Planned]) -> tuple[list[
     )
     parent.log_params({"best_run": best["run_name"]})
     return records, best
+
+
+def refit_on_training_rows(sweep: _Sweep, best: dict) -> dict:
+    """The best configuration of a subsampled sweep fitted on every training row, as a run of
+    its own (``run_kind`` refit) that the test split then scores; returns the best record with
+    that model (its ``run_id`` stays the selected configuration's).
+
+    The fit runs here, beside the workers still training the next families' configurations
+    (a second joblib call from this process would resize the workers' pool under the first).
+    """
+    pipeline = build_pipeline(
+        best["family"], best["params"], FEATURE_SETS[best["features"]], sweep.seed
+    )
+    start = time.perf_counter()
+    pipeline.fit(sweep.X_train_all, sweep.y_train_all)
+    fit_time = time.perf_counter() - start
+    name = f"{best['run_name']} (all {len(sweep.y_train_all)} training rows)"
+    logged = tracking.log_experiment_run(
+        pipeline,
+        family=best["family"],
+        params={**best["params"], "features": best["features"], "seed": sweep.seed},
+        metrics={"fit_time_s": fit_time},
+        X_example=landmark_frame(sweep.X_train_all.iloc[:3], sweep.prepared.dims),
+        trusted_types=SKOPS_TRUSTED_TYPES,
+        run_name=name,
+        dataset=sweep.prepared.dataset,
+        tags={"run_kind": "refit", "selected_from_run": best["run_id"]},
+        label_set=sweep.labels,
+        experiment=sweep.experiment,
+    )
+    return {
+        **best,
+        "model": pipeline,
+        "model_uri": logged.model_uri,
+        "refit_run_id": logged.run_id,
+        "selection_model_uri": best["model_uri"],
+    }
 
 
 def score_on_test(sweep: _Sweep, best: dict) -> dict:
@@ -611,7 +687,7 @@ def score_on_test(sweep: _Sweep, best: dict) -> dict:
         "test_predict_ms_per_sample": 1000 * seconds / max(len(X), 1),
         **report_metrics,
     }
-    run = tracking.open_run(best["run_id"])
+    run = tracking.open_run(best.get("refit_run_id", best["run_id"]))
     run.log(metrics, artifacts.figures, {**artifacts.dicts, "test_evaluation_report.json": report})
     return {**metrics, "test_confusion": matrix, "test_report": report}
 
@@ -634,7 +710,9 @@ def transfer_of_best(sweep: _Sweep, best_rows: list[dict], families, pool=None) 
             for f, p in REFERENCE_CONFIGS.items()
             if f in families and not any(b["family"] == f and b["params"] == p for b in best_rows)
         ]
-    transfer = transfer_estimate(sweep.prepared, candidates, seed=sweep.seed, pool=pool)
+    transfer = transfer_estimate(
+        sweep.prepared, candidates, seed=sweep.seed, pool=pool, rows=sweep.selection
+    )
     for best in best_rows:
         row = transfer[transfer["name"] == best["run_name"]].iloc[0]
         best["transfer_f1_macro"] = row["transfer_f1_macro"]
@@ -669,6 +747,7 @@ def transfer_estimate(
     block_size: int = 20,
     seed: int = config.SEED,
     pool=None,
+    rows=None,
 ) -> pd.DataFrame:
     """How well each configuration transfers to a place of the file it never saw.
 
@@ -677,8 +756,9 @@ def transfer_estimate(
     no model can be trained and tested on them without leakage.
     candidates: (name, family, params, features) tuples.
     pool: an open ``Engine`` pool to train the candidates on (default: one after another here).
+    rows: a boolean mask of the rows to use (a sweep's selection subsample; default: all).
     """
-    data = prepared.data
+    data = prepared.data if rows is None else prepared.data[rows]
     groups = source_groups(data, block_size)
     labels = data[LABEL_COLUMN].to_numpy(dtype=object)
     per_class = pd.Series(groups).groupby(labels).nunique()
