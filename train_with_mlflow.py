@@ -77,6 +77,18 @@ def artifact_root() -> str | None:
     return config.MLFLOW_ARTIFACTS_DIR.as_uri()  # another database: keep artifacts in mlruns/
 
 
+def local_store_paths() -> list[Path]:
+    """The folders on this machine the store writes into (its database's, its artifacts')."""
+    paths = []
+    database = _sqlite_path(tracking_uri())
+    if database is not None:
+        paths.append(database.parent)
+    root = artifact_root()
+    if root and root.startswith("file:"):
+        paths.append(Path(urllib.parse.unquote(urllib.parse.urlparse(root).path)))
+    return paths
+
+
 _READY: set[str] = set()
 
 
@@ -905,6 +917,42 @@ def _search(experiment_id: str, filter_string: str = "", order_by=None) -> list:
         order_by=order_by,
         output_format="list",
     )
+
+
+def runs_started_since(start_ms: int) -> list[str]:
+    """The ids of every run, in any experiment, started at or after ``start_ms`` (epoch ms)."""
+    setup()
+    client = MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    ids, token = [], None
+    while experiments:
+        page = client.search_runs(
+            experiments,
+            f"attributes.start_time >= {int(start_ms)}",
+            max_results=1000,
+            page_token=token,
+        )
+        ids += [run.info.run_id for run in page]
+        token = page.token
+        if not token:
+            break
+    return ids
+
+
+def missing_runs(run_ids: Iterable[str]) -> list[str]:
+    """Those of ``run_ids`` the store no longer holds as finished (deleted, failed, gone)."""
+    setup()
+    client = MlflowClient()
+    missing = []
+    for run_id in run_ids:
+        try:
+            run = client.get_run(run_id)
+        except TrackingError:
+            missing.append(run_id)
+            continue
+        if run.info.status != "FINISHED" or run.info.lifecycle_stage != "active":
+            missing.append(run_id)
+    return missing
 
 
 def finished_runs(

@@ -40,7 +40,11 @@ def cmd_reproduce(args) -> int:
     start = time.perf_counter()
     try:
         board = reproduce(
-            quick=args.quick, data=args.data, work_dir=args.work_dir, notebooks=args.only
+            quick=args.quick,
+            data=args.data,
+            work_dir=args.work_dir,
+            notebooks=args.only,
+            fresh=args.fresh,
         )
     except ReproduceError as exc:
         print(f"reproduce stopped: {exc}", file=sys.stderr)
@@ -862,6 +866,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NN",
         help="run only these notebooks, by number (e.g. --only 03); earlier notebooks' "
         "outputs must already exist",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run every notebook again, even one unchanged since it last finished (same "
+        "notebook, parameters, code, data and store; its files and runs still there)",
     )
     p.set_defaults(func=cmd_reproduce)
 

@@ -1,7 +1,16 @@
-"""Headless reproduction: run the notebooks in order through papermill."""
+"""Headless reproduction: run the notebooks in order through papermill.
+
+A notebook whose key is unchanged since it last finished is not run again: the key covers what
+determines its results (the notebook, its parameters, the package's code, the data files, the
+pinned requirements, the tracking store, and the keys of the notebooks before it), and reuse
+also needs every file it wrote and every MLflow run it started to be still there, unchanged.
+Once one notebook runs, every notebook after it runs too (its inputs may have changed).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import time
@@ -110,15 +119,119 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
     ]
 
 
+# What a notebook's results depend on besides its own file and parameters.
+_CODE = ("gesturelab", "train_with_mlflow.py", "requirements.txt")
+STATE_FILE = "reproduce_state.json"
+
+
+def _digest_files(paths) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(config.REPO_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def inputs_key(data) -> str:
+    """The code, requirements and data files every notebook reads, as one digest."""
+    files = []
+    for name in _CODE:
+        path = config.REPO_ROOT / name
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    data_files = [
+        f
+        for f in config.DATA_DIR.rglob("*")
+        if f.is_file() and config.DATA_DIR / "processed" not in f.parents
+    ]
+    if data:
+        given = Path(data)
+        data_files += [f for f in given.rglob("*") if f.is_file()] if given.is_dir() else [given]
+    digest = hashlib.sha256(_digest_files(files).encode())
+    for f in sorted(data_files):  # a file given with --data may live outside the repository
+        digest.update(str(f.resolve()).encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def notebook_key(name: str, parameters: dict, previous: str, inputs: str, store: str) -> str:
+    payload = {
+        "notebook": hashlib.sha256((config.NOTEBOOKS_DIR / name).read_bytes()).hexdigest(),
+        "parameters": parameters,
+        "previous": previous,
+        "inputs": inputs,
+        "store": store,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _watched(work_dir) -> list[Path]:
+    """Where notebooks write files (the tracking store is checked through its runs)."""
+    if work_dir:
+        return [Path(work_dir)]
+    return [config.REPO_ROOT / "build", config.FIGURES_DIR, config.DATA_DIR]
+
+
+def _files_written(roots, since_ns: int, skip: Path) -> dict:
+    """Files under ``roots`` changed since ``since_ns``, but not the store's own files (a
+    store inside the work folder changes with every run; its runs are checked instead)."""
+    import train_with_mlflow as tracking
+
+    store = [p.resolve() for p in tracking.local_store_paths()]
+    written = {}
+    for root in roots:
+        for path in root.rglob("*") if root.exists() else ():
+            if (
+                path.is_file()
+                and path != skip
+                and path.stat().st_mtime_ns >= since_ns
+                and not any(folder in path.resolve().parents for folder in store)
+            ):
+                written[str(path)] = None
+    return written
+
+
+def _file_state(paths) -> dict:
+    """(size, mtime) of each file, or None for one that is gone."""
+    state = {}
+    for path in paths:
+        try:
+            stat = Path(path).stat()
+            state[path] = [stat.st_size, stat.st_mtime_ns]
+        except FileNotFoundError:
+            state[path] = None
+    return state
+
+
+def _why_not_reused(record: dict | None, key: str) -> str | None:
+    """None when the notebook's last finished run answers ``key`` and its results are intact."""
+    import train_with_mlflow as tracking
+
+    if record is None or record.get("key") != key:
+        return "its inputs changed" if record else "it has not run yet"
+    if _file_state(record["files"]) != record["files"]:
+        return "a file it wrote changed or is gone"
+    if tracking.missing_runs(record["runs"]):
+        return "a run it logged is no longer in the store"
+    return None
+
+
 def reproduce(
-    quick: bool = False, data=None, work_dir=None, notebooks=None, stream: bool = True
+    quick: bool = False,
+    data=None,
+    work_dir=None,
+    notebooks=None,
+    stream: bool = True,
+    fresh: bool = False,
 ) -> pd.DataFrame:
     """Execute every notebook; stop at the first failing cell with a message that names it.
 
     stream: pass the kernels' stderr (progress bars, warnings) through to this process.
+    fresh: run every notebook, even those whose finished run answers their key.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
+
+    import train_with_mlflow as tracking
 
     # MediaPipe and TensorFlow log every graph start at INFO/WARNING level from C++; kernels
     # inherit this environment.
@@ -131,12 +244,43 @@ def reproduce(
         plan = [step for step in plan if any(step[0].startswith(n) for n in notebooks)]
         if not plan:
             raise ReproduceError(f"no notebook matches {notebooks}")
-    times = []
+    state_path = executed_dir / STATE_FILE
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    inputs, store = inputs_key(data), tracking.tracking_uri()
+    keys, previous = {}, ""
+    for name, parameters in notebook_plan(quick, data, work_dir):
+        keys[name] = previous = notebook_key(name, parameters, previous, inputs, store)
+    times, ran = [], False
     for name, parameters in plan:
         source = config.NOTEBOOKS_DIR / name
         target = executed_dir / name
         print(f"==> {name} {parameters}", flush=True)
         start = time.perf_counter()
+        why = "--fresh" if fresh else _why_not_reused(state.get(name), keys[name])
+        if why is None and not ran:
+            seconds = time.perf_counter() - start
+            print(
+                f"    reused: unchanged since it finished ({state[name]['seconds']:.0f} s); "
+                f"{len(state[name]['runs'])} runs and {len(state[name]['files'])} files "
+                f"checked in {seconds:.1f} s -> {target}",
+                flush=True,
+            )
+            times.append(
+                {
+                    "notebook": name,
+                    "section": "(whole notebook)",
+                    "seconds": seconds,
+                    "reused": True,
+                }
+            )
+            continue
+        ran = True
+        print(f"    running: {why if why else 'a notebook before it ran'}", flush=True)
+        started_ns, started_ms = time.time_ns(), int(time.time() * 1000) - 1
+        # This notebook and every one after it must run again before they can be reused.
+        for later in list(keys)[list(keys).index(name) :]:
+            state.pop(later, None)
+        state_path.write_text(json.dumps(state, indent=1))
         try:
             papermill.execute_notebook(
                 str(source),
@@ -155,6 +299,17 @@ def reproduce(
         seconds = time.perf_counter() - start
         print(f"    done in {seconds:.1f} s -> {target}", flush=True)
         times += section_times(target, name, seconds)
+        state[name] = {
+            "key": keys[name],
+            "seconds": seconds,
+            "files": _file_state(_files_written(_watched(work_dir), started_ns, state_path)),
+            "runs": tracking.runs_started_since(started_ms),
+        }
+        state_path.write_text(json.dumps(state, indent=1))
+    # A later notebook may rewrite an earlier one's files: what reuse checks is the end state.
+    for record in state.values():
+        record["files"] = _file_state(record["files"])
+    state_path.write_text(json.dumps(state, indent=1))
     reports = Path(work_dir) / "reports" if work_dir else config.REPORTS_DIR
     report_times(pd.DataFrame(times), reports)
     board_path = reports / "classical_leaderboard.csv"
@@ -178,9 +333,9 @@ def section_times(executed, name: str, seconds: float) -> list[dict]:
         elif cell.cell_type == "code":
             duration = cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0
             rows[section] = rows.get(section, 0.0) + float(duration)
-    return [{"notebook": name, "section": "(whole notebook)", "seconds": seconds}] + [
-        {"notebook": name, "section": k, "seconds": v} for k, v in rows.items()
-    ]
+    return [
+        {"notebook": name, "section": "(whole notebook)", "seconds": seconds, "reused": False}
+    ] + [{"notebook": name, "section": k, "seconds": v, "reused": False} for k, v in rows.items()]
 
 
 def report_times(times: pd.DataFrame, reports: Path) -> None:
@@ -192,7 +347,7 @@ def report_times(times: pd.DataFrame, reports: Path) -> None:
     whole = times[times["section"] == "(whole notebook)"]
     sections = times[times["section"] != "(whole notebook)"].nlargest(8, "seconds")
     print(f"\nWall time per notebook ({whole['seconds'].sum():.0f} s in all):")
-    print(whole[["notebook", "seconds"]].round(1).to_string(index=False))
+    print(whole[["notebook", "seconds", "reused"]].round(1).to_string(index=False))
     print("\nThe longest sections:")
     print(sections.round(1).to_string(index=False))
     import train_with_mlflow as tracking

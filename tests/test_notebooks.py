@@ -94,6 +94,18 @@ def test_reproduce_quick(mlflow_store, tmp_path):
     (line,) = [x for x in printed.splitlines() if x.startswith("champions: {")]
     assert "HaGRID static" in line and "SHREC'17 dynamic, 14" in line, line
 
+    # Nothing changed: a second reproduce reuses every notebook and prints the same board.
+    pd.testing.assert_frame_equal(reproduce(quick=True, work_dir=tmp_path), board)
+    reused = pd.read_csv(tmp_path / "reports" / "reproduce_times.csv")
+    assert reused["reused"].all() and reused["seconds"].sum() < 60
+    # A figure the last notebook drew is gone: that notebook runs again, and no other.
+    (tmp_path / "figures" / "personalisation.png").unlink()
+    reproduce(quick=True, work_dir=tmp_path)
+    times = pd.read_csv(tmp_path / "reports" / "reproduce_times.csv")
+    ran = set(times.loc[~times["reused"], "notebook"])
+    assert ran == {"08_personalisation.ipynb"}
+    assert (tmp_path / "figures" / "personalisation.png").exists()
+
 
 @pytest.mark.slow
 @pytest.mark.notebook

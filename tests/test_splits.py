@@ -69,3 +69,17 @@ def test_a_split_column_that_leaks_is_refused(sample_csv, tmp_path):
     frame.to_csv(path, index=False)
     with pytest.raises(LandmarkDataError, match="group.*in both train and test"):
         prepare(path, quarantine_dir=None, verbose=False)
+
+
+def test_selection_rows_take_the_same_share_of_every_split_and_label(sample_csv):
+    from gesturelab.splits import selection_rows
+
+    data = prepare(sample_csv, quarantine_dir=None, verbose=False).data
+    train = data["split"] == "train"
+    assert selection_rows(data, 0).all() and selection_rows(data, int(train.sum())).all()
+    keep = selection_rows(data, 270, seed=1)
+    assert abs(int((keep & train).sum()) - 270) <= 18  # rounding, one per (split, label)
+    share = pd.Series(keep).groupby([data["split"].to_numpy(), data["label"].to_numpy()]).mean()
+    assert share.between(0.3, 0.7).all(), share  # about half of every class on both sides
+    assert (selection_rows(data, 270, seed=1) == keep).all()  # the same rows every time
+    assert not (selection_rows(data, 270, seed=2) == keep).all()

@@ -101,3 +101,40 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     assert "system/system_memory_usage_megabytes" in sampled[0].metrics
     configs = tracking.finished_runs("tiny-sweep", "config")
     assert not any(k.startswith("system/") for r in configs for k in r.metrics)
+
+
+@pytest.mark.slow
+@pytest.mark.sweep
+def test_a_sweep_selected_on_a_subsample_refits_each_best_on_every_training_row(mlflow_store):
+    """Above --selection-rows the grid is scored on a subsample; the test split scores each
+    family's best only after a refit on all training rows, logged as a run of its own."""
+    prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+    n_train = int((prepared.data["split"] == "train").sum())
+    result = run_sweep(
+        prepared,
+        quick=True,
+        experiment="subsampled",
+        families=("logreg", "knn"),
+        feature_ablation=False,
+        transfer_check=False,
+        progress=False,
+        selection_rows=300,
+    )
+    selected, training = result.selected_on
+    assert training == n_train and abs(selected - 300) <= 18
+    refits = {r.tags["selected_from_run"]: r for r in tracking.finished_runs("subsampled", "refit")}
+    assert set(refits) == set(result.best["run_id"])
+    knn = result.best[result.best["family"] == "knn"].iloc[0]
+    from gesturelab.predictor import open_model
+
+    assert open_model(knn["model_uri"]).model.named_steps["clf"].n_samples_fit_ == n_train
+    refit = refits[knn["run_id"]]
+    assert refit.model_uri == knn["model_uri"]
+    assert np.isclose(refit.metrics["test_f1_macro"], knn["test_f1_macro"])
+    assert "test_f1_macro" not in tracking.get_run(knn["run_id"]).metrics
+    family_run = next(
+        r for r in tracking.finished_runs("subsampled", "family") if r.family == "knn"
+    )
+    assert int(family_run.params["rows_selection"]) == selected
+    assert int(family_run.params["rows_train"]) == n_train
+    assert "subsample of" in tracking.experiment_description("subsampled")

@@ -1,0 +1,173 @@
+"""Benchmark: what the classical sweep costs against the number of rows, per family.
+
+    .venv/bin/python benchmarks/bench_sweep_rows.py [--rows 1000 5000 25000 100000]
+
+The files are built from the 708 real rows of the shipped HaGRID sample by jittered copies
+(``benchmarks/jittered_rows.py``): they measure cost at a size, not accuracy. At each size every
+family's probe configurations (cheap to expensive corners of its grid) are fitted once on the
+training split and predict a fifth of it, one after another in this process (one core). A
+configuration of the sweep costs about six such fits (five folds and the fit on all training
+rows), so a family's grid costs ``configurations x 6 x`` its probes' mean. The MLP is timed for
+10 epochs and scaled to the grid's 150 (its cost is linear in epochs at a fixed batch size).
+
+Prints, per family, seconds per probe fit at each size, the growth exponent k of a fit
+``seconds ~ rows^k`` on the measured sizes, and the grid's estimated CPU time on every row and
+with the sweep's selection subsample (``--selection-rows``, default ``config.SELECTION_ROWS``:
+the grid at that size plus one refit of the best at full size); then how many one-core
+workers would finish the full grid in 20 minutes. A probe whose growth fit predicts more than
+``--max-probe-s`` seconds is not run and is reported as extrapolated (marked ``~``).
+Asserts nothing; writes build/reports/bench_sweep_rows.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PROBES = {
+    "svm": [
+        {"kernel": "linear", "C": 1.0},
+        {"kernel": "rbf", "C": 10.0, "gamma": "scale"},
+        {"kernel": "poly", "C": 100.0, "gamma": "scale", "degree": 2},
+        {"kernel": "rbf", "C": 1000.0, "gamma": 0.1},
+    ],
+    "random_forest": [
+        {"n_estimators": 100, "max_depth": 10, "max_features": "log2"},
+        {"n_estimators": 200, "max_depth": 30, "max_features": "sqrt"},
+        {"n_estimators": 400, "max_depth": None, "max_features": "sqrt"},
+    ],
+    "knn": [
+        {"n_neighbors": 3, "weights": "uniform", "p": 2},
+        {"n_neighbors": 15, "weights": "distance", "p": 1},
+    ],
+    "mlp": [
+        {"hidden": "128,64", "dropout": 0.2, "epochs": 10},
+        {"hidden": "256,128", "dropout": 0.4, "epochs": 10},
+    ],
+    "logreg": [{"C": 1.0}, {"C": 1000.0, "features": "xy+dist+angles"}],
+}
+MLP_SCALE = 150 / 10  # grid epochs / timed epochs
+FITS_PER_CONFIGURATION = 6
+TARGET_S = 20 * 60
+
+
+def probe_seconds(family, configuration, X, y) -> float:
+    from gesturelab.models import FEATURE_SETS, build_pipeline
+    from gesturelab.sweep import split_configuration
+
+    params, features = split_configuration(configuration)
+    pipeline = build_pipeline(family, params, FEATURE_SETS[features])
+    start = time.perf_counter()
+    pipeline.fit(X, y)
+    pipeline.predict(X.iloc[: len(X) // 5])
+    seconds = time.perf_counter() - start
+    return seconds * (MLP_SCALE if family == "mlp" else 1.0)
+
+
+def growth(rows, seconds) -> tuple[float, float]:
+    """(k, c) of seconds = c * rows^k fitted on log-log."""
+    k, log_c = np.polyfit(np.log(rows), np.log(seconds), 1)
+    return float(k), float(np.exp(log_c))
+
+
+def main() -> None:
+    from gesturelab import config
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1000, 5000, 25000, 100000])
+    parser.add_argument("--families", nargs="+", default=list(PROBES))
+    parser.add_argument("--max-probe-s", type=float, default=240.0)
+    parser.add_argument("--selection-rows", type=int, default=config.SELECTION_ROWS)
+    args = parser.parse_args()
+
+    from jittered_rows import jittered
+
+    from gesturelab.models import sweep_grid
+    from gesturelab.splits import assign_groups, split_train_test
+
+    measured = []  # rows, family, probe, train_rows, seconds, extrapolated
+    for n in sorted(args.rows):
+        data = jittered(n)
+        split = split_train_test(data["label"], assign_groups(data), 0.2, config.SEED)
+        train = data[split == "train"]
+        X, y = train.drop(columns=["label", "user_id"]), train["label"].to_numpy(object)
+        for family in args.families:
+            for i, configuration in enumerate(PROBES[family]):
+                earlier = [m for m in measured if m["family"] == family and m["probe"] == i]
+                if len(earlier) >= 2:
+                    k, c = growth(
+                        [m["train_rows"] for m in earlier], [m["seconds"] for m in earlier]
+                    )
+                    predicted = c * len(y) ** k
+                    if predicted > args.max_probe_s:
+                        measured.append(
+                            dict(rows=n, family=family, probe=i, train_rows=len(y),
+                                 seconds=predicted, extrapolated=True)
+                        )  # fmt: skip
+                        print(f"{n:>7} {family:<14} probe {i}: ~{predicted:8.1f} s (extrapolated)")
+                        continue
+                seconds = probe_seconds(family, configuration, X, y)
+                measured.append(
+                    dict(rows=n, family=family, probe=i, train_rows=len(y), seconds=seconds,
+                         extrapolated=False)
+                )  # fmt: skip
+                print(f"{n:>7} {family:<14} probe {i}: {seconds:9.2f} s", flush=True)
+    table = pd.DataFrame(measured)
+    out = config.REPORTS_DIR / "bench_sweep_rows.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+
+    per = table.groupby(["rows", "family"]).agg(
+        seconds=("seconds", "mean"),
+        train_rows=("train_rows", "first"),
+        guessed=("extrapolated", "any"),
+    )
+    sizes = sorted(table["rows"].unique())
+    print("\nSeconds per fit (mean of a family's probes, training split; ~ extrapolated):")
+    print(f"{'family':<14} {'configs':>7} " + " ".join(f"{n:>10}" for n in sizes) + f" {'k':>6}")
+    totals = {n: 0.0 for n in sizes}
+    selected_totals = {n: 0.0 for n in sizes}
+    for family in args.families:
+        rows = per.xs(family, level="family")
+        measured_rows = table[(table["family"] == family) & ~table["extrapolated"]]
+        k, c = growth(
+            measured_rows.groupby("rows")["train_rows"].first(),
+            measured_rows.groupby("rows")["seconds"].mean(),
+        )
+        n_configs = len(sweep_grid(family))
+        cells = [
+            f"{'~' if rows.loc[n, 'guessed'] else ''}{rows.loc[n, 'seconds']:.2f}".rjust(10)
+            for n in sizes
+        ]
+        print(f"{family:<14} {n_configs:>7} " + " ".join(cells) + f" {k:6.2f}")
+        for n in sizes:
+            full = rows.loc[n, "seconds"]
+            totals[n] += n_configs * FITS_PER_CONFIGURATION * full
+            at_selection = c * min(args.selection_rows, rows.loc[n, "train_rows"]) ** k
+            selected_totals[n] += n_configs * FITS_PER_CONFIGURATION * at_selection + (
+                full if rows.loc[n, "train_rows"] > args.selection_rows else 0.0
+            )
+    print(
+        f"\nThe full grid's CPU time (configurations x {FITS_PER_CONFIGURATION} fits; without the "
+        "feature ablation and transfer estimates):"
+    )
+    print(
+        f"{'rows':>8} {'every row':>12} {'workers/20min':>14} "
+        f"{'selection':>12} {'workers/20min':>14}"
+    )
+    for n in sizes:
+        print(
+            f"{n:>8} {totals[n] / 60:>10.1f} m {int(np.ceil(totals[n] / TARGET_S)):>14} "
+            f"{selected_totals[n] / 60:>10.1f} m {int(np.ceil(selected_totals[n] / TARGET_S)):>14}"
+        )
+    print(f"\n(selection: --selection-rows {args.selection_rows}; per-probe numbers in {out})")
+
+
+if __name__ == "__main__":
+    main()
