@@ -1,0 +1,39 @@
+"""What decides that reproduce may reuse a notebook instead of running it again."""
+
+from mlflow.tracking import MlflowClient
+
+import train_with_mlflow as tracking
+from gesturelab.runner import _file_state, _why_not_reused, notebook_key
+
+NOTEBOOK = "01_data_preprocessing.ipynb"
+
+
+def test_a_notebook_key_follows_parameters_earlier_notebooks_inputs_and_store():
+    key = notebook_key(NOTEBOOK, {"quick": True}, "", "inputs", "sqlite:///a.db")
+    assert key == notebook_key(NOTEBOOK, {"quick": True}, "", "inputs", "sqlite:///a.db")
+    others = [
+        notebook_key(NOTEBOOK, {"quick": False}, "", "inputs", "sqlite:///a.db"),
+        notebook_key(NOTEBOOK, {"quick": True}, "before", "inputs", "sqlite:///a.db"),
+        notebook_key(NOTEBOOK, {"quick": True}, "", "other code", "sqlite:///a.db"),
+        notebook_key(NOTEBOOK, {"quick": True}, "", "inputs", "sqlite:///b.db"),
+        notebook_key("02_classical_sweep.ipynb", {"quick": True}, "", "inputs", "sqlite:///a.db"),
+    ]
+    assert key not in others and len(set(others)) == len(others)
+
+
+def test_reuse_needs_the_same_key_and_every_file_and_run_intact(mlflow_store, tmp_path):
+    written = tmp_path / "figure.png"
+    written.write_bytes(b"png")
+    with tracking.start_run("tests", "a notebook's run", kind="config") as run:
+        run.log_metrics({"accuracy": 1.0})
+    assert tracking.runs_started_since(0) == [run.run_id]
+    record = {"key": "k", "files": _file_state([str(written)]), "runs": [run.run_id]}
+    assert _why_not_reused(record, "k") is None
+    assert _why_not_reused(record, "other") == "its inputs changed"
+    assert _why_not_reused(None, "k") == "it has not run yet"
+    written.write_bytes(b"another png")
+    assert _why_not_reused(record, "k") == "a file it wrote changed or is gone"
+    record["files"] = _file_state([str(written)])
+    MlflowClient().delete_run(run.run_id)
+    assert _why_not_reused(record, "k") == "a run it logged is no longer in the store"
+    assert tracking.missing_runs([run.run_id, "0" * 32]) == [run.run_id, "0" * 32]
