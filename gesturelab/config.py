@@ -47,8 +47,8 @@ SELECTION_TOLERANCE = 0.005  # macro-F1 gap below which two configurations count
 # A file with more training rows than this is swept on a stratified subsample of this many
 # (every family on the same rows; each family's best is refit on all of them): the grid's
 # kernel SVMs, forests and MLPs would otherwise cost hours on two cores at HaGRID's full size
-# (benchmarks/bench_sweep_rows.py). 0 sweeps on every training row.
-SELECTION_ROWS = 3000
+# (benchmarks/bench_sweep_rows.py); 4000 keeps the 4,450-row keypoint file whole. 0: every row.
+SELECTION_ROWS = 4000
 BLOCK_SIZE = 10  # rows per group when a file has no user/subject/group column
 # ...but a long run of one label (a webcam recording) is cut into at most this many blocks:
 # neighbouring frames are near-copies, and only long blocks keep them on one side of a split.

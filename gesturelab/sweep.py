@@ -332,19 +332,26 @@ def run_sweep(
                 best_rows.append(best)
             ablation = feature_ablation_runs(sweep, ablation_plans)
             sweep.bar.close()
+            # Measured against the best configuration overall, so the tolerance is spent once.
+            overall_top = max(r["val_f1_macro"] for r in records)
+            selected = select_best(best_rows, selection_tolerance, top=overall_top)
+            champion = {}
+
+            def refit_champion():
+                champion.update(log_champion(sweep, selected, register_as, register_alias))
+
             transfer = pd.DataFrame()
-            if transfer_check:
-                transfer = transfer_of_best(sweep, best_rows, families, pool)
+            if transfer_check:  # the champion is refit here while the workers estimate
+                transfer = transfer_of_best(sweep, best_rows, families, pool, refit_champion)
+            else:
+                refit_champion()
         result = SweepResult(
             runs=_table(records),
             best=_table(best_rows).sort_values("val_f1_macro", ascending=False),
             ablation=_table(ablation),
             transfer=transfer,
         )
-        # Measured against the best configuration overall, so the tolerance is spent only once.
-        overall_top = max(r["val_f1_macro"] for r in records)
-        champion = select_best(best_rows, selection_tolerance, top=overall_top)
-        result.champion = log_champion(sweep, champion, register_as, register_alias)
+        result.champion = champion
         if figures_dir is not None:
             result.figures = save_figures(result, best_rows, sweep.labels, Path(figures_dir))
         result.links = publish_leaderboard(sweep, result, sweep_id)
@@ -700,9 +707,11 @@ def feature_ablation_runs(sweep: _Sweep, planned: list[Planned]) -> list:
         return [fit_and_log(sweep, p) for p in planned]
 
 
-def transfer_of_best(sweep: _Sweep, best_rows: list[dict], families, pool=None) -> pd.DataFrame:
+def transfer_of_best(
+    sweep: _Sweep, best_rows: list[dict], families, pool=None, meanwhile=None
+) -> pd.DataFrame:
     """``transfer_estimate`` of each family's best (and, in a full sweep, of the reference
-    configurations), added to the best configurations' runs."""
+    configurations), added to the best configurations' runs; ``meanwhile`` as there."""
     candidates = [(b["run_name"], b["family"], b["params"], b["features"]) for b in best_rows]
     if not sweep.quick:
         candidates += [
@@ -711,7 +720,12 @@ def transfer_of_best(sweep: _Sweep, best_rows: list[dict], families, pool=None) 
             if f in families and not any(b["family"] == f and b["params"] == p for b in best_rows)
         ]
     transfer = transfer_estimate(
-        sweep.prepared, candidates, seed=sweep.seed, pool=pool, rows=sweep.selection
+        sweep.prepared,
+        candidates,
+        seed=sweep.seed,
+        pool=pool,
+        rows=sweep.selection,
+        meanwhile=meanwhile,
     )
     for best in best_rows:
         row = transfer[transfer["name"] == best["run_name"]].iloc[0]
@@ -748,6 +762,7 @@ def transfer_estimate(
     seed: int = config.SEED,
     pool=None,
     rows=None,
+    meanwhile=None,
 ) -> pd.DataFrame:
     """How well each configuration transfers to a place of the file it never saw.
 
@@ -757,6 +772,8 @@ def transfer_estimate(
     candidates: (name, family, params, features) tuples.
     pool: an open ``Engine`` pool to train the candidates on (default: one after another here).
     rows: a boolean mask of the rows to use (a sweep's selection subsample; default: all).
+    meanwhile: called once the estimates are queued and before their results are read, for
+        this process's own work (the sweep refits its champion while the workers estimate).
     """
     data = prepared.data if rows is None else prepared.data[rows]
     groups = source_groups(data, block_size)
@@ -768,6 +785,8 @@ def transfer_estimate(
     X = data.loc[keep, prepared.columns]
     rows = []
     if len(set(labels[keep])) < 2:  # every class sits in one place of the file: no estimate
+        if meanwhile is not None:
+            meanwhile()
         left_out = ", ".join(sorted(per_class[per_class < 2].index))
         return pd.DataFrame(
             [
@@ -789,9 +808,10 @@ def transfer_estimate(
         for _, family, params, features in candidates
     ]
     pool = pool or SerialPool(None)
-    for (name, family, _, _), (predicted, seconds) in zip(
-        candidates, pool.map(_transfer_task, tasks), strict=True
-    ):
+    results = pool.map(_transfer_task, tasks)
+    if meanwhile is not None:
+        meanwhile()
+    for (name, family, _, _), (predicted, seconds) in zip(candidates, results, strict=True):
         metrics = classification_metrics(labels[keep], predicted)
         rows.append(
             {
