@@ -8,14 +8,16 @@ family's probe configurations (cheap to expensive corners of its grid) are fitte
 training split and predict a fifth of it, one after another in this process (one core). A
 configuration of the sweep is five fold fits on 4/5 of the rows and one on all of them, so a
 family's grid costs ``configurations x (5 x 0.8^k + 1) x`` its probes' mean at that size. The
-MLP is timed for 10 epochs and scaled to the grid's 150 (linear in epochs at a fixed batch).
+MLP is timed for 2 and for 12 epochs: a fixed cost plus 150 times the cost of an epoch is its
+fit in the grid (linear in epochs at a fixed batch size; each is warmed up on 500 rows first).
 
 Prints, per family, seconds per probe fit at each size, the growth exponent k of a fit
 ``seconds ~ rows^k`` on the measured sizes, and the grid's estimated CPU time on every row and
 with the sweep's selection subsample (``--selection-rows``, default ``config.SELECTION_ROWS``:
 the grid at that size plus one refit of the best at full size); then how many one-core
-workers would finish the full grid in 20 minutes. A probe whose growth fit predicts more than
-``--max-probe-s`` seconds is not run and is reported as extrapolated (marked ``~``).
+workers would finish the full grid in 20 minutes. A probe whose growth between the two largest
+sizes so far predicts more than ``--max-probe-s`` seconds is not run and is reported as
+extrapolated (marked ``~``).
 Asserts nothing; writes build/reports/bench_sweep_rows.csv.
 """
 
@@ -47,16 +49,16 @@ PROBES = {
         {"n_neighbors": 15, "weights": "distance", "p": 1},
     ],
     "mlp": [
-        {"hidden": "128,64", "dropout": 0.2, "epochs": 10},
-        {"hidden": "256,128", "dropout": 0.4, "epochs": 10},
+        {"hidden": "128,64", "dropout": 0.2},
+        {"hidden": "256,128", "dropout": 0.4},
     ],
     "logreg": [{"C": 1.0}, {"C": 1000.0, "features": "xy+dist+angles"}],
 }
-MLP_SCALE = 150 / 10  # grid epochs / timed epochs
+MLP_EPOCHS = 150  # the grid's
 TARGET_S = 20 * 60
 
 
-def probe_seconds(family, configuration, X, y) -> float:
+def fit_seconds(family, configuration, X, y) -> float:
     from gesturelab.models import FEATURE_SETS, build_pipeline
     from gesturelab.sweep import split_configuration
 
@@ -65,8 +67,18 @@ def probe_seconds(family, configuration, X, y) -> float:
     start = time.perf_counter()
     pipeline.fit(X, y)
     pipeline.predict(X.iloc[: len(X) // 5])
-    seconds = time.perf_counter() - start
-    return seconds * (MLP_SCALE if family == "mlp" else 1.0)
+    return time.perf_counter() - start
+
+
+def probe_seconds(family, configuration, X, y) -> float:
+    if family != "mlp":
+        return fit_seconds(family, configuration, X, y)
+    every = max(1, len(y) // 500)  # a warm-up on 500 rows of every class
+    fit_seconds(family, {**configuration, "epochs": 1}, X.iloc[::every], y[::every])
+    two = fit_seconds(family, {**configuration, "epochs": 2}, X, y)
+    twelve = fit_seconds(family, {**configuration, "epochs": 12}, X, y)
+    per_epoch = max(twelve - two, 0.0) / 10
+    return two + (MLP_EPOCHS - 2) * per_epoch
 
 
 def growth(rows, seconds) -> tuple[float, float]:
@@ -100,9 +112,8 @@ def main() -> None:
             for i, configuration in enumerate(PROBES[family]):
                 earlier = [m for m in measured if m["family"] == family and m["probe"] == i]
                 if len(earlier) >= 2:
-                    k, c = growth(
-                        [m["train_rows"] for m in earlier], [m["seconds"] for m in earlier]
-                    )
+                    last = earlier[-2:]  # the growth between the two largest sizes so far
+                    k, c = growth([m["train_rows"] for m in last], [m["seconds"] for m in last])
                     predicted = c * len(y) ** k
                     if predicted > args.max_probe_s:
                         measured.append(
