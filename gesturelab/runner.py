@@ -132,17 +132,39 @@ def _digest_files(paths) -> str:
     return digest.hexdigest()
 
 
-def inputs_key(data) -> str:
+def shipped_data(written=()) -> list[Path]:
+    """The data files the repository ships: git's list of ``data/``, or, outside a checkout,
+    every file there but what notebooks write (``written``, the processed and quarantine
+    folders): notebook 06 imports its dataset into ``data/`` and must not change the key."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--", str(config.DATA_DIR)],
+            cwd=config.REPO_ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.split(b"\0")
+        files = [config.REPO_ROOT / name.decode() for name in listed if name]
+        if files:
+            return [f for f in files if f.is_file()]
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    skip = {config.PROCESSED_DIR, config.QUARANTINE_DIR}
+    return [
+        f
+        for f in config.DATA_DIR.rglob("*")
+        if f.is_file() and str(f) not in written and not skip & set(f.parents)
+    ]
+
+
+def inputs_key(data, written=()) -> str:
     """The code, requirements and data files every notebook reads, as one digest."""
     files = []
     for name in _CODE:
         path = config.REPO_ROOT / name
         files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    data_files = [
-        f
-        for f in config.DATA_DIR.rglob("*")
-        if f.is_file() and config.DATA_DIR / "processed" not in f.parents
-    ]
+    data_files = shipped_data(written)
     if data:
         given = Path(data)
         data_files += [f for f in given.rglob("*") if f.is_file()] if given.is_dir() else [given]
@@ -246,7 +268,8 @@ def reproduce(
             raise ReproduceError(f"no notebook matches {notebooks}")
     state_path = executed_dir / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    inputs, store = inputs_key(data), tracking.tracking_uri()
+    written = {path for record in state.values() for path in record.get("files", {})}
+    inputs, store = inputs_key(data, written), tracking.tracking_uri()
     keys, previous = {}, ""
     for name, parameters in notebook_plan(quick, data, work_dir):
         keys[name] = previous = notebook_key(name, parameters, previous, inputs, store)

@@ -37,3 +37,13 @@ def test_reuse_needs_the_same_key_and_every_file_and_run_intact(mlflow_store, tm
     MlflowClient().delete_run(run.run_id)
     assert _why_not_reused(record, "k") == "a run it logged is no longer in the store"
     assert tracking.missing_runs([run.run_id, "0" * 32]) == [run.run_id, "0" * 32]
+
+
+def test_the_data_key_covers_shipped_files_not_what_notebooks_import_into_data():
+    from gesturelab import config
+    from gesturelab.runner import shipped_data
+
+    files = shipped_data()
+    assert config.HAGRID_SAMPLE_CSV in files and config.KEYPOINT_CSV in files
+    imported = config.DATA_DIR / "keypoint-classifier"  # notebook 06 writes it
+    assert not any(imported in f.parents or config.PROCESSED_DIR in f.parents for f in files)
