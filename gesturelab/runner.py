@@ -224,6 +224,14 @@ def _file_state(paths) -> dict:
     return state
 
 
+def end_state(recorded: dict) -> dict:
+    """The files' state after the whole reproduce: a later notebook may rewrite an earlier one's
+    files, so reuse checks the end state; a file that is gone stays recorded as it was, so its
+    notebook runs again next time (``--only 02`` must not make 01's deleted file look fine)."""
+    now = _file_state(recorded)
+    return {path: now[path] if now[path] is not None else was for path, was in recorded.items()}
+
+
 def _why_not_reused(record: dict | None, key: str) -> str | None:
     """None when the notebook's last finished run answers ``key`` and its results are intact."""
     import train_with_mlflow as tracking
@@ -329,9 +337,8 @@ def reproduce(
             "runs": tracking.runs_started_since(started_ms),
         }
         state_path.write_text(json.dumps(state, indent=1))
-    # A later notebook may rewrite an earlier one's files: what reuse checks is the end state.
     for record in state.values():
-        record["files"] = _file_state(record["files"])
+        record["files"] = end_state(record["files"])
     state_path.write_text(json.dumps(state, indent=1))
     reports = Path(work_dir) / "reports" if work_dir else config.REPORTS_DIR
     report_times(pd.DataFrame(times), reports)

@@ -47,3 +47,19 @@ def test_the_data_key_covers_shipped_files_not_what_notebooks_import_into_data()
     assert config.HAGRID_SAMPLE_CSV in files and config.KEYPOINT_CSV in files
     imported = config.DATA_DIR / "keypoint-classifier"  # notebook 06 writes it
     assert not any(imported in f.parents or config.PROCESSED_DIR in f.parents for f in files)
+
+
+def test_the_end_state_takes_rewrites_but_never_forgets_a_file_that_is_gone(tmp_path):
+    from gesturelab.runner import end_state
+
+    kept, gone = tmp_path / "figure.png", tmp_path / "split.csv"
+    kept.write_text("first")
+    gone.write_text("rows")
+    recorded = _file_state([str(kept), str(gone)])
+    kept.write_text("rewritten by a later notebook")
+    gone.unlink()
+    final = end_state(recorded)
+    assert final[str(kept)] == _file_state([str(kept)])[str(kept)] != recorded[str(kept)]
+    assert final[str(gone)] == recorded[str(gone)] is not None
+    record = {"key": "k", "files": final, "runs": []}
+    assert _why_not_reused(record, "k") == "a file it wrote changed or is gone"
