@@ -77,12 +77,20 @@ def artifact_root() -> str | None:
     return config.MLFLOW_ARTIFACTS_DIR.as_uri()  # another database: keep artifacts in mlruns/
 
 
-def local_store_paths() -> list[Path]:
-    """The folders on this machine the store writes into (its database's, its artifacts')."""
-    paths = []
+def is_store_file(path) -> bool:
+    """Whether a file on this machine is the store's own: its SQLite database (with the lock
+    and journal beside it) or anything under its artifact root."""
+    path = Path(path).resolve()
     database = _sqlite_path(tracking_uri())
-    if database is not None:
-        paths.append(database.parent)
+    if database is not None and path.parent == database.parent:
+        if path.name.startswith(database.name):
+            return True
+    return any(folder.resolve() in path.parents for folder in local_artifact_roots())
+
+
+def local_artifact_roots() -> list[Path]:
+    """The artifact folder new experiments of this store write into, when it is local."""
+    paths = []
     root = artifact_root()
     if root and root.startswith("file:"):
         paths.append(Path(urllib.parse.unquote(urllib.parse.urlparse(root).path)))

@@ -125,9 +125,14 @@ STATE_FILE = "reproduce_state.json"
 
 
 def _digest_files(paths) -> str:
+    """Names and contents; a name inside the repository is relative to it (a moved clone keeps
+    its keys), one outside it (a --data file) absolute."""
     digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(str(path.relative_to(config.REPO_ROOT)).encode())
+    for path in sorted(Path(p).resolve() for p in paths):
+        inside = config.REPO_ROOT.resolve() in path.parents
+        digest.update(
+            str(path.relative_to(config.REPO_ROOT.resolve()) if inside else path).encode()
+        )
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -160,19 +165,14 @@ def shipped_data(written=()) -> list[Path]:
 
 def inputs_key(data, written=()) -> str:
     """The code, requirements and data files every notebook reads, as one digest."""
-    files = []
+    files = shipped_data(written)
     for name in _CODE:
         path = config.REPO_ROOT / name
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    data_files = shipped_data(written)
+        files += path.rglob("*.py") if path.is_dir() else [path]
     if data:
         given = Path(data)
-        data_files += [f for f in given.rglob("*") if f.is_file()] if given.is_dir() else [given]
-    digest = hashlib.sha256(_digest_files(files).encode())
-    for f in sorted(data_files):  # a file given with --data may live outside the repository
-        digest.update(str(f.resolve()).encode())
-        digest.update(f.read_bytes())
-    return digest.hexdigest()
+        files += [f for f in given.rglob("*") if f.is_file()] if given.is_dir() else [given]
+    return _digest_files(files)
 
 
 def notebook_key(name: str, parameters: dict, previous: str, inputs: str, store: str) -> str:
@@ -198,7 +198,6 @@ def _files_written(roots, since_ns: int, skip: Path) -> dict:
     store inside the work folder changes with every run; its runs are checked instead)."""
     import train_with_mlflow as tracking
 
-    store = [p.resolve() for p in tracking.local_store_paths()]
     written = {}
     for root in roots:
         for path in root.rglob("*") if root.exists() else ():
@@ -206,7 +205,7 @@ def _files_written(roots, since_ns: int, skip: Path) -> dict:
                 path.is_file()
                 and path != skip
                 and path.stat().st_mtime_ns >= since_ns
-                and not any(folder in path.resolve().parents for folder in store)
+                and not tracking.is_store_file(path)
             ):
                 written[str(path)] = None
     return written

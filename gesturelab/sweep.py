@@ -274,6 +274,10 @@ def run_sweep(
         best is refit on every training row before the test split scores it; 0: never.
     """
     engine = engine or Engine()
+    if selection_rows < 0:
+        raise SweepDataError(
+            f"--selection-rows is a number of training rows (0: every row), not {selection_rows}"
+        )
     grids = {family: sweep_grid(family, quick) for family in families}
     check_sweepable(prepared, grids)
     if register_as:

@@ -63,3 +63,13 @@ def test_the_end_state_takes_rewrites_but_never_forgets_a_file_that_is_gone(tmp_
     assert final[str(gone)] == recorded[str(gone)] is not None
     record = {"key": "k", "files": final, "runs": []}
     assert _why_not_reused(record, "k") == "a file it wrote changed or is gone"
+
+
+def test_only_the_store_own_files_are_left_out_of_a_notebook_files(mlflow_store, tmp_path):
+    """A store in a folder notebooks also write to must not hide their files."""
+    store = tmp_path / "mlruns"
+    assert tracking.is_store_file(store / "mlflow.db")
+    assert tracking.is_store_file(store / "mlflow.db.lock")
+    assert tracking.is_store_file(store / "artifacts" / "1" / "run" / "model.skops")
+    assert not tracking.is_store_file(store / "figure.png")
+    assert not tracking.is_store_file(tmp_path / "processed" / "hagrid_split.csv")

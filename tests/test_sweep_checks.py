@@ -78,3 +78,12 @@ def test_a_sweep_of_three_classes_in_single_blocks_completes(sample_frame, tmp_p
     prepared = _subset(sample_frame, tmp_path, 12, ["palm", "fist", "like"])
     result = run_sweep(prepared, quick=True, experiment="small", progress=False)
     assert len(result.best) == len(FAMILIES) and result.best["transfer_f1_macro"].isna().all()
+
+
+def test_a_negative_selection_size_is_refused(mlflow_store):
+    from gesturelab.static_data import prepare
+    from gesturelab.sweep import run_sweep
+
+    prepared = prepare(quarantine_dir=None, verbose=False)
+    with pytest.raises(SweepDataError, match="--selection-rows is a number of training rows"):
+        run_sweep(prepared, quick=True, progress=False, selection_rows=-5)
