@@ -502,6 +502,17 @@ def get_run(run_id: str) -> RunRecord:
     return _record(MlflowClient().get_run(run_id))
 
 
+def read_curves(run_id: str, names) -> dict:
+    """What ``Run.log_curves`` wrote: {name: [value of epoch 1, 2, ...]} for each of ``names``."""
+    setup()
+    client = MlflowClient()
+    curves = {}
+    for name in names:
+        history = sorted(client.get_metric_history(run_id, name), key=lambda m: m.step)
+        curves[name] = [m.value for m in history]
+    return curves
+
+
 # ---- logging --------------------------------------------------------------------------------
 
 

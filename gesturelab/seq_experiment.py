@@ -16,6 +16,7 @@ import numpy as np
 from gesturelab import config
 from gesturelab.evaluation import RunArtifacts, evaluation_report, report_artifacts
 from gesturelab.predictor import model_classes
+from gesturelab.seq_runs import SeqTask, tensorboard_dir
 from gesturelab.seq_training import TrainConfig, TrainResult, fit, refit_config
 from gesturelab.sequences import SequenceSet, subject_split
 
@@ -130,26 +131,60 @@ def train_and_log(
     run_name = run_name or f"{train_config.arch} {len(data.classes)}-class"
     train_mask, val_mask = subject_split(data.subjects, validation_fraction, seed=split_seed)
     train, val = data.subset(train_mask), data.subset(val_mask)
-    board_dir = config.TENSORBOARD_DIR / f"{run_name.replace(' ', '_')}-{time.strftime('%H%M%S')}"
+    board_dir = tensorboard_dir(run_name)
     callbacks = [keras.callbacks.TensorBoard(str(board_dir), histogram_freq=0)] if log else []
     tags = {"validation": "by subject", **(tags or {})}
     with training_run(log, experiment, run_name, train_config.arch, data.classes, tags) as run:
         result = fit(train, train_config, val, callbacks=callbacks, verbose=verbose)
-        validated = _validated(result, val, n_bootstrap)
-        if log:
-            info = dataset_info(data, data_path)
-            info["subjects_train"] = " ".join(map(str, np.unique(train.subjects)))
-            _log_validation(
-                validated,
-                info,
-                experiment,
-                run_name,
-                tags,
-                tensorboard_dir=board_dir,
-                log_model=log_model,
-                run=run,
-                model_metadata=stream_metadata(data, validated),
-            )
+        return _validate_trained(
+            result,
+            data,
+            train,
+            val,
+            run=run,
+            experiment=experiment,
+            run_name=run_name,
+            tags=tags,
+            board_dir=board_dir,
+            log=log,
+            log_model=log_model,
+            n_bootstrap=n_bootstrap,
+            data_path=data_path,
+        )
+
+
+def _validate_trained(
+    result: TrainResult,
+    data: SequenceSet,
+    train: SequenceSet,
+    val: SequenceSet,
+    *,
+    run,
+    experiment: str,
+    run_name: str,
+    tags: dict,
+    board_dir,
+    log: bool,
+    log_model: bool = True,
+    n_bootstrap: int = config.N_BOOTSTRAP,
+    data_path=None,
+) -> ValidatedModel:
+    """A model fitted on ``train``, scored on the held-out ``val`` and logged to ``run``."""
+    validated = _validated(result, val, n_bootstrap)
+    if log:
+        info = dataset_info(data, data_path)
+        info["subjects_train"] = " ".join(map(str, np.unique(train.subjects)))
+        _log_validation(
+            validated,
+            info,
+            experiment,
+            run_name,
+            tags,
+            tensorboard_dir=board_dir,
+            log_model=log_model,
+            run=run,
+            model_metadata=stream_metadata(data, validated),
+        )
     return validated
 
 
@@ -548,14 +583,22 @@ def architecture_leaderboard(
     n_bootstrap: int = config.N_BOOTSTRAP,
     log: bool = True,
     ensemble=None,
+    engine=None,
+    fresh: bool = False,
 ):
     """Every architecture on every label set, validated on the same held-out subjects.
 
     With ``ensemble`` (architecture names, repeated for more seeds), the average of those
     members is scored too, as one more row: members the leaderboard has already validated are
     reused as they are; only the others (a second seed) are trained.
+
+    Every training has a run key (``seq_runs.run_key``): a finished run of the experiment with
+    the same key is reused (its model loaded and scored again on the held-out subjects) instead
+    of trained, unless ``fresh``. The others are tasks of ``engine`` (``gesturelab.engine``;
+    None: this process), one TensorFlow process per task; this process scores and logs them.
     Returns the leaderboard (one row per model, best first within a label set) and the
-    training outputs keyed by (n_classes, arch), for the champion's refit.
+    training outputs keyed by (n_classes, arch), for the champion's refit; the board's
+    ``attrs`` say how many trainings were reused.
     """
     from gesturelab.seq_training import config_for
 
@@ -568,66 +611,156 @@ def architecture_leaderboard(
         "experiment": experiment,
         "log": log,
         "n_bootstrap": n_bootstrap,
+        "fresh": fresh,
     }
-    rows, outputs = [], {}
     board_id = uuid.uuid4().hex[:12]
+    plan = _plan_board(data, archs, class_counts, epochs, ensemble, common)
     # every run of this leaderboard carries its id: the saved runs view shows this one only
     tagging = tracking().tagging(leaderboard_id=board_id) if log else nullcontext()
     with tagging:
-        _train_board(data, archs, class_counts, epochs, ensemble, common, rows, outputs)
+        rows, outputs = _train_board(plan, common, engine)
     board = _rank_board(data, rows, outputs, n_bootstrap)
+    board.attrs["trainings"] = len(plan.tasks)
+    board.attrs["reused"] = sum(task.found is not None for task in plan.tasks)
+    print(
+        f"sequence leaderboard: {board.attrs['reused']} of {len(plan.tasks)} trainings reused "
+        "from finished runs with the same key"
+        + ("" if fresh else " (fresh=True trains them all again)")
+    )
     if log:
         publish_sequence_leaderboard(board, data, experiment, board_id, validation_fraction)
     return board, outputs
 
 
-def _train_board(data, archs, class_counts, epochs, ensemble, common, rows, outputs):
-    """Validate every architecture on every label set (``architecture_leaderboard``)."""
-    from gesturelab.evaluation import headline_row
+@dataclass
+class _BoardPlan:
+    splits: dict  # {n_classes: (labelled set, training subjects, held-out subjects)}
+    tasks: list  # SeqTask, in the order the board trains them
+    ensembles: dict  # {n_classes: the ensemble's member tasks}
+
+
+def _plan_board(data, archs, class_counts, epochs, ensemble, common) -> _BoardPlan:
+    """Every training of the board, its run key, and the finished run that answers it."""
+    from gesturelab import seq_runs
     from gesturelab.seq_training import config_for, member_configs
 
-    experiment, log, n_bootstrap = common["experiment"], common["log"], common["n_bootstrap"]
-    with_ensemble = bool(ensemble)
+    log, experiment = common["log"], common["experiment"]
+    plan = _BoardPlan({}, [], {})
     for n_classes in class_counts:
         labelled = data.with_classes(n_classes)
-        for arch in (*archs, "ensemble") if with_ensemble else archs:
-            if arch == "ensemble":
-                members = []
-                for member in member_configs(
-                    config_for("ensemble", n_classes, members=ensemble, epochs=epochs), n_classes
-                ):
-                    known = outputs.get((n_classes, member.arch))
-                    if known is None or known.result.config.seed != member.seed:
-                        # a member the leaderboard has not trained (another seed of an arch)
-                        known = train_and_log(
-                            labelled,
-                            member,
-                            run_name=f"{member.arch} seed {member.seed} {n_classes}-class",
-                            tags={"study": "ensemble member", "n_classes": n_classes},
-                            **common,
-                        )
-                    members.append(known)
-                out = validate_ensemble(
-                    labelled,
-                    members,
-                    run_name=f"ensemble {n_classes}-class",
-                    tags={"study": "leaderboard", "n_classes": n_classes},
-                    experiment=experiment,
-                    log=log,
-                    n_bootstrap=n_bootstrap,
-                )
-                outputs[(n_classes, arch)] = out
-                rows.append(_board_row(n_classes, arch, out, headline_row))
-                continue
-            out = train_and_log(
-                labelled,
-                config_for(arch, n_classes, epochs=epochs),
-                run_name=f"{arch} {n_classes}-class",
-                tags={"study": "leaderboard", "n_classes": n_classes},
-                **common,
+        train_mask, val_mask = subject_split(
+            labelled.subjects, common["validation_fraction"], seed=common["split_seed"]
+        )
+        train, val = labelled.subset(train_mask), labelled.subset(val_mask)
+        plan.splits[n_classes] = (labelled, train, val)
+        digests = (seq_runs.data_digest(train), seq_runs.data_digest(val))
+
+        def task(train_config, run_name, study, n_classes=n_classes, digests=digests):
+            key = seq_runs.run_key(train_config, *digests, "validation")
+            found = seq_runs.find_finished(experiment, key, common["fresh"]) if log else None
+            task = SeqTask(
+                n_classes,
+                train_config,
+                run_name,
+                {"validation": "by subject", "study": study, "n_classes": n_classes},
+                key,
+                board_dir=tensorboard_dir(run_name) if log else None,
+                found=found,
             )
-            outputs[(n_classes, arch)] = out
-            rows.append(_board_row(n_classes, arch, out, headline_row))
+            plan.tasks.append(task)
+            return task
+
+        singles = {
+            arch: task(
+                config_for(arch, n_classes, epochs=epochs),
+                f"{arch} {n_classes}-class",
+                "leaderboard",
+            )
+            for arch in archs
+        }
+        if not ensemble:
+            continue
+        members = []
+        for member in member_configs(
+            config_for("ensemble", n_classes, members=ensemble, epochs=epochs), n_classes
+        ):
+            known = singles.get(member.arch)
+            if known is None or known.config.seed != member.seed:
+                # a member the leaderboard has not trained (another seed of an arch)
+                name = f"{member.arch} seed {member.seed} {n_classes}-class"
+                known = task(member, name, "ensemble member")
+            members.append(known)
+        plan.ensembles[n_classes] = members
+    return plan
+
+
+def _train_board(plan: _BoardPlan, common, engine):
+    """Validate every task of the plan (trained on the engine, or reused), then the ensembles
+    (``architecture_leaderboard``). Returns the board's rows and outputs."""
+    from gesturelab import seq_runs
+    from gesturelab.engine import Engine
+    from gesturelab.evaluation import headline_row
+
+    experiment, log, n_bootstrap = common["experiment"], common["log"], common["n_bootstrap"]
+    pending = [task for task in plan.tasks if task.found is None]
+    engine = engine if engine is not None and pending else Engine("serial")
+    shared = {n: (train, val) for n, (_, train, val) in plan.splits.items()}
+    validated = {}
+    with engine.open(shared) as pool:
+        # Serial: each fit runs when it is asked for, inside its open run (system metrics).
+        trained = pool.map(seq_runs.fit_task, pending)
+        for task in plan.tasks:
+            labelled, train, val = plan.splits[task.n_classes]
+            if task.found is not None:
+                result = seq_runs.reused_result(task, labelled.classes)
+                tracking().adopt_run(task.found.run_id)
+                out = _validated(result, val, n_bootstrap)
+                out.run = task.found
+            else:
+                arch, classes = task.config.arch, labelled.classes
+                tags = task.train_tags
+                with training_run(log, experiment, task.run_name, arch, classes, tags) as run:
+                    out = _validate_trained(
+                        next(trained),
+                        labelled,
+                        train,
+                        val,
+                        run=run,
+                        experiment=experiment,
+                        run_name=task.run_name,
+                        tags=tags,
+                        board_dir=task.board_dir,
+                        log=log,
+                        n_bootstrap=n_bootstrap,
+                    )
+            validated[id(task)] = out
+    rows, outputs = [], {}
+    for n_classes, (labelled, _, _) in plan.splits.items():
+        for task in plan.tasks:
+            if task.n_classes == n_classes and task.tags["study"] == "leaderboard":
+                out = validated[id(task)]
+                outputs[(n_classes, task.config.arch)] = out
+                rows.append(_board_row(n_classes, task.config.arch, out, headline_row))
+        members = plan.ensembles.get(n_classes)
+        if not members:
+            continue
+        key = seq_runs.ensemble_key([member.key for member in members])
+        found = seq_runs.find_finished(experiment, key, common["fresh"]) if log else None
+        out = validate_ensemble(
+            labelled,
+            [validated[id(member)] for member in members],
+            run_name=f"ensemble {n_classes}-class",
+            tags={"study": "leaderboard", "n_classes": n_classes, "run_key": key},
+            experiment=experiment,
+            log=log and found is None,
+            n_bootstrap=n_bootstrap,
+        )
+        if found is not None:
+            tracking().adopt_run(found.run_id)
+            out.run = found
+        outputs[(n_classes, "ensemble")] = out
+        rows.append(_board_row(n_classes, "ensemble", out, headline_row))
+    return rows, outputs
 
 
 def _rank_board(data, rows, outputs, n_bootstrap):

@@ -1,0 +1,72 @@
+"""The sequence leaderboard's runs are not redone: a second leaderboard with nothing changed
+reuses every training (same scores, no new run), ``fresh`` trains again, a change to a
+configuration trains that one only; and its trainings run as tasks of the engine, a real
+two-worker Dask LocalCluster logging the same runs and metrics as this process."""
+
+import pytest
+
+from gesturelab import shrec
+from gesturelab.engine import Engine
+from gesturelab.seq_experiment import architecture_leaderboard
+from gesturelab.seq_studies import pick_classes
+from tests.conftest import SMALL_GESTURES
+
+pytestmark = pytest.mark.slow
+
+SCORES = ["val_accuracy", "val_f1_macro", "val_ece", "best_epoch", "epochs_run", "parameters"]
+
+
+@pytest.fixture(scope="module")
+def gestures():
+    return pick_classes(shrec.load_compact(), SMALL_GESTURES)
+
+
+def board(data, experiment, **kwargs):
+    """Two architectures and a two-seed 1D-CNN ensemble on three real SHREC'17 gestures:
+    three trainings (cnn, tcn, cnn seed 1) and the ensemble."""
+    kwargs = {"archs": ("cnn", "tcn"), "ensemble": ("cnn", "cnn"), "epochs": 2, **kwargs}
+    out, _ = architecture_leaderboard(
+        data, class_counts=(3,), experiment=experiment, n_bootstrap=20, **kwargs
+    )
+    return out.set_index("arch")
+
+
+def training_runs(experiment):
+    import train_with_mlflow as tracking
+
+    return [
+        run
+        for run in tracking.finished_runs(experiment)
+        if run.kind == "config" and "run_key" in run.tags
+    ]
+
+
+def test_a_second_leaderboard_reuses_every_training_and_fresh_trains_again(mlflow_store, gestures):
+    first = board(gestures, "seq-board")
+    assert (first.attrs["trainings"], first.attrs["reused"]) == (3, 0)
+    assert len(training_runs("seq-board")) == 4  # three trainings and the ensemble
+
+    again = board(gestures, "seq-board")
+    assert again.attrs["reused"] == 3
+    assert len(training_runs("seq-board")) == 4, "a reused training logged a new run"
+    assert again["run_id"].to_dict() == first["run_id"].to_dict()
+    # the reused models, loaded from the store and scored again, score as they did
+    assert again[SCORES].equals(first[SCORES])
+
+    longer = board(gestures, "seq-board", epochs=3)
+    assert longer.attrs["reused"] == 0, "a changed configuration reused a run"
+    fresh = board(gestures, "seq-board", fresh=True)
+    assert fresh.attrs["reused"] == 0
+    assert set(fresh["run_id"]).isdisjoint(first["run_id"])
+    assert fresh[SCORES].equals(first[SCORES]), "training is deterministic on one machine"
+
+
+def test_a_dask_leaderboard_logs_the_same_runs_and_metrics_as_a_serial_one(mlflow_store, gestures):
+    serial = board(gestures, "seq-serial", engine=Engine("serial"))
+    dask = board(gestures, "seq-dask", engine=Engine("dask", workers=2))
+    assert dask.attrs["reused"] == 0
+    assert sorted(dask.index) == sorted(serial.index) == ["cnn", "ensemble", "tcn"]
+    assert dask[SCORES].sort_index().equals(serial[SCORES].sort_index())
+    names = sorted(run.run_name for run in training_runs("seq-dask"))
+    assert names == sorted(run.run_name for run in training_runs("seq-serial"))
+    assert names == ["cnn 3-class", "cnn seed 1 3-class", "ensemble 3-class", "tcn 3-class"]
