@@ -903,6 +903,13 @@ def alias_version(name: str, alias: str) -> str | None:
     return None if version is None else str(version.version)
 
 
+def alias_run_id(name: str, alias: str) -> str | None:
+    """The run whose model ``name@alias`` points at, or None."""
+    setup()
+    version = _champion_version(name, alias)
+    return None if version is None else version.run_id
+
+
 def version_tags(name: str, version) -> dict:
     setup()
     return dict(MlflowClient().get_model_version(name, str(version)).tags or {})

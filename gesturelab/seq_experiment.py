@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gesturelab import config
+from gesturelab import config, seq_runs
 from gesturelab.evaluation import RunArtifacts, evaluation_report, report_artifacts
 from gesturelab.predictor import model_classes
 from gesturelab.seq_runs import SeqTask, tensorboard_dir
@@ -252,6 +252,7 @@ def train_champion(
     log: bool = True,
     n_bootstrap: int = config.N_BOOTSTRAP,
     verbose: int = 0,
+    reuse: bool = False,
 ) -> Champion:
     """Validate, refit on every subject, register: what ``train-seq`` and notebook 03 call.
 
@@ -259,7 +260,9 @@ def train_champion(
     is validated here; ``validation_fraction`` 0 validates nothing and trains every subject
     for the tuned epochs. The final model is trained on all subjects for the epochs validation
     chose (more people in training is worth more than anything else here, see the scaling
-    study); ``refit=False`` keeps the validated model instead.
+    study); ``refit=False`` keeps the validated model instead. ``reuse``: a finished final run
+    with the same run key (``seq_runs.run_key`` of the refit's configuration and every subject's
+    data) is reused instead of refit; registered again only if the alias points elsewhere.
     """
     info = dataset_info(data, data_path)  # hashes the data file once
     if log and register_as:  # fail before training, not after it
@@ -280,6 +283,7 @@ def train_champion(
             n_bootstrap=n_bootstrap,
             verbose=verbose,
         )
+    found = None  # a finished final run reused instead of refit
     if validated is not None and not refit:
         champion = Champion(validated, validated.result, validated.run)
     else:
@@ -293,11 +297,27 @@ def train_champion(
         }
         final_name = f"{run_name} (all subjects)"
         arch = final_config.arch
-        with training_run(log, experiment, final_name, arch, data.classes, final_tags) as run:
-            final = fit(data, final_config, None, verbose=verbose)
-            champion = Champion(validated, final)
-            if log:
-                champion.run = _log_final(final, validated, info, experiment, final_name, run, data)
+        key = seq_runs.run_key(final_config, seq_runs.data_digest(data), "", "final")
+        found = seq_runs.find_finished(experiment, key, fresh=not reuse) if log else None
+        if found is not None:
+            final = seq_runs.reused_result(found, final_config, data.classes)
+            tracking().adopt_run(found.run_id)
+            champion = Champion(validated, final, found)
+        else:
+            final_tags["run_key"] = key
+            with training_run(log, experiment, final_name, arch, data.classes, final_tags) as run:
+                final = fit(data, final_config, None, verbose=verbose)
+                champion = Champion(validated, final)
+                if log:
+                    champion.run = _log_final(
+                        final, validated, info, experiment, final_name, run, data
+                    )
+    if log and register_as and found is not None:
+        registered = tracking().alias_run_id(register_as, register_alias)
+        if registered == found.run_id:  # the reused run is the champion already
+            champion.registered = f"models:/{register_as}@{register_alias}"
+            champion.registered_version = tracking().alias_version(register_as, register_alias)
+            return champion
     if log and register_as:
         version_tags = {"arch": train_config.arch}
         if validated is not None:
@@ -312,7 +332,7 @@ def train_champion(
             classes_of=model_classes,
         )
         champion.registered = f"models:/{register_as}@{register_alias}"
-        champion.registered_version = version.version
+        champion.registered_version = str(version.version)
         from gesturelab.model_card import log_card
 
         log_card(register_as, version.version)
@@ -641,7 +661,6 @@ class _BoardPlan:
 
 def _plan_board(data, archs, class_counts, epochs, ensemble, common) -> _BoardPlan:
     """Every training of the board, its run key, and the finished run that answers it."""
-    from gesturelab import seq_runs
     from gesturelab.seq_training import config_for, member_configs
 
     log, experiment = common["log"], common["experiment"]
@@ -697,7 +716,6 @@ def _plan_board(data, archs, class_counts, epochs, ensemble, common) -> _BoardPl
 def _train_board(plan: _BoardPlan, common, engine):
     """Validate every task of the plan (trained on the engine, or reused), then the ensembles
     (``architecture_leaderboard``). Returns the board's rows and outputs."""
-    from gesturelab import seq_runs
     from gesturelab.engine import Engine
     from gesturelab.evaluation import headline_row
 
@@ -712,7 +730,7 @@ def _train_board(plan: _BoardPlan, common, engine):
         for task in plan.tasks:
             labelled, train, val = plan.splits[task.n_classes]
             if task.found is not None:
-                result = seq_runs.reused_result(task, labelled.classes)
+                result = seq_runs.reused_result(task.found, task.config, labelled.classes)
                 tracking().adopt_run(task.found.run_id)
                 out = _validated(result, val, n_bootstrap)
                 out.run = task.found

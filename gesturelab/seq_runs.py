@@ -99,12 +99,11 @@ def fit_task(shared: dict, task: SeqTask) -> TrainResult:
     return fit(train, task.config, val, callbacks=callbacks)
 
 
-def reused_result(task: SeqTask, classes) -> TrainResult:
-    """The finished run's model and training record, as ``fit`` returned them."""
+def reused_result(found, train_config: TrainConfig, classes) -> TrainResult:
+    """A finished run's (``RunRecord``) model and training record, as ``fit`` returned them."""
     from gesturelab.predictor import open_model
     from gesturelab.seq_experiment import tracking
 
-    found = task.found
     metrics = found.metrics
     logged = [name for name in metrics if name.startswith("epoch_")]
     curves = tracking().read_curves(found.run_id, logged)
@@ -120,7 +119,7 @@ def reused_result(task: SeqTask, classes) -> TrainResult:
         epochs_run=int(metrics["epochs_run"]),
         fit_seconds=float(metrics["fit_time_s"]),
         seconds_per_epoch=float(metrics["seconds_per_epoch"]),
-        config=task.config,
+        config=train_config,
         classes=tuple(classes),
     )
 

@@ -70,3 +70,38 @@ def test_a_dask_leaderboard_logs_the_same_runs_and_metrics_as_a_serial_one(mlflo
     names = sorted(run.run_name for run in training_runs("seq-dask"))
     assert names == sorted(run.run_name for run in training_runs("seq-serial"))
     assert names == ["cnn 3-class", "cnn seed 1 3-class", "ensemble 3-class", "tcn 3-class"]
+
+
+def test_a_champion_refit_is_reused_and_not_registered_twice(mlflow_store, gestures):
+    import train_with_mlflow as tracking
+    from gesturelab.seq_experiment import train_champion
+
+    _, outputs = architecture_leaderboard(
+        gestures,
+        archs=("cnn",),
+        class_counts=(3,),
+        epochs=2,
+        ensemble=(),
+        experiment="seq-champion",
+        n_bootstrap=20,
+    )
+
+    def champion(**kwargs):
+        return train_champion(
+            gestures,
+            validated=outputs[(3, "cnn")],
+            register_as="three-gestures",
+            experiment="seq-champion",
+            n_bootstrap=20,
+            **kwargs,
+        )
+
+    first = champion(reuse=True)
+    again = champion(reuse=True)
+    assert again.run.run_id == first.run.run_id
+    assert again.registered_version == first.registered_version == "1"
+    assert again.final.best_epoch == first.final.best_epoch
+    refit = champion()  # reuse=False: train-seq's default refits
+    assert refit.run.run_id != first.run.run_id
+    assert refit.registered_version == "2"
+    assert tracking.alias_run_id("three-gestures", "champion") == refit.run.run_id
