@@ -436,6 +436,7 @@ def adopt_run(run_id: str) -> None:
     previous = client.get_run(run_id).data.tags.get("reused_times", "0")
     tags["reused_times"] = str(int(previous) + 1)
     tags["reused_last_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    tags["reused_last_ms"] = str(int(time.time() * 1000))
     client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
@@ -945,24 +946,31 @@ def _search(experiment_id: str, filter_string: str = "", order_by=None) -> list:
     )
 
 
-def runs_started_since(start_ms: int) -> list[str]:
-    """The ids of every run, in any experiment, started at or after ``start_ms`` (epoch ms)."""
+def runs_used_since(start_ms: int) -> list[str]:
+    """The ids of every run, in any experiment, started or reused (``adopt_run``) at or after
+    ``start_ms`` (epoch ms): the runs whatever ran since then depends on."""
     setup()
     client = MlflowClient()
     experiments = [e.experiment_id for e in client.search_experiments()]
-    ids, token = [], None
+    ids = [
+        run.info.run_id
+        for run in _search_all(client, experiments, f"attributes.start_time >= {int(start_ms)}")
+    ]
+    for run in _search_all(client, experiments, "tags.reused_last_ms LIKE '%'"):
+        if int(run.data.tags["reused_last_ms"]) >= start_ms and run.info.run_id not in ids:
+            ids.append(run.info.run_id)
+    return ids
+
+
+def _search_all(client, experiments: list[str], filter_string: str) -> list:
+    runs, token = [], None
     while experiments:
-        page = client.search_runs(
-            experiments,
-            f"attributes.start_time >= {int(start_ms)}",
-            max_results=1000,
-            page_token=token,
-        )
-        ids += [run.info.run_id for run in page]
+        page = client.search_runs(experiments, filter_string, max_results=1000, page_token=token)
+        runs += list(page)
         token = page.token
         if not token:
             break
-    return ids
+    return runs
 
 
 def missing_runs(run_ids: Iterable[str]) -> list[str]:

@@ -333,7 +333,7 @@ def reproduce(
             "key": keys[name],
             "seconds": seconds,
             "files": _file_state(_files_written(_watched(work_dir), started_ns, state_path)),
-            "runs": tracking.runs_started_since(started_ms),
+            "runs": tracking.runs_used_since(started_ms),
         }
         state_path.write_text(json.dumps(state, indent=1))
     for record in state.values():

@@ -1,5 +1,7 @@
 """What decides that reproduce may reuse a notebook instead of running it again."""
 
+import time
+
 from mlflow.tracking import MlflowClient
 
 import train_with_mlflow as tracking
@@ -24,9 +26,15 @@ def test_a_notebook_key_follows_parameters_earlier_notebooks_inputs_and_store():
 def test_reuse_needs_the_same_key_and_every_file_and_run_intact(mlflow_store, tmp_path):
     written = tmp_path / "figure.png"
     written.write_bytes(b"png")
+    with tracking.start_run("tests", "an earlier notebook's run", kind="config") as earlier:
+        pass
+    started = int(time.time() * 1000) + 1
+    time.sleep(0.01)
     with tracking.start_run("tests", "a notebook's run", kind="config") as run:
         run.log_metrics({"accuracy": 1.0})
-    assert tracking.runs_started_since(0) == [run.run_id]
+    assert tracking.runs_used_since(started) == [run.run_id]
+    tracking.adopt_run(earlier.run_id)  # a reused run is one the notebook depends on too
+    assert sorted(tracking.runs_used_since(started)) == sorted([run.run_id, earlier.run_id])
     record = {"key": "k", "files": _file_state([str(written)]), "runs": [run.run_id]}
     assert _why_not_reused(record, "k") is None
     assert _why_not_reused(record, "other") == "its inputs changed"
