@@ -31,12 +31,17 @@ def test_a_killed_sweep_resumes_with_one_finished_run_per_configuration(tmp_path
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    # The polling below opens the store from this process. Opened for the first time while the
+    # sweep creates MLflow's tables, it would create them too and one of the two fails (the
+    # sweep's lock does not cover a bare client), so the store exists before the sweep starts.
+    assert _runs(store) == []
+    err = (tmp_path / "sweep.err").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "gesturelab", "sweep", "--quick", "--figures-dir", tmp_path],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=err,
     )
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -48,9 +53,12 @@ def test_a_killed_sweep_resumes_with_one_finished_run_per_configuration(tmp_path
         if len(finished) >= 4 or process.poll() is not None:  # inside the second family
             break
         time.sleep(0.5)
-    assert process.poll() is None, "the sweep ended before it could be killed"
+    assert process.poll() is None, (
+        "the sweep ended before it could be killed: " + (tmp_path / "sweep.err").read_text()[-3000:]
+    )
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    err.close()
     killed = _runs(store)
     statuses = Counter((r.data.tags.get("run_kind"), r.info.status) for r in killed)
     assert any(r.info.status == "RUNNING" for r in killed), statuses  # what a kill leaves
