@@ -103,12 +103,18 @@ def _scaled(data: SequenceSet, factor: float) -> SequenceSet:
     return out
 
 
-def gesto_study(data: SequenceSet, epochs: int = 500, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+def gesto_study(
+    data: SequenceSet, epochs: int = 500, seed: int = 0, engine=None
+) -> tuple[pd.DataFrame, dict]:
     """The GESTO experiment on real data: 3 gestures x 30 sequences, 30 frames x 63 values.
 
     The 90 training sequences come from some subjects; every condition is also scored on the
-    same 3 gestures performed by subjects none of the 90 came from.
+    same 3 gestures performed by subjects none of the 90 came from. Each condition is a task of
+    ``engine`` (``gesturelab.engine.Engine``; serial when None): a fit gives the same weights in
+    a worker process as here (``seq_training.fit`` seeds everything it draws from).
     """
+    from gesturelab.engine import Engine
+
     three = pick_classes(data, GESTO_GESTURES)
     pool, held_out = held_out_subjects(three, seed=seed)
     gesto = sample_per_class(pool, GESTO_PER_CLASS, seed=seed)
@@ -117,31 +123,18 @@ def gesto_study(data: SequenceSet, epochs: int = 500, seed: int = 0) -> tuple[pd
     random_val = np.zeros(len(gesto), dtype=bool)
     random_val[rng.choice(len(gesto), 5, replace=False)] = True
     subject_train, subject_val = subject_split(gesto.subjects, 0.25, seed=seed)
+    splits = {
+        "random": (gesto.subset(~random_val), gesto.subset(random_val)),
+        "subject": (gesto.subset(subject_train), gesto.subset(subject_val)),
+    }
+    conditions = gesto_conditions(epochs)
     rows, histories = [], {}
-    for name, config, validation, scale in gesto_conditions(epochs):
-        if validation == "random":
-            train, val = gesto.subset(~random_val), gesto.subset(random_val)
-        else:
-            train, val = gesto.subset(subject_train), gesto.subset(subject_val)
-        train, val, scored_on = _scaled(train, scale), _scaled(val, scale), _scaled(held_out, scale)
-        result = fit(train, config, val)
-        history = result.history
-        histories[name] = history
-        rows.append(
-            {
-                "condition": name,
-                "train_sequences": len(train),
-                "validation_sequences": len(val),
-                "epochs_run": result.epochs_run,
-                "final_train_loss": history["loss"][-1],
-                "final_train_accuracy": history["accuracy"][-1],
-                "max_val_loss": float(np.nanmax(history["val_loss"])),
-                "final_val_accuracy": history["val_accuracy"][-1],
-                "train_accuracy": accuracy(result.model, train, config.frames),
-                "held_out_subjects_accuracy": accuracy(result.model, scored_on, config.frames),
-                "seconds": result.fit_seconds,
-            }
-        )
+    with (engine or Engine("serial")).open((splits, held_out)) as tasks:
+        for (name, *_), (row, history) in zip(
+            conditions, tasks.map(_gesto_condition, conditions), strict=True
+        ):
+            histories[name] = history
+            rows.append(row)
     info = {
         "gestures": GESTO_GESTURES,
         "training_subjects": sorted(set(gesto.subjects.tolist())),
@@ -150,6 +143,30 @@ def gesto_study(data: SequenceSet, epochs: int = 500, seed: int = 0) -> tuple[pd
         "histories": histories,
     }
     return pd.DataFrame(rows), info
+
+
+def _gesto_condition(shared, condition) -> tuple[dict, dict]:
+    """One step of the GESTO ladder, wherever the engine runs it: (its row, its history)."""
+    splits, held_out = shared
+    name, config, validation, scale = condition
+    train, val = splits[validation]
+    train, val, scored_on = _scaled(train, scale), _scaled(val, scale), _scaled(held_out, scale)
+    result = fit(train, config, val)
+    history = result.history
+    row = {
+        "condition": name,
+        "train_sequences": len(train),
+        "validation_sequences": len(val),
+        "epochs_run": result.epochs_run,
+        "final_train_loss": history["loss"][-1],
+        "final_train_accuracy": history["accuracy"][-1],
+        "max_val_loss": float(np.nanmax(history["val_loss"])),
+        "final_val_accuracy": history["val_accuracy"][-1],
+        "train_accuracy": accuracy(result.model, train, config.frames),
+        "held_out_subjects_accuracy": accuracy(result.model, scored_on, config.frames),
+        "seconds": result.fit_seconds,
+    }
+    return row, history
 
 
 def scaling_study(
@@ -162,18 +179,21 @@ def scaling_study(
     seed: int = 0,
     base: TrainConfig | None = None,
     features: str | None = "full",
+    engine=None,
 ) -> pd.DataFrame:
     """Held-out-subject accuracy against sequences per class (None = every sequence).
 
     Every run gets about the same number of weight updates (``steps``), so small sets are not
     cut short; there is no early stopping, because there is no validation data to spare.
     Every architecture gets the same ``features`` (None: each one's tuned default), so the
-    curves compare architectures, not inputs.
+    curves compare architectures, not inputs. Each (architecture, size) is a task of ``engine``
+    (serial when None).
     """
+    from gesturelab.engine import Engine
     from gesturelab.seq_training import config_for
 
     pool, held_out = held_out_subjects(data, seed=seed)
-    rows = []
+    points = []
     for arch in archs:
         for size in sizes:
             train = sample_per_class(pool, size, seed=seed)
@@ -183,16 +203,24 @@ def scaling_study(
             config = replace(config, arch=arch, epochs=epochs, seed=seed)
             if features:
                 config = replace(config, features=features)
-            result = fit(train, config, None)
-            rows.append(
-                {
-                    "arch": arch,
-                    "per_class": size or int(np.bincount(train.labels).min()),
-                    "all": size is None,
-                    "train_sequences": len(train),
-                    "epochs": epochs,
-                    "held_out_accuracy": accuracy(result.model, held_out, config.frames),
-                    "seconds": result.fit_seconds,
-                }
-            )
+            points.append((size, config))
+    with (engine or Engine("serial")).open((pool, held_out, seed)) as tasks:
+        rows = list(tasks.map(_scaling_point, points))
     return pd.DataFrame(rows)
+
+
+def _scaling_point(shared, point) -> dict:
+    """One point of the scaling curves, wherever the engine runs it."""
+    pool, held_out, seed = shared
+    size, config = point
+    train = sample_per_class(pool, size, seed=seed)
+    result = fit(train, config, None)
+    return {
+        "arch": config.arch,
+        "per_class": size or int(np.bincount(train.labels).min()),
+        "all": size is None,
+        "train_sequences": len(train),
+        "epochs": config.epochs,
+        "held_out_accuracy": accuracy(result.model, held_out, config.frames),
+        "seconds": result.fit_seconds,
+    }

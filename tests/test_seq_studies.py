@@ -1,0 +1,35 @@
+"""Notebook 03's studies give the same rows whether their fits run here or as tasks of a
+two-process joblib engine: the engine changes where a fit runs, not what it learns."""
+
+import pytest
+
+from gesturelab import shrec
+from gesturelab.engine import Engine
+from gesturelab.seq_studies import gesto_study, pick_classes, scaling_study
+from tests.conftest import SMALL_GESTURES
+
+pytestmark = [pytest.mark.slow, pytest.mark.train]
+
+
+def without_seconds(table):
+    return table.drop(columns=["seconds"]).reset_index(drop=True)
+
+
+def test_the_gesto_ladder_learns_the_same_on_two_worker_processes():
+    data = shrec.load_compact()
+    here, here_info = gesto_study(data, epochs=2)
+    there, there_info = gesto_study(data, epochs=2, engine=Engine("joblib", 2))
+    assert len(here) == 9
+    assert without_seconds(here).equals(without_seconds(there))
+    assert list(here_info["histories"]) == list(there_info["histories"])
+    assert here_info["histories"] == there_info["histories"]
+
+
+def test_the_scaling_points_learn_the_same_on_two_worker_processes():
+    data = pick_classes(shrec.load_compact(), SMALL_GESTURES)
+    kwargs = {"archs": ("cnn", "tcn"), "sizes": (3, None), "steps": 4, "min_epochs": 1}
+    here = scaling_study(data, **kwargs)
+    there = scaling_study(data, engine=Engine("joblib", 2), **kwargs)
+    assert list(here["arch"]) == ["cnn", "cnn", "tcn", "tcn"]
+    assert here["all"].tolist() == [False, True, False, True]
+    assert without_seconds(here).equals(without_seconds(there))
