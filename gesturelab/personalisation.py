@@ -19,27 +19,17 @@ from gesturelab import calibration as cal
 from gesturelab.sequences import SequenceSet, subject_folds
 
 
-def fold_models(
-    data: SequenceSet, n_folds: int, use_folds: int, arch="ddnet", epochs=None, engine=None
-):
-    """[(held-out subjects, base model trained without them)] for the first ``use_folds``.
-    Each base model is a task of ``engine`` (``gesturelab.engine.Engine``; serial when None)."""
-    from gesturelab.engine import Engine
-    from gesturelab.seq_training import config_for
+def fold_models(data: SequenceSet, n_folds: int, use_folds: int, arch="ddnet", epochs=None):
+    """[(held-out subjects, base model trained without them)] for the first ``use_folds``."""
+    from gesturelab.seq_training import config_for, fit
 
     folds = subject_folds(data.subjects, n_folds, seed=0)[:use_folds]
-    config = config_for(arch, len(data.classes), epochs=epochs)
-    with (engine or Engine("serial")).open((data, config)) as tasks:
-        models = list(tasks.map(_fold_model, folds))
-    return [(held, model, config.frames) for held, model in zip(folds, models, strict=True)]
-
-
-def _fold_model(shared, held):
-    """A fold's base model, wherever the engine runs it: every subject but ``held``."""
-    from gesturelab.seq_training import fit
-
-    data, config = shared
-    return fit(data.subset(~np.isin(data.subjects, held)), config).model
+    out = []
+    for held in folds:
+        train = data.subset(~np.isin(data.subjects, held))
+        config = config_for(arch, len(data.classes), epochs=epochs)
+        out.append((held, fit(train, config).model, config.frames))
+    return out
 
 
 def study(
@@ -51,81 +41,58 @@ def study(
     repeats: int = 1,
     epochs: int | None = None,
     progress=None,
-    engine=None,
 ) -> pd.DataFrame:
     """One row per (subject, k, strategy, learning rate, repeat): accuracy on the subject's
     remaining sequences of the original, the candidate and the model used, and the
-    held-back numbers the fallback decided on. Each subject's calibrations are a task of
-    ``engine`` (serial when None); every calibration seeds its own draws, so a subject's rows
-    do not depend on where they ran or what ran before them."""
-    from gesturelab.engine import Engine
-
-    plan = {
-        "samples_per_class": list(samples_per_class),
-        "strategies": list(strategies),
-        "learning_rates": list(learning_rates),
-        "repeats": repeats,
-        "epochs": epochs,
-    }
-    users = [(index, subject) for index, (held, _, _) in enumerate(bases) for subject in held]
-    rows = []
-    with (engine or Engine("serial")).open((data, bases, plan)) as tasks:
-        for user_rows in tasks.map(_user_calibrations, users):
-            rows.extend(user_rows)
-            if progress is not None:
-                progress.update(len(user_rows))
-    return pd.DataFrame(rows)
-
-
-def _user_calibrations(shared, user) -> list[dict]:
-    """Every calibration of one subject with one base model, wherever the engine runs it."""
+    held-back numbers the fallback decided on."""
     import tensorflow as tf
 
     # Every calibration predicts with a fresh copy of the model, which TensorFlow reports as
     # "retracing" each time: expected here, and hundreds of lines in a notebook.
     tf.get_logger().setLevel("ERROR")
-    data, bases, plan = shared
-    index, subject = user
-    _, model, frames = bases[index]
-    user_data = data.subset(data.subjects == subject)
-    x = user_data.to_fixed(frames).reshape(len(user_data), frames, -1)
-    y = np.asarray(user_data.labels)
     rows = []
-    for k in plan["samples_per_class"]:
-        for repeat in range(plan["repeats"]):
-            chosen, rest = cal.pick_per_class(y, k, seed=repeat)
-            if not len(rest):
-                continue
-            original = _accuracy(model, x[rest], y[rest])
-            for strategy in plan["strategies"]:
-                for rate in plan["learning_rates"]:
-                    settings = {"freeze_strategy": strategy, "learning_rate": rate}
-                    if plan["epochs"]:
-                        settings["epochs"] = plan["epochs"]
-                    start = time.perf_counter()
-                    used, result = cal.calibrate(
-                        model, x[chosen], y[chosen], cal.CalibrationConfig(**settings)
-                    )
-                    rows.append(
-                        {
-                            "subject": subject,
-                            "samples_per_class": k,
-                            "strategy": strategy,
-                            "learning_rate": rate,
-                            "repeat": repeat,
-                            "calibration_samples": len(chosen),
-                            "remaining": len(rest),
-                            "original": original,
-                            "candidate": _accuracy(result.candidate, x[rest], y[rest]),
-                            "used": _accuracy(used, x[rest], y[rest]),
-                            "kept": result.kept,
-                            "held_back": result.n_holdout,
-                            "held_before": result.accuracy_before,
-                            "held_after": result.accuracy_after,
-                            "seconds": time.perf_counter() - start,
-                        }
-                    )
-    return rows
+    for held, model, frames in bases:
+        for subject in held:
+            user = data.subset(data.subjects == subject)
+            x = user.to_fixed(frames).reshape(len(user), frames, -1)
+            y = np.asarray(user.labels)
+            for k in samples_per_class:
+                for repeat in range(repeats):
+                    chosen, rest = cal.pick_per_class(y, k, seed=repeat)
+                    if not len(rest):
+                        continue
+                    original = _accuracy(model, x[rest], y[rest])
+                    for strategy in strategies:
+                        for rate in learning_rates:
+                            settings = {"freeze_strategy": strategy, "learning_rate": rate}
+                            if epochs:
+                                settings["epochs"] = epochs
+                            start = time.perf_counter()
+                            used, result = cal.calibrate(
+                                model, x[chosen], y[chosen], cal.CalibrationConfig(**settings)
+                            )
+                            rows.append(
+                                {
+                                    "subject": subject,
+                                    "samples_per_class": k,
+                                    "strategy": strategy,
+                                    "learning_rate": rate,
+                                    "repeat": repeat,
+                                    "calibration_samples": len(chosen),
+                                    "remaining": len(rest),
+                                    "original": original,
+                                    "candidate": _accuracy(result.candidate, x[rest], y[rest]),
+                                    "used": _accuracy(used, x[rest], y[rest]),
+                                    "kept": result.kept,
+                                    "held_back": result.n_holdout,
+                                    "held_before": result.accuracy_before,
+                                    "held_after": result.accuracy_after,
+                                    "seconds": time.perf_counter() - start,
+                                }
+                            )
+                            if progress is not None:
+                                progress.update(1)
+    return pd.DataFrame(rows)
 
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
