@@ -203,17 +203,15 @@ def scaling_study(
             config = replace(config, arch=arch, epochs=epochs, seed=seed)
             if features:
                 config = replace(config, features=features)
-            points.append((size, config))
-    with (engine or Engine("serial")).open((pool, held_out, seed)) as tasks:
+            points.append((size, train, config))
+    with (engine or Engine("serial")).open(held_out) as tasks:
         rows = list(tasks.map(_scaling_point, points))
     return pd.DataFrame(rows)
 
 
-def _scaling_point(shared, point) -> dict:
+def _scaling_point(held_out, point) -> dict:
     """One point of the scaling curves, wherever the engine runs it."""
-    pool, held_out, seed = shared
-    size, config = point
-    train = sample_per_class(pool, size, seed=seed)
+    size, train, config = point
     result = fit(train, config, None)
     return {
         "arch": config.arch,
