@@ -618,18 +618,77 @@ def cmd_evaluate_seq(args) -> int:
     return 0
 
 
+# What a terminal shows of a leaderboard: (column, heading), selection metrics first.
+TERMINAL_BOARD = [
+    ("family", "family"),
+    ("configuration", "configuration"),
+    ("val_f1_macro", "cv F1"),
+    ("val_accuracy", "cv acc"),
+    ("val_perturbed_f1_macro", "perturbed F1"),
+    ("test_f1_macro", "test F1"),
+    ("transfer_f1_macro", "transfer F1"),
+]
+_NOT_CONFIGURATION = {"seed"}
+
+
+def configuration_text(params_json: str) -> str:
+    """A run's parameters as ``k=v`` words (the seed, the same for every run, left out)."""
+    import json
+
+    params = json.loads(params_json) if params_json else {}
+    return " ".join(f"{k}={v}" for k, v in params.items() if k not in _NOT_CONFIGURATION)
+
+
+def terminal_board(board: pd.DataFrame, width: int = 120) -> str:
+    """The leaderboard in at most ``width`` columns: family, configuration (shortened with an
+    ellipsis when the line would be longer) and the selection, test and transfer scores."""
+    table = board.assign(configuration=board["params"].map(configuration_text))
+    shown = [(c, h) for c, h in TERMINAL_BOARD if c in table.columns]
+    table = table[[c for c, _ in shown]].rename(columns=dict(shown))
+
+    def render(frame: pd.DataFrame) -> str:
+        frame = frame.copy()
+        for column in ("family", "configuration"):  # words read from the left
+            if column in frame.columns:
+                frame[column] = frame[column].str.ljust(frame[column].str.len().max())
+        text = frame.to_string(
+            index=False, float_format=lambda v: f"{v:.4f}", na_rep="-", justify="left"
+        )
+        return "\n".join(line.rstrip() for line in text.splitlines())
+
+    text = render(table)
+    longest = max(len(line) for line in text.splitlines())
+    if longest > width and "configuration" in table.columns:
+        room = max(len("configuration"), table["configuration"].str.len().max() - (longest - width))
+        table["configuration"] = [
+            c if len(c) <= room else c[: room - 1] + "…" for c in table["configuration"]
+        ]
+        text = render(table)
+    return text
+
+
 def cmd_leaderboard(args) -> int:
     import train_with_mlflow as tracking
 
     board = tracking.leaderboard(args.experiment)
     left_out = board.attrs.get("left_out") or {}
-    if left_out:
+    if left_out and not args.csv:
         counts = ", ".join(f"{n} {status}" for status, n in left_out.items())
         print(f"left out: {counts}")
     if board.empty:
-        print(f"no finished runs in experiment {args.experiment!r} at {tracking.tracking_uri()}")
+        print(
+            f"no finished runs in experiment {args.experiment!r} at {tracking.tracking_uri()}",
+            file=sys.stderr if args.csv else sys.stdout,
+        )
         return 1
-    print(board.head(args.top).to_string(index=False))
+    top = board.head(args.top)
+    if args.csv:
+        top.to_csv(sys.stdout, index=False)
+    elif args.wide:
+        print(top.to_string(index=False))
+    else:
+        print(terminal_board(top))
+        print(f"({len(top)} of {len(board)} runs; --wide or --csv for every column)")
     return 0
 
 
@@ -1120,6 +1179,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--experiment", default=config.STATIC_EXPERIMENT)
     p.add_argument("--top", type=int, default=20)
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--wide", action="store_true", help="every column (params, every metric), however wide"
+    )
+    shape.add_argument(
+        "--csv", action="store_true", help="every column as CSV on standard output"
+    )
     p.set_defaults(func=cmd_leaderboard)
 
     p = commands.add_parser(

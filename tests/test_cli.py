@@ -142,6 +142,14 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
 
     out = gesturelab("leaderboard", "--experiment", "cli-test", env=env, cwd=tmp_path)
     assert out.returncode == 0 and "svm" in out.stdout
+    assert max(len(line) for line in out.stdout.splitlines()) <= 120, out.stdout
+    out = gesturelab("leaderboard", "--experiment", "cli-test", "--csv", env=env, cwd=tmp_path)
+    import io
+
+    import pandas as pd
+
+    every = pd.read_csv(io.StringIO(out.stdout))
+    assert list(every["run_id"]) == list(board["run_id"].head(20)) and len(every.columns) > 40
     assert not any(p.name == "mlruns" for p in tmp_path.iterdir() if p != tmp_path / "mlruns")
 
 
@@ -235,3 +243,35 @@ def test_cli_defaults_come_from_the_one_home_of_run_settings():
     train = parse(["train-seq"])
     assert (train.validation_fraction, train.seed) == (
         config.VALIDATION_FRACTION, config.SEQUENCE_SEED)  # fmt: skip
+
+
+def test_the_leaderboard_fits_a_terminal_and_shortens_only_the_configuration():
+    import pandas as pd
+
+    from gesturelab.cli import terminal_board
+
+    params = {"kernel": "rbf", "C": 10.0, "gamma": "scale", "features": "xy+dist+angles", "seed": 42}
+    long = {**params, "class_weight": "balanced", "note": "x" * 150}
+    board = pd.DataFrame(
+        {
+            "run_id": ["a" * 32, "b" * 32],
+            "run_name": ["svm kernel=rbf C=10.0", "svm long"],
+            "family": ["svm", "svm"],
+            "params": [json.dumps(params), json.dumps(long)],
+            "val_f1_macro": [0.98123, 0.97],
+            "val_accuracy": [0.981, 0.97],
+            "val_perturbed_f1_macro": [0.95, 0.94],
+            "test_f1_macro": [0.97, float("nan")],
+            "transfer_f1_macro": [0.96, 0.95],
+            "fit_time_s": [0.5, 0.6],
+            **{f"val_metric_{i}": [0.1, 0.2] for i in range(30)},
+        }
+    )
+    text = terminal_board(board)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert lines[0].split()[:3] == ["family", "configuration", "cv"]
+    assert "kernel=rbf C=10.0 gamma=scale features=xy+dist+angles" in lines[1]
+    assert "seed" not in text and "val_metric" not in text and "run_id" not in text
+    assert lines[2].split()[-5:] == ["0.9700", "0.9700", "0.9400", "-", "0.9500"]
+    assert "0.9812" in lines[1] and "…" in lines[2] and "…" not in lines[1]
