@@ -147,25 +147,50 @@ def held_out_model(
     epochs=None,
     seed: int = 0,
     validation_fraction: float | None = None,
+    experiment: str | None = None,
+    reuse: bool = True,
 ):
     """A sequence model trained on some subjects (early stopping on the others, as
     ``train-seq --no-refit``), served by a ``SequencePredictor`` with the streaming metadata
-    it would be logged with; (predictor, validated model, the held-out subjects' sequences)."""
-    from gesturelab import config
+    it would be logged with; (predictor, validated model, the held-out subjects' sequences).
+
+    That is the training the sequence leaderboard (notebook 03) does for ``arch`` on the same
+    split: when ``experiment`` (None: config.SEQUENCE_EXPERIMENT) holds a finished run with
+    its run key (``seq_runs.run_key``: configuration, both subjects' data, training code), its
+    model is loaded and scored on the held-out subjects instead of trained a second time
+    (``validated.run`` is that run), unless ``reuse`` is False.
+    """
+    from gesturelab import config, seq_runs
     from gesturelab.predictor import SequencePredictor
-    from gesturelab.seq_experiment import stream_metadata, train_and_log
+    from gesturelab.seq_experiment import _validated, stream_metadata, tracking, train_and_log
     from gesturelab.seq_training import config_for
+    from gesturelab.sequences import subject_split
 
     fraction = validation_fraction or config.VALIDATION_FRACTION
     train_config = config_for(arch, len(data.classes), epochs=epochs or None, seed=seed)
-    validated = train_and_log(
-        data,
+    train_mask, val_mask = subject_split(data.subjects, fraction, seed=seed)
+    val = data.subset(val_mask)
+    key = seq_runs.run_key(
         train_config,
-        validation_fraction=fraction,
-        log=False,
-        split_seed=seed,
-        n_bootstrap=200,
+        seq_runs.data_digest(data.subset(train_mask)),
+        seq_runs.data_digest(val),
+        "validation",
     )
+    found = seq_runs.find_finished(experiment or config.SEQUENCE_EXPERIMENT, key, not reuse)
+    if found is not None:
+        result = seq_runs.reused_result(found, train_config, data.classes)
+        tracking().adopt_run(found.run_id)
+        validated = _validated(result, val, n_bootstrap=200)
+        validated.run = found
+    else:
+        validated = train_and_log(
+            data,
+            train_config,
+            validation_fraction=fraction,
+            log=False,
+            split_seed=seed,
+            n_bootstrap=200,
+        )
     metadata = {
         "frames": train_config.frames,
         "classes": list(data.classes),

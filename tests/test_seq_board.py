@@ -105,3 +105,31 @@ def test_a_champion_refit_is_reused_and_not_registered_twice(mlflow_store, gestu
     assert refit.run.run_id != first.run.run_id
     assert refit.registered_version == "2"
     assert tracking.alias_run_id("three-gestures", "champion") == refit.run.run_id
+
+
+def test_the_streaming_notebooks_model_is_the_leaderboards_training_reused(mlflow_store, gestures):
+    """Notebook 07 trains DD-Net on the leaderboard's split: the board's finished run answers it
+    (loaded, not trained again), and scores exactly as a training in this process would."""
+    import numpy as np
+
+    from gesturelab.stream_eval import held_out_model
+
+    first = board(gestures, "seq-stream", archs=("ddnet",), ensemble=(), engine=Engine("joblib"))
+    run_id = first.loc["ddnet", "run_id"]
+    predictor, reused, held_out = held_out_model(
+        gestures, "ddnet", epochs=2, experiment="seq-stream"
+    )
+    assert reused.run is not None and reused.run.run_id == run_id
+    runs = training_runs("seq-stream")
+    assert [run.run_id for run in runs] == [run_id], "reusing the run logged a new one"
+    assert runs[0].tags["reused_times"] == "1"
+
+    trained_predictor, trained, trained_held_out = held_out_model(
+        gestures, "ddnet", epochs=2, experiment="seq-stream", reuse=False
+    )
+    assert trained.run is None
+    assert trained.validation_subjects == reused.validation_subjects
+    assert len(trained_held_out) == len(held_out)
+    # the leaderboard trained it in a worker process: the same weights as a training here
+    np.testing.assert_array_equal(trained.scores, reused.scores)
+    assert trained_predictor.metadata == predictor.metadata
