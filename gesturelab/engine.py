@@ -99,7 +99,28 @@ class _Joblib:
             return iter(())
         # loky processes: a crashed worker (out of memory) fails the call instead of hanging it.
         parallel = Parallel(n_jobs=min(self.n_jobs, len(items)), return_as="generator")
-        return parallel(delayed(fn)(self.shared, item) for item in items)
+        return parallel(delayed(_in_worker)(fn, self.shared, item) for item in items)
+
+
+# What a worker may grow past its size after its first task before loky restarts it.
+WORKER_GROWTH_BYTES = 4 * 2**30
+
+
+def _in_worker(fn: Callable, shared, item):
+    """``fn(shared, item)`` in a loky worker that is not restarted for keeping what it built.
+
+    loky restarts a worker that grew 300 MB past its size after its first task, taking it for
+    a leak, and warns "A worker stopped while some jobs were given to the executor". A worker
+    that fits Keras models keeps TensorFlow's compiled kernels and graph caches, which the next
+    fit reuses: restarting it only pays TensorFlow's import again. A real leak still ends the
+    worker past ``WORKER_GROWTH_BYTES``.
+    """
+    from joblib.externals.loky import process_executor
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = max(
+        process_executor._MAX_MEMORY_LEAK_SIZE, WORKER_GROWTH_BYTES
+    )
+    return fn(shared, item)
 
 
 class _Dask:

@@ -50,3 +50,27 @@ def test_a_dask_sweep_logs_the_same_runs_and_metrics_as_a_serial_one(mlflow_stor
     )
     assert dask.champion["run_name"] == serial.champion["run_name"]
     assert set(dask.runs["run_id"]).isdisjoint(serial.runs["run_id"])  # two sets of runs
+
+
+_KEPT = []
+
+
+def _grow_and_report(_shared, megabytes):
+    """A task that keeps what it built, as a worker that fitted Keras models does."""
+    import os
+    import time
+
+    import numpy as np
+
+    _KEPT.append(np.ones(megabytes * 2**20, dtype=np.uint8))
+    time.sleep(1.2)  # loky looks at a worker's size at most once a second
+    return os.getpid()
+
+
+def test_a_joblib_worker_that_keeps_what_it_built_is_not_restarted(recwarn):
+    """loky restarts a worker that grew 300 MB after its first task ("A worker stopped while some
+    jobs were given to the executor"); a worker keeping TensorFlow's caches is not leaking."""
+    with Engine("joblib", 2).open(None) as pool:
+        pids = list(pool.map(_grow_and_report, [50, 50, 400, 400, 400, 400]))
+    assert len(set(pids)) == 2, pids
+    assert not [w for w in recwarn if "A worker stopped" in str(w.message)]
