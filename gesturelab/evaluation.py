@@ -95,16 +95,7 @@ def bootstrap_intervals(
     y_true, y_pred, n: int = config.N_BOOTSTRAP, seed: int = 0, level: float = 0.95
 ):
     """Percentile intervals of accuracy and macro-F1 over resampled rows."""
-    y_true = np.asarray(y_true, dtype=object)
-    y_pred = np.asarray(y_pred, dtype=object)
-    rng = np.random.default_rng(seed)
-    draws = {"accuracy": [], "f1_macro": []}
-    for _ in range(n):
-        rows = rng.integers(0, len(y_true), len(y_true))
-        draws["accuracy"].append(np.mean(y_true[rows] == y_pred[rows]))
-        draws["f1_macro"].append(
-            f1_score(y_true[rows], y_pred[rows], average="macro", zero_division=0)
-        )
+    draws = _bootstrap_scores(y_true, y_pred, n, seed)
     tail = (1 - level) / 2 * 100
     return {
         name: {
@@ -115,6 +106,35 @@ def bootstrap_intervals(
         }
         for name, values in draws.items()
     }
+
+
+def _bootstrap_scores(y_true, y_pred, n: int, seed: int) -> dict[str, np.ndarray]:
+    """Accuracy and macro-F1 of ``n`` resamples of the rows, all resamples at once.
+
+    Macro-F1 as scikit-learn's ``f1_score(average="macro", zero_division=0)`` of each resample:
+    the mean over the classes that resample holds (true or predicted) of 2·TP / (true + predicted).
+    The rows are drawn one resample at a time, as a loop over resamples would draw them.
+    """
+    y_true = np.asarray(y_true, dtype=object)
+    y_pred = np.asarray(y_pred, dtype=object)
+    size = len(y_true)
+    _, codes = np.unique(np.concatenate([y_true, y_pred]).astype(str), return_inverse=True)
+    k = int(codes.max()) + 1 if size else 1
+    true_codes, pred_codes = codes[:size], codes[size:]
+    rng = np.random.default_rng(seed)
+    rows = np.stack([rng.integers(0, size, size) for _ in range(n)]) if n else np.zeros((0, 0))
+    truth, predicted = true_codes[rows], pred_codes[rows]
+    right = truth == predicted
+    cells = (np.arange(n) * k)[:, None]  # resample r's class c counts in cell r·k + c
+
+    def count(codes, weights=None):
+        return np.bincount((codes + cells).ravel(), weights, minlength=n * k).reshape(n, k)
+
+    true_count, pred_count = count(truth), count(predicted)
+    hits = count(truth, right.ravel().astype(float))
+    both = true_count + pred_count
+    f1 = np.divide(2 * hits, both, out=np.zeros((n, k)), where=both > 0)
+    return {"accuracy": right.mean(axis=1), "f1_macro": f1.sum(axis=1) / (both > 0).sum(axis=1)}
 
 
 def paired_comparison(y_true, pred_a, pred_b, n: int = config.N_BOOTSTRAP, seed: int = 0) -> dict:

@@ -94,6 +94,31 @@ def test_bootstrap_interval_brackets_the_estimate():
     assert interval["high"] - interval["low"] < 0.15
 
 
+def test_bootstrap_scores_are_scikit_learns_on_each_resample():
+    """All resamples scored at once give, resample by resample, what a loop over resamples
+    with scikit-learn's scores gives (rare classes, classes only predicted, integer labels)."""
+    from sklearn.metrics import f1_score
+
+    from gesturelab.evaluation import _bootstrap_scores
+
+    rng = np.random.default_rng(1)
+    for y, pred in (
+        (rng.choice(["a", "b", "c", "rare"], 60, p=[0.4, 0.3, 0.28, 0.02]), None),
+        (rng.integers(0, 5, 25), rng.integers(0, 7, 25)),
+    ):
+        y = y.astype(object)
+        pred = np.where(rng.random(len(y)) < 0.7, y, "only-predicted") if pred is None else pred
+        pred = pred.astype(object)
+        scores = _bootstrap_scores(y, pred, n=200, seed=3)
+        draws = np.random.default_rng(3)
+        for r in range(200):
+            rows = draws.integers(0, len(y), len(y))
+            assert scores["accuracy"][r] == np.mean(y[rows] == pred[rows])
+            truth, guess = y[rows].astype(str), pred[rows].astype(str)
+            expected = f1_score(truth, guess, average="macro", zero_division=0)
+            assert abs(scores["f1_macro"][r] - expected) < 1e-12, r
+
+
 def test_paired_comparison():
     y = np.array(["a"] * 40, dtype=object)
     same = paired_comparison(y, y, y, n=50)
