@@ -730,6 +730,8 @@ def transfer_of_best(
         pool=pool,
         rows=sweep.selection,
         meanwhile=meanwhile,
+        # a quick sweep holds out groups five at a time, not one (a fit per group)
+        max_groups=5 if sweep.quick else TRANSFER_MAX_GROUPS,
     )
     for best in best_rows:
         row = transfer[transfer["name"] == best["run_name"]].iloc[0]
@@ -759,6 +761,9 @@ def cross_val_oof(pipeline, X, y, folds, X_perturbed=None):
     return predicted, perturbed, time.perf_counter() - start
 
 
+TRANSFER_MAX_GROUPS = 60  # held out one at a time up to this many groups, else 5 grouped folds
+
+
 def transfer_estimate(
     prepared: PreparedData,
     candidates,
@@ -767,12 +772,13 @@ def transfer_estimate(
     pool=None,
     rows=None,
     meanwhile=None,
+    max_groups: int = TRANSFER_MAX_GROUPS,
 ) -> pd.DataFrame:
     """How well each configuration transfers to a place of the file it never saw.
 
     Leave-one-source-block-out over all rows (users or subjects when the file has them; more
-    than 60 groups go through 5 grouped folds). Classes found in a single block are left out:
-    no model can be trained and tested on them without leakage.
+    than ``max_groups`` groups go through 5 grouped folds). Classes found in a single block are
+    left out: no model can be trained and tested on them without leakage.
     candidates: (name, family, params, features) tuples.
     pool: an open ``Engine`` pool to train the candidates on (default: one after another here).
     rows: a boolean mask of the rows to use (a sweep's selection subsample; default: all).
@@ -785,7 +791,11 @@ def transfer_estimate(
     per_class = pd.Series(groups).groupby(labels).nunique()
     keep = np.isin(labels, per_class[per_class >= 2].index)
     n_groups = len(np.unique(groups[keep]))
-    folds = groups[keep] if n_groups <= 60 else grouped_folds(labels[keep], groups[keep], 5, seed)
+    folds = (
+        groups[keep]
+        if n_groups <= max_groups
+        else grouped_folds(labels[keep], groups[keep], 5, seed)
+    )
     X = data.loc[keep, prepared.columns]
     rows = []
     if len(set(labels[keep])) < 2:  # every class sits in one place of the file: no estimate
@@ -824,6 +834,7 @@ def transfer_estimate(
                 "transfer_accuracy": metrics["accuracy"],
                 "transfer_f1_macro": metrics["f1_macro"],
                 "held_out_groups": n_groups,
+                "folds": len(np.unique(folds)),
                 "rows": int(keep.sum()),
                 "classes_left_out": ", ".join(sorted(per_class[per_class < 2].index)),
                 "seconds": seconds,

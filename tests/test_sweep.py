@@ -52,6 +52,8 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     assert set(result.best["family"]) == {"logreg", "knn"}
     assert result.best["test_f1_macro"].between(0.5, 1.0).all()
     assert set(result.transfer["name"]) == set(result.best["run_name"])
+    # quick: groups held out five folds at a time, not one by one
+    assert (result.transfer["folds"] == 5).all() and (result.transfer["held_out_groups"] > 5).all()
     champion = result.champion
     assert champion["family"] in {"logreg", "knn"} and "registered" not in champion
     # The champion is the best validated family within the tolerance, refit on every row.
@@ -138,3 +140,15 @@ def test_a_sweep_selected_on_a_subsample_refits_each_best_on_every_training_row(
     assert int(family_run.params["rows_selection"]) == selected
     assert int(family_run.params["rows_train"]) == n_train
     assert "subsample of" in tracking.experiment_description("subsampled")
+
+
+def test_the_transfer_estimate_holds_out_one_group_at_a_time():
+    from gesturelab.sweep import transfer_estimate
+
+    prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+    knn = ("knn k=3", "knn", {"n_neighbors": 3}, "xy+dist")
+    (row,) = transfer_estimate(prepared, [knn]).to_dict("records")
+    assert row["folds"] == row["held_out_groups"] > 5
+    assert 0.5 < row["transfer_f1_macro"] < 1.0
+    (few,) = transfer_estimate(prepared, [knn], max_groups=5).to_dict("records")
+    assert few["folds"] == 5 and few["held_out_groups"] == row["held_out_groups"]
