@@ -45,6 +45,7 @@ def cmd_reproduce(args) -> int:
             work_dir=args.work_dir,
             notebooks=args.only,
             fresh=args.fresh,
+            stream=args.stream,
         )
     except ReproduceError as exc:
         print(f"reproduce stopped: {exc}", file=sys.stderr)
@@ -932,6 +933,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every notebook again, even one unchanged since it last finished (same "
         "notebook, parameters, code, data and store; its files and runs still there)",
     )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="also print what the notebooks print and log (always kept in build/logs/)",
+    )
     p.set_defaults(func=cmd_reproduce)
 
     from gesturelab.models import FAMILIES
@@ -1183,9 +1189,7 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument(
         "--wide", action="store_true", help="every column (params, every metric), however wide"
     )
-    shape.add_argument(
-        "--csv", action="store_true", help="every column as CSV on standard output"
-    )
+    shape.add_argument("--csv", action="store_true", help="every column as CSV on standard output")
     p.set_defaults(func=cmd_leaderboard)
 
     p = commands.add_parser(

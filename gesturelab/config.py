@@ -24,6 +24,9 @@ EXECUTED_DIR = REPO_ROOT / "build" / "executed"
 FIGURES_DIR = REPO_ROOT / "figures"  # the README's figures: written by `reproduce` only
 SCRATCH_FIGURES_DIR = REPO_ROOT / "build" / "figures"  # everything else: notebooks, sweep
 REPORTS_DIR = REPO_ROOT / "build" / "reports"
+# Everything a notebook printed and its libraries logged while `reproduce` ran it (the terminal
+# shows a line per section).
+LOGS_DIR = REPO_ROOT / "build" / "logs"
 # Notebook 03's leaderboard as reproduce left it: `train-seq` trains its best by default.
 SEQUENCE_LEADERBOARD = FIGURES_DIR / "sequence_leaderboard.csv"
 TENSORBOARD_DIR = REPO_ROOT / "build" / "tensorboard"

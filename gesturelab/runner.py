@@ -193,9 +193,10 @@ def _watched(work_dir) -> list[Path]:
     return [config.REPO_ROOT / "build", config.FIGURES_DIR, config.DATA_DIR]
 
 
-def _files_written(roots, since_ns: int, skip: Path) -> dict:
+def _files_written(roots, since_ns: int, skip: Path, logs_dir: Path | None = None) -> dict:
     """Files under ``roots`` changed since ``since_ns``, but not the store's own files (a
-    store inside the work folder changes with every run; its runs are checked instead)."""
+    store inside the work folder changes with every run; its runs are checked instead) nor
+    the logs (a record of the run, not a result)."""
     import train_with_mlflow as tracking
 
     written = {}
@@ -204,6 +205,7 @@ def _files_written(roots, since_ns: int, skip: Path) -> dict:
             if (
                 path.is_file()
                 and path != skip
+                and (logs_dir is None or Path(logs_dir) not in path.parents)
                 and path.stat().st_mtime_ns >= since_ns
                 and not tracking.is_store_file(path)
             ):
@@ -249,23 +251,21 @@ def reproduce(
     data=None,
     work_dir=None,
     notebooks=None,
-    stream: bool = True,
+    stream: bool = False,
     fresh: bool = False,
 ) -> pd.DataFrame:
     """Execute every notebook; stop at the first failing cell with a message that names it.
 
-    stream: pass the kernels' stderr (progress bars, warnings) through to this process.
+    stream: also pass what the kernels print and log (progress bars, warnings) to this
+        process's stderr; it always goes to ``build/logs/<notebook>.log`` (``logs/`` of
+        ``work_dir``), and the terminal shows a line per section of the notebook.
     fresh: run every notebook, even those whose finished run answers their key.
     """
-    import papermill
     from papermill.exceptions import PapermillExecutionError
 
     import train_with_mlflow as tracking
 
-    # MediaPipe and TensorFlow log every graph start at INFO/WARNING level from C++; kernels
-    # inherit this environment.
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Kernels inherit this environment, with the C++ log levels importing gesturelab set.
     executed_dir = Path(work_dir) / "executed" if work_dir else config.EXECUTED_DIR
     executed_dir.mkdir(parents=True, exist_ok=True)
     plan = notebook_plan(quick, data, work_dir)
@@ -281,10 +281,11 @@ def reproduce(
     for name, parameters in notebook_plan(quick, data, work_dir):
         keys[name] = previous = notebook_key(name, parameters, previous, inputs, store)
     times, ran = [], False
+    logs_dir = Path(work_dir) / "logs" if work_dir else config.LOGS_DIR
     for name, parameters in plan:
         source = config.NOTEBOOKS_DIR / name
         target = executed_dir / name
-        print(f"==> {name} {parameters}", flush=True)
+        print(f"==> {name}", flush=True)
         start = time.perf_counter()
         why = "--fresh" if fresh else _why_not_reused(state.get(name), keys[name])
         if why is None and not ran:
@@ -292,7 +293,7 @@ def reproduce(
             print(
                 f"    reused: unchanged since it finished ({state[name]['seconds']:.0f} s); "
                 f"{len(state[name]['runs'])} runs and {len(state[name]['files'])} files "
-                f"checked in {seconds:.1f} s -> {target}",
+                f"checked in {seconds:.1f} s",
                 flush=True,
             )
             times.append(
@@ -305,26 +306,20 @@ def reproduce(
             )
             continue
         ran = True
-        print(f"    running: {why if why else 'a notebook before it ran'}", flush=True)
+        log_path = logs_dir / f"{Path(name).stem}.log"
+        print(f"    running: {why if why else 'a notebook before it ran'}; log {log_path}")
         started_ns, started_ms = time.time_ns(), int(time.time() * 1000) - 1
         # This notebook and every one after it must run again before they can be reused.
         for later in list(keys)[list(keys).index(name) :]:
             state.pop(later, None)
         state_path.write_text(json.dumps(state, indent=1))
         try:
-            papermill.execute_notebook(
-                str(source),
-                str(target),
-                parameters=parameters,
-                kernel_name="python3",
-                cwd=str(config.NOTEBOOKS_DIR),
-                progress_bar=False,
-                stderr_file=sys.stderr if stream else None,
-            )
+            _execute(source, target, parameters, log_path, stream)
         except PapermillExecutionError as exc:
             raise ReproduceError(
                 f"{name} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
                 f"{exc.ename}: {exc.evalue}\nThe executed notebook with the traceback: {target}"
+                f"\nIts log: {log_path}"
             ) from None
         seconds = time.perf_counter() - start
         print(f"    done in {seconds:.1f} s -> {target}", flush=True)
@@ -332,7 +327,9 @@ def reproduce(
         state[name] = {
             "key": keys[name],
             "seconds": seconds,
-            "files": _file_state(_files_written(_watched(work_dir), started_ns, state_path)),
+            "files": _file_state(
+                _files_written(_watched(work_dir), started_ns, state_path, logs_dir)
+            ),
             "runs": tracking.runs_used_since(started_ms),
         }
         state_path.write_text(json.dumps(state, indent=1))
@@ -345,6 +342,109 @@ def reproduce(
     return pd.read_csv(board_path) if board_path.exists() else pd.DataFrame()
 
 
+def sections_of(cells) -> list[str]:
+    """The section (``##`` heading) each cell belongs to."""
+    sections, section = [], "(before the first section)"
+    for cell in cells:
+        if cell.cell_type == "markdown":
+            heading = next((x for x in cell.source.splitlines() if x.startswith("## ")), None)
+            section = heading[3:].strip() if heading else section
+        sections.append(section)
+    return sections
+
+
+class _SectionLines:
+    """Prints a line as each section (``##`` heading) of a running notebook finishes."""
+
+    def __init__(self, cells):
+        self.sections = sections_of(cells)
+        self.current, self.started = None, 0.0
+
+    def cell_start(self, index: int) -> None:
+        section = self.sections[index] if index is not None else self.current
+        if section != self.current:
+            self.finish()
+            self.current, self.started = section, time.perf_counter()
+
+    def finish(self) -> None:
+        if self.current is not None:
+            seconds = time.perf_counter() - self.started
+            print(f"    {seconds:7.1f} s  {self.current}", flush=True)
+        self.current = None
+
+
+def _section_engine():
+    """papermill's nbclient engine, reporting each section as it finishes."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class SectionEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            lines = _SectionLines(nb_man.nb.cells)
+            start = nb_man.cell_start
+
+            def cell_start(cell, cell_index=None, **more):
+                lines.cell_start(cell_index)
+                return start(cell, cell_index, **more)
+
+            nb_man.cell_start = cell_start
+            try:
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            finally:
+                lines.finish()
+
+    papermill_engines.register("gesturelab-sections", SectionEngine)
+    return "gesturelab-sections"
+
+
+class _Tee:
+    """Writes to several text streams (the log, and the terminal when streaming)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self):
+        for stream in self.streams:
+            stream.flush()
+
+
+def _execute(source: Path, target: Path, parameters: dict, log_path: Path, stream: bool) -> None:
+    """Run one notebook through papermill; everything it prints or logs goes to ``log_path``
+    (the kernel's own stderr too: TensorFlow's and MediaPipe's C++ logs are written there, not
+    into the notebook), and to this process's stderr as well when ``stream``."""
+    import papermill
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", buffering=1) as log:
+        out = _Tee(log, sys.stderr) if stream else log
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(2)
+        if not stream:  # the kernel inherits this process's stderr
+            os.dup2(log.fileno(), 2)
+        try:
+            papermill.execute_notebook(
+                str(source),
+                str(target),
+                parameters=parameters,
+                kernel_name="python3",
+                engine_name=_section_engine(),
+                cwd=str(config.NOTEBOOKS_DIR),
+                progress_bar=False,
+                stdout_file=out,
+                stderr_file=out,
+            )
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def section_times(executed, name: str, seconds: float) -> list[dict]:
     """Wall time of each section (``##`` heading) of an executed notebook, from the duration
     papermill records per cell; the notebook's own row holds its whole time (kernel start
@@ -352,14 +452,9 @@ def section_times(executed, name: str, seconds: float) -> list[dict]:
     import nbformat
 
     notebook = nbformat.read(executed, as_version=4)
-    rows, section = {}, "(before the first section)"
-    for cell in notebook.cells:
-        if cell.cell_type == "markdown":
-            heading = next(
-                (line for line in cell.source.splitlines() if line.startswith("## ")), None
-            )
-            section = heading[3:].strip() if heading else section
-        elif cell.cell_type == "code":
+    rows = {}
+    for cell, section in zip(notebook.cells, sections_of(notebook.cells), strict=True):
+        if cell.cell_type == "code":
             duration = cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0
             rows[section] = rows.get(section, 0.0) + float(duration)
     return [
@@ -372,13 +467,22 @@ def report_times(times: pd.DataFrame, reports: Path) -> None:
     if times.empty:
         return
     reports.mkdir(parents=True, exist_ok=True)
+    # The newest table, and every run's own (a second, reusing run must not replace the table
+    # of the first, the one that says where the time goes).
     times.to_csv(reports / "reproduce_times.csv", index=False)
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    kept = reports / "reproduce_times" / f"{stamp}.csv"
+    kept.parent.mkdir(exist_ok=True)
+    times.to_csv(kept, index=False)
     whole = times[times["section"] == "(whole notebook)"]
     sections = times[times["section"] != "(whole notebook)"].nlargest(8, "seconds")
     print(f"\nWall time per notebook ({whole['seconds'].sum():.0f} s in all):")
     print(whole[["notebook", "seconds", "reused"]].round(1).to_string(index=False))
-    print("\nThe longest sections:")
-    print(sections.round(1).to_string(index=False))
+    if not sections.empty:
+        print("\nThe longest sections:")
+        print(sections.round(1).to_string(index=False))
+    print(f"(this table: {kept}; every run's is kept there)")
     import train_with_mlflow as tracking
 
     with tracking.start_run("reproduce", "reproduce", kind="reproduce") as run:

@@ -1,6 +1,7 @@
 """The notebooks, run headless through papermill with quick parameters."""
 
 import json
+import re
 
 import nbformat
 import pandas as pd
@@ -30,8 +31,19 @@ def test_every_notebook_is_in_the_plan():
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_reproduce_quick(mlflow_store, tmp_path):
+def test_reproduce_quick(mlflow_store, tmp_path, capfd):
     board = reproduce(quick=True, work_dir=tmp_path)
+    # The terminal: a line per notebook and section and the tables, no library noise; the
+    # kernels' output is in the logs.
+    out, err = capfd.readouterr()
+    console = out + err
+    assert len(console.splitlines()) < 150, console
+    for noise in ("retracing", "A worker stopped", "WARNING", "I0000", "W0000"):
+        assert noise not in console, (noise, console)
+    assert re.search(r"^ +\d+\.\d s  \S", console, re.M), "a line per section"
+    for path in NOTEBOOKS:
+        log = tmp_path / "logs" / f"{path.stem}.log"
+        assert log.exists(), log
     assert set(board["family"]) == set(FAMILIES)
     assert board["test_f1_macro"].max() > 0.9
     widgets = 0
@@ -98,6 +110,11 @@ def test_reproduce_quick(mlflow_store, tmp_path):
     pd.testing.assert_frame_equal(reproduce(quick=True, work_dir=tmp_path), board)
     reused = pd.read_csv(tmp_path / "reports" / "reproduce_times.csv")
     assert reused["reused"].all() and reused["seconds"].sum() < 60
+    # Each run's table is kept: the first (informative) one beside the second's.
+    kept = sorted((tmp_path / "reports" / "reproduce_times").glob("*.csv"))
+    assert len(kept) == 2
+    pd.testing.assert_frame_equal(pd.read_csv(kept[0]), times)
+    pd.testing.assert_frame_equal(pd.read_csv(kept[1]), reused)
     # A figure the last notebook drew is gone: that notebook runs again, and no other.
     (tmp_path / "figures" / "personalisation.png").unlink()
     reproduce(quick=True, work_dir=tmp_path)
