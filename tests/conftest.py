@@ -11,6 +11,20 @@ from gesturelab import config
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
+# Session fixtures that train or sweep: the tests reading one run on one xdist worker, so the
+# fixture is built once, not once per worker.
+SHARED_GROUPS = ("small_tcn",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest tests first (the notebooks), so that the two workers finish together; each
+    shared fixture's tests in one xdist group."""
+    for item in items:
+        for name in SHARED_GROUPS:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
+    items.sort(key=lambda item: item.get_closest_marker("notebook") is None)
+
 
 @pytest.fixture(scope="session")
 def sample_csv() -> Path:
@@ -79,7 +93,7 @@ def using_store(store: str):
 SMALL_GESTURES = ("grab", "swipe_right", "swipe_up")
 
 
-def small_sequence_model(store: str, run_name: str, epochs: int = 10):
+def small_sequence_model(store: str, run_name: str, epochs: int = 12):
     """A small TCN on three real SHREC'17 gestures, validated on held-out subjects and logged
     to the MLflow store ``store``: (data, validated model)."""
     from gesturelab import shrec
@@ -91,3 +105,19 @@ def small_sequence_model(store: str, run_name: str, epochs: int = 10):
         data = pick_classes(shrec.load_compact(), SMALL_GESTURES)
         config = TrainConfig(arch="tcn", frames=24, epochs=epochs, width=32, patience=epochs)
         return data, train_and_log(data, config, n_bootstrap=20, run_name=run_name)
+
+
+@pytest.fixture(scope="session")
+def small_tcn(tmp_path_factory):
+    """The small sequence model every test of a logged or served sequence model reads, trained
+    once per session: ``small_sequence_model`` (a TCN, 12 epochs, three gestures) logged to a
+    store of its own. ``.store``, ``.data``, ``.validated`` (``.run.model_uri`` its model).
+
+    Tests register it under names of their own and may add artifacts to its run (export);
+    none may change its weights (calibration works on copies).
+    """
+    from types import SimpleNamespace
+
+    store = f"sqlite:///{tmp_path_factory.mktemp('small-tcn') / 'mlflow.db'}"
+    data, validated = small_sequence_model(store, "small tcn")
+    return SimpleNamespace(store=store, data=data, validated=validated)

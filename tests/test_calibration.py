@@ -20,15 +20,18 @@ USER = 21  # a held-out subject of the small model (its run's validation subject
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A small TCN on three real SHREC'17 gestures, logged to a store; the user's sequences."""
-    from tests.conftest import small_sequence_model
-
-    store = f"sqlite:///{tmp_path_factory.mktemp('calibration') / 'mlflow.db'}"
-    data, validated = small_sequence_model(store, "calibration-base", epochs=10)
+def trained(small_tcn):
+    """The session's small TCN on three real SHREC'17 gestures; the user's sequences."""
+    data, validated = small_tcn.data, small_tcn.validated
     user = data.subset(data.subjects == USER)
     x = user.to_fixed(FRAMES).reshape(len(user), FRAMES, -1)
-    return {"store": store, "data": data, "validated": validated, "x": x, "y": user.labels}
+    return {
+        "store": small_tcn.store,
+        "data": data,
+        "validated": validated,
+        "x": x,
+        "y": user.labels,
+    }
 
 
 def _model(trained):

@@ -147,16 +147,15 @@ def test_a_file_that_loses_accuracy_fails(shrec_small, tmp_path):
 
 
 @pytest.mark.slow
-def test_export_command_logs_the_check_and_the_card_shows_it(tmp_path):
+def test_export_command_logs_the_check_and_the_card_shows_it(small_tcn, tmp_path):
     """``export`` on a registered sequence model (real SHREC'17 subjects held out by its run):
     the table, the files in the run's export/ folder, and ``model info`` lists the formats."""
     from mlflow import MlflowClient
 
     import train_with_mlflow as tracking
-    from tests.conftest import run_cli, small_sequence_model, using_store
+    from tests.conftest import run_cli, using_store
 
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _, validated = small_sequence_model(store, "export-test", epochs=8)
+    store, validated = small_tcn.store, small_tcn.validated
     with using_store(store):
         uri = validated.run.model_uri
         version = tracking.register_model(

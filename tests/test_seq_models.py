@@ -17,7 +17,6 @@ from gesturelab.seq_models import (
 )
 from gesturelab.seq_studies import pick_classes
 from gesturelab.seq_training import (
-    TrainConfig,
     config_for,
     fit,
     member_configs,
@@ -104,12 +103,12 @@ def test_unknown_architecture_or_features_are_refused():
         build_model("tcn", 32, 14, features="angles")
 
 
-def test_a_small_tcn_learns_three_gestures_of_unseen_subjects(shipped):
+def test_a_small_tcn_learns_three_gestures_of_unseen_subjects(small_tcn):
     """Grab, swipe right and swipe up after 12 epochs: far above chance on held-out subjects."""
-    data = pick_classes(shipped, ("grab", "swipe_right", "swipe_up"))
-    train, val = subject_split(data.subjects, 0.25, seed=0)
-    config = TrainConfig(arch="tcn", epochs=12, width=32, frames=24, patience=12)
-    result = fit(data.subset(train), config, data.subset(val))
+    data, validated = small_tcn.data, small_tcn.validated
+    result = validated.result
+    val = np.isin(data.subjects, validated.validation_subjects)
+    assert 0 < val.sum() < len(data) // 2
     accuracy = predict_proba(result.model, data.subset(val), 24).argmax(1) == data.labels[val]
     assert accuracy.mean() > 0.8
     assert len(result.history["val_loss"]) == result.epochs_run

@@ -13,16 +13,15 @@ from gesturelab.predictor import (
     StaticPredictor,
     load_predictor,
 )
-from tests.conftest import SMALL_GESTURES, run_cli, small_sequence_model
+from tests.conftest import SMALL_GESTURES, run_cli
 
 GESTURES = SMALL_GESTURES
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory):
-    """A small TCN on three real gestures, logged to a fresh MLflow store."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlruns') / 'mlflow.db'}"
-    data, out = small_sequence_model(uri, "predictor test")
+def logged(small_tcn):
+    """The session's small TCN on three real gestures, loaded from its MLflow store."""
+    uri, data, out = small_tcn.store, small_tcn.data, small_tcn.validated
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         predictor = load_predictor(out.run.model_uri)

@@ -15,23 +15,20 @@ import urllib.request
 import numpy as np
 import pytest
 
-from tests.conftest import small_sequence_model
-
 NAME = "serving-test-gestures"
 
 pytestmark = [pytest.mark.slow, pytest.mark.train]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A small TCN trained on real sequences, logged and registered in a fresh store; the
-    held-out sequences at the model's length and the classes gesturelab predicts for them."""
+def served(small_tcn, tmp_path_factory):
+    """The session's small TCN (real sequences), registered in its store; the held-out
+    sequences at the model's length and the classes gesturelab predicts for them."""
     import train_with_mlflow as tracking
     from gesturelab.predictor import load_predictor
 
     folder = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    data, out = small_sequence_model(uri, "serving test", epochs=8)
+    uri, data, out = small_tcn.store, small_tcn.data, small_tcn.validated
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         tracking.register_model(out.run.model_uri, NAME, label_set=data.classes, data_sha256=None)

@@ -3,21 +3,16 @@
 import numpy as np
 import pytest
 
-from gesturelab import shrec
-from gesturelab.seq_experiment import train_and_log
-from gesturelab.seq_studies import pick_classes
-from gesturelab.seq_training import TrainConfig
 from gesturelab.streaming import NO_GESTURE, StreamingRecognizer
 
 GESTURES = ("grab", "swipe_right", "swipe_up")
 
 
 @pytest.fixture(scope="module")
-def validated(tmp_path_factory):
-    """A small TCN on three real gestures, validated on held-out subjects (not logged)."""
-    data = pick_classes(shrec.load_compact(), GESTURES)
-    config = TrainConfig(arch="tcn", frames=24, epochs=12, width=32, patience=12)
-    return data, train_and_log(data, config, n_bootstrap=20, log=False)
+def validated(small_tcn):
+    """The session's small TCN on three real gestures, validated on held-out subjects."""
+    assert tuple(small_tcn.data.classes) == GESTURES
+    return small_tcn.data, small_tcn.validated
 
 
 def _predictor(validated, **metadata):
