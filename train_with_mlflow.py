@@ -142,6 +142,10 @@ def setup() -> str:
         mlflow.set_system_metrics_sampling_interval(config.SYSTEM_METRICS_INTERVAL_S)
     # ...and says "Started/Stopping system metrics monitoring" at INFO for every run.
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    # ...and "Creating initial MLflow database tables" / "Updating database tables" (alembic's
+    # migration steps too) for every new store: what a store is made of, not a result.
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if uri not in _READY:
         with _store_lock(uri):
             # MLflow creates (or migrates) the tables when a store is first opened in a
@@ -160,6 +164,10 @@ def get_or_create_experiment(name: str) -> str:
     would otherwise land in "Default", whose artifacts follow the working directory.
     """
     uri = setup()
+    known = _EXPERIMENTS.get((uri, name))
+    if known is not None and _ready(known):
+        mlflow.set_experiment(experiment_id=known)
+        return known
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
         with _store_lock(uri):
@@ -178,7 +186,22 @@ def get_or_create_experiment(name: str) -> str:
             MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         fail_orphaned_runs(experiment_id)
     mlflow.set_experiment(experiment_id=experiment_id)
+    _EXPERIMENTS[(uri, name)] = experiment_id
     return experiment_id
+
+
+# Experiments this process has made ready (created or checked, orphaned runs failed): a sweep
+# asks for its experiment at every run it starts, and the check is needed once.
+_EXPERIMENTS: dict = {}
+
+
+def _ready(experiment_id: str) -> bool:
+    """Still there, active and of the model-training kind."""
+    try:
+        experiment = mlflow.get_experiment(experiment_id)
+    except mlflow.exceptions.MlflowException:  # deleted for good since
+        return False
+    return experiment.lifecycle_stage == "active" and EXPERIMENT_KIND_TAG in experiment.tags
 
 
 # ---- what the MLflow UI shows ---------------------------------------------------------------

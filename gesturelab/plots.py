@@ -7,6 +7,9 @@ hands and photos keep matplotlib's plain axes, since a grid over a photo hides t
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -30,6 +33,32 @@ THEME = {
 }
 PALETTE = "colorblind"
 SEQUENTIAL = "Blues"
+
+
+# The PNG text chunk that holds the digest of what a saved figure was drawn from.
+INPUTS_KEY = "gesturelab-inputs"
+
+
+def save_unless_same(path, inputs, draw, dpi: int = 110) -> Path:
+    """Save ``draw()`` to ``path`` unless the PNG there was drawn from the same ``inputs``
+    (anything JSON can write) by the same plotting code: a rerun that changed nothing draws
+    nothing. The digest travels in the PNG's own text chunk, so a copied figure keeps it."""
+    from PIL import Image
+
+    path = Path(path)
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(json.dumps(inputs, sort_keys=True, default=str).encode())
+    key = digest.hexdigest()
+    try:
+        with Image.open(path) as image:
+            if getattr(image, "text", {}).get(INPUTS_KEY) == key:
+                return path
+    except (OSError, ValueError):  # no figure there yet, or not a PNG
+        pass
+    figure = draw()
+    figure.savefig(path, dpi=dpi, metadata={INPUTS_KEY: key})
+    plt.close(figure)
+    return path
 
 
 def themed(draw):

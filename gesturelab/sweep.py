@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
@@ -47,6 +46,7 @@ from gesturelab.plots import (
     feature_ablation_figure,
     leaderboard_figure,
     reject_figure,
+    save_unless_same,
 )
 from gesturelab.predictor import GesturePredictor, model_classes
 from gesturelab.rejection import reject_rule, rejected
@@ -197,6 +197,7 @@ class _Sweep:
     selection: np.ndarray = None  # the rows configurations are selected on (all, or a subsample)
     X_train_all: pd.DataFrame = None
     y_train_all: np.ndarray = None
+    test_digest: str = ""
 
     def shared(self) -> dict:
         """What every training task needs, sent to the workers once."""
@@ -217,6 +218,8 @@ class _Sweep:
         self.X_test, self.y_test = self.prepared.Xy("test")
         self.X_perturbed = perturb_viewpoint(self.X_train, self.seed)
         self.folds = self.prepared.part("train")["fold"].to_numpy()[chosen]
+        test = pd.concat([self.X_test, pd.Series(self.y_test, index=self.X_test.index)], axis=1)
+        self.test_digest = hashlib.sha256(test.to_csv().encode()).hexdigest()
 
     @property
     def subsampled(self) -> bool:
@@ -346,7 +349,9 @@ def run_sweep(
 
             transfer = pd.DataFrame()
             if transfer_check:  # the champion is refit here while the workers estimate
-                transfer = transfer_of_best(sweep, best_rows, families, pool, refit_champion)
+                transfer = transfer_of_best(
+                    sweep, best_rows, families, pool, refit_champion, records
+                )
             else:
                 refit_champion()
         result = SweepResult(
@@ -454,6 +459,22 @@ def publish_leaderboard(sweep: _Sweep, result: SweepResult, sweep_id: str) -> di
     )
 
 
+# The code a stored score depends on besides the training code: test scores, reject rules.
+_SCORING_MODULES = ("evaluation.py", "predictor.py", "rejection.py", "landmarks.py")
+
+
+def scoring_code_version() -> str:
+    digest = hashlib.sha256()
+    for name in _SCORING_MODULES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def derived_key(*parts) -> str:
+    """The key of what is computed from a keyed run (its test scores, its refit, a champion)."""
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
 # The code a configuration's result depends on: part of every run key, so a change to any of
 # these modules trains again instead of reusing runs of the old code.
 _TRAINING_MODULES = (
@@ -515,17 +536,26 @@ def plan(sweep: _Sweep, family: str, configuration: dict, role: str = "config") 
 
 
 def _adopt(sweep: _Sweep, planned: Planned) -> dict:
-    """The record of a finished run with the configuration's key, adopted into this sweep."""
-    from gesturelab.predictor import open_model
-
+    """The record of a finished run with the configuration's key, adopted into this sweep (its
+    model is loaded only if a later step needs it: ``model_of``)."""
     found = planned.found
-    model = open_model(found.model_uri).model if planned.log_model else None
     tracking.adopt_run(found.run_id)
     sweep.reused += 1
     sweep.bar.update(1)
     sweep.bar.set_postfix_str(f"{planned.family} reused")
     metrics = {k: v for k, v in found.metrics.items() if not k.startswith(("test_", "transfer_"))}
-    return _record(planned, found.run_name, found.run_id, found.model_uri, model, metrics)
+    record = _record(planned, found.run_name, found.run_id, found.model_uri, None, metrics)
+    record["stored"] = found
+    return record
+
+
+def model_of(record: dict):
+    """A record's fitted pipeline, loaded from its run when the record was adopted."""
+    if record.get("model") is None:
+        from gesturelab.predictor import open_model
+
+        record["model"] = open_model(record["model_uri"]).model
+    return record["model"]
 
 
 def train_configuration(shared: dict, task: tuple) -> dict:
@@ -612,6 +642,7 @@ def _record(planned: Planned, name, run_id, model_uri, model, metrics) -> dict:
         "reference_config": is_reference(planned.family, params),
         "params": params,
         "run_id": run_id,
+        "run_key": planned.key,
         "model_uri": model_uri,
         "model": model,
         **metrics,
@@ -651,7 +682,20 @@ def refit_on_training_rows(sweep: _Sweep, best: dict) -> dict:
 
     The fit runs here, beside the workers still training the next families' configurations
     (a second joblib call from this process would resize the workers' pool under the first).
+    A finished refit run of the same configuration run (its key) is reused instead.
     """
+    key = derived_key(best["run_key"], "refit on every training row")
+    found = None if sweep.fresh else tracking.finished_run_with_key(sweep.experiment, key)
+    if found is not None and found.model_uri:
+        tracking.adopt_run(found.run_id)
+        return {
+            **best,
+            "model": None,
+            "model_uri": found.model_uri,
+            "refit_run_id": found.run_id,
+            "stored": found,
+            "selection_model_uri": best["model_uri"],
+        }
     pipeline = build_pipeline(
         best["family"], best["params"], FEATURE_SETS[best["features"]], sweep.seed
     )
@@ -668,7 +712,7 @@ def refit_on_training_rows(sweep: _Sweep, best: dict) -> dict:
         trusted_types=SKOPS_TRUSTED_TYPES,
         run_name=name,
         dataset=sweep.prepared.dataset,
-        tags={"run_kind": "refit", "selected_from_run": best["run_id"]},
+        tags={"run_kind": "refit", "selected_from_run": best["run_id"], "run_key": key},
         label_set=sweep.labels,
         experiment=sweep.experiment,
     )
@@ -677,13 +721,25 @@ def refit_on_training_rows(sweep: _Sweep, best: dict) -> dict:
         "model": pipeline,
         "model_uri": logged.model_uri,
         "refit_run_id": logged.run_id,
+        "stored": None,
         "selection_model_uri": best["model_uri"],
     }
 
 
 def score_on_test(sweep: _Sweep, best: dict) -> dict:
-    """The test split's scores of a family's best configuration, added to its run."""
-    model = best["model"]
+    """The test split's scores of a family's best configuration, added to its run; a run that
+    holds them already (the same run key, test rows and scoring code) is not scored again."""
+    run_id = best.get("refit_run_id", best["run_id"])
+    key = derived_key(best["run_key"], "test scores", sweep.test_digest, scoring_code_version())
+    stored = best.get("stored")
+    if stored is not None and stored.tags.get("test_key") == key:
+        classification = tracking.run_json(run_id, "test_classification_report.json")
+        report = tracking.run_json(run_id, "test_evaluation_report.json")
+        if classification is not None and report is not None:
+            metrics = {k: v for k, v in stored.metrics.items() if k.startswith("test_")}
+            matrix = np.asarray(classification["confusion_matrix"])
+            return {**metrics, "test_confusion": matrix, "test_report": report}
+    model = model_of(best)
     X = landmark_frame(sweep.X_test, sweep.prepared.dims)
     start = time.perf_counter()
     predicted = np.asarray(model.predict(X), dtype=object)
@@ -698,8 +754,9 @@ def score_on_test(sweep: _Sweep, best: dict) -> dict:
         "test_predict_ms_per_sample": 1000 * seconds / max(len(X), 1),
         **report_metrics,
     }
-    run = tracking.open_run(best.get("refit_run_id", best["run_id"]))
+    run = tracking.open_run(run_id)
     run.log(metrics, artifacts.figures, {**artifacts.dicts, "test_evaluation_report.json": report})
+    run.set_tags({"test_key": key})  # last: a run killed while logging is scored again
     return {**metrics, "test_confusion": matrix, "test_report": report}
 
 
@@ -712,34 +769,74 @@ def feature_ablation_runs(sweep: _Sweep, planned: list[Planned]) -> list:
 
 
 def transfer_of_best(
-    sweep: _Sweep, best_rows: list[dict], families, pool=None, meanwhile=None
+    sweep: _Sweep, best_rows: list[dict], families, pool=None, meanwhile=None, records=()
 ) -> pd.DataFrame:
     """``transfer_estimate`` of each family's best (and, in a full sweep, of the reference
-    configurations), added to the best configurations' runs; ``meanwhile`` as there."""
-    candidates = [(b["run_name"], b["family"], b["params"], b["features"]) for b in best_rows]
+    configurations, found in ``records``), added to the best configurations' runs;
+    ``meanwhile`` as there. Each estimate is kept on its configuration's run (tag
+    ``transfer_estimate``, with its key): a later sweep with the same key reads it."""
+    chosen = list(best_rows)
     if not sweep.quick:
-        candidates += [
-            (f"reference {run_name(f, p)}", f, p, DEFAULT_FEATURE_SET)
-            for f, p in REFERENCE_CONFIGS.items()
-            if f in families and not any(b["family"] == f and b["params"] == p for b in best_rows)
+        chosen += [
+            {**r, "run_name": f"reference {run_name(r['family'], r['params'])}"}
+            for r in records
+            if r["family"] in families
+            and r["family"] in REFERENCE_CONFIGS
+            and r["params"] == REFERENCE_CONFIGS[r["family"]]
+            and r["features"] == DEFAULT_FEATURE_SET
+            and not any(
+                b["family"] == r["family"] and b["params"] == r["params"] for b in best_rows
+            )
         ]
-    transfer = transfer_estimate(
-        sweep.prepared,
-        candidates,
-        seed=sweep.seed,
-        pool=pool,
-        rows=sweep.selection,
-        meanwhile=meanwhile,
-        # a quick sweep holds out groups five at a time, not one (a fit per group)
-        max_groups=5 if sweep.quick else TRANSFER_MAX_GROUPS,
-    )
+    # a quick sweep holds out groups five at a time, not one (a fit per group)
+    max_groups = 5 if sweep.quick else TRANSFER_MAX_GROUPS
+    found = {}
+    for record in chosen:
+        record["transfer_key"] = derived_key(record["run_key"], "transfer", max_groups)
+        stored = record.get("stored")
+        kept = json.loads(stored.tags.get("transfer_estimate", "{}")) if stored else {}
+        if not sweep.fresh and kept.get("key") == record["transfer_key"]:
+            found[record["run_name"]] = {"name": record["run_name"], **kept["row"]}
+    todo = [
+        (r["run_name"], r["family"], r["params"], r["features"])
+        for r in chosen
+        if r["run_name"] not in found
+    ]
+    rows = dict(found)
+    if todo:
+        estimated = transfer_estimate(
+            sweep.prepared,
+            todo,
+            seed=sweep.seed,
+            pool=pool,
+            rows=sweep.selection,
+            meanwhile=meanwhile,
+            max_groups=max_groups,
+        )
+        rows.update({row["name"]: row for row in estimated.to_dict("records")})
+    elif meanwhile is not None:
+        meanwhile()
+    transfer = pd.DataFrame([rows[r["run_name"]] for r in chosen])
+    for record in chosen:
+        row = rows[record["run_name"]]
+        if record["run_name"] in found:
+            continue
+        run = tracking.open_run(record["run_id"])
+        if any(record is best for best in best_rows):
+            scores = ("transfer_accuracy", "transfer_f1_macro")
+            run.log_metrics({k: row[k] for k in scores if np.isfinite(row[k])})
+        kept = {k: v for k, v in row.items() if k != "name"}
+        run.set_tags(
+            {
+                "transfer_estimate": json.dumps(
+                    {"key": record["transfer_key"], "row": kept}, default=float
+                )
+            }
+        )
     for best in best_rows:
-        row = transfer[transfer["name"] == best["run_name"]].iloc[0]
+        row = rows[best["run_name"]]
         best["transfer_f1_macro"] = row["transfer_f1_macro"]
         best["transfer_accuracy"] = row["transfer_accuracy"]
-        tracking.open_run(best["run_id"]).log_metrics(
-            {k: row[k] for k in ("transfer_accuracy", "transfer_f1_macro") if np.isfinite(row[k])}
-        )
     return transfer
 
 
@@ -852,7 +949,7 @@ def _transfer_task(_shared, task) -> tuple:
 
 
 def _table(records) -> pd.DataFrame:
-    drop = {"model", "test_confusion", "test_report"}
+    drop = {"model", "test_confusion", "test_report", "stored", "run_key"}
     return pd.DataFrame([{k: v for k, v in r.items() if k not in drop} for r in records])
 
 
@@ -860,8 +957,18 @@ def log_champion(
     sweep: _Sweep, best: dict, name: str | None, alias: str = config.CHAMPION_ALIAS
 ) -> dict:
     """Refit the selected configuration on every row (more data, same recipe) as a run of its
-    own; register it when ``name`` is given."""
+    own; register it when ``name`` is given. A finished champion run of the same selected run
+    (its key, the rows, the scoring code) is reused instead; registered again only when the
+    alias points elsewhere."""
     prepared = sweep.prepared
+    key = derived_key(
+        best["run_key"], "champion", prepared.loaded.fingerprint, scoring_code_version()
+    )
+    found = None if sweep.fresh else tracking.finished_run_with_key(sweep.experiment, key)
+    rule = tracking.run_json(found.run_id, "reject_rule.json") if found is not None else None
+    if found is not None and found.model_uri and rule is not None:
+        tracking.adopt_run(found.run_id)
+        return _champion(sweep, best, found.run_id, found.model_uri, rule, name, alias)
     pipeline = build_pipeline(
         best["family"], best["params"], FEATURE_SETS[best["features"]], sweep.seed
     )
@@ -872,12 +979,12 @@ def log_champion(
         for k in best
         if k.startswith(("val_", "test_")) and k not in ("test_confusion", "test_report")
     }
-    rule = champion_reject_rule(sweep, pipeline, best["model"])
+    rule = champion_reject_rule(sweep, pipeline, model_of(best))
     with tracking.start_run(
         sweep.experiment,
         f"champion ({best['family']})",
         kind="champion",
-        tags={"model_family": best["family"], "selected_from_run": best["run_id"]},
+        tags={"model_family": best["family"], "selected_from_run": best["run_id"], "run_key": key},
         label_set=sweep.labels,
         system_metrics=True,
     ) as run:
@@ -909,17 +1016,26 @@ def log_champion(
         model_uri = run.log_sklearn_model(
             pipeline, X_all.iloc[:3], SKOPS_TRUSTED_TYPES, metadata={"reject": rule}
         )
+    return _champion(sweep, best, run.run_id, model_uri, rule, name, alias)
+
+
+def _champion(sweep: _Sweep, best: dict, run_id: str, model_uri: str, rule, name, alias) -> dict:
+    """The champion's record; registered under ``name`` unless ``name@alias`` is this run's."""
+    prepared = sweep.prepared
     champion = {
         "family": best["family"],
         "run_name": best["run_name"],
         "selected_run_id": best["run_id"],
         "val_f1_macro": best["val_f1_macro"],
         "test_f1_macro": best["test_f1_macro"],
-        "run_id": run.run_id,
+        "run_id": run_id,
         "model_uri": model_uri,
         "reject": rule,
     }
-    if name:
+    if name and tracking.alias_run_id(name, alias) == run_id:
+        champion["registered"] = f"models:/{name}@{alias}"
+        champion["version"] = tracking.alias_version(name, alias)
+    elif name:
         version = tracking.register_model(
             model_uri,
             name,
@@ -968,28 +1084,40 @@ def champion_reject_rule(sweep: _Sweep, pipeline, trained=None) -> dict:
 
 
 def save_figures(result: SweepResult, best_rows, labels, figures_dir: Path) -> list[Path]:
+    """The leaderboard, each family's test confusion matrix and the feature ablation, each
+    drawn only when what it shows changed (``plots.save_unless_same``)."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     saved = []
     top = result.runs.sort_values("val_f1_macro", ascending=False).groupby("family").head(5)
-    figure = leaderboard_figure(
-        top, metric="val_f1_macro", title="Top 5 configurations per family (grouped-CV macro-F1)"
-    )
-    saved.append(_save(figure, figures_dir / "leaderboard.png"))
-    for best in best_rows:
-        figure = confusion_matrix_figure(
-            best["test_confusion"],
-            labels,
-            title=f"{best['run_name']}: test macro-F1 {best['test_f1_macro']:.3f}",
+    title = "Top 5 configurations per family (grouped-CV macro-F1)"
+    shown = top[["family", "run_name", "val_f1_macro"]].to_dict("list")
+    saved.append(
+        save_unless_same(
+            figures_dir / "leaderboard.png",
+            [shown, title],
+            lambda: leaderboard_figure(top, metric="val_f1_macro", title=title),
         )
-        saved.append(_save(figure, figures_dir / f"confusion_{best['family']}.png"))
+    )
+    for best in best_rows:
+        matrix = np.asarray(best["test_confusion"])
+        title = f"{best['run_name']}: test macro-F1 {best['test_f1_macro']:.3f}"
+        saved.append(
+            save_unless_same(
+                figures_dir / f"confusion_{best['family']}.png",
+                [matrix.tolist(), list(labels), title],
+                lambda matrix=matrix, title=title: confusion_matrix_figure(
+                    matrix, labels, title=title
+                ),
+            )
+        )
     if not result.ablation.empty:
         table = result.ablation.pivot(index="features", columns="family", values="val_f1_macro")
         table = table.reindex([f for f in FEATURE_SETS if f in table.index])
-        saved.append(_save(feature_ablation_figure(table), figures_dir / "feature_ablation.png"))
+        saved.append(
+            save_unless_same(
+                figures_dir / "feature_ablation.png",
+                table.to_dict("split"),
+                lambda: feature_ablation_figure(table),
+            )
+        )
     return saved
-
-
-def _save(figure, path: Path) -> Path:
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path

@@ -1,6 +1,7 @@
 """The classical sweep: selection, and a whole (tiny) sweep against a real MLflow store."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -103,6 +104,32 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     assert "system/system_memory_usage_megabytes" in sampled[0].metrics
     configs = tracking.finished_runs("tiny-sweep", "config")
     assert not any(k.startswith("system/") for r in configs for k in r.metrics)
+
+    # The same sweep again: everything a finished run computed is read, nothing is fitted,
+    # scored or logged again but the new sweep's leaderboard run.
+    def kinds():
+        runs = MlflowClient().search_runs(
+            [MlflowClient().get_experiment_by_name("tiny-sweep").experiment_id]
+        )
+        return sorted(r.data.tags.get("run_kind", "") for r in runs)
+
+    before = kinds()
+    again = run_sweep(
+        prepared,
+        quick=True,
+        experiment="tiny-sweep",
+        families=("logreg", "knn"),
+        feature_ablation=False,
+        figures_dir=tmp_path / "again",
+        progress=False,
+    )
+    assert again.reused == n_configs
+    assert again.champion == result.champion
+    pd.testing.assert_frame_equal(again.best, result.best)
+    pd.testing.assert_frame_equal(again.transfer, result.transfer)
+    # the family runs that hold each family's adopted runs, and the leaderboard
+    assert kinds() == sorted(before + ["family", "family", "leaderboard"])
+    assert {p.name for p in again.figures} == {p.name for p in result.figures}
 
 
 @pytest.mark.slow

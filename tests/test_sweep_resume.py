@@ -70,8 +70,13 @@ def test_a_killed_sweep_resumes_with_one_finished_run_per_configuration(tmp_path
     runs = _runs(store)
     assert not [r for r in runs if r.info.status == "RUNNING"]
     keyed = [r for r in runs if "run_key" in r.data.tags]
-    finished = Counter(r.data.tags["run_key"] for r in keyed if r.info.status == "FINISHED")
-    assert len(finished) == total
+    finished = Counter(
+        (r.data.tags.get("run_kind"), r.data.tags["run_key"])
+        for r in keyed
+        if r.info.status == "FINISHED"
+    )
+    assert sum(kind in ("config", "ablation") for kind, _ in finished) == total
+    assert sum(kind == "champion" for kind, _ in finished) == 1
     assert set(finished.values()) == {1}, "a configuration has more than one finished run"
 
     third = run_cli("sweep", "--quick", "--figures-dir", tmp_path, store=store, cwd=tmp_path)
@@ -82,3 +87,12 @@ def test_a_killed_sweep_resumes_with_one_finished_run_per_configuration(tmp_path
         return out.stdout.split("Best per family")[1].split("\nchampion:")[0]
 
     assert board(again) == board(third)  # the same leaderboard from reused runs
+
+    def champion(out):
+        return out.stdout.split("\nchampion:")[1].splitlines()[0]
+
+    assert champion(again) == champion(third)  # the same champion run's model, not a refit
+    from gesturelab.models import FAMILIES
+
+    # new runs: the family runs and the feature ablation's that hold adopted runs, the leaderboard
+    assert len(_runs(store)) == len(runs) + len(FAMILIES) + 2
