@@ -104,7 +104,7 @@ def _scaled(data: SequenceSet, factor: float) -> SequenceSet:
 
 
 def gesto_study(
-    data: SequenceSet, epochs: int = 500, seed: int = 0, engine=None
+    data: SequenceSet, epochs: int = 500, seed: int = 0, engine=None, steps=None
 ) -> tuple[pd.DataFrame, dict]:
     """The GESTO experiment on real data: 3 gestures x 30 sequences, 30 frames x 63 values.
 
@@ -112,6 +112,7 @@ def gesto_study(
     same 3 gestures performed by subjects none of the 90 came from. Each condition is a task of
     ``engine`` (``gesturelab.engine.Engine``; serial when None): a fit gives the same weights in
     a worker process as here (``seq_training.fit`` seeds everything it draws from).
+    steps: the ladder's steps to run, by their numbers ("0b", "5"); None: every step.
     """
     from gesturelab.engine import Engine
 
@@ -128,6 +129,8 @@ def gesto_study(
         "subject": (gesto.subset(subject_train), gesto.subset(subject_val)),
     }
     conditions = gesto_conditions(epochs)
+    if steps is not None:
+        conditions = [c for c in conditions if c[0].split(" ", 1)[0] in steps]
     rows, histories = [], {}
     with (engine or Engine("serial")).open((splits, held_out)) as tasks:
         for (name, *_), (row, history) in zip(

@@ -78,6 +78,7 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
         "personalisation.png",
     ):
         assert (tmp_path / "figures" / name).exists(), name
+    assert len(pd.read_csv(tmp_path / "reports" / "gesto_study.csv")) == 9  # the whole ladder
     sequence_board = (tmp_path / "reports" / "sequence_leaderboard.csv").read_text()
     for arch in ("lstm", "gru", "tcn", "cnn", "ddnet", "ensemble"):
         assert f"14,{arch}," in sequence_board and f"28,{arch}," in sequence_board
