@@ -23,6 +23,7 @@ def pytest_collection_modifyitems(config, items):
         for name in SHARED_GROUPS:
             if name in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group(name))
+                item.add_marker(pytest.mark.train)  # its first test trains the model
     items.sort(key=lambda item: item.get_closest_marker("notebook") is None)
 
 

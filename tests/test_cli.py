@@ -31,6 +31,7 @@ def env(mlflow_store):
     return {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
 
 
+@pytest.mark.integration
 def test_help_lists_every_command(env, tmp_path):
     from gesturelab.cli import build_parser
 
@@ -57,6 +58,7 @@ def test_sweep_families_come_from_the_registry():
         parser.parse_args(["sweep", "--families", "xgboost"])
 
 
+@pytest.mark.integration
 def test_validate_reports_bad_file_clearly(env, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("x1,y1,label\n1,2,fist\n")
@@ -221,6 +223,7 @@ def test_train_seq_ensemble_on_every_subject_loads_as_one_predictor(env, tmp_pat
     assert "distances" in predictor.get_model_info()["features"]
 
 
+@pytest.mark.integration
 def test_evaluate_seq_names_a_missing_model(env, tmp_path):
     fixture = config.REPO_ROOT / "tests" / "fixtures" / "shrec_tiny"
     out = gesturelab(
@@ -251,7 +254,13 @@ def test_the_leaderboard_fits_a_terminal_and_shortens_only_the_configuration():
 
     from gesturelab.cli import terminal_board
 
-    params = {"kernel": "rbf", "C": 10.0, "gamma": "scale", "features": "xy+dist+angles", "seed": 42}
+    params = {
+        "kernel": "rbf",
+        "C": 10.0,
+        "gamma": "scale",
+        "features": "xy+dist+angles",
+        "seed": 42,
+    }
     long = {**params, "class_weight": "balanced", "note": "x" * 150}
     board = pd.DataFrame(
         {

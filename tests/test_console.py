@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 
 class _Collect(logging.Handler):
@@ -32,6 +33,7 @@ def test_many_models_each_traced_once_are_not_reported_as_retracing():
     assert collect.messages == ["a warning to act on"]
 
 
+@pytest.mark.integration
 def test_tensorflows_cpp_logs_are_errors_only():
     """Importing gesturelab sets TensorFlow's and MediaPipe's C++ log levels before either
     loads: no oneDNN or CPU-feature lines from a command."""

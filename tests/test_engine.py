@@ -67,6 +67,7 @@ def _grow_and_report(_shared, megabytes):
     return os.getpid()
 
 
+@pytest.mark.integration
 def test_a_joblib_worker_that_keeps_what_it_built_is_not_restarted(recwarn):
     """loky restarts a worker that grew 300 MB after its first task ("A worker stopped while some
     jobs were given to the executor"); a worker keeping TensorFlow's caches is not leaking."""

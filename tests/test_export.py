@@ -109,6 +109,7 @@ def _trained(arch: str, x, y, epochs: int = 3):
     return model
 
 
+@pytest.mark.train
 def test_a_recurrent_model_runs_on_litert_unrolled(shrec_small, tmp_path):
     x, y, _ = shrec_small
     model = _trained("gru", x, y)
@@ -127,6 +128,7 @@ def test_a_recurrent_model_runs_on_litert_unrolled(shrec_small, tmp_path):
         assert np.abs(got - expected).max() < 1e-4, fmt
 
 
+@pytest.mark.train
 def test_a_file_that_loses_accuracy_fails(shrec_small, tmp_path):
     """A file of another (untrained) model checked as this model's export: reported failed."""
     x, y, _ = shrec_small

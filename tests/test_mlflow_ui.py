@@ -99,6 +99,7 @@ def test_a_registered_sequence_champion_is_named_once_per_label_set_in_the_descr
     assert text.startswith("**seq-ui**") and text.endswith("_Rewritten by the latest._")
 
 
+@pytest.mark.integration
 def test_ui_links_on_a_store_that_is_not_there_says_so_and_creates_nothing(tmp_path):
     store = tmp_path / "typo" / "mlflow.db"
     out = run_cli("ui-links", store=f"sqlite:///{store}", cwd=tmp_path)

@@ -72,6 +72,7 @@ def test_pickled_model_is_refused_before_it_is_read(tmp_path, fitted, serializat
     assert not marker.exists()
 
 
+@pytest.mark.integration
 def test_cli_evaluate_on_a_pickled_model_runs_nothing(tmp_path, fitted, mlflow_store):
     folder, marker = _pickle_model(tmp_path, fitted)
     out = subprocess.run(

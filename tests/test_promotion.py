@@ -48,6 +48,7 @@ def _versions(store):
     return aliases, {str(v.version): v.tags for v in versions}
 
 
+@pytest.mark.integration
 def test_a_worse_challenger_is_refused_then_forced_then_rolled_back(registry):
     store, data, cwd = registry["store"], registry["data"], registry["folder"]
     out = run_cli("promote", "--model-name", NAME, "--data", data, store=store, cwd=cwd)

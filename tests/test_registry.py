@@ -78,6 +78,7 @@ def _subset(tmp_path, prepared, n_classes=9):
     return path
 
 
+@pytest.mark.integration
 def test_registering_a_subset_over_hagrids_champion_is_refused_before_training(
     mlflow_store, prepared, tmp_path
 ):

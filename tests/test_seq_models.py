@@ -122,6 +122,7 @@ def _trained_weights(optimizer, x, y):
     return model.get_weights()
 
 
+@pytest.mark.train
 def test_adamw_decays_with_the_schedule_evaluated_once_and_matches_keras(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(16, 16, 63)).astype(np.float32)
@@ -169,6 +170,7 @@ def test_ensemble_is_the_mean_of_its_members_and_saves_as_one_model(tmp_path):
         average_ensemble([members[0], build_model("tcn", 16, 6, width=16)])
 
 
+@pytest.mark.train
 def test_ensemble_training_fits_each_member_and_refits_each_for_its_own_epochs(shipped):
     data = pick_classes(shipped, ("grab", "swipe_right"))
     train, val = subject_split(data.subjects, 0.25, seed=0)
@@ -186,6 +188,7 @@ def test_ensemble_training_fits_each_member_and_refits_each_for_its_own_epochs(s
     assert [c.seed for c in seeds] == [0, 0, 1]
 
 
+@pytest.mark.train
 def test_an_ensemble_is_scored_on_its_members_held_out_subjects_and_only_if_they_agree(shipped):
     from gesturelab.seq_experiment import train_and_log, validate_ensemble
 

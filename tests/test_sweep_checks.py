@@ -45,6 +45,7 @@ def test_unsweepable_files_are_refused_before_the_first_run(
     assert mlflow.get_experiment_by_name("never") is None
 
 
+@pytest.mark.integration
 def test_cli_says_it_in_one_line(sample_frame, tmp_path, mlflow_store):
     path = tmp_path / "palm.csv"
     sample_frame[sample_frame["label"] == "palm"].to_csv(path, index=False)

@@ -118,6 +118,7 @@ def test_relative_and_database_uris_keep_artifacts_absolute(monkeypatch, tmp_pat
     assert tracking.artifact_root() is None
 
 
+@pytest.mark.integration
 def test_two_processes_can_open_a_brand_new_store_together(tmp_path):
     """Both used to create MLflow's tables; one died with "table ... already exists"."""
     import subprocess
@@ -149,6 +150,7 @@ with tracking.parent_run("k", "svm"):
 """
 
 
+@pytest.mark.integration
 def test_runs_of_a_killed_sweep_are_failed_and_left_off_the_leaderboard(mlflow_store):
     import subprocess
     import sys

@@ -14,6 +14,8 @@ from gesturelab.static_data import prepare
 
 SAMPLES = config.DATA_DIR / "mediapipe_samples"
 
+pytestmark = pytest.mark.integration  # every test runs the command line in a subprocess
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
