@@ -39,15 +39,19 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     and what the MLflow UI shows of it (description, leaderboard run and view, system metrics)."""
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.3")
     prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
-    result = run_sweep(
-        prepared,
-        quick=True,
-        experiment="tiny-sweep",
-        families=("logreg", "knn"),
-        feature_ablation=False,
-        figures_dir=tmp_path,
-        progress=False,
-    )
+
+    def tiny(figures_dir):
+        return run_sweep(
+            prepared,
+            quick=True,
+            experiment="tiny-sweep",
+            families=("logreg", "knn"),
+            feature_ablation=False,
+            figures_dir=figures_dir,
+            progress=False,
+        )
+
+    result = tiny(tmp_path)
     n_configs = len(sweep_grid("logreg", True)) + len(sweep_grid("knn", True))
     assert len(result.runs) == n_configs
     assert set(result.best["family"]) == {"logreg", "knn"}
@@ -114,15 +118,7 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
         return sorted(r.data.tags.get("run_kind", "") for r in runs)
 
     before = kinds()
-    again = run_sweep(
-        prepared,
-        quick=True,
-        experiment="tiny-sweep",
-        families=("logreg", "knn"),
-        feature_ablation=False,
-        figures_dir=tmp_path / "again",
-        progress=False,
-    )
+    again = tiny(tmp_path / "again")
     assert again.reused == n_configs
     assert again.champion == result.champion
     pd.testing.assert_frame_equal(again.best, result.best)
