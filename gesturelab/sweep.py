@@ -693,7 +693,7 @@ def refit_on_training_rows(sweep: _Sweep, best: dict) -> dict:
             "model": None,
             "model_uri": found.model_uri,
             "refit_run_id": found.run_id,
-            "stored": found,
+            "refit_stored": found,
             "selection_model_uri": best["model_uri"],
         }
     pipeline = build_pipeline(
@@ -721,7 +721,7 @@ def refit_on_training_rows(sweep: _Sweep, best: dict) -> dict:
         "model": pipeline,
         "model_uri": logged.model_uri,
         "refit_run_id": logged.run_id,
-        "stored": None,
+        "refit_stored": None,
         "selection_model_uri": best["model_uri"],
     }
 
@@ -731,7 +731,8 @@ def score_on_test(sweep: _Sweep, best: dict) -> dict:
     holds them already (the same run key, test rows and scoring code) is not scored again."""
     run_id = best.get("refit_run_id", best["run_id"])
     key = derived_key(best["run_key"], "test scores", sweep.test_digest, scoring_code_version())
-    stored = best.get("stored")
+    # the run scored: the refit's when the sweep refit the best on every training row
+    stored = best["refit_stored"] if "refit_run_id" in best else best.get("stored")
     if stored is not None and stored.tags.get("test_key") == key:
         classification = tracking.run_json(run_id, "test_classification_report.json")
         report = tracking.run_json(run_id, "test_evaluation_report.json")
@@ -949,7 +950,7 @@ def _transfer_task(_shared, task) -> tuple:
 
 
 def _table(records) -> pd.DataFrame:
-    drop = {"model", "test_confusion", "test_report", "stored", "run_key"}
+    drop = {"model", "test_confusion", "test_report", "stored", "refit_stored", "run_key"}
     return pd.DataFrame([{k: v for k, v in r.items() if k not in drop} for r in records])
 
 
