@@ -122,6 +122,9 @@ def test_quick_sweep_of_a_subset_leaves_the_champion_and_the_readme_figures(
     out = run_cli(
         "sweep",
         "--quick",
+        "--families",
+        "logreg",
+        "knn",
         "--experiment",
         "scratch",
         "--data",
