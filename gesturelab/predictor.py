@@ -349,13 +349,19 @@ class SequencePredictor(Predictor):
     def predict_fixed(self, batch: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Probabilities of sequences already resampled to the model's frames (n, frames, 21, 3)."""
         batch = np.asarray(batch).reshape(len(batch), self.frames, -1).astype(np.float32)
+        n = len(batch)
+        if n > batch_size and n % batch_size:
+            # Every chunk the same size: a shorter last one would trace the graph a second
+            # time (~0.4 s a model). The padding rows are predicted and dropped.
+            pad = np.repeat(batch[-1:], batch_size - n % batch_size, axis=0)
+            batch = np.concatenate([batch, pad])
         # predict_on_batch runs the compiled graph: ~2 ms, where model(x) or predict() per
         # call cost 30-180 ms on this machine.
         parts = [
             self.model.predict_on_batch(batch[i : i + batch_size])
             for i in range(0, len(batch), batch_size)
         ]
-        return np.asarray(np.concatenate(parts), dtype=np.float64)
+        return np.asarray(np.concatenate(parts)[:n], dtype=np.float64)
 
     def get_model_info(self) -> dict:
         from gesturelab.seq_models import model_features

@@ -154,3 +154,18 @@ def test_predict_on_a_video_reports_segments_and_writes_the_annotated_copy(logge
     segments = pd.read_csv(tmp_path / "out" / "gestures_video_segments.csv")
     assert list(segments.columns[:4]) == ["label", "start_s", "end_s", "event_s"]
     assert (tmp_path / "out" / "gestures_video_annotated.mp4").stat().st_size > 10_000
+
+
+def test_chunks_of_one_size_give_each_sequence_its_own_scores():
+    """predict_fixed pads the last chunk to the batch size (one traced graph, not two): every
+    sequence still gets the scores it gets alone, and only the real sequences come back."""
+    from gesturelab.seq_models import build_model
+
+    model = build_model("cnn", 8, 3, width=8, seed=0)
+    predictor = SequencePredictor(model, {"frames": 8})
+    batch = np.random.default_rng(0).normal(size=(11, 8, 21, 3)).astype(np.float32)
+    chunked = predictor.predict_fixed(batch, batch_size=4)  # 4 + 4 + 3 (padded to 4)
+    alone = np.concatenate([predictor.predict_fixed(batch[i : i + 1]) for i in range(11)])
+    assert chunked.shape == (11, 3)
+    np.testing.assert_allclose(chunked, alone, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(predictor.predict_fixed(batch[:4], batch_size=4).shape, (4, 3))

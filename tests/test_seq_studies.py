@@ -31,9 +31,10 @@ def test_the_gesto_ladder_learns_the_same_on_two_worker_processes():
 
 def test_the_scaling_points_learn_the_same_on_two_worker_processes():
     data = pick_classes(shrec.load_compact(), SMALL_GESTURES)
-    kwargs = {"archs": ("cnn", "tcn"), "sizes": (3, None), "steps": 4, "min_epochs": 1}
+    # one architecture: the engine's equivalence does not depend on which one trains
+    kwargs = {"archs": ("cnn",), "sizes": (3, None), "steps": 4, "min_epochs": 1}
     here = scaling_study(data, **kwargs)
     there = scaling_study(data, engine=Engine("joblib", 2), **kwargs)
-    assert list(here["arch"]) == ["cnn", "cnn", "tcn", "tcn"]
-    assert here["all"].tolist() == [False, True, False, True]
+    assert list(here["arch"]) == ["cnn", "cnn"]
+    assert here["all"].tolist() == [False, True]
     assert without_seconds(here).equals(without_seconds(there))
