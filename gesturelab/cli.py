@@ -35,10 +35,14 @@ def _print_board(board: pd.DataFrame) -> None:
 
 
 def cmd_reproduce(args) -> int:
-    from gesturelab.runner import ReproduceError, reproduce
+    from gesturelab.runner import ReproduceError, pending, reproduce
 
     start = time.perf_counter()
     try:
+        if args.dry_run:
+            for name, why in pending(args.quick, args.data, args.work_dir, args.only, args.fresh):
+                print(f"{name}: {'would run: ' + why if why else 'would be reused'}")
+            return 0
         board = reproduce(
             quick=args.quick,
             data=args.data,
@@ -937,6 +941,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--stream",
         action="store_true",
         help="also print what the notebooks print and log (always kept in build/logs/)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run nothing: say which notebooks would run, and why, and which would be reused",
     )
     p.set_defaults(func=cmd_reproduce)
 

@@ -253,6 +253,44 @@ def _why_not_reused(record: dict | None, key: str) -> str | None:
     return None
 
 
+def _plan_and_state(quick, data, work_dir, notebooks):
+    """The notebooks to run (``notebooks``: their number prefixes), the record of their last
+    finished runs, each notebook's key, and where that record lives."""
+    import train_with_mlflow as tracking
+
+    executed_dir = Path(work_dir) / "executed" if work_dir else config.EXECUTED_DIR
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    plan = notebook_plan(quick, data, work_dir)
+    if notebooks:
+        plan = [step for step in plan if any(step[0].startswith(n) for n in notebooks)]
+        if not plan:
+            raise ReproduceError(f"no notebook matches {notebooks}")
+    state_path = executed_dir / STATE_FILE
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    written = {path for record in state.values() for path in record.get("files", {})}
+    inputs, store = inputs_key(data, written), tracking.tracking_uri()
+    keys, previous = {}, ""
+    for name, parameters in notebook_plan(quick, data, work_dir):
+        keys[name] = previous = notebook_key(name, parameters, previous, inputs, store)
+    return plan, state, keys, state_path
+
+
+def pending(
+    quick: bool = False, data=None, work_dir=None, notebooks=None, fresh: bool = False
+) -> list[tuple[str, str | None]]:
+    """What ``reproduce`` with the same arguments would do, without running anything: each
+    notebook with the reason it would run, or None where its finished run would be reused."""
+    plan, state, keys, _ = _plan_and_state(quick, data, work_dir, notebooks)
+    decisions, ran = [], False
+    for name, _ in plan:
+        why = "--fresh" if fresh else _why_not_reused(state.get(name), keys[name])
+        if why is None and ran:
+            why = "a notebook before it runs"
+        ran = ran or why is not None
+        decisions.append((name, why))
+    return decisions
+
+
 def reproduce(
     quick: bool = False,
     data=None,
@@ -273,20 +311,8 @@ def reproduce(
     import train_with_mlflow as tracking
 
     # Kernels inherit this environment, with the C++ log levels importing gesturelab set.
-    executed_dir = Path(work_dir) / "executed" if work_dir else config.EXECUTED_DIR
-    executed_dir.mkdir(parents=True, exist_ok=True)
-    plan = notebook_plan(quick, data, work_dir)
-    if notebooks:
-        plan = [step for step in plan if any(step[0].startswith(n) for n in notebooks)]
-        if not plan:
-            raise ReproduceError(f"no notebook matches {notebooks}")
-    state_path = executed_dir / STATE_FILE
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    written = {path for record in state.values() for path in record.get("files", {})}
-    inputs, store = inputs_key(data, written), tracking.tracking_uri()
-    keys, previous = {}, ""
-    for name, parameters in notebook_plan(quick, data, work_dir):
-        keys[name] = previous = notebook_key(name, parameters, previous, inputs, store)
+    plan, state, keys, state_path = _plan_and_state(quick, data, work_dir, notebooks)
+    executed_dir = state_path.parent
     times, ran = [], False
     logs_dir = Path(work_dir) / "logs" if work_dir else config.LOGS_DIR
     for name, parameters in plan:

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from gesturelab import config
 from gesturelab.models import FAMILIES
-from gesturelab.runner import ReproduceError, notebook_plan, reproduce
+from gesturelab.runner import ReproduceError, notebook_plan, pending, reproduce
 
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
 
@@ -116,13 +116,17 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
     assert len(kept) == 2
     pd.testing.assert_frame_equal(pd.read_csv(kept[0]), times)
     pd.testing.assert_frame_equal(pd.read_csv(kept[1]), reused)
-    # A figure the last notebook drew is gone: that notebook runs again, and no other.
+    # A figure the last notebook drew is gone: that notebook would run again, and no other;
+    # one of notebook 07's: 07 would run, and 08 after it. (reproduce decides with pending.)
+    gone = "a file it wrote changed or is gone"
     (tmp_path / "figures" / "personalisation.png").unlink()
-    reproduce(quick=True, work_dir=tmp_path)
-    times = pd.read_csv(tmp_path / "reports" / "reproduce_times.csv")
-    ran = set(times.loc[~times["reused"], "notebook"])
-    assert ran == {"08_personalisation.ipynb"}
-    assert (tmp_path / "figures" / "personalisation.png").exists()
+    would = dict(pending(quick=True, work_dir=tmp_path))
+    assert would.pop("08_personalisation.ipynb") == gone
+    assert set(would.values()) == {None}, would
+    (tmp_path / "figures" / "stream_timeline.png").unlink()
+    would = pending(quick=True, work_dir=tmp_path)
+    assert [why for _, why in would[-2:]] == [gone, "a notebook before it runs"]
+    assert {why for _, why in would[:-2]} == {None}
 
 
 @pytest.mark.slow

@@ -81,3 +81,15 @@ def test_only_the_store_own_files_are_left_out_of_a_notebook_files(mlflow_store,
     assert tracking.is_store_file(store / "artifacts" / "1" / "run" / "model.skops")
     assert not tracking.is_store_file(store / "figure.png")
     assert not tracking.is_store_file(tmp_path / "processed" / "hagrid_split.csv")
+
+
+def test_a_dry_run_says_what_would_run_and_runs_nothing(mlflow_store, tmp_path, capsys):
+    from gesturelab.cli import main
+
+    assert main(["reproduce", "--quick", "--work-dir", str(tmp_path), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 8 and lines[0].startswith("01_data_preprocessing.ipynb: ")
+    assert all(x.endswith(".ipynb: would run: it has not run yet") for x in lines), lines
+    assert [p.name for p in (tmp_path / "executed").iterdir()] == []  # nothing ran, no record
+    assert main(["reproduce", "--work-dir", str(tmp_path), "--only", "02", "--dry-run"]) == 0
+    assert capsys.readouterr().out == "02_classical_sweep.ipynb: would run: it has not run yet\n"
