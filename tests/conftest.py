@@ -57,6 +57,24 @@ def run_cli(*args, store: str, cwd, timeout: int = 900) -> subprocess.CompletedP
     )
 
 
+def cli_here(*args, store: str, cwd) -> subprocess.CompletedProcess:
+    """``gesturelab.cli.main(ARGS)`` in this process, against the MLflow store ``store``: what
+    it returns, prints and says on stderr, without an interpreter's start and imports (seconds
+    per call). For a command's message; ``run_cli`` where the whole process is the point (its
+    exit, or library noise that only a real terminal would show)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from gesturelab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with using_store(store), pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 def log_static_model(model, X, experiment: str = "tests") -> str:
     """Log a fitted pipeline as the sweep does (skops, the registry's types); its model URI."""
     import train_with_mlflow as tracking

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 import train_with_mlflow as tracking
 from gesturelab import config, shrec
 from gesturelab.static_data import prepare
+from tests.conftest import cli_here
 
 
 def gesturelab(*args, env, cwd):
@@ -146,10 +147,11 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
     assert logged.data.metrics["accuracy"] == pytest.approx(report["metrics"]["accuracy"])
     assert "f1_macro_ci_low" in logged.data.metrics
 
-    out = gesturelab("leaderboard", "--experiment", "cli-test", env=env, cwd=tmp_path)
+    store = env["MLFLOW_TRACKING_URI"]
+    out = cli_here("leaderboard", "--experiment", "cli-test", store=store, cwd=tmp_path)
     assert out.returncode == 0 and "svm" in out.stdout
     assert max(len(line) for line in out.stdout.splitlines()) <= 120, out.stdout
-    out = gesturelab("leaderboard", "--experiment", "cli-test", "--csv", env=env, cwd=tmp_path)
+    out = cli_here("leaderboard", "--experiment", "cli-test", "--csv", store=store, cwd=tmp_path)
     import io
 
     import pandas as pd

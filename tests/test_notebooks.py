@@ -118,11 +118,14 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
     pd.testing.assert_frame_equal(pd.read_csv(kept[1]), reused)
     # A figure the last notebook drew is gone: that notebook would run again, and no other;
     # one of notebook 07's: 07 would run, and 08 after it. (reproduce decides with pending.)
-    gone = "a file it wrote changed or is gone"
-    (tmp_path / "figures" / "personalisation.png").unlink()
+    gone, away = "a file it wrote changed or is gone", tmp_path / "moved-away.png"
+    figure = tmp_path / "figures" / "personalisation.png"
+    figure.rename(away)
     would = dict(pending(quick=True, work_dir=tmp_path))
     assert would.pop("08_personalisation.ipynb") == gone
     assert set(would.values()) == {None}, would
+    away.rename(figure)  # back as it was (a rename keeps the time it was written)
+    assert {why for _, why in pending(quick=True, work_dir=tmp_path)} == {None}
     (tmp_path / "figures" / "stream_timeline.png").unlink()
     would = pending(quick=True, work_dir=tmp_path)
     assert [why for _, why in would[-2:]] == [gone, "a notebook before it runs"]
