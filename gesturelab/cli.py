@@ -917,7 +917,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("reproduce", help="run every notebook headless through papermill")
-    p.add_argument("--quick", action="store_true", help="small grids, for tests (a minute)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small grids, a few epochs, the 14-gesture sequence leaderboard only: every cell "
+        "of every notebook in about 6 minutes (tests)",
+    )
     p.add_argument("--data", help="landmark CSV to use instead of the shipped HaGRID sample")
     p.add_argument(
         "--work-dir",

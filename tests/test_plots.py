@@ -62,6 +62,11 @@ def test_a_chart_is_drawn_the_same_twice_in_the_theme_without_changing_global_st
 def test_the_confusion_heatmap_writes_only_the_cells_that_happened():
     matrix = np.array([[5, 1], [0, 7]])
     figure = plots.confusion_matrix_figure(matrix, ["a", "b"])
-    shown = sorted(t.get_text() for t in figure.axes[0].texts if t.get_text())
+    ax = figure.axes[0]
+    shown = sorted(t.get_text() for t in ax.texts if t.get_text())
+    where = {t.get_text(): (t.get_position(), t.get_color()) for t in ax.texts}
     plt.close(figure)
     assert shown == ["1", "5", "7"]
+    assert where["1"] == ((1.5, 0.5), "black")  # row a, column b: a light cell
+    assert where["7"] == ((1.5, 1.5), "white")  # the darkest cell
+    assert ax.get_ylim() == (2.0, 0.0)  # the first class on top, as a matrix is read
