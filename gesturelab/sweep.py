@@ -565,8 +565,8 @@ def train_configuration(shared: dict, task: tuple) -> dict:
     params, features = split_configuration(configuration)
     pipeline = build_pipeline(family, params, FEATURE_SETS[features], shared["seed"])
     X, y = shared["X"], shared["y"]
-    val_pred, perturbed_pred, cv_fit_time = cross_val_oof(
-        pipeline, X, y, shared["folds"], shared["X_perturbed"]
+    val_pred, perturbed_pred, cv_fit_time, oof_scores = cross_val_oof(
+        pipeline, X, y, shared["folds"], shared["X_perturbed"], scores=True
     )
     start = time.perf_counter()
     pipeline.fit(X, y)
@@ -578,6 +578,7 @@ def train_configuration(shared: dict, task: tuple) -> dict:
         "pipeline": pipeline,
         "val_pred": val_pred,
         "perturbed_pred": perturbed_pred,
+        "oof_scores": oof_scores,
         "fit_time_s": fit_time,
         "cv_fit_time_s": cv_fit_time,
         "predict_ms_per_sample": predict_ms,
@@ -623,7 +624,9 @@ def fit_and_log(sweep: _Sweep, planned: Planned) -> dict:
     )
     sweep.bar.update(1)
     sweep.bar.set_postfix_str(f"{family} val F1 {metrics['val_f1_macro']:.3f}")
-    return _record(planned, name, logged.run_id, logged.model_uri, pipeline, metrics)
+    record = _record(planned, name, logged.run_id, logged.model_uri, pipeline, metrics)
+    record["oof_scores"] = trained["oof_scores"]  # the champion's reject rule reads them
+    return record
 
 
 def split_configuration(configuration: dict) -> tuple[dict, str]:
@@ -841,14 +844,17 @@ def transfer_of_best(
     return transfer
 
 
-def cross_val_oof(pipeline, X, y, folds, X_perturbed=None):
+def cross_val_oof(pipeline, X, y, folds, X_perturbed=None, scores: bool = False):
     """Out-of-fold predictions: each row predicted by a clone that never saw its fold.
 
     With ``X_perturbed`` (the same rows seen from another viewpoint) the same fold models also
-    predict those; returns (predicted, predicted_perturbed or None, seconds).
+    predict those. With ``scores``, the same fold models also give what a reject rule is chosen
+    on (``oof_reject_scores``), so the champion's rule needs no second round of fold fits.
+    Returns (predicted, predicted_perturbed or None, seconds, scores or None).
     """
     predicted = np.empty(len(y), dtype=object)
     perturbed = np.empty(len(y), dtype=object) if X_perturbed is not None else None
+    confidence, correct, kind = np.empty(len(y)), np.empty(len(y), dtype=bool), None
     start = time.perf_counter()
     for fold in np.unique(folds):
         held = folds == fold
@@ -856,7 +862,19 @@ def cross_val_oof(pipeline, X, y, folds, X_perturbed=None):
         predicted[held] = model.predict(X[held])
         if perturbed is not None:
             perturbed[held] = model.predict(X_perturbed[held])
-    return predicted, perturbed, time.perf_counter() - start
+        if scores:
+            confidence[held], correct[held], kind = _reject_scores(model, X[held], y[held])
+    seconds = time.perf_counter() - start
+    return predicted, perturbed, seconds, (confidence, correct, kind) if scores else None
+
+
+def _reject_scores(model, X, y) -> tuple:
+    """Per row: the score the reject rule thresholds, whether the best class is right, and the
+    kind of score (``GesturePredictor.reject_score_kind``)."""
+    predictor = GesturePredictor(model)
+    probabilities, confidence = predictor.predict_with_scores(X)
+    best = np.asarray(predictor.classes, dtype=object)[probabilities.argmax(axis=1)]
+    return confidence, best == np.asarray(y, dtype=object), predictor.reject_score_kind
 
 
 TRANSFER_MAX_GROUPS = 60  # held out one at a time up to this many groups, else 5 grouped folds
@@ -943,14 +961,22 @@ def transfer_estimate(
 
 def _transfer_task(_shared, task) -> tuple:
     family, params, features, X, y, folds = task
-    predicted, _, seconds = cross_val_oof(
+    predicted, _, seconds, _ = cross_val_oof(
         build_pipeline(family, params, FEATURE_SETS[features]), X, y, folds
     )
     return predicted, seconds
 
 
 def _table(records) -> pd.DataFrame:
-    drop = {"model", "test_confusion", "test_report", "stored", "refit_stored", "run_key"}
+    drop = {
+        "model",
+        "test_confusion",
+        "test_report",
+        "stored",
+        "refit_stored",
+        "run_key",
+        "oof_scores",
+    }
     return pd.DataFrame([{k: v for k, v in r.items() if k not in drop} for r in records])
 
 
@@ -980,7 +1006,7 @@ def log_champion(
         for k in best
         if k.startswith(("val_", "test_")) and k not in ("test_confusion", "test_report")
     }
-    rule = champion_reject_rule(sweep, pipeline, model_of(best))
+    rule = champion_reject_rule(sweep, pipeline, model_of(best), best.get("oof_scores"))
     with tracking.start_run(
         sweep.experiment,
         f"champion ({best['family']})",
@@ -1054,24 +1080,22 @@ def _champion(sweep: _Sweep, best: dict, run_id: str, model_uri: str, rule, name
     return champion
 
 
-def champion_reject_rule(sweep: _Sweep, pipeline, trained=None) -> dict:
+def champion_reject_rule(sweep: _Sweep, pipeline, trained=None, oof_scores=None) -> dict:
     """The champion's reject rule, chosen on the out-of-fold predictions of its configuration
     (``gesturelab.rejection``): each training row scored by a model that never saw its fold.
 
     trained: the configuration fitted on the training split; the rule's coverage and accuracy
     on the test split are measured with it (the champion itself is refit on every row, so its
     scores, and the share it answers, shift a little from those of the fold models).
+    oof_scores: those scores as the configuration's cross-validation computed them (a run
+    trained in this sweep); None (a reused run) fits the folds again.
     """
-    X, y, folds = sweep.X_train, sweep.y_train, sweep.folds
-    confidence = np.empty(len(y))
-    correct = np.empty(len(y), dtype=bool)
-    for fold in np.unique(folds):
-        held = folds == fold
-        predictor = GesturePredictor(clone(pipeline).fit(X[~held], y[~held]))
-        probabilities, confidence[held] = predictor.predict_with_scores(X[held])
-        best = np.asarray(predictor.classes, dtype=object)[probabilities.argmax(axis=1)]
-        correct[held] = best == y[held]
-    rule = reject_rule(sweep.labels, confidence, correct, score=predictor.reject_score_kind)
+    if oof_scores is None:
+        _, _, _, oof_scores = cross_val_oof(
+            pipeline, sweep.X_train, sweep.y_train, sweep.folds, scores=True
+        )
+    confidence, correct, kind = oof_scores
+    rule = reject_rule(sweep.labels, confidence, correct, score=kind)
     if trained is not None and rule["method"] == "threshold":
         predictor = GesturePredictor(trained, reject=rule)
         probabilities, scores = predictor.predict_with_scores(sweep.X_test)

@@ -78,6 +78,22 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     assert {"test_confusion_matrix.png", "test_evaluation_report.json"} <= artifacts
     assert {p.name for p in result.figures} >= {"leaderboard.png", "confusion_knn.png"}
 
+    # The champion's reject rule was chosen on its configuration's cross-validation scores,
+    # not on a second round of fold fits: fitting those folds again gives the same rule.
+    from gesturelab.models import FEATURE_SETS, build_pipeline
+    from gesturelab.sweep import _Sweep, champion_reject_rule
+
+    sweep = _Sweep(prepared, "tiny-sweep", config.SEED, config.SELECTION_TOLERANCE, True)
+    selected = result.best.set_index("run_id").loc[logged.tags["selected_from_run"]]
+    pipeline = build_pipeline(
+        selected["family"], selected["params"], FEATURE_SETS[selected["features"]], config.SEED
+    )
+    refit = champion_reject_rule(sweep, pipeline)
+    rule = tracking.run_json(champion["run_id"], "reject_rule.json")
+    # (a fit in a worker process and one here agree to the last few bits of a float)
+    assert rule["threshold"] == pytest.approx(refit.pop("threshold"), rel=1e-8)
+    assert {k: rule[k] for k in refit} == refit
+
     # what the MLflow UI shows of the sweep
     description = tracking.experiment_description("tiny-sweep")
     champion = result.champion
