@@ -44,7 +44,7 @@ def main() -> None:
         folds = grouped_folds(y, groups, 5, config.SEED)
         scores = []
         for family, params in CONFIGS.values():
-            predicted, _, _ = cross_val_oof(build_pipeline(family, params), X, y, folds)
+            predicted, _, _, _ = cross_val_oof(build_pipeline(family, params), X, y, folds)
             scores.append(classification_metrics(y, predicted)["f1_macro"])
         print(f"{name:28s} " + " ".join(f"{s:14.3f}" for s in scores))
 

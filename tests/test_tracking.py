@@ -38,7 +38,7 @@ def test_log_experiment_run_records_everything(mlflow_store, prepared, tmp_path,
     X, y = prepared.Xy("train")
     folds = prepared.part("train")["fold"].to_numpy()
     pipeline = build_pipeline("svm", {"kernel": "linear", "C": 1.0})
-    val_pred, _, _ = cross_val_oof(pipeline, X, y, folds)
+    val_pred, _, _, _ = cross_val_oof(pipeline, X, y, folds)
     pipeline.fit(X, y)
     artifacts, _ = prediction_artifacts(y, val_pred, "val_", prepared.classes, "svm linear")
     with tracking.parent_run("test-exp", "svm") as parent:
