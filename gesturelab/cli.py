@@ -921,7 +921,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="small grids, a few epochs, the 14-gesture sequence leaderboard only: every cell "
-        "of every notebook in about 6 minutes (tests)",
+        "of every notebook in about 4 minutes on 2 cores (tests)",
     )
     p.add_argument("--data", help="landmark CSV to use instead of the shipped HaGRID sample")
     p.add_argument(

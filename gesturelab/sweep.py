@@ -849,7 +849,7 @@ def cross_val_oof(pipeline, X, y, folds, X_perturbed=None, scores: bool = False)
 
     With ``X_perturbed`` (the same rows seen from another viewpoint) the same fold models also
     predict those. With ``scores``, the same fold models also give what a reject rule is chosen
-    on (``oof_reject_scores``), so the champion's rule needs no second round of fold fits.
+    on (``_reject_scores``), so the champion's rule needs no second round of fold fits.
     Returns (predicted, predicted_perturbed or None, seconds, scores or None).
     """
     predicted = np.empty(len(y), dtype=object)
