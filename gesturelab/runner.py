@@ -283,12 +283,17 @@ def pending(
     plan, state, keys, _ = _plan_and_state(quick, data, work_dir, notebooks)
     decisions, ran = [], False
     for name, _ in plan:
-        why = "--fresh" if fresh else _why_not_reused(state.get(name), keys[name])
-        if why is None and ran:
-            why = "a notebook before it runs"
+        why = _why_it_runs(name, state, keys, fresh, ran)
         ran = ran or why is not None
         decisions.append((name, why))
     return decisions
+
+
+def _why_it_runs(name, state, keys, fresh, earlier_ran: bool) -> str | None:
+    """Why ``reproduce`` runs this notebook, or None where it reuses its finished run: once a
+    notebook runs, every notebook after it runs too."""
+    why = "--fresh" if fresh else _why_not_reused(state.get(name), keys[name])
+    return "a notebook before it runs" if why is None and earlier_ran else why
 
 
 def reproduce(
@@ -320,8 +325,8 @@ def reproduce(
         target = executed_dir / name
         print(f"==> {name}", flush=True)
         start = time.perf_counter()
-        why = "--fresh" if fresh else _why_not_reused(state.get(name), keys[name])
-        if why is None and not ran:
+        why = _why_it_runs(name, state, keys, fresh, ran)
+        if why is None:
             seconds = time.perf_counter() - start
             print(
                 f"    reused: unchanged since it finished ({state[name]['seconds']:.0f} s); "
@@ -340,7 +345,7 @@ def reproduce(
             continue
         ran = True
         log_path = logs_dir / f"{Path(name).stem}.log"
-        print(f"    running: {why if why else 'a notebook before it ran'}; log {log_path}")
+        print(f"    running: {why}; log {log_path}")
         started_ns, started_ms = time.time_ns(), int(time.time() * 1000) - 1
         # This notebook and every one after it must run again before they can be reused.
         for later in list(keys)[list(keys).index(name) :]:
