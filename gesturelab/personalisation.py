@@ -11,6 +11,7 @@ original, the calibrated candidate (before the fallback) and the model actually 
 from __future__ import annotations
 
 import time
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -19,17 +20,26 @@ from gesturelab import calibration as cal
 from gesturelab.sequences import SequenceSet, subject_folds
 
 
-def fold_models(data: SequenceSet, n_folds: int, use_folds: int, arch="ddnet", epochs=None):
-    """[(held-out subjects, base model trained without them)] for the first ``use_folds``."""
-    from gesturelab.seq_training import config_for, fit
+def fold_models(
+    data: SequenceSet, n_folds: int, use_folds: int, arch="ddnet", epochs=None, engine=None
+):
+    """[(held-out subjects, base model trained without them)] for the first ``use_folds``;
+    each base is a task of ``engine`` (``gesturelab.engine.Engine``; serial when None)."""
+    from gesturelab.engine import Engine
+    from gesturelab.seq_training import config_for
 
     folds = subject_folds(data.subjects, n_folds, seed=0)[:use_folds]
-    out = []
-    for held in folds:
-        train = data.subset(~np.isin(data.subjects, held))
-        config = config_for(arch, len(data.classes), epochs=epochs)
-        out.append((held, fit(train, config).model, config.frames))
-    return out
+    config = config_for(arch, len(data.classes), epochs=epochs)
+    with (engine or Engine("serial")).open(data) as pool:
+        models = list(pool.map(_fit_without, [(held, config) for held in folds]))
+    return [(held, model, config.frames) for held, model in zip(folds, models, strict=True)]
+
+
+def _fit_without(data: SequenceSet, task):
+    from gesturelab.seq_training import fit
+
+    held, config = task
+    return fit(data.subset(~np.isin(data.subjects, held)), config).model
 
 
 def study(
@@ -41,58 +51,95 @@ def study(
     repeats: int = 1,
     epochs: int | None = None,
     progress=None,
+    engine=None,
 ) -> pd.DataFrame:
     """One row per (subject, k, strategy, learning rate, repeat): accuracy on the subject's
     remaining sequences of the original, the candidate and the model used, and the
-    held-back numbers the fallback decided on."""
+    held-back numbers the fallback decided on.
+
+    Each subject is a task of ``engine`` (serial when None); a calibration's result does not
+    depend on where or after what it runs, so the rows are the same on any engine.
+    """
+    from gesturelab.engine import Engine
+
+    settings = {
+        "samples_per_class": tuple(samples_per_class),
+        "strategies": tuple(strategies),
+        "learning_rates": tuple(learning_rates),
+        "repeats": repeats,
+        "epochs": epochs,
+        "study": uuid.uuid4().hex,  # which bases a worker's compiled copies belong to
+    }
+    items = [(b, subject) for b, (held, _, _) in enumerate(bases) for subject in held]
+    rows = []
+    with (engine or Engine("serial")).open((data, bases, settings)) as pool:
+        for subject_rows in pool.map(_calibrate_subject, items):
+            rows.extend(subject_rows)
+            if progress is not None:
+                progress.update(len(subject_rows))
+    return pd.DataFrame(rows)
+
+
+# A worker's compiled copies of the base it calibrates, kept between its tasks (one study's).
+_COPIES: dict = {}
+
+
+def _calibrate_subject(shared, item) -> list[dict]:
+    """Every calibration of one subject: its rows, in the order of the settings."""
     import tensorflow as tf
 
-    # Every calibration predicts with a fresh copy of the model, which TensorFlow reports as
-    # "retracing" each time: expected here, and hundreds of lines in a notebook.
+    # A calibration predicts with its copy of the model, which TensorFlow may report as
+    # "retracing": expected here, and many lines in a notebook.
     tf.get_logger().setLevel("ERROR")
+    data, bases, settings = shared
+    b, subject = item
+    _, model, frames = bases[b]
+    key = (settings["study"], b)
+    if key not in _COPIES:
+        _COPIES.clear()
+        _COPIES[key] = cal.ReusedCopies(model)
+    copies = _COPIES[key]
+    model = copies.model
+    user = data.subset(data.subjects == subject)
+    x = user.to_fixed(frames).reshape(len(user), frames, -1)
+    y = np.asarray(user.labels)
     rows = []
-    for held, model, frames in bases:
-        for subject in held:
-            user = data.subset(data.subjects == subject)
-            x = user.to_fixed(frames).reshape(len(user), frames, -1)
-            y = np.asarray(user.labels)
-            for k in samples_per_class:
-                for repeat in range(repeats):
-                    chosen, rest = cal.pick_per_class(y, k, seed=repeat)
-                    if not len(rest):
-                        continue
-                    original = _accuracy(model, x[rest], y[rest])
-                    for strategy in strategies:
-                        for rate in learning_rates:
-                            settings = {"freeze_strategy": strategy, "learning_rate": rate}
-                            if epochs:
-                                settings["epochs"] = epochs
-                            start = time.perf_counter()
-                            used, result = cal.calibrate(
-                                model, x[chosen], y[chosen], cal.CalibrationConfig(**settings)
-                            )
-                            rows.append(
-                                {
-                                    "subject": subject,
-                                    "samples_per_class": k,
-                                    "strategy": strategy,
-                                    "learning_rate": rate,
-                                    "repeat": repeat,
-                                    "calibration_samples": len(chosen),
-                                    "remaining": len(rest),
-                                    "original": original,
-                                    "candidate": _accuracy(result.candidate, x[rest], y[rest]),
-                                    "used": _accuracy(used, x[rest], y[rest]),
-                                    "kept": result.kept,
-                                    "held_back": result.n_holdout,
-                                    "held_before": result.accuracy_before,
-                                    "held_after": result.accuracy_after,
-                                    "seconds": time.perf_counter() - start,
-                                }
-                            )
-                            if progress is not None:
-                                progress.update(1)
-    return pd.DataFrame(rows)
+    for k in settings["samples_per_class"]:
+        for repeat in range(settings["repeats"]):
+            chosen, rest = cal.pick_per_class(y, k, seed=repeat)
+            if not len(rest):
+                continue
+            original = _accuracy(model, x[rest], y[rest])
+            for strategy in settings["strategies"]:
+                for rate in settings["learning_rates"]:
+                    config = {"freeze_strategy": strategy, "learning_rate": rate}
+                    if settings["epochs"]:
+                        config["epochs"] = settings["epochs"]
+                    start = time.perf_counter()
+                    used, result = cal.calibrate(
+                        model, x[chosen], y[chosen], cal.CalibrationConfig(**config), copies
+                    )
+                    rows.append(
+                        {
+                            "subject": subject,
+                            "samples_per_class": k,
+                            "strategy": strategy,
+                            "learning_rate": rate,
+                            "repeat": repeat,
+                            "calibration_samples": len(chosen),
+                            "remaining": len(rest),
+                            "original": original,
+                            # Scored before the next calibration overwrites the reused copy.
+                            "candidate": _accuracy(result.candidate, x[rest], y[rest]),
+                            "used": _accuracy(used, x[rest], y[rest]),
+                            "kept": result.kept,
+                            "held_back": result.n_holdout,
+                            "held_before": result.accuracy_before,
+                            "held_after": result.accuracy_after,
+                            "seconds": time.perf_counter() - start,
+                        }
+                    )
+    return rows
 
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:

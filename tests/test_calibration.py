@@ -121,6 +121,38 @@ def test_user_calibrator_collects_checks_and_saves(trained, tmp_path):
     assert np.allclose(again.model.predict_on_batch(x), calibrator.model.predict_on_batch(x))
 
 
+def test_a_study_reusing_compiled_copies_gives_each_users_fresh_calibrations(trained):
+    """The study calibrates every user with copies compiled once (per strategy and rate) and
+    put back between users; another user first changes nothing: each row equals a calibration
+    of a fresh copy, the kept model and its candidate scored alike (the copy holds dropout,
+    whose seeds must be put back too). The users' gestures go by other names, so that
+    calibration moves the scores."""
+    from gesturelab import personalisation
+
+    data, model = trained["data"], _model(trained)
+    data = data.subset(np.ones(len(data), dtype=bool))
+    data.labels = (np.asarray(data.labels) + 1) % 3
+    other = next(s for s in np.unique(data.subjects) if s != USER)
+    bases = [((other, USER), model, FRAMES)]
+    settings = {"samples_per_class": (3,), "strategies": ("head_only", "half"), "epochs": 3}
+    rows = personalisation.study(data, bases, learning_rates=(3e-2,), **settings)
+    rows = rows[rows["subject"] == USER].reset_index(drop=True)
+    x, y = trained["x"], (np.asarray(trained["y"]) + 1) % 3
+    for row in rows.itertuples():
+        chosen, rest = cal.pick_per_class(y, row.samples_per_class)
+        config = cal.CalibrationConfig(row.strategy, row.learning_rate, epochs=3)
+        used, result = cal.calibrate(model, x[chosen], y[chosen], config)
+        assert (row.held_before, row.held_after) == (
+            result.accuracy_before,
+            result.accuracy_after,
+        )
+        assert row.kept == result.kept
+        for column, scored in (("candidate", result.candidate), ("used", used)):
+            accuracy = (scored.predict_on_batch(x[rest]).argmax(1) == y[rest]).mean()
+            assert getattr(row, column) == accuracy, (row, column)
+    assert len(rows) == 2 and (rows["candidate"] > rows["original"]).all(), rows
+
+
 @pytest.mark.slow
 def test_calibrate_command_registers_a_child_version(trained, tmp_path):
     import train_with_mlflow as tracking
