@@ -844,19 +844,20 @@ def transfer_of_best(
     return transfer
 
 
-def cross_val_oof(pipeline, X, y, folds, X_perturbed=None, scores: bool = False):
+def cross_val_oof(pipeline, X, y, folds, X_perturbed=None, scores: bool = False, only=None):
     """Out-of-fold predictions: each row predicted by a clone that never saw its fold.
 
     With ``X_perturbed`` (the same rows seen from another viewpoint) the same fold models also
     predict those. With ``scores``, the same fold models also give what a reject rule is chosen
     on (``_reject_scores``), so the champion's rule needs no second round of fold fits.
+    ``only``: the folds to hold out (default: every fold); the other rows are left unpredicted.
     Returns (predicted, predicted_perturbed or None, seconds, scores or None).
     """
     predicted = np.empty(len(y), dtype=object)
     perturbed = np.empty(len(y), dtype=object) if X_perturbed is not None else None
     confidence, correct, kind = np.empty(len(y)), np.empty(len(y), dtype=bool), None
     start = time.perf_counter()
-    for fold in np.unique(folds):
+    for fold in np.unique(folds) if only is None else only:
         held = folds == fold
         model = clone(pipeline).fit(X[~held], y[~held])
         predicted[held] = model.predict(X[held])
@@ -878,6 +879,7 @@ def _reject_scores(model, X, y) -> tuple:
 
 
 TRANSFER_MAX_GROUPS = 60  # held out one at a time up to this many groups, else 5 grouped folds
+TRANSFER_FOLDS_PER_TASK = 6  # groups held out by one task of the engine
 
 
 def transfer_estimate(
@@ -933,15 +935,28 @@ def transfer_estimate(
                 for name, family, _, _ in candidates
             ]
         )
+    # A task holds out a few groups, not a candidate's every group: one slow candidate (the MLP,
+    # 36 fits on the keypoint file) would otherwise keep one worker busy long after the others.
+    chunks = np.array_split(
+        np.unique(folds), max(1, len(np.unique(folds)) // TRANSFER_FOLDS_PER_TASK)
+    )
     tasks = [
-        (family, params, features, X, labels[keep], folds)
-        for _, family, params, features in candidates
+        (c, family, params, features, X, labels[keep], folds, chunk)
+        for c, (_, family, params, features) in enumerate(candidates)
+        for chunk in chunks
     ]
     pool = pool or SerialPool(None)
     results = pool.map(_transfer_task, tasks)
     if meanwhile is not None:
         meanwhile()
-    for (name, family, _, _), (predicted, seconds) in zip(candidates, results, strict=True):
+    predictions = [np.empty(int(keep.sum()), dtype=object) for _ in candidates]
+    spent = [0.0] * len(candidates)
+    for (c, *_), (held, predicted, seconds) in zip(tasks, results, strict=True):
+        predictions[c][held] = predicted
+        spent[c] += seconds
+    for (name, family, _, _), predicted, seconds in zip(
+        candidates, predictions, spent, strict=True
+    ):
         metrics = classification_metrics(labels[keep], predicted)
         rows.append(
             {
@@ -960,11 +975,13 @@ def transfer_estimate(
 
 
 def _transfer_task(_shared, task) -> tuple:
-    family, params, features, X, y, folds = task
-    predicted, _, seconds, _ = cross_val_oof(
-        build_pipeline(family, params, FEATURE_SETS[features]), X, y, folds
-    )
-    return predicted, seconds
+    """One candidate's predictions for the rows of the groups ``chunk`` names, each group
+    predicted by a fit on every row outside it: (those rows, their predictions, seconds)."""
+    _, family, params, features, X, y, folds, chunk = task
+    pipeline = build_pipeline(family, params, FEATURE_SETS[features])
+    held = np.isin(folds, chunk)
+    predicted, _, seconds, _ = cross_val_oof(pipeline, X, y, folds, only=chunk)
+    return np.flatnonzero(held), predicted[held], seconds
 
 
 def _table(records) -> pd.DataFrame:

@@ -182,7 +182,10 @@ def test_a_sweep_selected_on_a_subsample_refits_each_best_on_every_training_row(
 
 
 def test_the_transfer_estimate_holds_out_one_group_at_a_time():
-    from gesturelab.sweep import transfer_estimate
+    from gesturelab.metrics import classification_metrics
+    from gesturelab.models import FEATURE_SETS, build_pipeline
+    from gesturelab.splits import source_groups
+    from gesturelab.sweep import cross_val_oof, transfer_estimate
 
     prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
     knn = ("knn k=3", "knn", {"n_neighbors": 3}, "xy+dist")
@@ -191,3 +194,13 @@ def test_the_transfer_estimate_holds_out_one_group_at_a_time():
     assert 0.5 < row["transfer_f1_macro"] < 1.0
     (few,) = transfer_estimate(prepared, [knn], max_groups=5).to_dict("records")
     assert few["folds"] == 5 and few["held_out_groups"] == row["held_out_groups"]
+    # The groups are held out a few per task: together, every group once, as one loop would.
+    data = prepared.data
+    groups = source_groups(data, 20)
+    labels = data["label"].to_numpy(dtype=object)
+    per_class = pd.Series(groups).groupby(labels).nunique()
+    keep = np.isin(labels, per_class[per_class >= 2].index)
+    pipeline = build_pipeline("knn", knn[2], FEATURE_SETS[knn[3]])
+    X = data.loc[keep, prepared.columns]
+    predicted = cross_val_oof(pipeline, X, labels[keep], groups[keep])[0]
+    assert row["transfer_f1_macro"] == classification_metrics(labels[keep], predicted)["f1_macro"]
