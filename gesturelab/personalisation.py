@@ -89,8 +89,18 @@ def _calibrate_subject(shared, item) -> list[dict]:
     import tensorflow as tf
 
     # A calibration predicts with its copy of the model, which TensorFlow may report as
-    # "retracing": expected here, and many lines in a notebook.
-    tf.get_logger().setLevel("ERROR")
+    # "retracing": expected here, and many lines in a notebook. Only for this task: the
+    # process's other warnings stay on.
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        return _calibrations(shared, item)
+    finally:
+        logger.setLevel(level)
+
+
+def _calibrations(shared, item) -> list[dict]:
     data, bases, settings = shared
     b, subject = item
     _, model, frames = bases[b]
