@@ -199,8 +199,8 @@ def calibrate(model, x, y, config: CalibrationConfig | None = None, copies=None)
     x: the model's input batch (``model_input``); y: class indices of the model's outputs.
     The model returned is the calibrated copy only when it is better on the held-back samples
     (higher accuracy, or the same accuracy with a lower loss); otherwise it is ``model`` itself,
-    unchanged. ``model`` is never modified. ``copies``: a ``ReusedCopies`` of ``model`` when
-    calibrating it many times over (its steps are traced once).
+    unchanged. ``model`` is never modified. ``copies``: a ``personalisation.ReusedCopies`` of
+    ``model`` when calibrating it many times over (its steps are traced once).
     """
     import keras
 
@@ -222,7 +222,7 @@ def calibrate(model, x, y, config: CalibrationConfig | None = None, copies=None)
     accuracy_before, loss_before = _score(model, x_back, y_back)
 
     if copies is None:
-        tuned, trainable = _compiled_copy(model, config)
+        tuned, trainable = compiled_copy(model, config)
     else:
         tuned, trainable = copies.reset(config)
     keras.utils.set_random_seed(config.seed)
@@ -276,7 +276,7 @@ def calibrate(model, x, y, config: CalibrationConfig | None = None, copies=None)
     return tuned, result
 
 
-def _compiled_copy(model, config: CalibrationConfig):
+def compiled_copy(model, config: CalibrationConfig):
     """(a copy of ``model`` frozen for ``config``'s strategy and compiled, its trained layers)."""
     import keras
 
@@ -287,35 +287,6 @@ def _compiled_copy(model, config: CalibrationConfig):
         loss="sparse_categorical_crossentropy",
     )
     return tuned, trainable
-
-
-class ReusedCopies:
-    """Many calibrations of one model (a study over users): one compiled copy per freeze
-    strategy and learning rate, put back before each calibration to the state a fresh copy
-    starts from (weights, optimizer, dropout seeds).
-
-    A fresh copy costs about 4 s before its first epoch (saving and loading the model, then
-    tracing its training, validation and prediction steps), most of a 6-7 s calibration; a
-    reused copy's steps are traced already. The results equal fresh copies' (tested). The model
-    a calibration returns is the copy itself: score it before the next calibration with the
-    same settings, which overwrites it.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        self._copies: dict = {}
-
-    def reset(self, config: CalibrationConfig):
-        key = (config.freeze_strategy, config.learning_rate)
-        if key not in self._copies:
-            tuned, trainable = _compiled_copy(self.model, config)
-            tuned.optimizer.build(tuned.trainable_variables)
-            variables = list(tuned.variables) + list(tuned.optimizer.variables)
-            self._copies[key] = (tuned, trainable, variables, [v.numpy() for v in variables])
-        tuned, trainable, variables, start = self._copies[key]
-        for variable, value in zip(variables, start, strict=True):
-            variable.assign(value)
-        return tuned, trainable
 
 
 def _load_base(base_model):
