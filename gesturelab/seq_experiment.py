@@ -17,7 +17,14 @@ from gesturelab import config, seq_runs
 from gesturelab.evaluation import RunArtifacts, evaluation_report, report_artifacts
 from gesturelab.predictor import model_classes
 from gesturelab.seq_runs import SeqTask, tensorboard_dir
-from gesturelab.seq_training import TrainConfig, TrainResult, fit, refit_config
+from gesturelab.seq_training import (
+    TrainConfig,
+    TrainResult,
+    combine_results,
+    fit,
+    member_configs,
+    refit_config,
+)
 from gesturelab.sequences import SequenceSet, subject_split
 
 
@@ -253,6 +260,7 @@ def train_champion(
     n_bootstrap: int = config.N_BOOTSTRAP,
     verbose: int = 0,
     reuse: bool = False,
+    fitted: TrainResult | None = None,
 ) -> Champion:
     """Validate, refit on every subject, register: what ``train-seq`` and notebook 03 call.
 
@@ -263,6 +271,7 @@ def train_champion(
     study); ``refit=False`` keeps the validated model instead. ``reuse``: a finished final run
     with the same run key (``seq_runs.run_key`` of the refit's configuration and every subject's
     data) is reused instead of refit; registered again only if the alias points elsewhere.
+    ``fitted``: the final model already trained (``refit_champions``), logged here as it is.
     """
     info = dataset_info(data, data_path)  # hashes the data file once
     if log and register_as:  # fail before training, not after it
@@ -306,7 +315,9 @@ def train_champion(
         else:
             final_tags["run_key"] = key
             with training_run(log, experiment, final_name, arch, data.classes, final_tags) as run:
-                final = fit(data, final_config, None, verbose=verbose)
+                if fitted is not None and fitted.config != final_config:
+                    raise ValueError("fitted was trained with another configuration")
+                final = fitted or fit(data, final_config, None, verbose=verbose)
                 champion = Champion(validated, final)
                 if log:
                     champion.run = _log_final(
@@ -339,6 +350,52 @@ def train_champion(
         if register_alias == config.CHAMPION_ALIAS:
             note_champion(experiment, len(data.classes), champion.run.run_id, register_as, version)
     return champion
+
+
+def refit_champions(
+    data: SequenceSet,
+    picks: dict,
+    *,
+    experiment: str = config.SEQUENCE_EXPERIMENT,
+    reuse: bool = False,
+    engine=None,
+) -> dict:
+    """The final fits of several champions side by side, for ``train_champion(fitted=...)``.
+
+    picks: {n_classes: the leaderboard's ValidatedModel}. Every final fit (each member of an
+    ensemble its own task, the longest first) is a task of ``engine``; a fit the final run of
+    ``train_champion(reuse=True)`` would find is left out. Returns {n_classes: TrainResult},
+    each the model ``fit`` gives in this process (``tests/test_seq_board.py``).
+    """
+    from gesturelab.engine import Engine
+
+    shared, tasks, finals = {}, [], {}
+    for n_classes, validated in picks.items():
+        labelled = data.with_classes(n_classes)
+        final_config = refit_config(validated.result)
+        key = seq_runs.run_key(final_config, seq_runs.data_digest(labelled), "", "final")
+        if seq_runs.find_finished(experiment, key, fresh=not reuse) is not None:
+            continue
+        shared[n_classes] = labelled
+        finals[n_classes] = final_config
+        members = (
+            member_configs(final_config, n_classes)
+            if final_config.arch == "ensemble"
+            else [final_config]
+        )
+        tasks += [(n_classes, member) for member in members]
+    if not tasks:
+        return {}
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i][1].epochs)
+    with (engine or Engine("serial")).open(shared) as pool:
+        results = dict(zip(order, pool.map(seq_runs.refit_task, [tasks[i] for i in order])))
+    fitted = {}
+    for n_classes, final_config in finals.items():
+        mine = [results[i] for i, (n, _) in enumerate(tasks) if n == n_classes]
+        fitted[n_classes] = (
+            combine_results(mine, final_config) if final_config.arch == "ensemble" else mine[0]
+        )
+    return fitted
 
 
 def note_champion(experiment: str, n_classes: int, run_id: str, name: str, version) -> None:

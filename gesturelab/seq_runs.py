@@ -99,6 +99,13 @@ def fit_task(shared: dict, task: SeqTask) -> TrainResult:
     return fit(train, task.config, val, callbacks=callbacks)
 
 
+def refit_task(shared: dict, item) -> TrainResult:
+    """Wherever the engine runs it (never logs): one final fit on every subject, no validation.
+    ``item``: (n_classes, TrainConfig); ``shared``: {n_classes: every subject's SequenceSet}."""
+    n_classes, train_config = item
+    return fit(shared[n_classes], train_config, None)
+
+
 def reused_result(found, train_config: TrainConfig, classes) -> TrainResult:
     """A finished run's (``RunRecord``) model and training record, as ``fit`` returned them."""
     from gesturelab.predictor import open_model

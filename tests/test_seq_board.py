@@ -21,14 +21,14 @@ def gestures():
     return pick_classes(shrec.load_compact(), SMALL_GESTURES)
 
 
-def board(data, experiment, **kwargs):
+def board(data, experiment, with_outputs=False, **kwargs):
     """Two architectures and a two-seed 1D-CNN ensemble on three real SHREC'17 gestures:
     three trainings (cnn, tcn, cnn seed 1) and the ensemble."""
     kwargs = {"archs": ("cnn", "tcn"), "ensemble": ("cnn", "cnn"), "epochs": 2, **kwargs}
-    out, _ = architecture_leaderboard(
+    out, outputs = architecture_leaderboard(
         data, class_counts=(3,), experiment=experiment, n_bootstrap=20, **kwargs
     )
-    return out.set_index("arch")
+    return (out.set_index("arch"), outputs) if with_outputs else out.set_index("arch")
 
 
 def training_runs(experiment):
@@ -41,8 +41,10 @@ def training_runs(experiment):
     ]
 
 
-def test_a_second_leaderboard_reuses_every_training_and_fresh_trains_again(mlflow_store, gestures):
-    first = board(gestures, "seq-board")
+def test_a_second_board_and_champion_reuse_their_trainings_and_fresh_trains_again(
+    mlflow_store, gestures
+):
+    first, outputs = board(gestures, "seq-board", with_outputs=True)
     assert (first.attrs["trainings"], first.attrs["reused"]) == (3, 0)
     assert len(training_runs("seq-board")) == 4  # three trainings and the ensemble
 
@@ -61,6 +63,7 @@ def test_a_second_leaderboard_reuses_every_training_and_fresh_trains_again(mlflo
     assert fresh.loc["tcn", "run_id"] != first.loc["tcn", "run_id"]
     same = fresh.loc[["tcn"], SCORES].equals(first.loc[["tcn"], SCORES])
     assert same, "training is deterministic on one machine"
+    champion_refits_are_reused_and_not_registered_twice(gestures, outputs[(3, "ensemble")])
 
 
 def test_a_dask_leaderboard_logs_the_same_runs_and_metrics_as_a_serial_one(mlflow_store, gestures):
@@ -75,26 +78,21 @@ def test_a_dask_leaderboard_logs_the_same_runs_and_metrics_as_a_serial_one(mlflo
     assert names == ["cnn 3-class", "cnn seed 1 3-class", "ensemble 3-class"]
 
 
-def test_a_champion_refit_is_reused_and_not_registered_twice(mlflow_store, gestures):
-    import train_with_mlflow as tracking
-    from gesturelab.seq_experiment import train_champion
+def champion_refits_are_reused_and_not_registered_twice(gestures, validated):
+    """The leaderboard's champion (an ensemble of two 1D-CNNs: its refit is two fits), refit on
+    every subject and registered; the same store as the leaderboard's test, its trainings
+    reused."""
+    import numpy as np
 
-    _, outputs = architecture_leaderboard(
-        gestures,
-        archs=("cnn",),
-        class_counts=(3,),
-        epochs=2,
-        ensemble=(),
-        experiment="seq-champion",
-        n_bootstrap=20,
-    )
+    import train_with_mlflow as tracking
+    from gesturelab.seq_experiment import refit_champions, train_champion
 
     def champion(**kwargs):
         return train_champion(
             gestures,
-            validated=outputs[(3, "cnn")],
+            validated=validated,
             register_as="three-gestures",
-            experiment="seq-champion",
+            experiment="seq-board",
             n_bootstrap=20,
             **kwargs,
         )
@@ -104,10 +102,20 @@ def test_a_champion_refit_is_reused_and_not_registered_twice(mlflow_store, gestu
     assert again.run.run_id == first.run.run_id
     assert again.registered_version == first.registered_version == "1"
     assert again.final.best_epoch == first.final.best_epoch
-    refit = champion()  # reuse=False: train-seq's default refits
+    # notebook 03 refits its champions side by side on the engine, each member a task (that a
+    # worker learns what this process learns: the tests of the board above); put together,
+    # the members are the model train_champion refit here, and it logs them as they are
+    fitted = refit_champions(gestures, {3: validated}, experiment="seq-board")
+    assert fitted[3].config == first.final.config
+    for mine, theirs in zip(first.final.model.get_weights(), fitted[3].model.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    refit = champion(fitted=fitted[3])  # reuse=False: train-seq's default refits
+    assert refit.final is fitted[3]
     assert refit.run.run_id != first.run.run_id
     assert refit.registered_version == "2"
     assert tracking.alias_run_id("three-gestures", "champion") == refit.run.run_id
+    # a refit that train_champion(reuse=True) would find is not trained again
+    assert not refit_champions(gestures, {3: validated}, experiment="seq-board", reuse=True)
 
 
 def test_the_streaming_notebooks_model_is_the_leaderboards_training_reused(mlflow_store, gestures):
