@@ -291,3 +291,13 @@ def test_the_leaderboard_fits_a_terminal_and_shortens_only_the_configuration():
     assert "seed" not in text and "val_metric" not in text and "run_id" not in text
     assert lines[2].split()[-5:] == ["0.9700", "0.9700", "0.9400", "-", "0.9500"]
     assert "0.9812" in lines[1] and "…" in lines[2] and "…" not in lines[1]
+
+
+def test_the_command_line_reference_page_is_the_parsers_own():
+    from gesturelab import cli_reference
+
+    page = cli_reference.PAGE.read_text(encoding="utf-8")
+    assert "### `python -m gesturelab data import`" in page  # nested commands are on it too
+    assert page == cli_reference.render(), (
+        "docs/cli-reference.md is out of date: python -m gesturelab.cli_reference"
+    )
