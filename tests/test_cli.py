@@ -294,10 +294,10 @@ def test_the_leaderboard_fits_a_terminal_and_shortens_only_the_configuration():
 
 
 def test_the_command_line_reference_page_is_the_parsers_own():
-    from gesturelab import cli_reference
+    from gesturelab.cli import reference as cli_reference
 
     page = cli_reference.PAGE.read_text(encoding="utf-8")
     assert "### `python -m gesturelab data import`" in page  # nested commands are on it too
     assert page == cli_reference.render(), (
-        "docs/cli-reference.md is out of date: python -m gesturelab.cli_reference"
+        "docs/cli-reference.md is out of date: python -m gesturelab.cli.reference"
     )

@@ -1,7 +1,7 @@
 """The command line's reference page, written from the parser itself: ``docs/cli-reference.md``.
 
-    .venv/bin/python -m gesturelab.cli_reference          # rewrite the page
-    .venv/bin/python -m gesturelab.cli_reference --check  # exit 1 if the page is out of date
+    .venv/bin/python -m gesturelab.cli.reference          # rewrite the page
+    .venv/bin/python -m gesturelab.cli.reference --check  # exit 1 if the page is out of date
 
 ``tests/test_cli.py`` fails when the page and the parser disagree, so a new option cannot go
 undocumented; ``docs/command-line.md`` is the hand-written guide around it.
@@ -22,7 +22,7 @@ WIDTH = 100  # argparse wraps help to the terminal; the page must not depend on 
 HEADER = """# Command-line reference
 
 Every command of `python -m gesturelab` as its `--help` prints it. Generated from the parser by
-`python -m gesturelab.cli_reference` (a test fails when this page and the parser disagree); the
+`python -m gesturelab.cli.reference` (a test fails when this page and the parser disagree); the
 guide to what the commands are for is [the command line](command-line.md).
 """
 
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     if check:
         current = PAGE.read_text(encoding="utf-8") if PAGE.exists() else ""
         if current != page:
-            print(f"{PAGE} is out of date: python -m gesturelab.cli_reference", file=sys.stderr)
+            print(f"{PAGE} is out of date: python -m gesturelab.cli.reference", file=sys.stderr)
             return 1
         return 0
     PAGE.write_text(page, encoding="utf-8")

@@ -1,0 +1,109 @@
+"""What several command groups share: option sets, printing, problem files."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from gesturelab import config
+
+LEADERBOARD_COLUMNS = [
+    "family",
+    "run_name",
+    "val_accuracy",
+    "val_f1_macro",
+    "val_perturbed_f1_macro",
+    "test_accuracy",
+    "test_f1_macro",
+    "transfer_f1_macro",
+    "fit_time_s",
+]
+
+
+def print_board(board: pd.DataFrame) -> None:
+    if board.empty:
+        print("(no leaderboard)")
+        return
+    columns = [c for c in LEADERBOARD_COLUMNS if c in board.columns]
+    print(board[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def read_options(args) -> dict:
+    options = {"format": args.format}
+    if args.labels:
+        options["labels"] = args.labels
+    if args.label_column:
+        options["label_column"] = args.label_column
+    return options
+
+
+def write_problems(problems: list, path=None, echo: bool = True) -> pd.DataFrame:
+    """All problems as one table, printed, and written where the user looks (``path``)."""
+    from pathlib import Path
+
+    from gesturelab.extraction import PROBLEM_COLUMNS
+
+    problems = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame()
+    problems = problems.reindex(columns=list(PROBLEM_COLUMNS))
+    for _, problem in problems.iterrows() if echo else ():
+        print(f"  {problem['source']}: {problem['problem']}")
+    if path is None:
+        return problems
+    path = Path(path)
+    if len(problems):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        problems.to_csv(path, index=False)
+        print(f"{len(problems)} problem(s) written to {path}")
+    else:
+        path.unlink(missing_ok=True)  # a clean rerun must not leave the last problems behind
+    return problems
+
+
+def shown_groups(groups, most: int = 8) -> str:
+    groups = [str(g) for g in groups]
+    return ", ".join(groups[:most]) + (
+        f", ... ({len(groups)} in all)" if len(groups) > most else ""
+    )
+
+
+def dataset_options(p) -> None:
+    p.add_argument(
+        "--classes",
+        help="'hagrid' (HaGRID's 18) or a label file: the allowed labels, in order; rows of "
+        "other labels are quarantined (default: every label the data holds)",
+    )
+    read_arguments(p)
+    p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
+
+
+def read_arguments(p) -> None:
+    """How to read a file when detection is not enough (see ``gesturelab.datasets``)."""
+    from gesturelab.datasets import FORMATS
+    from gesturelab.datasets.sequence_formats import SEQUENCE_FORMATS
+
+    p.add_argument("--format", choices=[*FORMATS, *SEQUENCE_FORMATS], help="skip format detection")
+    p.add_argument("--labels", help="keypoint CSV: the label file naming class indices")
+    p.add_argument(
+        "--label-column", choices=("first", "last"), help="keypoint CSV: where the label is"
+    )
+
+
+DATA_PATH_HELP = (
+    "hands: a landmark or keypoint CSV, an image folder ROOT/<label>/*.jpg; sequences: a "
+    "per-frame CSV with a sequence column, ROOT/<action>/<sequence>/<frame>.npy, an .npz "
+    "bundle, a clip folder ROOT/<label>/*.mp4, SHREC'17"
+)
+
+
+def register_alias(args) -> str:
+    from gesturelab.promotion import CHALLENGER
+
+    return CHALLENGER if getattr(args, "challenger", False) else config.CHAMPION_ALIAS
+
+
+def challenger_option(p) -> None:
+    p.add_argument(
+        "--challenger",
+        action="store_true",
+        help="with --register: register the new version as the 'challenger'; `promote` "
+        "moves 'champion' to it only if it is not worse on held-out data",
+    )
