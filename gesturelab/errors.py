@@ -33,12 +33,19 @@ class ModelLoadError(GestureLabError):
     """A model that does not exist, is not a model, or is refused before it is deserialised."""
 
 
+def path_text(path) -> str:
+    """``path`` as text any file or terminal takes: bytes of a name that is not valid UTF-8 (held
+    by Python as surrogate escapes, which pandas, pyarrow and ``print`` refuse) become ``\\xNN``,
+    as ``ls -b`` shows them."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class MediaError(GestureLabError):
     """An image or video that cannot be decoded; ``reason`` is what the problems file says."""
 
     def __init__(self, path, reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path_text(path), reason
+        super().__init__(f"{self.path}: {reason}")
 
 
 class SweepDataError(GestureLabError):

@@ -9,6 +9,9 @@ are interchangeable, plus source, frame, hand_index, handedness and score.
 from __future__ import annotations
 
 import glob
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from gesturelab.errors import MediaError
+from gesturelab.errors import MediaError, path_text
 from gesturelab.landmarks import INPUT_SHAPE, LABEL_COLUMN, LANDMARK_COLUMNS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -206,7 +209,8 @@ def read_image(path):
         return None, "file not found"
     if not path.is_file():
         return None, "not a file"
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    with opencv_path(path) as name:  # a name that is not UTF-8 crashed OpenCV
+        image = cv2.imread(name, cv2.IMREAD_COLOR)
     if image is None:
         return None, "unreadable or corrupt image"
     return image, truncated_image(path)
@@ -255,8 +259,8 @@ def extract_images(
         for path in tqdm(list(paths), desc="images", unit="img", disable=not progress):
             path = Path(path)
             hands, found_problems = hands_in_image(path, landmarker)
-            problems += [{"source": str(path), "problem": p} for p in found_problems]
-            found = hand_rows(hands, str(path))
+            problems += [{"source": path_text(path), "problem": p} for p in found_problems]
+            found = hand_rows(hands, path_text(path))
             if label_from_folder:
                 for row in found:
                     row[LABEL_COLUMN] = path.parent.name
@@ -301,12 +305,30 @@ def partial_video(decoded: int, announced: int) -> str | None:
     return None
 
 
+@contextmanager
+def opencv_path(path):
+    """A name of ``path`` that OpenCV can open: the path itself, or for a name that is not valid
+    UTF-8 (which OpenCV cannot take: the process crashed), a link to it with a plain name."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory(prefix="gesturelab-") as folder:
+            suffix = Path(text).suffix.encode("utf-8", "surrogateescape").decode("ascii", "ignore")
+            link = os.path.join(folder, "media" + suffix)
+            os.symlink(os.path.abspath(os.fsencode(text)), link)
+            yield link
+        return
+    yield text
+
+
 def iter_video_frames(path):
     """(index, BGR frame) of a video; raises MediaError if it cannot be opened."""
     cv2 = _cv2()
     if not Path(path).is_file():
         raise MediaError(path, "no such video file")
-    capture = cv2.VideoCapture(str(path))
+    with opencv_path(path) as name:
+        capture = cv2.VideoCapture(name)  # opened: the link may go once it is
     if not capture.isOpened():
         capture.release()
         raise MediaError(path, "cannot open video (empty, damaged or not a video)")
@@ -325,7 +347,8 @@ def iter_video_frames(path):
 def video_properties(path) -> tuple[float, int, tuple[int, int]]:
     """(fps, frame count the header announces, (width, height)); MediaError if unopenable."""
     cv2 = _cv2()
-    capture = cv2.VideoCapture(str(path))
+    with opencv_path(path) as name:
+        capture = cv2.VideoCapture(name)
     try:
         if not capture.isOpened():
             raise MediaError(path, "cannot open video (empty, damaged or not a video)")
@@ -348,10 +371,10 @@ def extract_video(path, max_num_hands: int = 1, progress=True, **options) -> Vid
     with HandLandmarker(static_image_mode=False, max_num_hands=max_num_hands, **options) as marker:
         frames_iter = iter_video_frames(path)
         for index, frame in tqdm(
-            frames_iter, total=count, desc=Path(path).name, unit="frame", disable=not progress
+            frames_iter, total=count, desc=path_text(Path(path).name), unit="frame", disable=not progress
         ):
             hands = marker.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            rows += hand_rows(hands, str(path), index)
+            rows += hand_rows(hands, path_text(path), index)
             mask.append(bool(hands))
             frames.append(hands[0]["landmarks"] if hands else np.zeros(INPUT_SHAPE))
     if not mask:

@@ -10,7 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from gesturelab import config
-from gesturelab.errors import MediaError
+from gesturelab.errors import MediaError, path_text
 from gesturelab.extraction import (
     VIDEO_SUFFIXES,
     HandLandmarker,
@@ -138,7 +138,7 @@ def predict_video(
             record = {"frame": index, "time_s": index / fps, "hand": bool(hands)}
             probabilities = None
             if hands:
-                row = pd.DataFrame(hand_rows(hands[:1], str(path), index))
+                row = pd.DataFrame(hand_rows(hands[:1], path_text(path), index))
                 probabilities, class_scores = predictor.predict_with_class_scores(row)
                 probabilities, class_scores = probabilities[0], class_scores[0]
                 top = np.argsort(-probabilities)[:3]

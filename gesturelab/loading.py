@@ -12,6 +12,7 @@ import csv
 import gzip
 import hashlib
 import math
+import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,8 @@ def file_fingerprint(path) -> str:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
         if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+            # the name's own bytes: UTF-8 for a UTF-8 name, and any other name as it is on disk
+            digest.update(os.fsencode(file.relative_to(path).as_posix()) + b"\0")
         with open(file, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)

@@ -103,3 +103,39 @@ def test_unopenable_video_is_a_media_error(tmp_path):
         extract_video(tmp_path / "zero.mp4", progress=False)
     with pytest.raises(MediaError, match="no images or videos"):
         collect_inputs(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else None)
+
+
+def test_names_that_are_not_utf8_are_read_and_written_as_text(photos, tmp_path):
+    """A file name that is not valid UTF-8 (a camera's or an old system's Latin-1 name) once
+    crashed the process in OpenCV (segmentation fault, nothing written): it is read like any
+    other, and named in the output with its odd byte escaped, as ``ls -b`` shows it."""
+    import os
+    import subprocess
+    import sys
+
+    from gesturelab.extraction import iter_video_frames
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "two_thumbs_up.jpg", folder / "two_thumbs_up.jpg")
+    shutil.copy(SAMPLES / "thumb_up.jpg", os.fsdecode(bytes(folder) + b"/caf\xe9.jpg"))
+    out = tmp_path / "hands.csv"
+    # a subprocess: a crash must fail this test, not the test worker
+    done = subprocess.run(
+        [sys.executable, "-m", "gesturelab", "extract", "--input", str(folder), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = load_landmarks_csv(out, require_label=False, quarantine_dir=None, verbose=False).data
+    by_name = rows.groupby(rows["source"].str.rsplit("/", n=1).str[-1])
+    assert by_name.size().to_dict() == {"caf\\xe9.jpg": 1, "two_thumbs_up.jpg": 2}
+    original = photos.rows[photos.rows["source"].str.endswith("/thumb_up.jpg")]
+    np.testing.assert_allclose(
+        by_name.get_group("caf\\xe9.jpg")[list(LANDMARK_COLUMNS)].to_numpy(float),
+        original[list(LANDMARK_COLUMNS)].to_numpy(float),
+    )
+    video = os.fsdecode(bytes(tmp_path) + b"/vid\xe9o.mp4")
+    shutil.copy(SAMPLES / "hand_video.mp4", video)
+    assert sum(1 for _ in iter_video_frames(video)) == 202

@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from gesturelab import config
-from gesturelab.errors import LandmarkDataError
+from gesturelab.errors import LandmarkDataError, path_text
 from gesturelab.extraction import IMAGE_SUFFIXES, ROW_COLUMNS, HandLandmarker, hands_in_image
 from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.loading import LoadedLandmarks, validate_table
@@ -42,7 +42,7 @@ def class_images(root: Path) -> dict[str, list[Path]]:
     """Images per class folder (sorted), hidden folders and files left out."""
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     return {
-        folder.name: sorted(
+        path_text(folder.name): sorted(
             p
             for p in folder.rglob("*")
             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
@@ -153,7 +153,7 @@ def read(
         [],
         [
             {
-                "source": p.name,
+                "source": path_text(p.name),
                 "reason": "image directly in the root folder: no class folder, no label",
             }
             for p in loose
@@ -164,7 +164,7 @@ def read(
     own = None
     try:
         for label, image in tqdm(todo, desc="images", unit="img", disable=not progress):
-            source = image.relative_to(root).as_posix()
+            source = path_text(image.relative_to(root).as_posix())
             if allowed is not None and label not in allowed:
                 problems.append(
                     {"source": source, "reason": f"class folder {label!r} not in --classes"}
