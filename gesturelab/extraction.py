@@ -371,7 +371,11 @@ def extract_video(path, max_num_hands: int = 1, progress=True, **options) -> Vid
     with HandLandmarker(static_image_mode=False, max_num_hands=max_num_hands, **options) as marker:
         frames_iter = iter_video_frames(path)
         for index, frame in tqdm(
-            frames_iter, total=count, desc=path_text(Path(path).name), unit="frame", disable=not progress
+            frames_iter,
+            total=count,
+            desc=path_text(Path(path).name),
+            unit="frame",
+            disable=not progress,
         ):
             hands = marker.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
             rows += hand_rows(hands, path_text(path), index)
