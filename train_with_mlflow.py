@@ -51,7 +51,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from gesturelab import config
-from gesturelab.errors import ModelLoadError, RegistryError
+from gesturelab.errors import ModelLoadError, RegistryError, check_name
 
 # Re-exported so that callers can catch MLflow's errors without importing mlflow.
 TrackingError = mlflow.exceptions.MlflowException
@@ -180,6 +180,7 @@ def get_or_create_experiment(name: str) -> str:
         with _store_lock(uri):
             experiment = mlflow.get_experiment_by_name(name)  # made while we waited?
             if experiment is None:
+                check_name(name, "experiment")  # its artifacts go into a folder of that name
                 root = artifact_root()
                 location = f"{root}/{name}" if root else None
                 experiment_id = mlflow.create_experiment(

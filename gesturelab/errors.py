@@ -5,6 +5,7 @@ Anything else that escapes is a bug of ours and keeps its traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -58,6 +59,25 @@ class RegistryError(GestureLabError):
 
 class UnknownNameError(ValueError, GestureLabError):
     """A model family, architecture or other choice that is not in its registry."""
+
+
+class UnsafeNameError(ValueError, GestureLabError):
+    """A name that would act as a path where it becomes a folder name."""
+
+
+# Experiment, model, dataset and user names become folder names (artifacts, figures, data/NAME,
+# calibration outputs): one with a separator or ".." wrote outside the store and the repository.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]*")
+
+
+def check_name(value: str, what: str) -> str:
+    """``value`` if it is safe as a folder name, else an UnsafeNameError saying why."""
+    if not _SAFE_NAME.fullmatch(str(value)) or ".." in str(value):
+        raise UnsafeNameError(
+            f"{value!r} is not a safe {what} name (it is also a folder name): letters, "
+            "digits, '.', '_', '-' and spaces, starting with a letter or digit"
+        )
+    return value
 
 
 def lookup(registry: dict, name: str, what: str):

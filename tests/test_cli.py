@@ -301,3 +301,36 @@ def test_the_command_line_reference_page_is_the_parsers_own():
     assert page == cli_reference.render(), (
         "docs/cli-reference.md is out of date: python -m gesturelab.cli.reference"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sweep", "--quick", "--experiment", "../../x"],
+        ["sweep", "--quick", "--model-name", "a/b"],
+        ["train-seq", "--experiment", ".."],
+        ["calibrate", "--user", "../../x"],
+        ["data", "import", "some.csv", "--name", "../x"],
+        ["promote", "--model-name", "/etc/x"],
+    ],
+)
+def test_a_name_that_would_act_as_a_path_is_refused_before_anything_runs(args, capsys):
+    """Experiment, model, dataset and user names become folder names: ``../../x`` wrote run
+    artifacts and figures outside the store and the repository, and ``calibrate`` fine-tuned
+    before failing with a traceback."""
+    from gesturelab.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{args[-1]!r} is not a safe" in last and "name" in last
+
+
+def test_the_tracking_door_makes_no_experiment_whose_folder_would_escape(mlflow_store, tmp_path):
+    import train_with_mlflow as tracking
+    from gesturelab.errors import UnsafeNameError
+
+    with pytest.raises(UnsafeNameError, match="not a safe experiment name"):
+        tracking.get_or_create_experiment("../../escaped")
+    assert tracking.get_or_create_experiment("a fine name-1.2")

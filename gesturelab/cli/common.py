@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pandas as pd
 
 from gesturelab import config
+from gesturelab.errors import UnsafeNameError, check_name
 
 LEADERBOARD_COLUMNS = [
     "family",
@@ -107,3 +110,15 @@ def challenger_option(p) -> None:
         help="with --register: register the new version as the 'challenger'; `promote` "
         "moves 'champion' to it only if it is not worse on held-out data",
     )
+
+
+def name_of(what: str):
+    """An argparse ``type`` that takes a ``what`` name only if it is safe as a folder name."""
+
+    def checked(value: str) -> str:
+        try:
+            return check_name(value, what)
+        except UnsafeNameError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return checked

@@ -8,7 +8,13 @@ import sys
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.cli.common import DATA_PATH_HELP, dataset_options, read_options, write_problems
+from gesturelab.cli.common import (
+    DATA_PATH_HELP,
+    dataset_options,
+    name_of,
+    read_options,
+    write_problems,
+)
 
 
 def cmd_validate(args) -> int:
@@ -294,7 +300,12 @@ def add_parsers(commands) -> None:
         "import", help="write data/NAME/ in the canonical form with a datasheet"
     )
     p.add_argument("path", help=DATA_PATH_HELP)
-    p.add_argument("--name", required=True, help="the dataset's name (sweep --data NAME)")
+    p.add_argument(
+        "--name",
+        required=True,
+        type=name_of("dataset"),
+        help="the dataset's name (sweep --data NAME)",
+    )
     p.add_argument("--data-dir", default=str(config.DATA_DIR), help="where data/NAME/ goes")
     dataset_options(p)
     p.set_defaults(func=cmd_data_import)

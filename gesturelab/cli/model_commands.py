@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from gesturelab import config
+from gesturelab.cli.common import name_of
 from gesturelab.export import FORMATS as EXPORT_FORMATS
 
 
@@ -167,7 +168,11 @@ def add_parsers(commands) -> None:
         type=int,
         help="calibrate on this many per class and score on the rest (default: all)",
     )
-    p.add_argument("--user", help="name of the user (alias user-<name>; default subject-<id>)")
+    p.add_argument(
+        "--user",
+        type=name_of("user"),
+        help="name of the user (alias user-<name>; default subject-<id>)",
+    )
     p.add_argument("--learning-rate", type=float, help="default 1e-5 (the guide's)")
     p.add_argument("--epochs", type=int, help="default 20, with early stopping")
     p.add_argument("--seed", type=int)
@@ -207,7 +212,9 @@ def add_parsers(commands) -> None:
     p = commands.add_parser(
         "promote", help="move 'champion' to the challenger if it is not worse on held-out data"
     )
-    p.add_argument("--model-name", required=True, help="the registered model")
+    p.add_argument(
+        "--model-name", required=True, type=name_of("model"), help="the registered model"
+    )
     p.add_argument(
         "--data",
         help="held-out data both versions are scored on (static models: required; "
@@ -222,6 +229,8 @@ def add_parsers(commands) -> None:
     p = commands.add_parser(
         "rollback", help="point 'champion' back at the version the last promotion replaced"
     )
-    p.add_argument("--model-name", required=True, help="the registered model")
+    p.add_argument(
+        "--model-name", required=True, type=name_of("model"), help="the registered model"
+    )
     p.add_argument("--reason", default="", help="recorded on the versions")
     p.set_defaults(func=cmd_rollback)

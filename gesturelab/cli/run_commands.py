@@ -8,6 +8,7 @@ import time
 from gesturelab import config
 from gesturelab.cli.common import (
     challenger_option,
+    name_of,
     print_board,
     read_arguments,
     read_options,
@@ -221,6 +222,7 @@ def add_parsers(commands) -> None:
     )
     p.add_argument(
         "--experiment",
+        type=name_of("experiment"),
         help=f"default: {config.STATIC_EXPERIMENT} for HaGRID's 18 classes, else "
         "<dataset>-classical-sweep",
     )
@@ -233,6 +235,7 @@ def add_parsers(commands) -> None:
     challenger_option(p)
     p.add_argument(
         "--model-name",
+        type=name_of("model"),
         help="registered model name (default: hagrid-static-gesture for HaGRID's 18 classes, "
         "else <dataset>-<N>-gestures)",
     )

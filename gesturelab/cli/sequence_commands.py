@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gesturelab import config
-from gesturelab.cli.common import challenger_option, register_alias, shown_groups
+from gesturelab.cli.common import challenger_option, name_of, register_alias, shown_groups
 
 
 def _sequence_data(args):
@@ -227,6 +227,7 @@ def add_parsers(commands) -> None:
     challenger_option(p)
     p.add_argument(
         "--experiment",
+        type=name_of("experiment"),
         help=f"default: {config.SEQUENCE_EXPERIMENT} for SHREC'17, <dataset>-sequence-models else",
     )
     p.add_argument("--seed", type=int, default=config.SEQUENCE_SEED)
