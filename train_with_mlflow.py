@@ -12,6 +12,7 @@ records back (``RunRecord``), so no caller needs MLflow's column names or import
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import json
 import logging
 import os
@@ -453,7 +454,26 @@ def finished_run_with_key(experiment: str, run_key: str) -> RunRecord | None:
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return _record(runs[0]) if runs else None
+    if not runs:
+        return None
+    record = _record(runs[0])
+    if record.model_uri and not model_present(record.model_uri):
+        # its model was deleted from the store: a caller that needs it trains it again
+        record = dataclasses.replace(record, model_uri=None)
+    return record
+
+
+def model_present(model_uri: str) -> bool:
+    """Whether the model at ``model_uri`` is still in the store (its MLmodel file is there)."""
+    setup()
+    try:
+        location = model_uri
+        if model_uri.startswith("models:/m-"):  # a logged model: its own artifact folder
+            location = MlflowClient().get_logged_model(model_uri.split("/")[-1]).artifact_location
+        listed = mlflow.artifacts.list_artifacts(artifact_uri=location)
+    except (mlflow.exceptions.MlflowException, OSError):
+        return False
+    return any(Path(item.path).name == "MLmodel" for item in listed)
 
 
 def adopt_run(run_id: str) -> None:

@@ -1,5 +1,10 @@
 """The classical sweep: selection, and a whole (tiny) sweep against a real MLflow store."""
 
+import shutil
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -142,6 +147,17 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     # the family runs that hold each family's adopted runs, and the leaderboard
     assert kinds() == sorted(before + ["family", "family", "leaderboard"])
     assert {p.name for p in again.figures} == {p.name for p in result.figures}
+
+    # A finished run whose model was deleted from the store is trained again, not trusted
+    # (it stopped every later sweep of the experiment with "No such artifact")
+    best_ids = set(result.best["run_id"])
+    lost = next(r for r in configs if r.run_id not in best_ids)
+    folder = MlflowClient().get_logged_model(lost.model_uri.split("/")[-1]).artifact_location
+    shutil.rmtree(Path(urllib.request.url2pathname(urllib.parse.urlparse(folder).path)))
+    assert not tracking.model_present(lost.model_uri)
+    third = tiny(tmp_path / "third")
+    assert third.reused == n_configs - 1
+    assert third.champion == result.champion
 
 
 @pytest.mark.slow
