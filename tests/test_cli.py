@@ -334,3 +334,28 @@ def test_the_tracking_door_makes_no_experiment_whose_folder_would_escape(mlflow_
     with pytest.raises(UnsafeNameError, match="not a safe experiment name"):
         tracking.get_or_create_experiment("../../escaped")
     assert tracking.get_or_create_experiment("a fine name-1.2")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "--model", "m", "--input", "x.mp4", "--window-s", "-1"],
+        ["predict", "--model", "m", "--input", "x.mp4", "--seq-window", "0"],
+        ["predict", "--model", "m", "--input", "x.mp4", "--stride", "0"],
+        ["predict", "--model", "m", "--input", "x.mp4", "--threshold", "nan"],
+        ["export", "--model", "m", "--repeats", "0"],
+        ["calibrate", "--model", "m", "--samples-per-class", "-3"],
+        ["sweep", "--quick", "--workers", "0"],
+        ["train-seq", "--epochs", "inf"],
+    ],
+)
+def test_a_number_out_of_its_range_is_refused_before_anything_runs(args, capsys):
+    """0, negatives, nan and inf once fell back silently to a default, or ran and failed later
+    with a traceback."""
+    from gesturelab.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {args[-2]}" in last and repr(args[-1]) in last

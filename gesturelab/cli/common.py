@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 import pandas as pd
 
@@ -122,3 +123,31 @@ def name_of(what: str):
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return checked
+
+
+def positive(kind=int):
+    """An argparse ``type``: a number above zero (0, negatives, nan and inf fell back silently
+    to a default or failed later with a traceback)."""
+
+    def checked(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0")
+        return value
+
+    checked.__name__ = kind.__name__  # what argparse names in "invalid int value"
+    return checked
+
+
+def probability(text: str) -> float:
+    """An argparse ``type``: a number from 0 to 1 (``nan`` was accepted and rejected nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # also false for nan
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number from 0 to 1")
+    return value

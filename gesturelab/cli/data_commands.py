@@ -12,6 +12,8 @@ from gesturelab.cli.common import (
     DATA_PATH_HELP,
     dataset_options,
     name_of,
+    positive,
+    probability,
     read_options,
     write_problems,
 )
@@ -336,16 +338,20 @@ def add_parsers(commands) -> None:
     )
     p.add_argument(
         "--seq-window",
-        type=int,
+        type=positive(int),
         help="sequence models: frames per window (default: the training gestures' median "
         "duration, else the model's frames)",
     )
-    p.add_argument("--window-s", type=float, help="sequence models: the window in seconds")
-    p.add_argument("--stride", type=int, help="sequence models: frames between windows")
-    p.add_argument("--stride-s", type=float, help="sequence models: the stride in seconds")
+    p.add_argument(
+        "--window-s", type=positive(float), help="sequence models: the window in seconds"
+    )
+    p.add_argument("--stride", type=positive(int), help="sequence models: frames between windows")
+    p.add_argument(
+        "--stride-s", type=positive(float), help="sequence models: the stride in seconds"
+    )
     p.add_argument(
         "--threshold",
-        type=float,
+        type=probability,
         help="sequence models: confidence below which a window is 'no gesture' (default: the "
         "model's, chosen on its validation subjects)",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from gesturelab import config
-from gesturelab.cli.common import name_of
+from gesturelab.cli.common import name_of, positive
 from gesturelab.export import FORMATS as EXPORT_FORMATS
 
 
@@ -165,7 +165,7 @@ def add_parsers(commands) -> None:
     p.add_argument("--subject", help="use only this subject's sequences of --data")
     p.add_argument(
         "--samples-per-class",
-        type=int,
+        type=positive(int),
         help="calibrate on this many per class and score on the rest (default: all)",
     )
     p.add_argument(
@@ -174,7 +174,7 @@ def add_parsers(commands) -> None:
         help="name of the user (alias user-<name>; default subject-<id>)",
     )
     p.add_argument("--learning-rate", type=float, help="default 1e-5 (the guide's)")
-    p.add_argument("--epochs", type=int, help="default 20, with early stopping")
+    p.add_argument("--epochs", type=positive(int), help="default 20, with early stopping")
     p.add_argument("--seed", type=int)
     p.add_argument("--split", default="train", help="a SHREC'17 split, for --data in its layout")
     p.add_argument("--no-register", action="store_true", help="log the run and model only")
@@ -197,7 +197,7 @@ def add_parsers(commands) -> None:
     )
     p.add_argument("--split", default="test")
     p.add_argument("--out", help="folder for the files (default build/export/NAME-vN)")
-    p.add_argument("--repeats", type=int, default=200, help="timed calls per latency")
+    p.add_argument("--repeats", type=positive(int), default=200, help="timed calls per latency")
     p.add_argument("--no-log", action="store_true")
     p.set_defaults(func=cmd_export)
 

@@ -9,6 +9,7 @@ from gesturelab import config
 from gesturelab.cli.common import (
     challenger_option,
     name_of,
+    positive,
     print_board,
     read_arguments,
     read_options,
@@ -208,7 +209,9 @@ def add_parsers(commands) -> None:
         "LocalCluster, or --scheduler), serial (this process); runs are logged by this process",
     )
     p.add_argument(
-        "--workers", type=int, help="local processes or LocalCluster workers (default: the cores)"
+        "--workers",
+        type=positive(int),
+        help="local processes or LocalCluster workers (default: the cores)",
     )
     p.add_argument(
         "--scheduler", help="a Dask scheduler's address (tcp://host:8786), with --backend dask"

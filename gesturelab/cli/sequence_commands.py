@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gesturelab import config
-from gesturelab.cli.common import challenger_option, name_of, register_alias, shown_groups
+from gesturelab.cli.common import challenger_option, name_of, positive, register_alias, shown_groups
 
 
 def _sequence_data(args):
@@ -208,8 +208,10 @@ def add_parsers(commands) -> None:
     p.add_argument(
         "--classes", type=int, choices=(14, 28), help="SHREC'17's label set (default 14)"
     )
-    p.add_argument("--epochs", type=int, help="maximum epochs (default: tuned per architecture)")
-    p.add_argument("--frames", type=int, help="frames each sequence is resampled to")
+    p.add_argument(
+        "--epochs", type=positive(int), help="maximum epochs (default: tuned per architecture)"
+    )
+    p.add_argument("--frames", type=positive(int), help="frames each sequence is resampled to")
     p.add_argument("--features", help="feature set: raw, positions, positions+velocities, full")
     p.add_argument(
         "--validation-fraction",
@@ -237,7 +239,7 @@ def add_parsers(commands) -> None:
     p = commands.add_parser(
         "gesto-study", help="the GESTO LSTM failure and its fixes on real SHREC'17 sequences"
     )
-    p.add_argument("--epochs", type=int, default=500)
+    p.add_argument("--epochs", type=positive(int), default=500)
     p.add_argument("--seed", type=int, default=config.SEQUENCE_SEED)
     p.add_argument("--out", help="write the table as CSV")
     p.set_defaults(func=cmd_gesto_study)
