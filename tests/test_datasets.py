@@ -221,6 +221,41 @@ def test_unknown_names_and_bad_dataset_names(tmp_path):
         import_dataset(loaded, "taken", data_dir=tmp_path)
 
 
+def test_an_import_is_whole_or_not_at_all_and_one_at_a_time(tmp_path, monkeypatch):
+    """A killed first import blocked the name forever, a killed re-import left a 0-byte file,
+    and two imports of one name both reported success while one was silently replaced."""
+    import fcntl
+
+    from gesturelab.datasets import importing
+
+    loaded = datasets.read(KEYPOINTS, quarantine_dir=None, verbose=False)
+    write = importing._write_landmarks
+
+    def interrupted(loaded, name, folder, command):
+        (folder / "landmarks.csv").write_text("x1")  # half-written, then the process dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importing, "_write_landmarks", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        import_dataset(loaded, "kp", data_dir=tmp_path)
+    assert not (tmp_path / "kp").exists(), "a first import that died left the name taken"
+    monkeypatch.setattr(importing, "_write_landmarks", write)
+    sheet = (import_dataset(loaded, "kp", data_dir=tmp_path) / "datasheet.json").read_text()
+
+    monkeypatch.setattr(importing, "_write_landmarks", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        import_dataset(loaded, "kp", data_dir=tmp_path)
+    assert (tmp_path / "kp" / "datasheet.json").read_text() == sheet, "a re-import half-replaced it"
+    assert len(pd.read_csv(tmp_path / "kp" / "landmarks.csv")) == 4450
+    assert [p.name for p in tmp_path.iterdir() if "staging" in p.name] == []
+
+    monkeypatch.setattr(importing, "_write_landmarks", write)
+    with open(tmp_path / ".kp.lock", "w") as lock:  # another import holds the name
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(LandmarkDataError, match="another import of this name is running"):
+            import_dataset(loaded, "kp", data_dir=tmp_path)
+
+
 def test_one_class_is_refused_before_a_sweep(keypoint_rows, tmp_path):
     from gesturelab.sweep import check_sweepable
 

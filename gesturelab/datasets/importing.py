@@ -4,16 +4,21 @@ An imported dataset is ``data/NAME/``: ``landmarks.csv`` (the HaGRID-style colum
 without z for 2-D data, the label, and whatever metadata the source had), ``datasheet.json``
 and ``datasheet.md`` (source, format, SHA-256, classes and counts, groups, license, the command
 that made it), ``rejected.csv`` when rows or images were set aside, and the source's license
-file. ``sweep --data NAME`` and every other command take the name.
+file. ``sweep --data NAME`` and every other command take the name. An import is written whole
+or not at all (a staging folder replaces ``data/NAME/`` at the end), one at a time per name.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import shlex
 import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,6 +99,36 @@ def find_license(source: Path) -> Path | None:
     return next((folder / n for n in LICENSE_NAMES if (folder / n).is_file()), None)
 
 
+@contextmanager
+def staged_import(folder: Path):
+    """A fresh staging folder beside ``folder`` that replaces it whole once the import is
+    written: an import killed half-way leaves ``folder`` as it was (a first one: no folder, so
+    the name stays free), and a second import of the same name waits for no one: it is refused
+    while the first holds the name's lock."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LandmarkDataError(
+                folder, "another import of this name is running; let it finish first"
+            ) from None
+        for stale in folder.parent.glob(f".{folder.name}.staging-*"):  # a killed import's
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.staging-", dir=folder.parent))
+        try:
+            yield staging
+            if folder.exists():
+                old = folder.parent / f".{folder.name}.replaced-{os.getpid()}"
+                folder.rename(old)
+                staging.rename(folder)
+                shutil.rmtree(old)
+            else:
+                staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def import_dataset(
     loaded: LoadedLandmarks, name: str, data_dir=None, command: str | None = None
 ) -> Path:
@@ -110,8 +145,12 @@ def import_dataset(
         )
     if folder.resolve() == Path(loaded.path).resolve().parent:
         raise LandmarkDataError(folder, "is the dataset being imported; choose another --name")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sequences.npz").unlink(missing_ok=True)  # a sequence import of the same name
+    with staged_import(folder) as staging:
+        _write_landmarks(loaded, name, staging, command)
+    return folder
+
+
+def _write_landmarks(loaded: LoadedLandmarks, name: str, folder: Path, command) -> None:
     columns = [
         *loaded.columns,
         LABEL_COLUMN,
@@ -148,7 +187,6 @@ def import_dataset(
     }
     (folder / "datasheet.json").write_text(json.dumps(sheet, indent=2) + "\n")
     (folder / "datasheet.md").write_text(_markdown(sheet))
-    return folder
 
 
 def _shown(path: Path) -> str:

@@ -298,13 +298,9 @@ def save_bundle(data, path, group_by: str = "subject") -> Path:
 
 
 def import_sequences(loaded: LoadedSequences, name: str, data_dir=None, command=None) -> Path:
-    """Write ``data/NAME/`` (sequences.npz, datasheet.json/.md, rejected.csv, the license)."""
-    import shlex
-    import shutil
-    import sys
-    from datetime import UTC, datetime
-
-    from gesturelab.datasets.importing import NAME, _shown, find_license
+    """Write ``data/NAME/`` (sequences.npz, datasheet.json/.md, rejected.csv, the license),
+    whole or not at all (``importing.staged_import``)."""
+    from gesturelab.datasets.importing import NAME, staged_import
 
     if not NAME.match(name):
         raise LandmarkDataError(
@@ -317,8 +313,19 @@ def import_sequences(loaded: LoadedSequences, name: str, data_dir=None, command=
         )
     if folder.exists() and Path(loaded.path).resolve() == (folder / IMPORTED_SEQUENCES).resolve():
         raise LandmarkDataError(folder, "is the dataset being imported; choose another --name")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "landmarks.csv").unlink(missing_ok=True)  # a static import of the same name
+    with staged_import(folder) as staging:
+        _write_sequences(loaded, name, staging, command)
+    return folder
+
+
+def _write_sequences(loaded: LoadedSequences, name: str, folder: Path, command) -> None:
+    import shlex
+    import shutil
+    import sys
+    from datetime import UTC, datetime
+
+    from gesturelab.datasets.importing import _shown, find_license
+
     save_bundle(loaded.data, folder / IMPORTED_SEQUENCES, loaded.group_by)
     rejected = folder / "rejected.csv"
     if len(loaded.rejected):
@@ -372,7 +379,6 @@ def import_sequences(loaded: LoadedSequences, name: str, data_dir=None, command=
     }
     (folder / DATASHEET).write_text(json.dumps(sheet, indent=2) + "\n")
     (folder / "datasheet.md").write_text(_markdown(sheet))
-    return folder
 
 
 def _markdown(sheet: dict) -> str:
