@@ -271,6 +271,22 @@ def test_npy_frames_named_frame_n_keep_their_order_and_a_missing_file_is_a_gap(t
     assert loaded.counts["frame_problems"] == 1
 
 
+def test_a_stray_frame_number_sets_the_sequence_aside_before_a_span_is_allocated(tmp_path):
+    """One stray ``2000000.npy`` beside frames 0..116 cost 147 s, 2.4 GB and a 216 MB
+    quarantine file (a masked frame listed for every missing number)."""
+    root = tmp_path / "MP_Data"
+    for take, extra in (("take_1", [2_000_000]), ("take_2", [])):
+        folder = root / "wave" / take
+        folder.mkdir(parents=True)
+        for f in [*range(117), *extra]:
+            np.save(folder / f"{f}.npy", np.full(63, f + 1.0))
+    loaded = read_sequences(root, quarantine_dir=tmp_path / "q", verbose=False)
+    assert len(loaded.data) == 1 and loaded.counts["sequences_rejected"] == 1
+    rejected = pd.read_csv(loaded.quarantine_path)
+    assert len(rejected) == 1 and rejected.iloc[0]["sequence"] == "wave/take_1"
+    assert "frame numbers 0..2000000 for 118 frames" in rejected.iloc[0]["reason"]
+
+
 def test_npz_padding_without_lengths_bytes_labels_and_one_hot(tmp_path, sample):
     fixed = sample.to_fixed(40, "pad")[:3]  # real frames then zeros
     real = [min(len(s), 40) for s in sample.sequences[:3]]

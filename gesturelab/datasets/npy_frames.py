@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gesturelab.datasets.seq_common import SequenceCollector, hand_block
+from gesturelab.datasets.seq_common import SequenceCollector, hand_block, span_problem
 from gesturelab.errors import LandmarkDataError
 from gesturelab.loading import file_fingerprint
 
@@ -110,7 +110,12 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
             files = sorted(folder.glob("*.npy"), key=_frame_key)
             vectors = []
             numbers = [_number(f) for f in files]
-            if files and None not in numbers and len(set(numbers)) == len(numbers):
+            numbered = files and None not in numbers and len(set(numbers)) == len(numbers)
+            problem = span_problem(numbers, len(files)) if numbered else None
+            if problem is not None:  # before a frame array as long as the span is made
+                collector.set_aside(folder, problem, f"{action}/{folder.name}")
+                continue
+            if numbered:
                 # A frame number with no file is a gap in the recording: masked, and listed.
                 present = set(numbers)
                 for missing in sorted(set(range(min(numbers), max(numbers) + 1)) - present):

@@ -27,6 +27,22 @@ from gesturelab.sequences import SequenceSet, frame_mask
 
 MIN_FRAMES = MIN_SEQUENCE_FRAMES
 MIN_HAND_FRACTION = 0.5
+# A sequence whose frame numbers span more than this many times its frames is a unit mistake
+# or a stray file (timestamps, a 2000000.npy beside frames 0..116), not a gesture with gaps.
+MAX_SPAN_PER_FRAME = 10
+
+
+def span_problem(numbers, n_frames: int) -> str | None:
+    """Why frame numbers ``numbers`` of ``n_frames`` frames cannot be one recording, or None."""
+    first, last = min(numbers), max(numbers)
+    if last - first + 1 <= MAX_SPAN_PER_FRAME * n_frames + MIN_FRAMES:
+        return None
+    return (
+        f"frame numbers {first}..{last} for {n_frames} frames: timestamps or another unit, or "
+        "a stray file? Frame numbers count frames (0, 1, 2, ...)"
+    )
+
+
 QUARANTINE_COLUMNS = ("source", "sequence", "frame", "line", "kind", "reason")
 # kind: "sequence" (set aside), "frame" (a frame or row masked or not used, the sequence kept),
 # "file" (a file or folder that gave no sequence: an empty label folder, a clip not decoded).

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gesturelab.datasets.seq_common import MIN_FRAMES, SequenceCollector
+from gesturelab.datasets.seq_common import MIN_FRAMES, SequenceCollector, span_problem
 from gesturelab.errors import LandmarkDataError
 from gesturelab.landmarks import MAX_ABS_COORDINATE, N_LANDMARKS, columns_dims, landmark_columns
 from gesturelab.loading import READ_ERRORS, _delimiter, _open_text, _read_rows, file_fingerprint
@@ -34,9 +34,6 @@ SUBJECT_COLUMNS = ("subject", "user_id", "user", "participant", "signer", "perso
 FRAME_COLUMNS = ("frame", "frame_index", "frame_id", "frame_number")
 SUFFIXES = (".csv", ".tsv", ".txt", ".gz")
 SNIFF_ROWS = 2000
-# A sequence whose frame numbers span more than this many times its rows is a unit mistake
-# (timestamps in the frame column), not a gesture with gaps.
-MAX_SPAN_PER_ROW = 10
 
 
 def _find(header: list[str], names) -> int | None:
@@ -216,15 +213,9 @@ def _collect(
         return
     frames = sorted(kept)
     start, span = frames[0], frames[-1] - frames[0] + 1
-    if span > MAX_SPAN_PER_ROW * len(frames) + MIN_FRAMES:
-        collector.set_aside(
-            path,
-            f"frame numbers {frames[0]}..{frames[-1]} for {len(frames)} "
-            "rows: timestamps or another unit in the frame column? Frame "
-            "numbers count frames (0, 1, 2, ...)",
-            shown,
-            first_line,
-        )
+    problem = span_problem(frames, len(frames))
+    if problem is not None:
+        collector.set_aside(path, problem, shown, first_line)
         return
     dims = len(names) // N_LANDMARKS
     sequence = np.full((span, N_LANDMARKS, 3), np.nan, dtype=np.float32)
