@@ -287,6 +287,41 @@ def test_a_stray_frame_number_sets_the_sequence_aside_before_a_span_is_allocated
     assert "frame numbers 0..2000000 for 118 frames" in rejected.iloc[0]["reason"]
 
 
+def test_an_npz_naming_a_class_twice_is_refused_not_merged(tmp_path, sample):
+    fixed = sample.to_fixed(40, "pad")[:3]
+    path = tmp_path / "b.npz"
+    np.savez(path, X=fixed, y=np.array([0, 1, 2]), classes=np.array(["wave", "push", "wave"]))
+    with pytest.raises(LandmarkDataError, match="'classes' names 'wave' more than once"):
+        read_sequences(path, verbose=False)
+
+
+def test_damaged_frames_in_npy_and_npz_are_masked_and_each_listed(tmp_path, sample):
+    """NaN, inf and 1e308 frames were masked without a line, and 1e30 coordinates were kept
+    and scored."""
+    folder = tmp_path / "MP_Data" / "wave" / "take_1"
+    folder.mkdir(parents=True)
+    damaged = {3: np.nan, 5: np.inf, 7: 1e308, 9: 1e30}
+    for f in range(20):
+        vector = np.full(63, f + 1.0)
+        vector[:3] = damaged.get(f, f + 1.0)
+        np.save(folder / f"{f}.npy", vector)
+    loaded = read_sequences(tmp_path / "MP_Data", quarantine_dir=tmp_path / "q", verbose=False)
+    (sequence,) = loaded.data.sequences
+    assert np.flatnonzero(~frame_mask(sequence)).tolist() == [3, 5, 7, 9]
+    assert np.nanmax(np.abs(sequence)) <= 20
+    assert loaded.counts["frame_problems"] == 4
+
+    fixed = sample.to_fixed(40, "pad")[:2].astype(np.float64)
+    for f, value in damaged.items():
+        fixed[0, f, 4, 1] = value
+    path = tmp_path / "b.npz"
+    np.savez(path, X=fixed, y=np.array([0, 1]), classes=np.array(["a", "b"]))
+    loaded = read_sequences(path, quarantine_dir=tmp_path / "q", verbose=False)
+    rejected = pd.read_csv(loaded.quarantine_path)
+    assert sorted(rejected[rejected["sequence"] == 0]["frame"].tolist()) == [3, 5, 7, 9]
+    assert not frame_mask(loaded.data.sequences[0])[[3, 5, 7, 9]].any()
+
+
 def test_npz_padding_without_lengths_bytes_labels_and_one_hot(tmp_path, sample):
     fixed = sample.to_fixed(40, "pad")[:3]  # real frames then zeros
     real = [min(len(s), 40) for s in sample.sequences[:3]]

@@ -26,6 +26,7 @@ import numpy as np
 
 from gesturelab.datasets.seq_common import SequenceCollector, hand_block, span_problem
 from gesturelab.errors import LandmarkDataError
+from gesturelab.landmarks import MAX_ABS_COORDINATE
 from gesturelab.loading import file_fingerprint
 
 HAND = 63
@@ -153,6 +154,16 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
                         file,
                         f"{len(vector)} values where this sequence's frames "
                         f"have {first} (frame masked)",
+                        f"{action}/{folder.name}",
+                        file.stem,
+                    )
+                    vectors.append(None)
+                    continue
+                # zeros mark "no hand" in this layout: NaN, inf or 1e308 is a damaged frame
+                if not (np.abs(vector) <= MAX_ABS_COORDINATE).all():
+                    collector.problem(
+                        file,
+                        "non-finite or out-of-range values in the frame (frame masked)",
                         f"{action}/{folder.name}",
                         file.stem,
                     )

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.landmarks import N_COORDS, N_LANDMARKS
+from gesturelab.landmarks import MAX_ABS_COORDINATE, N_COORDS, N_LANDMARKS
 from gesturelab.predictor import MIN_SEQUENCE_FRAMES
 from gesturelab.sequences import SequenceSet, frame_mask
 
@@ -119,9 +119,12 @@ class SequenceCollector:
     def add(self, sequence, label, *, source, sequence_id=None, subject=None, line=None) -> bool:
         """Keep ``sequence`` ((frames, 21, 3), NaN where no hand) unless a check sets it aside."""
         self.seen += 1
-        sequence = np.asarray(sequence, dtype=np.float32)
+        with np.errstate(over="ignore"):  # 1e308 becomes inf, and is listed below
+            sequence = np.asarray(sequence, dtype=np.float32)
         label = str(label).strip()
         reason = None
+        if sequence.ndim == 3 and sequence.shape[1:] == (N_LANDMARKS, N_COORDS):
+            sequence = self.mask_corrupt_frames(sequence, source, sequence_id)
         if sequence.ndim != 3 or sequence.shape[1:] != (N_LANDMARKS, N_COORDS):
             reason = f"frames of shape {sequence.shape[1:]}, not (21, 3)"
         elif len(sequence) < MIN_FRAMES:
@@ -150,6 +153,28 @@ class SequenceCollector:
         self.subjects.append(subject)
         self.sources.append(str(source))
         return True
+
+    def mask_corrupt_frames(self, sequence, source, sequence_id, nan_too: bool = False):
+        """Frames with an infinite, out-of-range (beyond ``MAX_ABS_COORDINATE``) or partly
+        missing value, masked and each listed; with ``nan_too``, wholly NaN frames as well (a
+        wholly NaN frame is "no hand" in our containers, a damaged frame in a file that marks
+        no hand with zeros)."""
+        flat = sequence.reshape(len(sequence), -1)
+        missing = np.isnan(flat)
+        finite = np.where(np.isfinite(flat), flat, 0.0)
+        bad = np.isinf(flat).any(axis=1) | (np.abs(finite) > MAX_ABS_COORDINATE).any(axis=1)
+        bad |= missing.any(axis=1) if nan_too else missing.any(axis=1) & ~missing.all(axis=1)
+        for frame in np.flatnonzero(bad):
+            self.problem(
+                source,
+                "non-finite, out-of-range or partly missing values (frame masked)",
+                sequence_id,
+                int(frame),
+            )
+        if bad.any():
+            sequence = sequence.copy()
+            sequence[bad] = np.nan
+        return sequence
 
     def finish(
         self,

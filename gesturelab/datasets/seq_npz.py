@@ -118,7 +118,8 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         )
     if frame_rate is None and frame_rate_stored is not None and float(frame_rate_stored) > 0:
         frame_rate = float(frame_rate_stored)
-    sequences = np.asarray(sequences, dtype=np.float32)
+    with np.errstate(over="ignore"):  # 1e308 becomes inf: listed and masked per frame below
+        sequences = np.asarray(sequences, dtype=np.float32)
     if sequences.ndim == 3 and sequences.shape[2] == N_LANDMARKS * N_COORDS:
         sequences = sequences.reshape(*sequences.shape[:2], N_LANDMARKS, N_COORDS)
     if sequences.ndim != 4 or sequences.shape[2:] != (N_LANDMARKS, N_COORDS):
@@ -147,6 +148,11 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
             names_list = [str(i) for i in range(int(labels.max()) + 1)]
         else:
             names_list = [_text(c) for c in np.asarray(names).reshape(-1)]
+            twice = sorted({c for c in names_list if names_list.count(c) > 1})
+            if twice:  # two label indices under one name would merge two classes
+                raise LandmarkDataError(
+                    path, f"'classes' names {', '.join(map(repr, twice))} more than once"
+                )
         if labels.min() < 0 or labels.max() >= len(names_list):
             raise LandmarkDataError(
                 path,
@@ -162,6 +168,8 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         sequence = sequences[i].copy()
         if lengths is not None:
             sequence = sequence[: int(lengths[i])]
+        # zeros or masks mark "no hand" here: a NaN in a frame is damage, and is listed
+        sequence = collector.mask_corrupt_frames(sequence, f"{path.name}#{i}", i, nan_too=True)
         if masks is not None:
             mask = np.asarray(masks[i], bool)[: len(sequence)]
             sequence[~mask] = np.nan
