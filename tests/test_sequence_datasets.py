@@ -322,6 +322,26 @@ def test_damaged_frames_in_npy_and_npz_are_masked_and_each_listed(tmp_path, samp
     assert not frame_mask(loaded.data.sequences[0])[[3, 5, 7, 9]].any()
 
 
+def test_same_named_files_keep_their_own_rejects_and_a_clean_read_removes_them(tmp_path, sample):
+    fixed = sample.to_fixed(40, "pad")[:2].astype(np.float64)
+    damaged = fixed.copy()
+    damaged[0, 3, 4, 1] = np.inf
+    paths = []
+    for folder, data in (("a", damaged), ("b", damaged)):
+        (tmp_path / folder).mkdir()
+        paths.append(tmp_path / folder / "takes.npz")
+        np.savez(paths[-1], X=data, y=np.array([0, 1]), classes=np.array(["x", "y"]))
+    quarantined = [
+        read_sequences(p, quarantine_dir=tmp_path / "q", verbose=False).quarantine_path
+        for p in paths
+    ]
+    assert quarantined[0] != quarantined[1] and all(q.is_file() for q in quarantined)
+    np.savez(paths[0], X=fixed, y=np.array([0, 1]), classes=np.array(["x", "y"]))
+    clean = read_sequences(paths[0], quarantine_dir=tmp_path / "q", verbose=False)
+    assert clean.quarantine_path is None and not quarantined[0].exists()
+    assert quarantined[1].is_file()
+
+
 def test_npz_padding_without_lengths_bytes_labels_and_one_hot(tmp_path, sample):
     fixed = sample.to_fixed(40, "pad")[:3]  # real frames then zeros
     real = [min(len(s), 40) for s in sample.sequences[:3]]

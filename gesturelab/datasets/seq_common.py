@@ -22,6 +22,7 @@ import pandas as pd
 
 from gesturelab import config
 from gesturelab.landmarks import MAX_ABS_COORDINATE, N_COORDS, N_LANDMARKS
+from gesturelab.loading import quarantine_file
 from gesturelab.predictor import MIN_SEQUENCE_FRAMES
 from gesturelab.sequences import SequenceSet, frame_mask
 
@@ -190,10 +191,19 @@ class SequenceCollector:
 
         rejected = pd.DataFrame(self.problems, columns=list(QUARANTINE_COLUMNS))
         quarantine_path = None
-        if len(rejected) and quarantine_dir is not None:
-            quarantine_path = Path(quarantine_dir) / f"{self.path.name}.sequences.rejected.csv"
-            quarantine_path.parent.mkdir(parents=True, exist_ok=True)
-            rejected.to_csv(quarantine_path, index=False)
+        if quarantine_dir is not None:
+            # the static reader's naming (name plus a digest of the full path): a/x.npz and
+            # b/x.npz keep their own rejects, and a clean read removes the last ones
+            static = quarantine_file(self.path, quarantine_dir)
+            target = static.with_name(
+                static.name.replace(".rejected.csv", ".sequences.rejected.csv")
+            )
+            if len(rejected):
+                quarantine_path = target
+                quarantine_path.parent.mkdir(parents=True, exist_ok=True)
+                rejected.to_csv(quarantine_path, index=False)
+            else:
+                target.unlink(missing_ok=True)
         if not self.sequences:
             where = f" (reasons in {quarantine_path})" if quarantine_path else ""
             first = f": {rejected['reason'].iat[0]}" if len(rejected) else ""
