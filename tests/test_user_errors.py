@@ -203,6 +203,13 @@ def test_a_model_that_does_not_exist_is_one_line(tmp_path, store, model):
         assert "Traceback" in run_cli("--debug", *command, cwd=tmp_path, store=store).stderr
 
 
+@pytest.mark.parametrize("model", ["models:/nonexistent/1", "models:/nonexistent@champion"])
+def test_the_card_of_a_model_that_does_not_exist_is_one_line(tmp_path, store, model):
+    out = cli_here("model", "info", model, cwd=tmp_path, store=store)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith(f"error: {model}: "), out.stderr
+
+
 def test_extract_says_so_when_nothing_could_be_read(tmp_path, store):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")

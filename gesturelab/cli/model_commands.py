@@ -139,12 +139,15 @@ def cmd_model_info(args) -> int:
     import json
 
     import train_with_mlflow as tracking
+    from gesturelab.errors import RegistryError
     from gesturelab.model_card import build_card, log_card, to_markdown
 
-    info = tracking.model_version_info(args.model)
+    try:
+        info = tracking.model_version_info(args.model)
+    except tracking.TrackingError as exc:  # no such model, version or alias: one line
+        message = str(exc.message).splitlines()[0]
+        raise RegistryError(f"{args.model}: {message}") from None
     if "version" not in info:
-        from gesturelab.errors import RegistryError
-
         raise RegistryError(
             f"{args.model}: a model card is kept per registered version "
             "(models:/NAME/VERSION or models:/NAME@ALIAS)"
