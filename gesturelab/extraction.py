@@ -263,7 +263,7 @@ def extract_images(
             found = hand_rows(hands, path_text(path))
             if label_from_folder:
                 for row in found:
-                    row[LABEL_COLUMN] = path.parent.name
+                    row[LABEL_COLUMN] = path_text(path.parent.name)
             rows += found
     finally:
         if own:

@@ -287,6 +287,22 @@ def test_a_stray_frame_number_sets_the_sequence_aside_before_a_span_is_allocated
     assert "frame numbers 0..2000000 for 118 frames" in rejected.iloc[0]["reason"]
 
 
+def test_an_action_folder_whose_name_is_not_utf8_is_read_as_escaped_text(tmp_path):
+    import os
+
+    for action in (b"wave", b"w\xe9ve"):
+        folder = os.path.join(os.fsencode(tmp_path), b"MP", action, b"t1")
+        os.makedirs(folder)
+        for f in range(12):
+            vector = np.full(63, f + 1.0)
+            vector[0] = np.nan if f == 3 else vector[0]
+            np.save(os.fsdecode(folder + b"/%d.npy" % f), vector)
+    loaded = read_sequences(tmp_path / "MP", quarantine_dir=tmp_path / "q", verbose=False)
+    assert sorted(loaded.classes) == ["w\\xe9ve", "wave"]
+    rejected = pd.read_csv(loaded.quarantine_path)
+    assert sorted(rejected["sequence"]) == ["w\\xe9ve/t1", "wave/t1"]
+
+
 def test_an_npz_naming_a_class_twice_is_refused_not_merged(tmp_path, sample):
     fixed = sample.to_fixed(40, "pad")[:3]
     path = tmp_path / "b.npz"

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
+from gesturelab.errors import path_text
 from gesturelab.landmarks import MAX_ABS_COORDINATE, N_COORDS, N_LANDMARKS
 from gesturelab.loading import quarantine_file
 from gesturelab.predictor import MIN_SEQUENCE_FRAMES
@@ -103,8 +104,8 @@ class SequenceCollector:
     ) -> None:
         self.problems.append(
             {
-                "source": str(source),
-                "sequence": sequence,
+                "source": path_text(source),
+                "sequence": path_text(sequence) if isinstance(sequence, str) else sequence,
                 "frame": frame,
                 "line": line,
                 "kind": kind,
@@ -122,7 +123,7 @@ class SequenceCollector:
         self.seen += 1
         with np.errstate(over="ignore"):  # 1e308 becomes inf, and is listed below
             sequence = np.asarray(sequence, dtype=np.float32)
-        label = str(label).strip()
+        label = path_text(str(label).strip())  # a folder name that is not UTF-8
         reason = None
         if sequence.ndim == 3 and sequence.shape[1:] == (N_LANDMARKS, N_COORDS):
             sequence = self.mask_corrupt_frames(sequence, source, sequence_id)
@@ -152,7 +153,7 @@ class SequenceCollector:
         self.sequences.append(sequence.astype(np.float32))
         self.labels.append(label)
         self.subjects.append(subject)
-        self.sources.append(str(source))
+        self.sources.append(path_text(source))
         return True
 
     def mask_corrupt_frames(self, sequence, source, sequence_id, nan_too: bool = False):
