@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
@@ -52,7 +53,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from gesturelab import config
-from gesturelab.errors import ModelLoadError, RegistryError, check_name
+from gesturelab.errors import ModelLoadError, RegistryError, TrackingStoreError, check_name
 
 # Re-exported so that callers can catch MLflow's errors without importing mlflow.
 TrackingError = mlflow.exceptions.MlflowException
@@ -155,14 +156,70 @@ def setup() -> str:
     for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(logging.WARNING)
     if uri not in _READY:
+        _check_server(uri)
         with _store_lock(uri):
             # MLflow creates (or migrates) the tables when a store is first opened in a
             # process; both the tracking and the registry store, so open both here.
             client = MlflowClient(uri, uri)
-            client.search_experiments(max_results=1)
-            client.search_registered_models(max_results=1)
+            try:
+                client.search_experiments(max_results=1)
+                client.search_registered_models(max_results=1)
+            except TrackingError as exc:
+                refusal = access_refusal(exc)
+                if refusal is None:
+                    raise
+                raise TrackingStoreError(refusal) from exc
         _READY.add(uri)
     return uri
+
+
+def _check_server(uri: str) -> None:
+    """A tracking server answers ``/health`` before the first call. MLflow itself retries a
+    refused connection for about four minutes, then ends in a traceback."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered; what it says of the real calls is reported by them
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingStoreError(
+            f"the tracking server {uri} does not answer ({reason}): start it, or point "
+            "--tracking-uri / MLFLOW_TRACKING_URI at a store that runs"
+        ) from None
+
+
+def access_refusal(exc: BaseException) -> str | None:
+    """One line for a tracking server's refusal (no or wrong credentials, no permission, gone
+    mid-run), or None when ``exc`` is something else."""
+    if not isinstance(exc, TrackingError):
+        return None
+    uri = tracking_uri()
+    code = getattr(exc, "error_code", "")
+    text = str(getattr(exc, "message", exc)).strip()
+    first = text.splitlines()[0] if text else code
+    if "Invalid Host header" in text:
+        host = urllib.parse.urlparse(uri).netloc
+        return (
+            f"the tracking server {uri} refuses the host name {host!r} (403 Invalid Host "
+            f"header): its --allowed-hosts must list {host}"
+        )
+    if code in ("UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED") or "error code 401" in text:
+        return (
+            f"the tracking server {uri} needs a user: set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (the server refused the ones given, or none were)"
+        )
+    if code == "PERMISSION_DENIED" or "error code 403" in text:
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "(anonymous)")
+        return (
+            f"the tracking server {uri} refused user {user!r}: {first} (permissions are "
+            "granted by the server's admin: docs/getting-started.md)"
+        )
+    if "Max retries exceeded" in text:
+        return f"the tracking server {uri} stopped answering: {first[:300]}"
+    return None
 
 
 def get_or_create_experiment(name: str) -> str:
@@ -282,7 +339,11 @@ def save_runs_view(
 def ui_url(name: str | None = None, *, view: str | None = None, base: str | None = None) -> str:
     """A link into the MLflow UI: the experiment's runs (with ``view``, a saved view of them),
     or the experiment list. ``workflowType`` makes MLflow 3.17 open its model-training pages."""
-    base = (base or UI_URL).rstrip("/")
+    if base is None:
+        # A tracking server is its own UI; the local store's is `make mlflow-ui`.
+        uri = tracking_uri()
+        base = uri if uri.startswith(("http://", "https://")) else UI_URL
+    base = base.rstrip("/")
     if name is None:
         return f"{base}/#/experiments?workflowType=machine_learning"
     found = find_experiment_id(name)
@@ -861,12 +922,25 @@ def log_experiment_run(
 
 def _champion_version(name: str, alias: str):
     """The version ``name@alias`` points at, or None when there is no such model or alias."""
+    client = MlflowClient()
     try:
-        return MlflowClient().get_model_version_by_alias(name, alias)
+        return client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
+        if exc.error_code == "PERMISSION_DENIED" and not _registered(client, name):
+            return None  # a server with basic-auth answers 403, not 404, for a missing model
         raise
+
+
+def _registered(client, name: str) -> bool:
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+    return True
 
 
 def check_registration(

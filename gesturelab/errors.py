@@ -57,6 +57,10 @@ class RegistryError(GestureLabError):
     """A registration that would replace a model trained on other data or other classes."""
 
 
+class TrackingStoreError(GestureLabError):
+    """A tracking server that does not answer, or refuses who is asking."""
+
+
 class UnknownNameError(ValueError, GestureLabError):
     """A model family, architecture or other choice that is not in its registry."""
 

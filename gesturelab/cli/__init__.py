@@ -58,3 +58,11 @@ def main(argv=None) -> int:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # A tracking server's refusal (credentials, permissions, gone) is the user's to fix.
+        door = sys.modules.get("train_with_mlflow")
+        message = None if args.debug or door is None else door.access_refusal(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
