@@ -257,3 +257,12 @@ def test_a_file_without_a_header_is_named_as_such(sample_frame, tmp_path):
     keypoints.write_text("0," + ",".join(["0.0"] * 42) + "\n1," + ",".join(["0.5"] * 42) + "\n")
     with pytest.raises(LandmarkDataError, match="42 values and a label .* keypoint-csv format"):
         load_landmarks_csv(keypoints)
+
+
+def test_a_label_file_with_a_line_too_long_for_a_name_is_one_error(tmp_path):
+    from gesturelab.datasets.labels import read_label_file
+
+    path = tmp_path / "labels.txt"
+    path.write_text("wave\n" + "x" * 140_000 + "\n")
+    with pytest.raises(LandmarkDataError, match="labels.txt, line 2: not a label file"):
+        read_label_file(path)

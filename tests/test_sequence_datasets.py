@@ -373,3 +373,61 @@ def test_npz_padding_without_lengths_bytes_labels_and_one_hot(tmp_path, sample):
     assert loaded.classes == ["push", "wave"] and set(loaded.data.subjects) == {"S01", "S02"}
     np.savez(path, X=fixed, y=np.eye(2)[[1, 0, 1]], classes=np.array(["no", "yes"]))
     assert list(read_sequences(path, verbose=False).data.label_names) == ["yes", "no", "yes"]
+
+
+@pytest.mark.parametrize(
+    "broken, problem",
+    [
+        (lambda f: f.write_bytes(b""), "(empty file); frame masked"),
+        (lambda f: np.save(f, np.array(["x"] * 63)), "(it holds text, not numbers); frame masked"),
+    ],
+    ids=["zero-byte", "text"],
+)
+def test_an_npy_frame_that_is_empty_or_text_is_a_masked_listed_frame(tmp_path, broken, problem):
+    folder = tmp_path / "MP_Data" / "wave" / "take_1"
+    folder.mkdir(parents=True)
+    for f in range(12):
+        np.save(folder / f"{f}.npy", np.full(63, f + 1.0))
+    broken(folder / "4.npy")
+    loaded = read_sequences(tmp_path / "MP_Data", quarantine_dir=tmp_path / "q", verbose=False)
+    assert np.flatnonzero(~frame_mask(loaded.data.sequences[0])).tolist() == [4]
+    assert loaded.counts["frame_problems"] == 1
+    (listed,) = pd.read_csv(loaded.quarantine_path)["reason"]
+    assert listed.endswith(problem), listed
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"action,sequence,subject\nwave,take_1\n", "subjects.csv, line 2: 2 fields where the"),
+        ("action,sequence,subject\nwave,take_1,Jos\xe9\n".encode("latin-1"), "not a UTF-8 text"),
+    ],
+    ids=["short-row", "latin-1"],
+)
+def test_a_subjects_file_people_get_wrong_is_one_error_naming_it(tmp_path, content, message):
+    folder = tmp_path / "MP_Data" / "wave" / "take_1"
+    folder.mkdir(parents=True)
+    for f in range(12):
+        np.save(folder / f"{f}.npy", np.full(63, f + 1.0))
+    (tmp_path / "MP_Data" / "subjects.csv").write_bytes(content)
+    with pytest.raises(LandmarkDataError, match=message):
+        read_sequences(tmp_path / "MP_Data", verbose=False)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"lengths": np.array([40.0, np.nan, 40.0])}, "'lengths' of sequence 1 is nan"),
+        ({"lengths": np.array([40, 41, 40])}, "'lengths' of sequence 1 is 41: frame counts"),
+        ({"frame_rate": np.array("fast")}, "'frame_rate' is 'fast', not one number"),
+        ({"X": np.zeros((0, 40, 21, 3)), "y": np.zeros(0, int)}, "no sequences, or no frames"),
+        ({"X": np.zeros((3, 0, 21, 3))}, r"shape \(3, 0, 21, 3\): no sequences, or no frames"),
+    ],
+    ids=["nan-lengths", "lengths-too-long", "text-frame-rate", "no-sequences", "no-frames"],
+)
+def test_an_npz_with_impossible_lengths_rate_or_sizes_is_refused(tmp_path, sample, change, message):
+    arrays = {"X": sample.to_fixed(40, "pad")[:3], "y": np.array([0, 1, 0])}
+    path = tmp_path / "b.npz"
+    np.savez(path, **{**arrays, **change})
+    with pytest.raises(LandmarkDataError, match=message):
+        read_sequences(path, verbose=False)

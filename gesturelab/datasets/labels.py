@@ -25,11 +25,18 @@ def read_label_file(path) -> list[str]:
         raise LandmarkDataError(path, "is a folder, not a label file (one class name per line)")
     if not path.is_file():
         raise LandmarkDataError(path, "label file not found")
+    rows = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
+            reader = csv.reader(handle)
+            for row in reader:
+                rows.append(row)
     except UnicodeDecodeError as exc:
         raise LandmarkDataError(path, f"label file is not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:  # a "name" over the csv module's 131,072 characters
+        raise LandmarkDataError(
+            path, f"not a label file (one class name per line): {exc}", line=reader.line_num
+        ) from None
     names = [row[0].strip() if row else "" for row in rows]
     while names and not names[-1]:
         names.pop()

@@ -27,7 +27,7 @@ import numpy as np
 from gesturelab.datasets.seq_common import SequenceCollector, hand_block, span_problem
 from gesturelab.errors import LandmarkDataError
 from gesturelab.landmarks import MAX_ABS_COORDINATE
-from gesturelab.loading import file_fingerprint
+from gesturelab.loading import READ_ERRORS, _open_text, file_fingerprint, read_error
 
 HAND = 63
 POSE = 33 * 4
@@ -83,17 +83,32 @@ def _subjects(root: Path) -> dict[tuple[str, str], str]:
     file = root / SUBJECTS_FILE
     if not file.is_file():
         return {}
-    with open(file, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"action", "sequence", "subject"} - set(reader.fieldnames or [])
-        if missing:
-            raise LandmarkDataError(
-                file,
-                f"needs the columns action, sequence, subject "
-                f"(missing {', '.join(sorted(missing))})",
-                line=1,
-            )
-        return {(r["action"].strip(), r["sequence"].strip()): r["subject"].strip() for r in reader}
+    subjects = {}
+    try:
+        with _open_text(file) as handle:
+            reader = csv.DictReader(handle)
+            missing = {"action", "sequence", "subject"} - set(reader.fieldnames or [])
+            if missing:
+                raise LandmarkDataError(
+                    file,
+                    f"needs the columns action, sequence, subject "
+                    f"(missing {', '.join(sorted(missing))})",
+                    line=1,
+                )
+            for row in reader:
+                cells = [row.get(c) for c in ("action", "sequence", "subject")]
+                if None in cells or None in row:  # DictReader's fill for a short or long row
+                    raise LandmarkDataError(
+                        file,
+                        f"{len(row) - (None in row) - cells.count(None)} fields where the "
+                        f"header has {len(reader.fieldnames)}",
+                        line=reader.line_num,
+                    )
+                action, sequence, subject = (c.strip() for c in cells)
+                subjects[(action, sequence)] = subject
+    except READ_ERRORS as exc:
+        raise read_error(file, exc) from None
+    return subjects
 
 
 def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=None, **_):
@@ -134,10 +149,14 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
                     continue
                 try:
                     vector = np.load(file, allow_pickle=False).reshape(-1)
-                except (OSError, ValueError) as exc:
+                    if not np.issubdtype(vector.dtype, np.number):
+                        kind = {"U": "text", "S": "bytes", "b": "booleans"}.get(vector.dtype.kind)
+                        raise ValueError(f"it holds {kind or vector.dtype}, not numbers")
+                except (OSError, ValueError, EOFError) as exc:
+                    reason = "empty file" if isinstance(exc, EOFError) else exc
                     collector.problem(
                         file,
-                        f"cannot be read as a .npy array ({exc}); frame masked",
+                        f"cannot be read as a .npy array of numbers ({reason}); frame masked",
                         f"{action}/{folder.name}",
                         file.stem,
                     )

@@ -66,6 +66,38 @@ def _labels(path, key: str, labels: np.ndarray, n: int) -> np.ndarray:
     return labels
 
 
+def _frame_rate(path, stored) -> float | None:
+    """The stored frames per second (0 or negative: not known), or an error naming the value."""
+    values = np.asarray(stored).reshape(-1)
+    try:
+        rate = float(values[0]) if len(values) == 1 else None
+    except (TypeError, ValueError):
+        rate = None
+    if rate is None or not np.isfinite(rate):
+        raise LandmarkDataError(
+            path, f"'frame_rate' is {_text(stored)!r}, not one number of frames per second"
+        )
+    return rate if rate > 0 else None
+
+
+def _lengths(path, lengths, frames: int) -> np.ndarray:
+    """Each sequence's frame count: whole numbers from 0 to the padded length."""
+    values = np.asarray(lengths)
+    if values.ndim != 1 or values.dtype.kind not in "fiu":
+        raise LandmarkDataError(
+            path, f"'lengths' holds {values.dtype} of shape {values.shape}, not frame counts"
+        )
+    bad = ~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values > frames)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise LandmarkDataError(
+            path,
+            f"'lengths' of sequence {i} is {values[i]!r}: frame counts are whole numbers from "
+            f"0 to {frames} ({int(bad.sum())} such sequences)",
+        )
+    return values.astype(np.int64)
+
+
 def _get(archive, path, names, required=True):
     name = next((n for n in names if n in archive.files), None)
     if name is None:
@@ -116,8 +148,8 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
                 "frame_rate",
             }
         )
-    if frame_rate is None and frame_rate_stored is not None and float(frame_rate_stored) > 0:
-        frame_rate = float(frame_rate_stored)
+    if frame_rate is None and frame_rate_stored is not None:
+        frame_rate = _frame_rate(path, frame_rate_stored)
     with np.errstate(over="ignore"):  # 1e308 becomes inf: listed and masked per frame below
         sequences = np.asarray(sequences, dtype=np.float32)
     if sequences.ndim == 3 and sequences.shape[2] == N_LANDMARKS * N_COORDS:
@@ -129,6 +161,10 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
             "(sequences, frames, 21, 3) or (sequences, frames, 63)",
         )
     n = len(sequences)
+    if n == 0 or sequences.shape[1] == 0:
+        raise LandmarkDataError(
+            path, f"{seq_key!r} has shape {sequences.shape}: no sequences, or no frames"
+        )
     for key, array in (
         ("labels", labels),
         ("masks", masks),
@@ -142,6 +178,8 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         raise LandmarkDataError(
             path, f"'masks' has shape {np.shape(masks)}, the sequences {sequences.shape[:2]}"
         )
+    if lengths is not None:
+        lengths = _lengths(path, lengths, sequences.shape[1])
     labels = _labels(path, label_key, np.asarray(labels), n)
     if labels.dtype.kind in "iu":
         if names is None:
