@@ -375,6 +375,14 @@ def test_npz_padding_without_lengths_bytes_labels_and_one_hot(tmp_path, sample):
     assert list(read_sequences(path, verbose=False).data.label_names) == ["yes", "no", "yes"]
 
 
+def _twelve_frames(tmp_path):
+    folder = tmp_path / "MP_Data" / "wave" / "take_1"
+    folder.mkdir(parents=True)
+    for f in range(12):
+        np.save(folder / f"{f}.npy", np.full(63, f + 1.0))
+    return folder
+
+
 @pytest.mark.parametrize(
     "broken, problem",
     [
@@ -384,10 +392,7 @@ def test_npz_padding_without_lengths_bytes_labels_and_one_hot(tmp_path, sample):
     ids=["zero-byte", "text"],
 )
 def test_an_npy_frame_that_is_empty_or_text_is_a_masked_listed_frame(tmp_path, broken, problem):
-    folder = tmp_path / "MP_Data" / "wave" / "take_1"
-    folder.mkdir(parents=True)
-    for f in range(12):
-        np.save(folder / f"{f}.npy", np.full(63, f + 1.0))
+    folder = _twelve_frames(tmp_path)
     broken(folder / "4.npy")
     loaded = read_sequences(tmp_path / "MP_Data", quarantine_dir=tmp_path / "q", verbose=False)
     assert np.flatnonzero(~frame_mask(loaded.data.sequences[0])).tolist() == [4]
@@ -405,10 +410,7 @@ def test_an_npy_frame_that_is_empty_or_text_is_a_masked_listed_frame(tmp_path, b
     ids=["short-row", "latin-1"],
 )
 def test_a_subjects_file_people_get_wrong_is_one_error_naming_it(tmp_path, content, message):
-    folder = tmp_path / "MP_Data" / "wave" / "take_1"
-    folder.mkdir(parents=True)
-    for f in range(12):
-        np.save(folder / f"{f}.npy", np.full(63, f + 1.0))
+    _twelve_frames(tmp_path)
     (tmp_path / "MP_Data" / "subjects.csv").write_bytes(content)
     with pytest.raises(LandmarkDataError, match=message):
         read_sequences(tmp_path / "MP_Data", verbose=False)
