@@ -52,6 +52,16 @@ class Engine:
             )
         if self.scheduler and self.backend != "dask":
             raise EngineError(f"a scheduler address is for --backend dask, not {self.backend}")
+        if self.scheduler:
+            from distributed.comm import get_address_host_port
+
+            try:  # before a sweep starts, not when its first task is sent
+                get_address_host_port(self.scheduler)
+            except ValueError as error:
+                raise EngineError(
+                    f"--scheduler {self.scheduler!r} is not a scheduler address "
+                    f"(tcp://host:8786): {error}"
+                ) from None
 
     @property
     def n_workers(self) -> int:

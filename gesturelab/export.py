@@ -637,13 +637,19 @@ class HeldOut:
     what: str
 
 
-def held_out_for(loaded, run_params: dict, data=None, split: str = "test") -> HeldOut:
+STATIC_SPLITS = ("test", "val", "train")
+
+
+def held_out_for(
+    loaded, run_params: dict, data=None, split: str = "test", trained_sha256: str | None = None
+) -> HeldOut:
     """The data an export is checked on.
 
     A sequence model of SHREC'17 without ``data``: the subjects its run held out
     (``data_subjects_validation``), refused when it was refit on every subject. A static model
     needs ``data``: its rows of ``split`` (the grouped split ``sweep`` uses) are the check,
-    the other rows the representative samples.
+    the other rows the representative samples. ``trained_sha256``: the digest of the file
+    the model was trained on (its run's dataset tag), to say when the check is not held out.
     """
     rng = np.random.default_rng(0)
     if loaded.kind == "sequence":
@@ -678,6 +684,12 @@ def held_out_for(loaded, run_params: dict, data=None, split: str = "test") -> He
         return HeldOut(x[test], sequences.labels[test], x[pick], f"{what} ({test.sum()} sequences)")
     if data is None:
         raise ExportError("a static model is checked on data: pass --data (a landmark CSV)")
+    if split not in STATIC_SPLITS:
+        raise ExportError(
+            f"--split {split!r}: a static model is checked on one part of the sweep's grouped "
+            f"split of --data ({', '.join(STATIC_SPLITS)}), the other parts give the samples "
+            "that calibrate int8"
+        )
     from gesturelab.static_data import prepare
 
     prepared = prepare(data, verbose=False)
@@ -686,18 +698,27 @@ def held_out_for(loaded, run_params: dict, data=None, split: str = "test") -> He
     index = {c: i for i, c in enumerate(classes)}
     rows = prepared.data[prepared.data["label"].astype(str).isin(index)]
     test = (rows["split"] == split).to_numpy()
+    if not test.any() or test.all():
+        raise ExportError(
+            f"{data}: its {split} split has {test.sum()} of {len(rows)} rows of the model's "
+            "classes; the check needs rows in it and rows outside it"
+        )
     x = rows[columns].to_numpy(np.float32)
     y = rows["label"].astype(str).map(index).to_numpy()
     pick = rng.permutation(np.flatnonzero(~test))[:REPRESENTATIVE_SAMPLES]
     what = f"{data} {split} split ({test.sum()} rows)"
-    if run_params.get("trained_on") == "train+val+test" and run_params.get("data_sha256") in (
-        None,
-        prepared.loaded.fingerprint,
-    ):
-        what += (
-            "; this model was refit on every row of this file, these included, so its accuracy "
-            "here is not held out (the agreement of each file with it is)"
-        )
+    if run_params.get("trained_on") == "train+val+test":
+        trained = trained_sha256 or run_params.get("data_sha256")
+        if trained and prepared.loaded.fingerprint.startswith(trained):
+            what += (
+                "; this model was refit on every row of this file, these included, so its "
+                "accuracy here is not held out (the agreement of each file with it is)"
+            )
+        elif not trained:
+            what += (
+                "; this model was refit on every row of its training file, which its run does "
+                "not name: if it is this file, its accuracy here is not held out"
+            )
     return HeldOut(x[test], y[test], x[pick], what)
 
 
@@ -745,11 +766,14 @@ def export_model(
     from gesturelab import config
     from gesturelab.predictor import open_model
 
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ExportError(f"--out {out}: a file is there; export writes a folder of files")
     loaded = open_model(model_uri)
     info = tracking.model_version_info(model_uri)
     run_id = info.get("run_id") or tracking.run_of_model(model_uri)
-    params = tracking.get_run(run_id).params if run_id else {}
-    held = held_out_for(loaded, params, data, split)
+    run = tracking.get_run(run_id) if run_id else None
+    params, tags = (run.params, run.tags) if run else ({}, {})
+    held = held_out_for(loaded, params, data, split, tags.get("dataset_training_sha256"))
     slug = f"{info['name']}-v{info['version']}" if "version" in info else Path(str(model_uri)).name
     folder = Path(out) if out else config.REPO_ROOT / "build" / "export" / slug
     if loaded.kind == "static" and "keras" in formats:

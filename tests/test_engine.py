@@ -18,6 +18,8 @@ def test_unknown_backend_and_stray_scheduler_are_refused():
         Engine("spark")
     with pytest.raises(EngineError, match="scheduler address is for --backend dask"):
         Engine("joblib", scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(EngineError, match="'not-an-address' is not a scheduler address"):
+        Engine("dask", scheduler="not-an-address")  # was a ValueError once the sweep had begun
 
 
 @pytest.mark.slow

@@ -195,3 +195,32 @@ def test_export_command_logs_the_check_and_the_card_shows_it(small_tcn, tmp_path
     )
     onnx = next(r for r in check["rows"] if r["format"] == "onnx")
     assert card["checksums"]["export-test-v1-onnx.onnx"] == onnx["sha256"]
+
+
+def test_a_static_check_needs_a_real_split_and_names_the_refit_only_for_its_own_file(
+    hagrid, tmp_path
+):
+    from gesturelab.loading import file_fingerprint
+
+    X, y, _, _ = hagrid
+    pipeline = build_pipeline("logreg", {"C": 1.0}).fit(X, y)
+
+    class Loaded:
+        kind, model, metadata = "static", pipeline, {}
+
+    refit = {"trained_on": "train+val+test"}
+    for split in ("nosuch", "all"):  # "all" ended in a ValueError traceback (no samples left)
+        with pytest.raises(export.ExportError, match=f"--split '{split}': a static model"):
+            export.held_out_for(Loaded, refit, config.HAGRID_SAMPLE_CSV, split)
+    own = file_fingerprint(config.HAGRID_SAMPLE_CSV)
+    other = tmp_path / "other.csv"
+    other.write_text(config.HAGRID_SAMPLE_CSV.read_text() + "\n")  # same rows, another file
+    said = "this model was refit on every row of this file"
+    assert said in export.held_out_for(Loaded, refit, config.HAGRID_SAMPLE_CSV, "test", own).what
+    held = export.held_out_for(Loaded, refit, other, "test", own)
+    assert len(held.y) > 0 and "refit" not in held.what
+    unnamed = export.held_out_for(Loaded, refit, other, "test", None).what
+    assert "which its run does not name" in unnamed
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(export.ExportError, match="taken: a file is there"):
+        export.export_model("models:/any@champion", out=tmp_path / "taken")
