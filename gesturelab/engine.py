@@ -14,6 +14,8 @@ the driver logs the first configuration while the workers train the next ones.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,14 +111,37 @@ class _Joblib:
             return iter(())
         # loky processes: a crashed worker (out of memory) fails the call instead of hanging it.
         parallel = Parallel(n_jobs=min(self.n_jobs, len(items)), return_as="generator")
-        return parallel(delayed(_in_worker)(fn, self.shared, item) for item in items)
+        me = os.getpid()
+        return parallel(delayed(_in_worker)(fn, self.shared, item, me) for item in items)
 
 
 # What a worker may grow past its size after its first task before loky restarts it.
 WORKER_GROWTH_BYTES = 4 * 2**30
 
 
-def _in_worker(fn: Callable, shared, item):
+# How often a worker looks whether the process it works for is still there.
+PARENT_POLL_S = 1.0
+_watching = False
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker as soon as ``parent`` is gone. loky notices a parent killed with
+    SIGKILL only between tasks, so a killed sweep or reproduce left workers computing a fit
+    nobody would read for minutes, on the cores the next run wanted."""
+    global _watching
+    if _watching or os.getpid() == parent:  # joblib ran the task in the caller itself
+        return
+    _watching = True
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gesturelab-parent-watch", daemon=True).start()
+
+
+def _in_worker(fn: Callable, shared, item, parent: int):
     """``fn(shared, item)`` in a loky worker that is not restarted for keeping what it built.
 
     loky restarts a worker that grew 300 MB past its size after its first task, taking it for
@@ -130,6 +155,7 @@ def _in_worker(fn: Callable, shared, item):
     process_executor._MAX_MEMORY_LEAK_SIZE = max(
         process_executor._MAX_MEMORY_LEAK_SIZE, WORKER_GROWTH_BYTES
     )
+    _exit_with(parent)
     return fn(shared, item)
 
 

@@ -1,6 +1,8 @@
 """The sweep's engines: the same runs and metrics whether configurations train in this
 process or on a real two-worker Dask LocalCluster; bad engine settings refused in one line."""
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -77,3 +79,49 @@ def test_a_joblib_worker_that_keeps_what_it_built_is_not_restarted(recwarn):
         pids = list(pool.map(_grow_and_report, [50, 50, 400, 400, 400, 400]))
     assert len(set(pids)) == 2, pids
     assert not [w for w in recwarn if "A worker stopped" in str(w.message)]
+
+
+WORKER_SCRIPT = """
+import os, sys, time
+from gesturelab.engine import Engine
+
+def task(shared, item):
+    open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+    time.sleep(600)  # a fit nobody will read once the sweep is killed
+
+with Engine("joblib", workers=2).open(None) as pool:
+    list(pool.map(task, [1, 2]))
+"""
+
+
+def test_workers_stop_when_the_sweep_that_started_them_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = [int(p.name) for p in tmp_path.iterdir()]
+        assert len(workers) == 2
+    finally:
+        parent.send_signal(signal.SIGKILL)  # as `kill -9` of a sweep or reproduce
+        parent.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return not open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z"
+
+    deadline = time.monotonic() + 60  # their task would run for 600 s
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in workers if alive(p)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} were still computing after their parent was killed"
