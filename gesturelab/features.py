@@ -83,6 +83,19 @@ def check_landmarks(hands: np.ndarray) -> np.ndarray:
     return hands
 
 
+def _refuse_pointless(hands: np.ndarray) -> None:
+    """No answer for a "hand" whose wrist and middle-finger MCP coincide (63 zeros, one point
+    repeated): no camera sees that, the readers reject such rows, and without this a served
+    model gave it a label with a confidence."""
+    span = np.linalg.norm(hands[:, MIDDLE_MCP, :2] - hands[:, WRIST, :2], axis=1)
+    bad = np.flatnonzero(span <= 1e-12)
+    if len(bad):
+        raise LandmarkInputError(
+            f"{len(bad)} of {len(hands)} hands have no size (wrist and middle-finger MCP at "
+            f"one point, e.g. all zeros); first: row {bad[0]}"
+        )
+
+
 def left_hand_mask(X, n: int) -> np.ndarray:
     """Rows whose MediaPipe handedness says Left, if the input carries a handedness column."""
     if isinstance(X, pd.DataFrame) and "handedness" in X.columns:
@@ -149,6 +162,7 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
                 "model trained on 2-D data, or give it MediaPipe's x, y, z"
             )
         hands = hands[:, :, :dims]
+        _refuse_pointless(hands)
         if not self.normalise:
             points = hands if self.coords == "3d" else hands[:, :, :2]
             return self._with_extras(points)

@@ -133,3 +133,38 @@ def test_mlflow_models_serve_answers_raw_landmark_sequences(served):
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.mark.integration
+def test_a_served_static_model_takes_the_documented_request_and_refuses_a_hand_of_zeros(
+    mlflow_store, sample_frame
+):
+    """The request docs/data.md shows (column names: the model's signature has them) gets the
+    pipeline's labels, through MLflow's own scoring server code; 63 zeros got a label too, and
+    now get an error."""
+    import mlflow.pyfunc
+    from mlflow.pyfunc import scoring_server
+
+    from gesturelab.landmarks import LANDMARK_COLUMNS
+    from gesturelab.models import build_pipeline
+    from tests.conftest import log_static_model
+
+    X, y = sample_frame[list(LANDMARK_COLUMNS)], sample_frame["label"]
+    pipeline = build_pipeline("logreg", {"C": 1.0}).fit(X, y)
+    model = mlflow.pyfunc.load_model(log_static_model(pipeline, X))
+    schema = model.metadata.get_input_schema()
+
+    def request(rows):
+        body = {"dataframe_split": {"columns": list(LANDMARK_COLUMNS), "data": rows}}
+        return scoring_server.invocations(json.dumps(body), "application/json", model, schema)
+
+    answer = request(X.iloc[:5].to_numpy().tolist())
+    assert answer.status == 200
+    assert json.loads(answer.response)["predictions"] == list(pipeline.predict(X.iloc[:5]))
+    with pytest.raises(Exception) as refused:
+        request([[0.0] * 63])
+    chain, cause = [], refused.value
+    while cause is not None:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    assert any("hands have no size" in text for text in chain), chain
