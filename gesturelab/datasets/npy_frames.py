@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -148,11 +149,15 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
                     vectors.append(None)
                     continue
                 try:
-                    vector = np.load(file, allow_pickle=False).reshape(-1)
+                    vector = np.load(file, allow_pickle=False)
+                    if not isinstance(vector, np.ndarray):  # a zip's bytes: np.load opened it
+                        vector.close()
+                        raise ValueError("an .npz archive, not one frame")
+                    vector = vector.reshape(-1)
                     if not np.issubdtype(vector.dtype, np.number):
                         kind = {"U": "text", "S": "bytes", "b": "booleans"}.get(vector.dtype.kind)
                         raise ValueError(f"it holds {kind or vector.dtype}, not numbers")
-                except (OSError, ValueError, EOFError) as exc:
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
                     reason = "empty file" if isinstance(exc, EOFError) else exc
                     collector.problem(
                         file,

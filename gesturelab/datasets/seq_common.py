@@ -161,6 +161,8 @@ class SequenceCollector:
         missing value, masked and each listed; with ``nan_too``, wholly NaN frames as well (a
         wholly NaN frame is "no hand" in our containers, a damaged frame in a file that marks
         no hand with zeros)."""
+        if not len(sequence):
+            return sequence  # no frames: ``add`` sets it aside for being too short
         flat = sequence.reshape(len(sequence), -1)
         missing = np.isnan(flat)
         finite = np.where(np.isfinite(flat), flat, 0.0)

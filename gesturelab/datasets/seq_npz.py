@@ -150,6 +150,8 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         )
     if frame_rate is None and frame_rate_stored is not None:
         frame_rate = _frame_rate(path, frame_rate_stored)
+    if sequences.dtype.kind not in "fiub":
+        raise LandmarkDataError(path, f"{seq_key!r} holds {sequences.dtype}, not coordinates")
     with np.errstate(over="ignore"):  # 1e308 becomes inf: listed and masked per frame below
         sequences = np.asarray(sequences, dtype=np.float32)
     if sequences.ndim == 3 and sequences.shape[2] == N_LANDMARKS * N_COORDS:
@@ -172,6 +174,8 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         ("subjects", subjects),
         ("sources", sources),
     ):
+        if array is not None and np.ndim(array) == 0:
+            raise LandmarkDataError(path, f"{key!r} is one value, not one per sequence ({n})")
         if array is not None and len(array) != n:
             raise LandmarkDataError(path, f"{key!r} has {len(array)} entries for {n} sequences")
     if masks is not None and np.shape(masks)[:2] != sequences.shape[:2]:
