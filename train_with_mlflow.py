@@ -823,7 +823,7 @@ def _load_pyfunc(path):
     """MLflow pyfunc's loader of our Keras models (see ``_KerasWithLayers``)."""
     from mlflow.keras.load import _load_pyfunc as load_keras_pyfunc
 
-    import gesturelab.seq_models  # noqa: F401  registers SequenceFeatures, FrameDifference, ...
+    import gesturelab.models.seq_models  # noqa: F401  registers SequenceFeatures, FrameDifference, ...
 
     return load_keras_pyfunc(path)
 
@@ -1020,6 +1020,13 @@ def register_model(
 
 
 CHALLENGER_ALIAS = "challenger"
+
+
+def alias_tags(name: str, alias: str = config.CHAMPION_ALIAS) -> dict | None:
+    """The tags of the version ``name@alias`` points at, or None."""
+    setup()
+    version = _champion_version(name, alias)
+    return None if version is None else dict(version.tags)
 
 
 def alias_version(name: str, alias: str) -> str | None:
@@ -1301,6 +1308,14 @@ def _load_skops(directory: Path, flavor: dict, uri: str, trusted: list[str]):
     try:
         untrusted = skops.io.get_untrusted_types(file=path)
         foreign = sorted(set(untrusted) - set(trusted))
+        moved = [t for t in foreign if t.startswith("gesturelab.")]
+        if moved and len(moved) == len(foreign):
+            # The package's classes named by where they lived before its layer folders.
+            raise ModelLoadError(
+                f"{uri}: saved by an older gesturelab whose classes lived elsewhere "
+                f"({', '.join(moved[:3])}); train it again: `make reproduce`, or the command "
+                "that made it (a run of the same configuration is not reused)"
+            )
         if foreign:
             raise ModelLoadError(
                 f"{uri}: refused: the model holds types gesturelab does not trust: "

@@ -22,8 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def sweep_once(data, engine, quick: bool):
-    from gesturelab.static_data import prepare
-    from gesturelab.sweep import run_sweep
+    from gesturelab.datasets.static_data import prepare
+    from gesturelab.training.sweep import run_sweep
 
     with tempfile.TemporaryDirectory() as store:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(store) / 'mlflow.db'}"
@@ -36,7 +36,7 @@ def sweep_once(data, engine, quick: bool):
 
 def main() -> None:
     from gesturelab import config
-    from gesturelab.engine import Engine
+    from gesturelab.training.engine import Engine
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(config.HAGRID_SAMPLE_CSV))

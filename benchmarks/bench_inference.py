@@ -29,7 +29,7 @@ VIDEOS = ["hand_video.mp4", "gestures_video.mp4"]
 def extraction_fps(video: str) -> dict:
     import cv2
 
-    from gesturelab.extraction import HandLandmarker, iter_video_frames
+    from gesturelab.datasets.extraction import HandLandmarker, iter_video_frames
 
     frames = [f for _, f in iter_video_frames(config.DATA_DIR / "mediapipe_samples" / video)]
     with HandLandmarker(static_image_mode=False, max_num_hands=1) as landmarker:
@@ -42,14 +42,14 @@ def extraction_fps(video: str) -> dict:
 
 
 def latency(model_uri: str | None) -> dict:
-    from gesturelab.loading import load_landmarks_csv
-    from gesturelab.predictor import GesturePredictor
+    from gesturelab.datasets.loading import load_landmarks_csv
+    from gesturelab.models.predictor import GesturePredictor
 
     sample = load_landmarks_csv(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
     if model_uri:
         predictor = GesturePredictor.load(model_uri)
     else:
-        from gesturelab.models import build_pipeline
+        from gesturelab.models.static_families import build_pipeline
 
         predictor = GesturePredictor(
             build_pipeline("logreg", {"C": 1.0}).fit(sample.data, sample.y)
@@ -65,8 +65,8 @@ def latency(model_uri: str | None) -> dict:
 
 
 def sequence_latency(model_uri: str) -> dict:
-    from gesturelab import shrec
-    from gesturelab.predictor import GesturePredictor
+    from gesturelab.datasets import shrec
+    from gesturelab.models.predictor import GesturePredictor
 
     predictor = GesturePredictor.load(model_uri)
     return {"model": model_uri, **sequence_timings(predictor, shrec.load_compact())}

@@ -24,7 +24,7 @@ SCORES = ["val_accuracy", "val_f1_macro", "best_epoch"]
 
 
 def board_once(data, engine, archs, classes, epochs):
-    from gesturelab.seq_experiment import architecture_leaderboard
+    from gesturelab.training.seq_experiment import architecture_leaderboard
 
     with tempfile.TemporaryDirectory() as store:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(store) / 'mlflow.db'}"
@@ -43,8 +43,8 @@ def board_once(data, engine, archs, classes, epochs):
 
 
 def main() -> None:
-    from gesturelab import shrec
-    from gesturelab.engine import Engine
+    from gesturelab.datasets import shrec
+    from gesturelab.training.engine import Engine
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="+", default=["cnn", "tcn", "ddnet", "gru"])

@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--classes", type=int, default=14, choices=(14, 28))
-    from gesturelab.seq_models import SINGLE_ARCHITECTURES
+    from gesturelab.models.seq_models import SINGLE_ARCHITECTURES
 
     parser.add_argument("--archs", nargs="+", default=list(SINGLE_ARCHITECTURES))
     parser.add_argument("--model", help="also time a logged model, e.g. models:/...@champion")
@@ -55,9 +55,9 @@ def main() -> None:
 
     import keras
 
-    from gesturelab import shrec
-    from gesturelab.predictor import GesturePredictor, SequencePredictor
-    from gesturelab.seq_training import config_for, fit
+    from gesturelab.datasets import shrec
+    from gesturelab.models.predictor import GesturePredictor, SequencePredictor
+    from gesturelab.training.seq_training import config_for, fit
 
     data = shrec.load(n_classes=args.classes)
     print(f"cores: {os.cpu_count()}, data: {data.summary()}")

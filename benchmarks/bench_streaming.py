@@ -45,19 +45,19 @@ def main() -> None:
     import cv2
 
     from gesturelab import config
+    from gesturelab.datasets.extraction import HandLandmarker, iter_video_frames, video_properties
+    from gesturelab.datasets.sequences import resample
     from gesturelab.errors import GestureLabError
-    from gesturelab.extraction import HandLandmarker, iter_video_frames, video_properties
-    from gesturelab.predictor import SequencePredictor, load_predictor
-    from gesturelab.sequences import resample
-    from gesturelab.streaming import StreamingRecognizer
+    from gesturelab.models.predictor import SequencePredictor, load_predictor
+    from gesturelab.serving.streaming import StreamingRecognizer
 
     try:
         predictor = load_predictor(args.model)
         what = args.model
     except (GestureLabError, Exception) as exc:  # no store, no such model: time the shape
-        from gesturelab import shrec
-        from gesturelab.seq_models import build_model
-        from gesturelab.seq_training import config_for
+        from gesturelab.datasets import shrec
+        from gesturelab.models.seq_models import build_model
+        from gesturelab.training.seq_training import config_for
 
         cfg = config_for("ddnet", 14)
         model = build_model("ddnet", cfg.frames, 14, cfg.features, cfg.width, cfg.dropout)

@@ -59,8 +59,8 @@ TARGET_S = 20 * 60
 
 
 def fit_seconds(family, configuration, X, y) -> float:
-    from gesturelab.models import FEATURE_SETS, build_pipeline
-    from gesturelab.sweep import split_configuration
+    from gesturelab.models.static_families import FEATURE_SETS, build_pipeline
+    from gesturelab.training.sweep import split_configuration
 
     params, features = split_configuration(configuration)
     pipeline = build_pipeline(family, params, FEATURE_SETS[features])
@@ -99,8 +99,8 @@ def main() -> None:
 
     from jittered_rows import jittered
 
-    from gesturelab.models import sweep_grid
-    from gesturelab.splits import assign_groups, split_train_test
+    from gesturelab.datasets.splits import assign_groups, split_train_test
+    from gesturelab.models.static_families import sweep_grid
 
     measured = []  # rows, family, probe, train_rows, seconds, extrapolated
     for n in sorted(args.rows):

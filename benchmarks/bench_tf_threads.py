@@ -22,8 +22,8 @@ import sys
 FIT = r"""
 import sys, time
 import numpy as np, keras
-from gesturelab import shrec
-from gesturelab.seq_training import config_for, fit
+from gesturelab.datasets import shrec
+from gesturelab.training.seq_training import config_for, fit
 arch, epochs = sys.argv[1], int(sys.argv[2])
 data = shrec.load_compact().with_classes(14)
 held_out = np.isin(data.subjects, sorted(set(data.subjects.tolist()))[:5])

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.landmarks import LABEL_COLUMN
-from gesturelab.splits import assign_groups
+from gesturelab.datasets.landmarks import LABEL_COLUMN
+from gesturelab.datasets.splits import assign_groups
 
 NOISE = 0.015
 

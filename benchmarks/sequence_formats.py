@@ -28,11 +28,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gesturelab import config, shrec  # noqa: E402
-from gesturelab.datasets import seq_writers  # noqa: E402
+from gesturelab import config  # noqa: E402
+from gesturelab.datasets import (
+    seq_writers,  # noqa: E402
+    shrec,
+)
 from gesturelab.datasets.sequence_formats import read_sequences  # noqa: E402
-from gesturelab.seq_experiment import frames_for, train_and_log  # noqa: E402
-from gesturelab.seq_training import config_for  # noqa: E402
+from gesturelab.training.seq_experiment import frames_for, train_and_log  # noqa: E402
+from gesturelab.training.seq_training import config_for  # noqa: E402
 
 
 def validated_accuracy(data, train_config, epochs=None) -> tuple[float, list, float]:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from gesturelab import config
-from gesturelab.browser import Browser, find_chromium, free_port, wait_for_http
+from gesturelab.tracking.browser import Browser, find_chromium, free_port, wait_for_http
 
 ASSISTANT_CLOSE = '[data-component-id="mlflow.assistant.chat_panel.close"]'
 DESCRIPTION_EXPAND = '[data-component-id="mlflow.experiment.metadata_editor.expand_button"]'

@@ -28,7 +28,6 @@ REPORTS_DIR = REPO_ROOT / "build" / "reports"
 # shows a line per section).
 LOGS_DIR = REPO_ROOT / "build" / "logs"
 # Notebook 03's leaderboard as reproduce left it: `train-seq` trains its best by default.
-SEQUENCE_LEADERBOARD = FIGURES_DIR / "sequence_leaderboard.csv"
 TENSORBOARD_DIR = REPO_ROOT / "build" / "tensorboard"
 TENSORBOARD_URL = "http://127.0.0.1:6006"  # `make tensorboard`
 
@@ -42,10 +41,14 @@ CHAMPION_ALIAS = "champion"
 SEQUENCE_EXPERIMENT = "shrec17-sequence-models"
 # One registered model per label set: the 14 gestures, or 28 with one finger vs whole hand.
 SEQUENCE_MODEL_NAMES = {14: "shrec17-14-gestures", 28: "shrec17-28-gestures"}
+# What train-seq trains when neither --arch nor a registered champion says: the leaderboard's
+# best per label set (docs/results/sequence-models.md).
+SEQUENCE_ARCHITECTURES = {14: "ddnet", 28: "ensemble"}
 
 # Run settings: every CLI option, function default and notebook parameter reads these.
 SEED = 42  # the static side: splits, folds, forests, viewpoint perturbation
 SEQUENCE_SEED = 0  # the sequence side: subject split and weight initialisation
+BOOTSTRAP_SEED = 0  # the resampling behind every interval and paired test
 SELECTION_TOLERANCE = 0.005  # macro-F1 gap below which two configurations count as tied
 # A file with more training rows than this is swept on a stratified subsample of this many
 # (every family on the same rows; each family's best is refit on all of them): the grid's
@@ -59,7 +62,7 @@ MAX_BLOCKS_PER_RUN = 12
 VALIDATION_FRACTION = 0.25  # share of subjects a sequence model is validated on
 N_BOOTSTRAP = 1000  # resamples for every confidence interval
 SMOOTHING_WINDOW = 7  # frames of label smoothing in videos
-# The reject threshold keeps this share of validation hands answered (see gesturelab.rejection).
+# The reject threshold keeps this share of validation hands answered (models/rejection.py).
 REJECT_COVERAGE = 0.95
 # MLflow's system metrics (CPU, memory) of training runs: one sample every this many seconds.
 SYSTEM_METRICS_INTERVAL_S = 2

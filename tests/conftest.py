@@ -78,8 +78,8 @@ def cli_here(*args, store: str, cwd) -> subprocess.CompletedProcess:
 def log_static_model(model, X, experiment: str = "tests") -> str:
     """Log a fitted pipeline as the sweep does (skops, the registry's types); its model URI."""
     import train_with_mlflow as tracking
-    from gesturelab.landmarks import landmark_frame
-    from gesturelab.models import SKOPS_TRUSTED_TYPES
+    from gesturelab.datasets.landmarks import landmark_frame
+    from gesturelab.models.static_families import SKOPS_TRUSTED_TYPES
 
     with tracking.start_run(experiment, kind="config") as run:
         return run.log_sklearn_model(model, landmark_frame(X).iloc[:3], SKOPS_TRUSTED_TYPES)
@@ -115,10 +115,10 @@ SMALL_GESTURES = ("grab", "swipe_right", "swipe_up")
 def small_sequence_model(store: str, run_name: str, epochs: int = 12):
     """A small TCN on three real SHREC'17 gestures, validated on held-out subjects and logged
     to the MLflow store ``store``: (data, validated model)."""
-    from gesturelab import shrec
-    from gesturelab.seq_experiment import train_and_log
-    from gesturelab.seq_studies import pick_classes
-    from gesturelab.seq_training import TrainConfig
+    from gesturelab.datasets import shrec
+    from gesturelab.datasets.sequences import pick_classes
+    from gesturelab.training.seq_experiment import train_and_log
+    from gesturelab.training.seq_training import TrainConfig
 
     with using_store(store):
         data = pick_classes(shrec.load_compact(), SMALL_GESTURES)

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from gesturelab.augment import perturb_viewpoint
-from gesturelab.features import as_hands
-from gesturelab.landmarks import LANDMARK_COLUMNS
+from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
+from gesturelab.features.augment import perturb_viewpoint
+from gesturelab.features.landmark_features import as_hands
 
 
 def test_perturbation_keeps_wrist_and_shrinks_at_most_to_the_floor(sample_frame):

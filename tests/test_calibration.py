@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from gesturelab import calibration as cal
-from gesturelab.seq_models import average_ensemble, build_model
+from gesturelab.models.seq_models import average_ensemble, build_model
+from gesturelab.training import calibration as cal
 
 GESTURES = ("grab", "swipe_right", "swipe_up")
 FRAMES = 24
@@ -127,7 +127,7 @@ def test_a_study_reusing_compiled_copies_gives_each_users_fresh_calibrations(tra
     of a fresh copy, the kept model and its candidate scored alike (the copy holds dropout,
     whose seeds must be put back too). The users' gestures go by other names, so that
     calibration moves the scores."""
-    from gesturelab import personalisation
+    from gesturelab.studies import personalisation
 
     data, model = trained["data"], _model(trained)
     data = data.subset(np.ones(len(data), dtype=bool))
@@ -188,8 +188,8 @@ def test_the_mlp_saves_as_config_and_weights_and_refuses_other_layers(tmp_path):
     import skops.io
 
     from gesturelab import config
-    from gesturelab.models import SKOPS_TRUSTED_TYPES, build_pipeline
-    from gesturelab.static_data import prepare
+    from gesturelab.datasets.static_data import prepare
+    from gesturelab.models.static_families import SKOPS_TRUSTED_TYPES, build_pipeline
 
     prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
     X, y = prepared.Xy("train")
@@ -203,7 +203,7 @@ def test_the_mlp_saves_as_config_and_weights_and_refuses_other_layers(tmp_path):
     config_json = json.loads(state["network_config_"])
     config_json["layers"][1]["class_name"] = "Lambda"
     state["network_config_"] = json.dumps(config_json)
-    from gesturelab.static_mlp import KerasMLPClassifier
+    from gesturelab.models.static_mlp import KerasMLPClassifier
 
     with pytest.raises(ValueError, match="an MLP holds only"):
         KerasMLPClassifier().__setstate__(state)
@@ -215,8 +215,8 @@ def test_a_static_mlp_is_calibrated_from_the_command_line(tmp_path):
     rows per class and registered as a child version."""
     import train_with_mlflow as tracking
     from gesturelab import config
-    from gesturelab.models import build_pipeline
-    from gesturelab.static_data import prepare
+    from gesturelab.datasets.static_data import prepare
+    from gesturelab.models.static_families import build_pipeline
     from tests.conftest import log_static_model, run_cli, using_store
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -11,8 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import train_with_mlflow as tracking
-from gesturelab import config, shrec
-from gesturelab.static_data import prepare
+from gesturelab import config
+from gesturelab.datasets import shrec
+from gesturelab.datasets.static_data import prepare
 from tests.conftest import cli_here
 
 
@@ -50,7 +51,7 @@ def test_help_lists_every_command(env, tmp_path):
 
 def test_sweep_families_come_from_the_registry():
     from gesturelab.cli import build_parser
-    from gesturelab.models import FAMILIES
+    from gesturelab.models.static_families import FAMILIES
 
     parser = build_parser()
     assert parser.parse_args(["sweep"]).families == list(FAMILIES)
@@ -220,7 +221,7 @@ def test_train_seq_ensemble_on_every_subject_loads_as_one_predictor(env, tmp_pat
     runs = mlflow.search_runs(experiment_names=["ensemble-cli-test"])
     assert list(runs["tags.run_kind"]) == ["final"]
     assert runs["params.arch"].iloc[0] == "ensemble"
-    from gesturelab.predictor import SequencePredictor, load_predictor
+    from gesturelab.models.predictor import SequencePredictor, load_predictor
 
     predictor = load_predictor(model_uri)  # the store of mlflow_store, set in os.environ
     assert isinstance(predictor, SequencePredictor)

@@ -12,7 +12,7 @@ import pytest
 
 from gesturelab import config
 from gesturelab.datasets.sequence_formats import read_sequences
-from gesturelab.sequences import frame_mask
+from gesturelab.datasets.sequences import frame_mask
 from tests.conftest import run_cli
 
 VIDEOS = config.DATA_DIR / "mediapipe_samples"
@@ -22,7 +22,7 @@ def _cut(video, out_dir, label: str, parts: int = 2):
     """The video cut into ``parts`` clips of consecutive frames (mp4, half size)."""
     import cv2
 
-    from gesturelab.extraction import iter_video_frames, video_properties
+    from gesturelab.datasets.extraction import iter_video_frames, video_properties
 
     fps, _, (width, height) = video_properties(video)
     frames = [frame for _, frame in iter_video_frames(video)]

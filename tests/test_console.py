@@ -19,7 +19,7 @@ class _Collect(logging.Handler):
 
 
 def test_many_models_each_traced_once_are_not_reported_as_retracing():
-    from gesturelab.seq_models import build_model
+    from gesturelab.models.seq_models import build_model
 
     logger, collect = logging.getLogger("tensorflow"), _Collect()
     logger.addHandler(collect)

@@ -13,9 +13,9 @@ from gesturelab.cli import main
 from gesturelab.datasets import keypoint_csv
 from gesturelab.datasets.importing import import_dataset
 from gesturelab.datasets.labels import read_label_file
+from gesturelab.datasets.landmarks import HAGRID_CLASSES, LANDMARK_COLUMNS_2D
+from gesturelab.datasets.static_data import prepare
 from gesturelab.errors import LandmarkDataError, SweepDataError
-from gesturelab.landmarks import HAGRID_CLASSES, LANDMARK_COLUMNS_2D
-from gesturelab.static_data import prepare
 
 KEYPOINTS = config.KEYPOINT_CSV
 LABELS = KEYPOINTS.parent / "keypoint_classifier_label.csv"
@@ -257,7 +257,7 @@ def test_an_import_is_whole_or_not_at_all_and_one_at_a_time(tmp_path, monkeypatc
 
 
 def test_one_class_is_refused_before_a_sweep(keypoint_rows, tmp_path):
-    from gesturelab.sweep import check_sweepable
+    from gesturelab.training.sweep import check_sweepable
 
     path = write_rows(tmp_path / "keypoint.csv", keypoint_rows[keypoint_rows[0] == "0"])
     prepared = prepare(path, quarantine_dir=None, verbose=False)

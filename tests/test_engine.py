@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from gesturelab import config
-from gesturelab.engine import Engine
+from gesturelab.datasets.static_data import prepare
 from gesturelab.errors import EngineError
-from gesturelab.static_data import prepare
-from gesturelab.sweep import run_sweep
+from gesturelab.training.engine import Engine
+from gesturelab.training.sweep import run_sweep
 
 METRICS = ["val_accuracy", "val_f1_macro", "val_perturbed_f1_macro"]
 
@@ -83,7 +83,7 @@ def test_a_joblib_worker_that_keeps_what_it_built_is_not_restarted(recwarn):
 
 WORKER_SCRIPT = """
 import os, sys, time
-from gesturelab.engine import Engine
+from gesturelab.training.engine import Engine
 
 def task(shared, item):
     open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gesturelab.evaluation import (
+from gesturelab.evaluation.full_report import (
     bootstrap_intervals,
     calibration,
     evaluation_report,
@@ -99,7 +99,7 @@ def test_bootstrap_scores_are_scikit_learns_on_each_resample():
     with scikit-learn's scores gives (rare classes, classes only predicted, integer labels)."""
     from sklearn.metrics import f1_score
 
-    from gesturelab.evaluation import _bootstrap_scores
+    from gesturelab.evaluation.full_report import _bootstrap_scores
 
     rng = np.random.default_rng(1)
     for y, pred in (
@@ -131,7 +131,7 @@ def test_paired_comparison():
 
 
 def test_weakest_classes_name_misses_and_absorptions():
-    from gesturelab.report import Scored, weakest_classes
+    from gesturelab.studies.champion_report import Scored, weakest_classes
 
     # "a" is missed (taken for "b"); "c" is never missed but absorbs "d".
     y = np.array(["a"] * 10 + ["b"] * 10 + ["c"] * 10 + ["d"] * 10, dtype=object)
@@ -146,7 +146,7 @@ def test_weakest_classes_name_misses_and_absorptions():
 
 
 def test_report_marks_the_champion_row_by_its_validation_run_else_its_architecture():
-    from gesturelab.report import _is_champion_row
+    from gesturelab.studies.champion_report import _is_champion_row
     from train_with_mlflow import RunRecord
 
     rows = [

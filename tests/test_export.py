@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gesturelab import config, export
-from gesturelab.models import FEATURE_SETS, build_pipeline
-from gesturelab.predictor import StaticPredictor
-from gesturelab.static_data import prepare
+from gesturelab import config
+from gesturelab.datasets.static_data import prepare
+from gesturelab.models.predictor import StaticPredictor
+from gesturelab.models.static_families import FEATURE_SETS, build_pipeline
+from gesturelab.serving import export
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +89,8 @@ def test_a_forest_is_refused_with_the_reason(hagrid):
 
 @pytest.fixture(scope="module")
 def shrec_small():
-    from gesturelab import shrec
-    from gesturelab.seq_studies import pick_classes
+    from gesturelab.datasets import shrec
+    from gesturelab.datasets.sequences import pick_classes
 
     data = pick_classes(shrec.load_compact(), ("grab", "swipe_right", "swipe_up"))
     frames = 16
@@ -100,7 +101,7 @@ def shrec_small():
 def _trained(arch: str, x, y, epochs: int = 3):
     import keras
 
-    from gesturelab.seq_models import build_model
+    from gesturelab.models.seq_models import build_model
 
     model = build_model(arch, x.shape[1], 3, width=16)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -124,7 +125,7 @@ def test_a_recurrent_model_runs_on_litert_unrolled(shrec_small, tmp_path):
     expected = model.predict_on_batch(x[:40])
     for fmt in ("tflite-f32", "onnx"):
         path = export.export(source, fmt, tmp_path, "gru")
-        got = export.runner(path)(x[:40])
+        got = export.runner(path, fmt)(x[:40])
         assert np.abs(got - expected).max() < 1e-4, fmt
 
 
@@ -200,7 +201,7 @@ def test_export_command_logs_the_check_and_the_card_shows_it(small_tcn, tmp_path
 def test_a_static_check_needs_a_real_split_and_names_the_refit_only_for_its_own_file(
     hagrid, tmp_path
 ):
-    from gesturelab.loading import file_fingerprint
+    from gesturelab.datasets.loading import file_fingerprint
 
     X, y, _, _ = hagrid
     pipeline = build_pipeline("logreg", {"C": 1.0}).fit(X, y)

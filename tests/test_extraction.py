@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from gesturelab import config
-from gesturelab.extraction import collect_inputs, extract_images, extract_video
-from gesturelab.landmarks import LANDMARK_COLUMNS
-from gesturelab.loading import load_landmarks_csv
+from gesturelab.datasets.extraction import collect_inputs, extract_images, extract_video
+from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
+from gesturelab.datasets.loading import load_landmarks_csv
 
 SAMPLES = config.DATA_DIR / "mediapipe_samples"
 
@@ -113,7 +113,7 @@ def test_names_that_are_not_utf8_are_read_and_written_as_text(photos, tmp_path):
     import subprocess
     import sys
 
-    from gesturelab.extraction import iter_video_frames
+    from gesturelab.datasets.extraction import iter_video_frames
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gesturelab.features import LandmarkNormalizer, as_hands
-from gesturelab.landmarks import LANDMARK_COLUMNS
+from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
+from gesturelab.features.landmark_features import LandmarkNormalizer, as_hands
 
 OPTIONS = [
     {"coords": "2d", "distances": False, "angles": False},

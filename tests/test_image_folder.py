@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from gesturelab import config, datasets
+from gesturelab.datasets.static_data import prepare
 from gesturelab.errors import SweepDataError
-from gesturelab.static_data import prepare
 
 SAMPLES = config.DATA_DIR / "mediapipe_samples"
 PHOTOS = ("thumb_up.jpg", "thumbs_up_large.png", "two_thumbs_up.jpg")
@@ -93,8 +93,8 @@ def test_an_image_folder_becomes_labelled_rows_and_a_cache(image_root, cache_dir
 @pytest.mark.slow
 @pytest.mark.sweep
 def test_an_image_folder_sweeps_end_to_end(image_root, cache_dir, mlflow_store, tmp_path):
-    from gesturelab.predictor import GesturePredictor
-    from gesturelab.sweep import default_model_name, run_sweep
+    from gesturelab.models.predictor import GesturePredictor
+    from gesturelab.training.sweep import default_model_name, run_sweep
 
     prepared = prepare(image_root, quarantine_dir=None, verbose=False)
     name = default_model_name(prepared.classes, prepared.loaded.name)
@@ -113,7 +113,7 @@ def test_an_image_folder_sweeps_end_to_end(image_root, cache_dir, mlflow_store, 
 def test_a_changed_image_is_extracted_again_and_one_class_is_refused(
     image_root, cache_dir, tmp_path
 ):
-    from gesturelab.sweep import check_sweepable
+    from gesturelab.training.sweep import check_sweepable
 
     root = tmp_path / "one_class"
     shutil.copytree(image_root / "open", root / "open")

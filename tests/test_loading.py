@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gesturelab.landmarks import HAGRID_CLASSES, LANDMARK_COLUMNS
-from gesturelab.loading import LandmarkDataError, file_fingerprint, load_landmarks_csv
+from gesturelab.datasets.landmarks import HAGRID_CLASSES, LANDMARK_COLUMNS
+from gesturelab.datasets.loading import LandmarkDataError, file_fingerprint, load_landmarks_csv
 
 
 def write(frame: pd.DataFrame, path):
@@ -183,7 +183,7 @@ def test_implausible_coordinates_are_quarantined_with_their_line(sample_frame, t
 
 def test_the_models_door_names_the_first_unusable_coordinate(sample_frame):
     from gesturelab.errors import LandmarkInputError
-    from gesturelab.models import build_pipeline
+    from gesturelab.models.static_families import build_pipeline
 
     X, y = sample_frame[list(LANDMARK_COLUMNS)], sample_frame["label"]
     pipeline = build_pipeline("svm", {"kernel": "linear", "C": 1.0}).fit(X, y)

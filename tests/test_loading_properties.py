@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gesturelab import config
-from gesturelab.loading import LandmarkDataError, load_landmarks_csv
+from gesturelab.datasets.loading import LandmarkDataError, load_landmarks_csv
 
 HEADER = config.HAGRID_SAMPLE_CSV.read_text().splitlines()[0]
 GOOD_ROWS = config.HAGRID_SAMPLE_CSV.read_text().splitlines()[1:40]

@@ -10,8 +10,8 @@ from mlflow.tracking import MlflowClient
 
 import train_with_mlflow as tracking
 from gesturelab import config
-from gesturelab.browser import find_chromium
-from gesturelab.static_data import prepare
+from gesturelab.datasets.static_data import prepare
+from gesturelab.tracking.browser import find_chromium
 
 
 def _experiment(name):
@@ -78,8 +78,8 @@ def test_a_registered_sequence_champion_is_named_once_per_label_set_in_the_descr
 ):
     from conftest import log_static_model
 
-    from gesturelab.models import build_pipeline
-    from gesturelab.seq_experiment import note_champion
+    from gesturelab.models.static_families import build_pipeline
+    from gesturelab.training.seq_experiment import note_champion
 
     prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
     X, y = prepared.Xy("train")

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gesturelab.landmarks import LANDMARK_COLUMNS
-from gesturelab.models import build_pipeline
-from gesturelab.static_data import prepare
+from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
+from gesturelab.datasets.static_data import prepare
+from gesturelab.models.static_families import build_pipeline
 
 X_COLUMNS = [c for c in LANDMARK_COLUMNS if c.startswith("x")]
 Y_COLUMNS = [c for c in LANDMARK_COLUMNS if c.startswith("y")]
@@ -63,7 +63,7 @@ CHAMPION = ("svm", {"kernel": "linear", "C": 0.1}, "xy+dist+angles")  # see READ
 
 @pytest.fixture(scope="module")
 def champion(data):
-    from gesturelab.models import FEATURE_SETS
+    from gesturelab.models.static_families import FEATURE_SETS
 
     (X_train, y_train), _ = data
     family, params, features = CHAMPION
@@ -92,7 +92,7 @@ def test_every_class_is_reached_by_a_real_sample(data, champion):
 
 
 def test_an_unknown_family_is_refused_with_the_known_ones():
-    from gesturelab.models import FAMILIES, build_pipeline, sweep_grid
+    from gesturelab.models.static_families import FAMILIES, build_pipeline, sweep_grid
 
     with pytest.raises(ValueError, match="unknown model family 'xgboost'; known: svm, random"):
         build_pipeline("xgboost", {})
@@ -101,7 +101,7 @@ def test_an_unknown_family_is_refused_with_the_known_ones():
 
 
 def test_every_family_builds_and_its_reference_is_in_its_quick_grid():
-    from gesturelab.models import REGISTRY, SKOPS_TRUSTED_TYPES, make_classifier
+    from gesturelab.models.static_families import REGISTRY, SKOPS_TRUSTED_TYPES, make_classifier
 
     for name, spec in REGISTRY.items():
         assert hasattr(make_classifier(name, {}), "fit")

@@ -15,10 +15,10 @@ from sklearn.preprocessing import FunctionTransformer
 
 import train_with_mlflow as tracking
 from gesturelab import config
+from gesturelab.datasets.static_data import prepare
 from gesturelab.errors import ModelLoadError
-from gesturelab.models import SKOPS_TRUSTED_TYPES, build_pipeline
-from gesturelab.predictor import open_model
-from gesturelab.static_data import prepare
+from gesturelab.models.predictor import open_model
+from gesturelab.models.static_families import SKOPS_TRUSTED_TYPES, build_pipeline
 
 
 class Payload:
@@ -205,4 +205,26 @@ def test_a_flavor_that_is_not_a_mapping_is_one_error(tmp_path, fitted):
     _save(fitted[0], folder)
     _rewrite_mlmodel(folder, lambda c: c["flavors"].update(sklearn=["x"]))
     with pytest.raises(ModelLoadError, match="not a mapping"):
+        open_model(str(folder))
+
+
+def test_a_model_saved_before_the_layer_folders_says_to_train_it_again(tmp_path, fitted):
+    """skops files name the classes where they lived: LandmarkNormalizer was
+    gesturelab.features.LandmarkNormalizer before the package's layer folders."""
+    import zipfile
+
+    folder = tmp_path / "old"
+    _save(fitted[0], folder)
+    path = folder / "model.skops"
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    schema = files["schema.json"].decode()
+    assert '"gesturelab.features.landmark_features"' in schema
+    files["schema.json"] = schema.replace(
+        '"gesturelab.features.landmark_features"', '"gesturelab.features"'
+    ).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelLoadError, match="saved by an older gesturelab .* train it again"):
         open_model(str(folder))

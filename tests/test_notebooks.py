@@ -9,8 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from gesturelab import config
-from gesturelab.models import FAMILIES
-from gesturelab.runner import ReproduceError, notebook_plan, pending, reproduce
+from gesturelab.models.static_families import FAMILIES
+from gesturelab.studies.runner import ReproduceError, notebook_plan, pending, reproduce
 
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
 

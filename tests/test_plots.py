@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from gesturelab import plots  # noqa: E402
+from gesturelab.evaluation import plots  # noqa: E402
 
 RNG = np.random.default_rng(0)
 LABELS = [f"g{i}" for i in range(6)]

@@ -11,10 +11,10 @@ from conftest import log_static_model
 
 import train_with_mlflow as tracking
 from gesturelab import config
-from gesturelab.landmarks import LANDMARK_COLUMNS
-from gesturelab.loading import load_landmarks_csv
-from gesturelab.models import build_pipeline
-from gesturelab.predictor import GesturePredictor, mediapipe_to_hands
+from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
+from gesturelab.datasets.loading import load_landmarks_csv
+from gesturelab.models.predictor import GesturePredictor, mediapipe_to_hands
+from gesturelab.models.static_families import build_pipeline
 
 SAMPLES = config.DATA_DIR / "mediapipe_samples"
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from gesturelab import config
-from gesturelab.models import build_pipeline
-from gesturelab.static_data import prepare
+from gesturelab.datasets.static_data import prepare
+from gesturelab.models.static_families import build_pipeline
 from tests.conftest import log_static_model, run_cli, using_store
 
 NAME = "promotion-test-gestures"
@@ -92,7 +92,7 @@ def test_a_worse_challenger_is_refused_then_forced_then_rolled_back(registry):
 
 def test_a_challenger_that_is_not_worse_is_promoted(registry, monkeypatch):
     import train_with_mlflow as tracking
-    from gesturelab.promotion import promote
+    from gesturelab.serving.promotion import promote
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry["store"])
     champion = tracking.alias_version(NAME, "champion")

@@ -8,12 +8,12 @@ from mlflow.tracking import MlflowClient
 import train_with_mlflow as tracking
 from gesturelab import config
 from gesturelab.cli import build_parser
+from gesturelab.datasets.landmarks import HAGRID_CLASSES, LABEL_COLUMN
+from gesturelab.datasets.static_data import prepare
 from gesturelab.errors import RegistryError
-from gesturelab.landmarks import HAGRID_CLASSES, LABEL_COLUMN
-from gesturelab.models import build_pipeline
-from gesturelab.predictor import model_classes
-from gesturelab.static_data import prepare
-from gesturelab.sweep import default_model_name, run_sweep
+from gesturelab.models.predictor import model_classes
+from gesturelab.models.static_families import build_pipeline
+from gesturelab.training.sweep import default_model_name, run_sweep
 
 NAME = config.STATIC_MODEL_NAME
 

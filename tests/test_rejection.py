@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from gesturelab import config, datasets
+from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
 from gesturelab.errors import LandmarkInputError
-from gesturelab.landmarks import LANDMARK_COLUMNS
-from gesturelab.models import build_pipeline, feature_sets_for
-from gesturelab.predictor import GesturePredictor
-from gesturelab.rejection import NO_GESTURE, labels, none_class, reject_rule
+from gesturelab.models.predictor import GesturePredictor
+from gesturelab.models.rejection import NO_GESTURE, labels, none_class, reject_rule
+from gesturelab.models.static_families import build_pipeline, feature_sets_for
 
 
 def test_the_threshold_keeps_the_target_coverage_of_validation_hands():
@@ -74,7 +74,7 @@ def test_a_3d_model_refuses_2d_landmarks(sample_frame, keypoints):
 def test_features_that_need_z_are_not_offered_for_2d_data(keypoints):
     assert feature_sets_for(2) == ["xy", "xy+dist", "xy+dist+angles"]
     assert "xyz+dist" in feature_sets_for(3)
-    from gesturelab.models import FEATURE_SETS
+    from gesturelab.models.static_families import FEATURE_SETS
 
     with pytest.raises(ValueError, match="the data is 2-D"):
         build_pipeline("logreg", {"C": 1.0}, FEATURE_SETS["xyz"]).fit(

@@ -5,7 +5,7 @@ import time
 from mlflow.tracking import MlflowClient
 
 import train_with_mlflow as tracking
-from gesturelab.runner import _file_state, _why_not_reused, notebook_key
+from gesturelab.studies.runner import _file_state, _why_not_reused, notebook_key
 
 NOTEBOOK = "01_data_preprocessing.ipynb"
 
@@ -49,7 +49,7 @@ def test_reuse_needs_the_same_key_and_every_file_and_run_intact(mlflow_store, tm
 
 def test_the_data_key_covers_shipped_files_not_what_notebooks_import_into_data():
     from gesturelab import config
-    from gesturelab.runner import shipped_data
+    from gesturelab.studies.runner import shipped_data
 
     files = shipped_data()
     assert config.HAGRID_SAMPLE_CSV in files and config.KEYPOINT_CSV in files
@@ -58,7 +58,7 @@ def test_the_data_key_covers_shipped_files_not_what_notebooks_import_into_data()
 
 
 def test_the_end_state_takes_rewrites_but_never_forgets_a_file_that_is_gone(tmp_path):
-    from gesturelab.runner import end_state
+    from gesturelab.studies.runner import end_state
 
     kept, gone = tmp_path / "figure.png", tmp_path / "split.csv"
     kept.write_text("first")

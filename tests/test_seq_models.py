@@ -3,10 +3,12 @@
 import keras
 import numpy as np
 import pytest
+from conftest import using_store
 
-from gesturelab import shrec
+from gesturelab.datasets import shrec
+from gesturelab.datasets.sequences import pad_or_truncate, pick_classes, subject_split
 from gesturelab.errors import UnknownNameError
-from gesturelab.seq_models import (
+from gesturelab.models.seq_models import (
     SINGLE_ARCHITECTURES,
     AdamW,
     FrameDifference,
@@ -15,8 +17,7 @@ from gesturelab.seq_models import (
     build_model,
     model_features,
 )
-from gesturelab.seq_studies import pick_classes
-from gesturelab.seq_training import (
+from gesturelab.training.seq_training import (
     config_for,
     fit,
     member_configs,
@@ -24,7 +25,6 @@ from gesturelab.seq_training import (
     predict_proba,
     refit_config,
 )
-from gesturelab.sequences import pad_or_truncate, subject_split
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_ensemble_training_fits_each_member_and_refits_each_for_its_own_epochs(s
 
 @pytest.mark.train
 def test_an_ensemble_is_scored_on_its_members_held_out_subjects_and_only_if_they_agree(shipped):
-    from gesturelab.seq_experiment import train_and_log, validate_ensemble
+    from gesturelab.training.seq_experiment import train_and_log, validate_ensemble
 
     data = pick_classes(shipped, ("grab", "swipe_right"))
     small = {"epochs": 1, "frames": 16, "width": 16}
@@ -220,17 +220,25 @@ def test_moving_or_scaling_the_hand_does_not_change_any_model(arch, shipped):
     np.testing.assert_allclose(again, base, atol=1e-4)
 
 
-def test_train_seq_default_comes_from_the_leaderboard_notebook_03_wrote(tmp_path):
-    from gesturelab.errors import GestureLabError
-    from gesturelab.seq_experiment import default_architecture
+def test_train_seq_default_follows_the_registered_champion_else_config(mlflow_store, small_tcn):
+    """Not a figure's CSV: rerunning a notebook no longer changes a command's default."""
+    import train_with_mlflow as tracking
+    from gesturelab import config
+    from gesturelab.training.seq_experiment import default_architecture
 
-    board = tmp_path / "sequence_leaderboard.csv"
-    board.write_text(
-        "classes,arch,val_accuracy\n14,tcn,0.93\n14,gru,0.95\n28,ensemble,0.91\n28,cnn,0.91\n"
+    assert default_architecture(14) == (
+        config.SEQUENCE_ARCHITECTURES[14],
+        "config.SEQUENCE_ARCHITECTURES: no registered champion to follow",
     )
-    assert default_architecture(14, board) == "gru"
-    assert default_architecture(28, board) == "ensemble"  # a tie keeps the board's order
-    with pytest.raises(GestureLabError, match="no row for 7 classes"):
-        default_architecture(7, board)
-    with pytest.raises(GestureLabError, match="pass --arch"):
-        default_architecture(14, tmp_path / "missing.csv")
+    with using_store(small_tcn.store):
+        tracking.register_model(
+            small_tcn.validated.run.model_uri,
+            config.SEQUENCE_MODEL_NAMES[28],
+            tags={"arch": "tcn"},
+            label_set=small_tcn.data.classes,
+            data_sha256=None,
+        )
+        assert default_architecture(28) == (
+            "tcn",
+            f"that of the registered {config.SEQUENCE_MODEL_NAMES[28]}@champion",
+        )

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from gesturelab import config
+from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
 from gesturelab.errors import LandmarkInputError, ModelLoadError
-from gesturelab.landmarks import LANDMARK_COLUMNS
-from gesturelab.predictor import (
+from gesturelab.models.predictor import (
     SequencePredictor,
     StaticPredictor,
     load_predictor,
@@ -115,7 +115,7 @@ def test_predictions_reach_every_gesture_on_held_out_subjects(logged):
 
 def test_the_invariance_check_catches_a_model_without_the_feature_layer(logged):
     """The same check on a model fed raw coordinates (as GESTO's was) fails: it is a real test."""
-    from gesturelab.seq_models import build_model
+    from gesturelab.models.seq_models import build_model
 
     _, data, _ = logged
     raw = SequencePredictor(build_model("tcn", 24, 3, features="raw", width=32), {"frames": 24})
@@ -159,7 +159,7 @@ def test_predict_on_a_video_reports_segments_and_writes_the_annotated_copy(logge
 def test_chunks_of_one_size_give_each_sequence_its_own_scores():
     """predict_fixed pads the last chunk to the batch size (one traced graph, not two): every
     sequence still gets the scores it gets alone, and only the real sequences come back."""
-    from gesturelab.seq_models import build_model
+    from gesturelab.models.seq_models import build_model
 
     model = build_model("cnn", 8, 3, width=8, seed=0)
     predictor = SequencePredictor(model, {"frames": 8})

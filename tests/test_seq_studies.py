@@ -3,9 +3,10 @@ two-process joblib engine: the engine changes where a fit runs, not what it lear
 
 import pytest
 
-from gesturelab import shrec
-from gesturelab.engine import Engine
-from gesturelab.seq_studies import gesto_study, pick_classes, scaling_study
+from gesturelab.datasets import shrec
+from gesturelab.datasets.sequences import pick_classes
+from gesturelab.studies.seq_studies import gesto_study, scaling_study
+from gesturelab.training.engine import Engine
 from tests.conftest import SMALL_GESTURES
 
 pytestmark = [pytest.mark.slow, pytest.mark.train]

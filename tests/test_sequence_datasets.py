@@ -9,17 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gesturelab import shrec
-from gesturelab.datasets import seq_writers
+from gesturelab.datasets import seq_writers, shrec
+from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
 from gesturelab.datasets.sequence_formats import (
     describe_sequences,
     detect_sequences,
     import_sequences,
     read_sequences,
 )
+from gesturelab.datasets.sequences import frame_mask
 from gesturelab.errors import LandmarkDataError
-from gesturelab.landmarks import LANDMARK_COLUMNS
-from gesturelab.sequences import frame_mask
 
 
 @pytest.fixture(scope="module")
@@ -195,8 +194,12 @@ def test_static_readers_send_sequence_datasets_to_train_seq(tmp_path, sample):
 
 
 def test_a_new_dataset_gets_its_own_frames_experiment_and_model_name(sample):
-    from gesturelab.seq_experiment import frames_for, sequence_experiment, sequence_model_name
-    from gesturelab.seq_training import config_for
+    from gesturelab.training.seq_experiment import (
+        frames_for,
+        sequence_experiment,
+        sequence_model_name,
+    )
+    from gesturelab.training.seq_training import config_for
 
     assert frames_for(sample) == int(np.clip(round(np.median(sample.lengths)), 8, 64))
     short = sample.subset(np.arange(3))

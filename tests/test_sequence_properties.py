@@ -16,12 +16,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gesturelab import shrec
-from gesturelab.datasets import seq_writers
+from gesturelab.datasets import seq_writers, shrec
+from gesturelab.datasets.landmarks import MAX_ABS_COORDINATE
 from gesturelab.datasets.sequence_formats import read_sequences
+from gesturelab.datasets.sequences import SequenceSet
 from gesturelab.errors import LandmarkDataError
-from gesturelab.landmarks import MAX_ABS_COORDINATE
-from gesturelab.sequences import SequenceSet
 
 # derandomize: CI sees the same examples on every run (a failure is reproducible, not luck).
 PROPERTY = settings(

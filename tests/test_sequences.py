@@ -5,10 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gesturelab import shrec
-from gesturelab.errors import GestureLabError
-from gesturelab.loading import LandmarkDataError
-from gesturelab.sequences import (
+from gesturelab.datasets import shrec
+from gesturelab.datasets.loading import LandmarkDataError
+from gesturelab.datasets.sequences import (
     SequenceAugmenter,
     SequenceSet,
     frame_mask,
@@ -17,6 +16,7 @@ from gesturelab.sequences import (
     subject_folds,
     subject_split,
 )
+from gesturelab.errors import GestureLabError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "shrec_tiny"
 

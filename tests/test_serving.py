@@ -25,7 +25,7 @@ def served(small_tcn, tmp_path_factory):
     """The session's small TCN (real sequences), registered in its store; the held-out
     sequences at the model's length and the classes gesturelab predicts for them."""
     import train_with_mlflow as tracking
-    from gesturelab.predictor import load_predictor
+    from gesturelab.models.predictor import load_predictor
 
     folder = tmp_path_factory.mktemp("serving")
     uri, data, out = small_tcn.store, small_tcn.data, small_tcn.validated
@@ -145,8 +145,8 @@ def test_a_served_static_model_takes_the_documented_request_and_refuses_a_hand_o
     import mlflow.pyfunc
     from mlflow.pyfunc import scoring_server
 
-    from gesturelab.landmarks import LANDMARK_COLUMNS
-    from gesturelab.models import build_pipeline
+    from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
+    from gesturelab.models.static_families import build_pipeline
     from tests.conftest import log_static_model
 
     X, y = sample_frame[list(LANDMARK_COLUMNS)], sample_frame["label"]

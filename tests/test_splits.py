@@ -3,8 +3,13 @@
 import numpy as np
 import pandas as pd
 
-from gesturelab.splits import assign_groups, contiguous_blocks, grouped_folds, split_train_test
-from gesturelab.static_data import prepare
+from gesturelab.datasets.splits import (
+    assign_groups,
+    contiguous_blocks,
+    grouped_folds,
+    split_train_test,
+)
+from gesturelab.datasets.static_data import prepare
 
 
 def test_contiguous_blocks_respect_label_runs():
@@ -55,8 +60,8 @@ def test_split_is_reproducible(sample_csv):
 def test_a_split_column_that_leaks_is_refused(sample_csv, tmp_path):
     import pytest
 
-    from gesturelab.loading import LandmarkDataError
-    from gesturelab.static_data import write_processed
+    from gesturelab.datasets.loading import LandmarkDataError
+    from gesturelab.datasets.static_data import write_processed
 
     prepared = prepare(sample_csv, quarantine_dir=None, verbose=False)
     path = write_processed(prepared, tmp_path / "split.csv")
@@ -72,7 +77,7 @@ def test_a_split_column_that_leaks_is_refused(sample_csv, tmp_path):
 
 
 def test_selection_rows_take_the_same_share_of_every_split_and_label(sample_csv):
-    from gesturelab.splits import selection_rows
+    from gesturelab.datasets.splits import selection_rows
 
     data = prepare(sample_csv, quarantine_dir=None, verbose=False).data
     train = data["split"] == "train"

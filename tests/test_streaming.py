@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gesturelab.streaming import NO_GESTURE, StreamingRecognizer
+from gesturelab.serving.streaming import NO_GESTURE, StreamingRecognizer
 
 GESTURES = ("grab", "swipe_right", "swipe_up")
 
@@ -16,7 +16,7 @@ def validated(small_tcn):
 
 
 def _predictor(validated, **metadata):
-    from gesturelab.predictor import SequencePredictor
+    from gesturelab.models.predictor import SequencePredictor
 
     data, out = validated
     return SequencePredictor(out.model, {"frames": 24, "classes": list(GESTURES), **metadata})
@@ -66,14 +66,14 @@ def test_a_stream_without_hands_gives_no_gesture_and_bad_input_is_refused(valida
     with pytest.raises(ValueError, match="push takes an RGB frame"):
         recognizer.push(np.zeros(10))
     with pytest.raises(TypeError, match="needs a sequence model"):
-        from gesturelab.predictor import StaticPredictor
+        from gesturelab.models.predictor import StaticPredictor
 
         StreamingRecognizer(StaticPredictor.__new__(StaticPredictor))
 
 
 def test_built_streams_put_each_real_gesture_where_the_truth_says(validated):
-    from gesturelab.sequences import frame_mask
-    from gesturelab.stream_eval import build_stream
+    from gesturelab.datasets.sequences import frame_mask
+    from gesturelab.studies.stream_eval import build_stream
 
     data, _ = validated
     few = data.subset(np.arange(6))
@@ -95,7 +95,7 @@ def test_built_streams_put_each_real_gesture_where_the_truth_says(validated):
 def test_segment_scores_count_found_gestures_false_alarms_and_delay():
     import pandas as pd
 
-    from gesturelab.stream_eval import score_segments
+    from gesturelab.studies.stream_eval import score_segments
 
     truth = pd.DataFrame(
         {"label": ["a", "b", "a"], "start_s": [1.0, 4.0, 8.0], "end_s": [2.0, 5.0, 9.0]}

@@ -12,10 +12,10 @@ from mlflow.tracking import MlflowClient
 
 import train_with_mlflow as tracking
 from gesturelab import config
+from gesturelab.datasets.static_data import prepare
 from gesturelab.errors import UnknownNameError
-from gesturelab.models import FAMILIES, family, sweep_grid
-from gesturelab.static_data import prepare
-from gesturelab.sweep import LEADERBOARD_METRICS, run_sweep, select_best
+from gesturelab.models.static_families import FAMILIES, family, sweep_grid
+from gesturelab.training.sweep import LEADERBOARD_METRICS, run_sweep, select_best
 
 
 def test_selection_prefers_robust_among_ties_and_is_deterministic():
@@ -85,8 +85,8 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
 
     # The champion's reject rule was chosen on its configuration's cross-validation scores,
     # not on a second round of fold fits: fitting those folds again gives the same rule.
-    from gesturelab.models import FEATURE_SETS, build_pipeline
-    from gesturelab.sweep import _Sweep, champion_reject_rule
+    from gesturelab.models.static_families import FEATURE_SETS, build_pipeline
+    from gesturelab.training.sweep import _Sweep, champion_reject_rule
 
     sweep = _Sweep(prepared, "tiny-sweep", config.SEED, config.SELECTION_TOLERANCE, True)
     selected = result.best.set_index("run_id").loc[logged.tags["selected_from_run"]]
@@ -182,7 +182,7 @@ def test_a_sweep_selected_on_a_subsample_refits_each_best_on_every_training_row(
     refits = {r.tags["selected_from_run"]: r for r in tracking.finished_runs("subsampled", "refit")}
     assert set(refits) == set(result.best["run_id"])
     knn = result.best[result.best["family"] == "knn"].iloc[0]
-    from gesturelab.predictor import open_model
+    from gesturelab.models.predictor import open_model
 
     assert open_model(knn["model_uri"]).model.named_steps["clf"].n_samples_fit_ == n_train
     refit = refits[knn["run_id"]]
@@ -198,10 +198,10 @@ def test_a_sweep_selected_on_a_subsample_refits_each_best_on_every_training_row(
 
 
 def test_the_transfer_estimate_holds_out_one_group_at_a_time():
-    from gesturelab.metrics import classification_metrics
-    from gesturelab.models import FEATURE_SETS, build_pipeline
-    from gesturelab.splits import source_groups
-    from gesturelab.sweep import cross_val_oof, transfer_estimate
+    from gesturelab.datasets.splits import source_groups
+    from gesturelab.evaluation.metrics import classification_metrics
+    from gesturelab.models.static_families import FEATURE_SETS, build_pipeline
+    from gesturelab.training.sweep import cross_val_oof, transfer_estimate
 
     prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
     knn = ("knn k=3", "knn", {"n_neighbors": 3}, "xy+dist")

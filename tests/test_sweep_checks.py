@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
+from gesturelab.datasets.static_data import prepare
 from gesturelab.errors import SweepDataError
-from gesturelab.landmarks import LANDMARK_COLUMNS
-from gesturelab.models import FAMILIES, build_pipeline
-from gesturelab.predictor import GesturePredictor
-from gesturelab.static_data import prepare
-from gesturelab.sweep import run_sweep
+from gesturelab.models.predictor import GesturePredictor
+from gesturelab.models.static_families import FAMILIES, build_pipeline
+from gesturelab.training.sweep import run_sweep
 
 
 def _subset(sample_frame, tmp_path, rows_per_class, labels):
@@ -82,8 +82,8 @@ def test_a_sweep_of_three_classes_in_single_blocks_completes(sample_frame, tmp_p
 
 
 def test_a_negative_selection_size_is_refused(mlflow_store):
-    from gesturelab.static_data import prepare
-    from gesturelab.sweep import run_sweep
+    from gesturelab.datasets.static_data import prepare
+    from gesturelab.training.sweep import run_sweep
 
     prepared = prepare(quarantine_dir=None, verbose=False)
     with pytest.raises(SweepDataError, match="--selection-rows is a number of training rows"):

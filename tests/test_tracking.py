@@ -11,12 +11,12 @@ from mlflow.tracking import MlflowClient
 
 import train_with_mlflow as tracking
 from gesturelab import config
-from gesturelab.evaluation import prediction_artifacts
-from gesturelab.landmarks import landmark_frame
-from gesturelab.models import SKOPS_TRUSTED_TYPES, build_pipeline
-from gesturelab.predictor import load_static
-from gesturelab.static_data import prepare
-from gesturelab.sweep import cross_val_oof
+from gesturelab.datasets.landmarks import landmark_frame
+from gesturelab.datasets.static_data import prepare
+from gesturelab.evaluation.full_report import prediction_artifacts
+from gesturelab.models.predictor import load_static
+from gesturelab.models.static_families import SKOPS_TRUSTED_TYPES, build_pipeline
+from gesturelab.training.sweep import cross_val_oof
 
 
 def test_default_store_is_anchored_at_the_repo(monkeypatch, tmp_path):

@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 from gesturelab import config
-from gesturelab.static_data import prepare
+from gesturelab.datasets.static_data import prepare
 from tests.conftest import cli_here, run_cli
 
 

@@ -9,8 +9,8 @@ import pytest
 from conftest import cli_here, run_cli
 
 from gesturelab import config
-from gesturelab.models import SKOPS_TRUSTED_TYPES, build_pipeline
-from gesturelab.static_data import prepare
+from gesturelab.datasets.static_data import prepare
+from gesturelab.models.static_families import SKOPS_TRUSTED_TYPES, build_pipeline
 
 SAMPLES = config.DATA_DIR / "mediapipe_samples"
 
@@ -37,7 +37,7 @@ def static_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sequence_model(tmp_path_factory):
-    from gesturelab.seq_models import build_model
+    from gesturelab.models.seq_models import build_model
 
     folder = tmp_path_factory.mktemp("models") / "sequence"
     model = build_model("cnn", 16, 14, width=8)

@@ -44,7 +44,7 @@ def write_problems(problems: list, path=None, echo: bool = True) -> pd.DataFrame
     """All problems as one table, printed, and written where the user looks (``path``)."""
     from pathlib import Path
 
-    from gesturelab.extraction import PROBLEM_COLUMNS
+    from gesturelab.datasets.extraction import PROBLEM_COLUMNS
 
     problems = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame()
     problems = problems.reindex(columns=list(PROBLEM_COLUMNS))
@@ -99,7 +99,7 @@ DATA_PATH_HELP = (
 
 
 def register_alias(args) -> str:
-    from gesturelab.promotion import CHALLENGER
+    from gesturelab.serving.promotion import CHALLENGER
 
     return CHALLENGER if getattr(args, "challenger", False) else config.CHAMPION_ALIAS
 

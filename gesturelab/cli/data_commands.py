@@ -93,9 +93,14 @@ def cmd_data_import(args) -> int:
 def cmd_extract(args) -> int:
     from pathlib import Path
 
+    from gesturelab.datasets.extraction import (
+        collect_inputs,
+        extract_images,
+        extract_video,
+        unreadable,
+    )
     from gesturelab.errors import MediaError
-    from gesturelab.extraction import collect_inputs, extract_images, extract_video, unreadable
-    from gesturelab.inference import is_video
+    from gesturelab.serving.inference import is_video
 
     inputs = collect_inputs(args.input)
     out = Path(args.out)
@@ -136,10 +141,10 @@ def cmd_extract(args) -> int:
 def cmd_predict(args) -> int:
     from pathlib import Path
 
+    from gesturelab.datasets.extraction import collect_inputs, partial, unreadable
     from gesturelab.errors import MediaError
-    from gesturelab.extraction import collect_inputs, partial, unreadable
-    from gesturelab.inference import is_video, label_segments, predict_images, predict_video
-    from gesturelab.predictor import SequencePredictor, load_predictor
+    from gesturelab.models.predictor import SequencePredictor, load_predictor
+    from gesturelab.serving.inference import is_video, label_segments, predict_images, predict_video
 
     predictor = load_predictor(args.model)
     if isinstance(predictor, SequencePredictor):
@@ -206,9 +211,9 @@ def _predict_gestures(predictor, args) -> int:
     """A sequence model over videos or a camera: gesture segments, not frame labels."""
     from pathlib import Path
 
+    from gesturelab.datasets.extraction import collect_inputs
     from gesturelab.errors import MediaError
-    from gesturelab.extraction import collect_inputs
-    from gesturelab.inference import is_video, stream_video
+    from gesturelab.serving.inference import is_video, stream_video
 
     if args.camera is not None:
         sources = [args.camera]
@@ -219,7 +224,7 @@ def _predict_gestures(predictor, args) -> int:
         return 2
     stills = [p for p in sources if not isinstance(p, int) and not is_video(p)]
     if stills:
-        from gesturelab.extraction import IMAGE_SUFFIXES
+        from gesturelab.datasets.extraction import IMAGE_SUFFIXES
 
         what = (
             "is a single image"

@@ -6,7 +6,7 @@ import sys
 
 from gesturelab import config
 from gesturelab.cli.common import name_of, positive
-from gesturelab.export import FORMATS as EXPORT_FORMATS
+from gesturelab.serving.export import FORMATS as EXPORT_FORMATS
 
 
 def _print_comparison(name: str, decision: dict) -> None:
@@ -28,7 +28,7 @@ def _print_comparison(name: str, decision: dict) -> None:
 
 
 def cmd_promote(args) -> int:
-    from gesturelab.promotion import promote
+    from gesturelab.serving.promotion import promote
 
     decision = promote(
         args.model_name,
@@ -55,7 +55,7 @@ def cmd_promote(args) -> int:
 
 
 def cmd_rollback(args) -> int:
-    from gesturelab.promotion import rollback
+    from gesturelab.serving.promotion import rollback
 
     moved = rollback(args.model_name, reason=args.reason)
     print(
@@ -66,7 +66,7 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from gesturelab.calibration import calibrate_model
+    from gesturelab.training.calibration import calibrate_model
 
     settings = {
         k: v
@@ -109,7 +109,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from gesturelab.export import FORMATS, export_model, table_text
+    from gesturelab.serving.export import FORMATS, export_model, table_text
 
     formats = args.format or list(FORMATS)
     result = export_model(
@@ -140,7 +140,7 @@ def cmd_model_info(args) -> int:
 
     import train_with_mlflow as tracking
     from gesturelab.errors import RegistryError
-    from gesturelab.model_card import build_card, log_card, to_markdown
+    from gesturelab.models.model_card import build_card, log_card, to_markdown
 
     try:
         info = tracking.model_version_info(args.model)

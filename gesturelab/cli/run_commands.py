@@ -15,11 +15,11 @@ from gesturelab.cli.common import (
     read_options,
     register_alias,
 )
-from gesturelab.engine import BACKENDS, DEFAULT_BACKEND
+from gesturelab.training.engine import BACKENDS, DEFAULT_BACKEND
 
 
 def cmd_reproduce(args) -> int:
-    from gesturelab.runner import ReproduceError, pending, reproduce
+    from gesturelab.studies.runner import ReproduceError, pending, reproduce
 
     start = time.perf_counter()
     try:
@@ -57,9 +57,9 @@ def sweep_figures_dir(given, experiment: str):
 
 
 def cmd_sweep(args) -> int:
-    from gesturelab.engine import Engine
-    from gesturelab.static_data import prepare
-    from gesturelab.sweep import default_experiment, default_model_name, run_sweep
+    from gesturelab.datasets.static_data import prepare
+    from gesturelab.training.engine import Engine
+    from gesturelab.training.sweep import default_experiment, default_model_name, run_sweep
 
     prepared = prepare(
         args.data,
@@ -116,7 +116,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from gesturelab.evaluate import evaluate_model
+    from gesturelab.evaluation.scoring import evaluate_model
 
     evaluate_model(
         args.model,
@@ -170,7 +170,7 @@ def add_parsers(commands) -> None:
     )
     p.set_defaults(func=cmd_reproduce)
 
-    from gesturelab.models import FAMILIES
+    from gesturelab.models.static_families import FAMILIES
 
     p = commands.add_parser(
         "sweep", help=f"the classical sweep into MLflow (families: {', '.join(FAMILIES)})"
@@ -221,7 +221,7 @@ def add_parsers(commands) -> None:
         nargs="+",
         choices=FAMILIES,
         default=list(FAMILIES),
-        help="model families to sweep (default: every family of gesturelab.models.REGISTRY)",
+        help="model families to sweep (default: every family of the families' REGISTRY)",
     )
     p.add_argument(
         "--experiment",

@@ -15,9 +15,9 @@ def _sequence_data(args):
     """
     import numpy as np
 
-    from gesturelab import shrec
+    from gesturelab.datasets import shrec
     from gesturelab.datasets.sequence_formats import read_sequences
-    from gesturelab.seq_experiment import sequence_experiment, sequence_model_name
+    from gesturelab.training.seq_experiment import sequence_experiment, sequence_model_name
 
     n_classes = args.classes or 14
     if args.data is None:
@@ -57,19 +57,18 @@ def _sequence_data(args):
 
 
 def cmd_train_seq(args) -> int:
-    from gesturelab.seq_experiment import default_architecture, frames_for, train_champion
-    from gesturelab.seq_models import architecture
-    from gesturelab.seq_training import config_for
+    from gesturelab.models.seq_models import architecture
+    from gesturelab.training.seq_experiment import default_architecture, frames_for, train_champion
+    from gesturelab.training.seq_training import config_for
 
     data, names = _sequence_data(args)
     n_classes = names["n_classes"]
     board_classes = n_classes if names["shrec"] else 14
-    arch = architecture(args.arch).name if args.arch else default_architecture(board_classes)
-    print(f"{data.source}: {data.summary()}")
-    print(
-        f"architecture: {arch}"
-        + ("" if args.arch else f" (the best on SHREC'17's {board_classes} classes)")
+    arch, why = (
+        (architecture(args.arch).name, "") if args.arch else default_architecture(board_classes)
     )
+    print(f"{data.source}: {data.summary()}")
+    print(f"architecture: {arch}" + (f" ({why})" if why else ""))
     frames = args.frames
     if frames is None and not names["shrec"]:
         frames = frames_for(data)
@@ -136,8 +135,8 @@ def cmd_train_seq(args) -> int:
 
 
 def cmd_gesto_study(args) -> int:
-    from gesturelab import shrec
-    from gesturelab.seq_studies import gesto_study
+    from gesturelab.datasets import shrec
+    from gesturelab.studies.seq_studies import gesto_study
 
     table, info = gesto_study(shrec.load_compact(), epochs=args.epochs, seed=args.seed)
     print(f"training subjects {info['training_subjects']}, held out {info['held_out_subjects']}")
@@ -158,7 +157,7 @@ def cmd_gesto_study(args) -> int:
 
 
 def cmd_evaluate_seq(args) -> int:
-    from gesturelab.seq_experiment import evaluate_model_uri
+    from gesturelab.training.seq_experiment import evaluate_model_uri
 
     report = evaluate_model_uri(
         args.model,
@@ -190,8 +189,9 @@ def add_parsers(commands) -> None:
     )
     p.add_argument(
         "--arch",
-        help="an architecture of gesturelab.seq_models.ARCHITECTURES (an unknown name is "
-        "refused with the list); default: the best on --classes in notebook 03's leaderboard",
+        help="an architecture of gesturelab.models.seq_models.ARCHITECTURES (an unknown name is "
+        "refused with the list); default: that of the registered champion of --classes, else "
+        "config.SEQUENCE_ARCHITECTURES",
     )
     p.add_argument(
         "--data-root",

@@ -15,8 +15,8 @@ from pathlib import Path
 from gesturelab import config
 from gesturelab.datasets import image_folder, keypoint_csv, landmark_csv
 from gesturelab.datasets.labels import class_list, read_label_file
+from gesturelab.datasets.loading import LoadedLandmarks
 from gesturelab.errors import LandmarkDataError, lookup
-from gesturelab.loading import LoadedLandmarks
 
 DATASHEET = "datasheet.json"
 IMPORTED_FILE = "landmarks.csv"

@@ -18,9 +18,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gesturelab import config
+from gesturelab.datasets.loading import file_fingerprint
 from gesturelab.datasets.seq_common import SequenceCollector
 from gesturelab.errors import MediaError
-from gesturelab.loading import file_fingerprint
 
 CLIP_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 SETTINGS = {
@@ -59,7 +59,7 @@ def _cache_file(cache_dir: Path, clip: Path) -> Path:
 
 def extract_clip(clip: Path, cache_dir=config.EXTRACTION_CACHE_DIR) -> dict:
     """{"sequence": (T, 21, 3) NaN where no hand, "fps", "problem"}; cached by content."""
-    from gesturelab.extraction import extract_video
+    from gesturelab.datasets.extraction import extract_video
 
     file = _cache_file(cache_dir, clip) if cache_dir is not None else None
     if file is not None and file.is_file():

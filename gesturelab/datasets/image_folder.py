@@ -18,10 +18,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from gesturelab import config
+from gesturelab.datasets.extraction import (
+    IMAGE_SUFFIXES,
+    ROW_COLUMNS,
+    HandLandmarker,
+    hands_in_image,
+)
+from gesturelab.datasets.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
+from gesturelab.datasets.loading import LoadedLandmarks, validate_table
 from gesturelab.errors import LandmarkDataError, path_text
-from gesturelab.extraction import IMAGE_SUFFIXES, ROW_COLUMNS, HandLandmarker, hands_in_image
-from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
-from gesturelab.loading import LoadedLandmarks, validate_table
 
 # Part of every cache key with the installed MediaPipe version: a change of either re-extracts.
 SETTINGS = {

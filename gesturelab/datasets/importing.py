@@ -25,10 +25,10 @@ from pathlib import Path
 import pandas as pd
 
 from gesturelab import config
+from gesturelab.datasets.landmarks import LABEL_COLUMN, METADATA_COLUMNS
+from gesturelab.datasets.loading import LoadedLandmarks
+from gesturelab.datasets.splits import assign_groups, find_group_column
 from gesturelab.errors import LandmarkDataError
-from gesturelab.landmarks import LABEL_COLUMN, METADATA_COLUMNS
-from gesturelab.loading import LoadedLandmarks
-from gesturelab.splits import assign_groups, find_group_column
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 LICENSE_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "LICENCE", "COPYING", "license.txt")

@@ -18,16 +18,16 @@ import pandas as pd
 
 from gesturelab import config
 from gesturelab.datasets.labels import read_label_file
-from gesturelab.errors import LandmarkDataError
-from gesturelab.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS_2D, N_LANDMARKS
-from gesturelab.loading import (
+from gesturelab.datasets.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS_2D, N_LANDMARKS
+from gesturelab.datasets.loading import (
     READ_ERRORS,
     LoadedLandmarks,
     check_file,
     read_error,
     validate_table,
 )
-from gesturelab.loading import _open_text as open_text
+from gesturelab.datasets.loading import _open_text as open_text
+from gesturelab.errors import LandmarkDataError
 
 N_VALUES = N_LANDMARKS * 2
 LABEL_NAMES = ("label", "class", "class_id", "class_index", "gesture", "target", "y")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from gesturelab.datasets.landmarks import HAGRID_CLASSES
 from gesturelab.errors import LandmarkDataError
-from gesturelab.landmarks import HAGRID_CLASSES
 
 NAMED_CLASS_SETS = {"hagrid": HAGRID_CLASSES}
 HEADER_WORDS = ("label", "labels", "name", "names", "class", "classes", "class_name", "gesture")

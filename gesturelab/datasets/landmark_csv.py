@@ -1,4 +1,4 @@
-"""The HaGRID-style landmark CSV (``gesturelab.loading``): x1,y1,z1,...,x21,y21,z21 and a
+"""The HaGRID-style landmark CSV (``gesturelab.datasets.loading``): x1,y1,z1,...,x21,y21,z21 and a
 label, or x1,y1,...,x21,y21 for 2-D landmarks, with optional metadata columns (source, handedness,
 user_id/subject/group, split). Also the canonical form ``data import`` writes."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gesturelab.loading import load_landmarks_csv
+from gesturelab.datasets.loading import load_landmarks_csv
 
 
 def sniff(path: Path) -> bool:

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gesturelab.datasets.landmarks import MAX_ABS_COORDINATE
+from gesturelab.datasets.loading import READ_ERRORS, _open_text, file_fingerprint, read_error
 from gesturelab.datasets.seq_common import SequenceCollector, hand_block, span_problem
 from gesturelab.errors import LandmarkDataError
-from gesturelab.landmarks import MAX_ABS_COORDINATE
-from gesturelab.loading import READ_ERRORS, _open_text, file_fingerprint, read_error
 
 HAND = 63
 POSE = 33 * 4

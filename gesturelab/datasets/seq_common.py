@@ -21,11 +21,10 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
+from gesturelab.datasets.landmarks import MAX_ABS_COORDINATE, N_COORDS, N_LANDMARKS
+from gesturelab.datasets.loading import quarantine_file
+from gesturelab.datasets.sequences import MIN_SEQUENCE_FRAMES, SequenceSet, frame_mask
 from gesturelab.errors import path_text
-from gesturelab.landmarks import MAX_ABS_COORDINATE, N_COORDS, N_LANDMARKS
-from gesturelab.loading import quarantine_file
-from gesturelab.predictor import MIN_SEQUENCE_FRAMES
-from gesturelab.sequences import SequenceSet, frame_mask
 
 MIN_FRAMES = MIN_SEQUENCE_FRAMES
 MIN_HAND_FRACTION = 0.5

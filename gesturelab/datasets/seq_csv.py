@@ -23,10 +23,21 @@ from pathlib import Path
 
 import numpy as np
 
+from gesturelab.datasets.landmarks import (
+    MAX_ABS_COORDINATE,
+    N_LANDMARKS,
+    columns_dims,
+    landmark_columns,
+)
+from gesturelab.datasets.loading import (
+    READ_ERRORS,
+    _delimiter,
+    _open_text,
+    _read_rows,
+    file_fingerprint,
+)
 from gesturelab.datasets.seq_common import MIN_FRAMES, SequenceCollector, span_problem
 from gesturelab.errors import LandmarkDataError
-from gesturelab.landmarks import MAX_ABS_COORDINATE, N_LANDMARKS, columns_dims, landmark_columns
-from gesturelab.loading import READ_ERRORS, _delimiter, _open_text, _read_rows, file_fingerprint
 
 SEQUENCE_COLUMNS = ("sequence", "sequence_id", "seq", "seq_id", "clip", "clip_id", "sample_id")
 LABEL_COLUMNS = ("label", "gesture", "class")

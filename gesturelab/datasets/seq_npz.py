@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gesturelab.datasets.landmarks import N_COORDS, N_LANDMARKS
+from gesturelab.datasets.loading import file_fingerprint
 from gesturelab.datasets.seq_common import SequenceCollector
+from gesturelab.datasets.sequences import frame_mask
 from gesturelab.errors import LandmarkDataError
-from gesturelab.landmarks import N_COORDS, N_LANDMARKS
-from gesturelab.loading import file_fingerprint
-from gesturelab.sequences import frame_mask
 
 SEQUENCE_KEYS = ("sequences", "X")
 LABEL_KEYS = ("labels", "y")

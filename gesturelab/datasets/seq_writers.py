@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gesturelab import config
+from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
 from gesturelab.datasets.npy_frames import FACE, HAND, POSE, SUBJECTS_FILE
 from gesturelab.datasets.sequence_formats import save_bundle
-from gesturelab.landmarks import LANDMARK_COLUMNS
-from gesturelab.sequences import SequenceSet, frame_mask
+from gesturelab.datasets.sequences import SequenceSet, frame_mask
 
 
 def write_sequence_csv(data: SequenceSet, path, with_subjects: bool = True) -> Path:
@@ -38,7 +39,9 @@ def write_sequence_csv(data: SequenceSet, path, with_subjects: bool = True) -> P
     return path
 
 
-def write_npy_frames(data: SequenceSet, root, holistic: bool = False, seed: int = 0) -> Path:
+def write_npy_frames(
+    data: SequenceSet, root, holistic: bool = False, seed: int = config.SEQUENCE_SEED
+) -> Path:
     """``ROOT/<label>/<sequence>/<frame>.npy`` and ``ROOT/subjects.csv``.
 
     holistic: 1662-value MediaPipe Holistic frames built around the hand block: the hand in the

@@ -21,8 +21,8 @@ from gesturelab import config
 from gesturelab.datasets import clip_folder, npy_frames, seq_csv, seq_npz
 from gesturelab.datasets.labels import class_list
 from gesturelab.datasets.seq_common import QUARANTINE_COLUMNS, LoadedSequences
+from gesturelab.datasets.sequences import frame_mask
 from gesturelab.errors import LandmarkDataError, lookup
-from gesturelab.sequences import frame_mask
 
 IMPORTED_SEQUENCES = "sequences.npz"
 DATASHEET = "datasheet.json"
@@ -43,8 +43,8 @@ def _shrec_sniff(path: Path) -> bool:
 
 
 def _shrec_read(path, *, classes=None, quarantine_dir=None, verbose=True, split="train", **_):
-    from gesturelab import shrec
-    from gesturelab.loading import file_fingerprint
+    from gesturelab.datasets import shrec
+    from gesturelab.datasets.loading import file_fingerprint
 
     path = Path(path)
     data = shrec.load(path, split)

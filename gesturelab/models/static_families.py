@@ -1,0 +1,198 @@
+"""Classical model families, their sweep grids, and the pipelines that carry preprocessing.
+
+Every pipeline starts with ``LandmarkNormalizer`` so a logged model takes the raw 63 landmark
+columns. Forests and SVMs predict on one core: joblib's start-up per call would cost more than
+a single-hand prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import product
+
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from gesturelab.config import SEED
+from gesturelab.errors import lookup
+from gesturelab.features.landmark_features import LandmarkNormalizer
+from gesturelab.models.static_mlp import KerasMLPClassifier
+
+DEFAULT_FEATURES = {"normalise": True, "coords": "2d", "distances": True, "angles": False}
+DEFAULT_FEATURE_SET = "xy+dist"
+
+# Feature sets compared on the reference configurations: what each preprocessing step buys.
+FEATURE_SETS = {
+    "raw": {"normalise": False, "coords": "3d", "distances": False, "angles": False},
+    "xy": {"normalise": True, "coords": "2d", "distances": False, "angles": False},
+    "xyz": {"normalise": True, "coords": "3d", "distances": False, "angles": False},
+    "xy+dist": DEFAULT_FEATURES,
+    "xyz+dist": {"normalise": True, "coords": "3d", "distances": True, "angles": False},
+    "xy+dist+angles": {"normalise": True, "coords": "2d", "distances": True, "angles": True},
+}
+
+
+def feature_sets_for(dims: int, names=None) -> list[str]:
+    """The feature sets 2-D or 3-D data can give: nothing that needs z for 2-D landmarks."""
+    names = list(FEATURE_SETS) if names is None else list(names)
+    if dims == 3:
+        return names
+    usable = [n for n in names if FEATURE_SETS[n]["coords"] == "2d"]
+    return usable if "raw" not in names or "xy" in usable else ["xy", *usable]
+
+
+# The linear families are cheap enough to sweep the feature set as well.
+SWEPT_FEATURE_SETS = ["xy+dist", "xy+dist+angles"]
+
+
+def build_pipeline(family: str, params: dict, features: dict | None = None, seed: int = SEED):
+    """Raw landmarks -> normalised features -> standardised -> classifier."""
+    features = dict(DEFAULT_FEATURES if features is None else features)
+    return Pipeline(
+        [
+            ("landmarks", LandmarkNormalizer(**features)),
+            ("scale", StandardScaler()),
+            ("clf", make_classifier(family, params, seed)),
+        ]
+    )
+
+
+def _grid(**axes):
+    return [dict(zip(axes, values)) for values in product(*axes.values())]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One classical model family: everything the sweep, the CLI and model loading need.
+
+    build: (params, seed) -> an unfitted classifier.
+    grid: the full sweep, in the order ties are broken (the first of equals wins).
+    quick_grid: a handful for tests and smoke runs, the reference configuration included.
+    reference: the configuration the reference project published, if any.
+    skops_types: classes a fitted model holds that skops does not trust by itself; loading
+        trusts these and nothing the model file lists.
+    """
+
+    name: str
+    build: Callable[[dict, int], object]
+    grid: tuple[dict, ...]
+    quick_grid: tuple[dict, ...]
+    reference: dict | None = None
+    skops_types: tuple[str, ...] = ()
+
+
+# The configurations the reference project published (SVM 0.972, RF 0.942, KNN 0.903).
+_SVM_REFERENCE = {"kernel": "poly", "C": 100.0, "gamma": "scale", "degree": 2}
+_RF_REFERENCE = {"n_estimators": 200, "max_depth": 30, "max_features": "sqrt"}
+_KNN_REFERENCE = {"n_neighbors": 3, "weights": "uniform", "p": 2}
+
+REGISTRY: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            "svm",
+            build=lambda params, seed: SVC(random_state=seed, **params),
+            grid=tuple(
+                _grid(
+                    kernel=["linear"], C=[0.01, 0.1, 1.0, 10.0, 100.0], features=SWEPT_FEATURE_SETS
+                )
+                + _grid(
+                    kernel=["rbf"], C=[1.0, 10.0, 100.0, 1000.0], gamma=["scale", 0.001, 0.01, 0.1]
+                )
+                + _grid(
+                    kernel=["poly"],
+                    C=[1.0, 10.0, 100.0, 1000.0],
+                    gamma=["scale", 0.01, 0.1],
+                    degree=[2, 3],
+                )
+            ),
+            quick_grid=(
+                {"kernel": "linear", "C": 1.0},
+                {"kernel": "rbf", "C": 10.0, "gamma": "scale"},
+                _SVM_REFERENCE,
+            ),
+            reference=_SVM_REFERENCE,
+        ),
+        Family(
+            "random_forest",
+            build=lambda params, seed: RandomForestClassifier(
+                random_state=seed, n_jobs=1, **params
+            ),
+            grid=tuple(
+                _grid(
+                    n_estimators=[100, 200, 400],
+                    max_depth=[10, 20, 30, None],
+                    max_features=["sqrt", "log2"],
+                )
+            ),
+            quick_grid=(
+                {"n_estimators": 50, "max_depth": 10, "max_features": "sqrt"},
+                _RF_REFERENCE,
+            ),
+            reference=_RF_REFERENCE,
+            skops_types=("sklearn.tree._tree.Tree",),
+        ),
+        Family(
+            "knn",
+            build=lambda params, seed: KNeighborsClassifier(**params),
+            grid=tuple(
+                _grid(n_neighbors=[1, 3, 5, 7, 9, 15], weights=["uniform", "distance"], p=[1, 2])
+            ),
+            quick_grid=(_KNN_REFERENCE, {"n_neighbors": 5, "weights": "distance", "p": 2}),
+            reference=_KNN_REFERENCE,
+        ),
+        Family(
+            "mlp",
+            build=lambda params, seed: KerasMLPClassifier(seed=seed, **params),
+            grid=tuple(_grid(hidden=["128,64", "256,128"], dropout=[0.2, 0.4])),
+            quick_grid=({"hidden": "64", "dropout": 0.2, "epochs": 20, "batch_size": 64},),
+            skops_types=("gesturelab.models.static_mlp.KerasMLPClassifier",),
+        ),
+        Family(
+            "logreg",
+            build=lambda params, seed: LogisticRegression(max_iter=5000, **params),
+            grid=tuple(_grid(C=[0.1, 1.0, 10.0, 100.0, 1000.0], features=SWEPT_FEATURE_SETS)),
+            quick_grid=({"C": 1.0}, {"C": 1.0, "features": "xy+dist+angles"}),
+        ),
+    )
+}
+
+FAMILIES = tuple(REGISTRY)
+REFERENCE_CONFIGS = {name: f.reference for name, f in REGISTRY.items() if f.reference}
+# Every type a logged static model may hold beyond what skops trusts by itself.
+SKOPS_TRUSTED_TYPES = (
+    f"{LandmarkNormalizer.__module__}.{LandmarkNormalizer.__qualname__}",
+    *sorted({t for f in REGISTRY.values() for t in f.skops_types}),
+)
+
+
+def family(name: str) -> Family:
+    return lookup(REGISTRY, name, "model family")
+
+
+def make_classifier(name: str, params: dict, seed: int = SEED):
+    return family(name).build(params, seed)
+
+
+def sweep_grid(name: str, quick: bool = False) -> list[dict]:
+    """The nested-loop grid of one family; ``quick`` keeps a handful including the reference."""
+    spec = family(name)
+    return [dict(c) for c in (spec.quick_grid if quick else spec.grid)]
+
+
+def is_reference(family: str, params: dict) -> bool:
+    reference = REFERENCE_CONFIGS.get(family)
+    return reference is not None and all(params.get(k) == v for k, v in reference.items())
+
+
+def run_name(family: str, params: dict, features: str = DEFAULT_FEATURE_SET) -> str:
+    short = {"n_estimators": "n", "max_depth": "depth", "max_features": "mf", "n_neighbors": "k"}
+    parts = [family] + [f"{short.get(k, k)}={v}" for k, v in params.items() if k != "features"]
+    if features != DEFAULT_FEATURE_SET:
+        parts.append(f"[{features}]")
+    return " ".join(parts)

@@ -1,0 +1,305 @@
+"""From pixels to predictions: photos and videos through MediaPipe and a GesturePredictor."""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from gesturelab import config
+from gesturelab.datasets.extraction import (
+    VIDEO_SUFFIXES,
+    HandLandmarker,
+    extract_images,
+    hand_rows,
+    iter_video_frames,
+    partial_video,
+    video_properties,
+)
+from gesturelab.datasets.landmarks import HAND_CONNECTIONS
+from gesturelab.errors import MediaError, path_text
+from gesturelab.models.predictor import GesturePredictor
+
+
+def is_video(path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def format_top_k(top) -> str:
+    return ", ".join(f"{label} {p:.2f}" for label, p in top)
+
+
+def predict_images(predictor: GesturePredictor, paths, progress=True):
+    """One row per hand found (label, confidence, top-3), and the images that gave none."""
+    extraction = extract_images(paths, progress=progress)
+    rows = extraction.rows
+    if len(rows):
+        probabilities, scores = predictor.predict_with_scores(rows)  # keeps handedness
+        top = np.argsort(-probabilities, axis=1)[:, :3]
+        classes = predictor.classes
+        rows = rows.assign(
+            label=predictor.gesture_labels(probabilities, scores),
+            confidence=probabilities.max(axis=1),
+            top3=[
+                format_top_k([(classes[j], p[j]) for j in t]) for p, t in zip(probabilities, top)
+            ],
+        )
+    else:
+        rows = rows.assign(label=[], confidence=[], top3=[])
+    return rows, extraction.problems
+
+
+class LabelSmoother:
+    """Mean of the class probabilities over the last ``window`` frames that showed a hand.
+
+    Causal, as it would run live; a gap longer than the window starts afresh, so a label
+    never outlives the hand by more than ``window`` frames.
+    """
+
+    def __init__(self, window: int = config.SMOOTHING_WINDOW):
+        self.window = window
+        self.recent: deque = deque(maxlen=window)
+        self.gap = 0
+
+    def update(self, probabilities: np.ndarray | None) -> np.ndarray | None:
+        if probabilities is None:
+            self.gap += 1
+            if self.gap > self.window:
+                self.recent.clear()
+            return np.mean(self.recent, axis=0) if self.recent else None
+        self.gap = 0
+        self.recent.append(probabilities)
+        return np.mean(self.recent, axis=0)
+
+
+def draw_prediction(frame, hand, text: str, colour=(40, 220, 40)):
+    import cv2
+
+    if hand is not None:
+        points = hand[:, :2].astype(int)
+        for a, b in HAND_CONNECTIONS:
+            cv2.line(frame, tuple(points[a]), tuple(points[b]), colour, 2, cv2.LINE_AA)
+        for point in points:
+            cv2.circle(frame, tuple(point), 3, (255, 255, 255), -1, cv2.LINE_AA)
+    scale = max(frame.shape[1] / 900, 0.6)
+    cv2.rectangle(frame, (0, 0), (frame.shape[1], int(44 * scale)), (0, 0, 0), -1)
+    cv2.putText(
+        frame,
+        text,
+        (10, int(32 * scale)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        2,
+        cv2.LINE_AA,
+    )
+    return frame
+
+
+def label_segments(table: pd.DataFrame) -> list[tuple[int, int, str]]:
+    """(first frame, last frame, label) for each run of one smoothed label in a frame table."""
+    shown = table.dropna(subset=["smoothed_label"])
+    runs = (shown["smoothed_label"] != shown["smoothed_label"].shift()).cumsum()
+    return [
+        (int(run["frame"].iat[0]), int(run["frame"].iat[-1]), run["smoothed_label"].iat[0])
+        for _, run in shown.groupby(runs)
+    ]
+
+
+def predict_video(
+    predictor: GesturePredictor,
+    path,
+    out_dir=None,
+    window: int = config.SMOOTHING_WINDOW,
+    progress=True,
+) -> pd.DataFrame:
+    """Per-frame labels of a video; with ``out_dir``, an annotated copy and a per-frame CSV."""
+    import cv2
+
+    path = Path(path)
+    fps, count, size = video_properties(path)
+    writer = None
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(
+            str(out_dir / f"{path.stem}_annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, size
+        )
+    smoother = LabelSmoother(window)
+    records = []
+    classes = predictor.classes
+    with HandLandmarker(static_image_mode=False, max_num_hands=1) as landmarker:
+        frames = iter_video_frames(path)
+        for index, frame in tqdm(frames, total=count, desc=path.name, disable=not progress):
+            hands = landmarker.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            record = {"frame": index, "time_s": index / fps, "hand": bool(hands)}
+            probabilities = None
+            if hands:
+                row = pd.DataFrame(hand_rows(hands[:1], path_text(path), index))
+                probabilities, class_scores = predictor.predict_with_class_scores(row)
+                probabilities, class_scores = probabilities[0], class_scores[0]
+                top = np.argsort(-probabilities)[:3]
+                score = class_scores[top[:1]]
+                record.update(
+                    handedness=hands[0]["handedness"],
+                    label=predictor.gesture_labels(probabilities, score)[0],
+                    confidence=float(probabilities[top[0]]),
+                    top3=format_top_k([(classes[j], float(probabilities[j])) for j in top]),
+                )
+            # The per-class reject scores are smoothed with the probabilities, and the
+            # smoothed winner's score decides: a window that flips between two confident
+            # labels is no confident label.
+            smoothed = smoother.update(
+                None if probabilities is None else np.concatenate([probabilities, class_scores])
+            )
+            if smoothed is not None:
+                smoothed, smoothed_scores = np.split(smoothed, 2)
+                best = int(np.argmax(smoothed))
+                smoothed_score = smoothed_scores[best : best + 1]
+                record.update(
+                    smoothed_label=predictor.gesture_labels(smoothed, smoothed_score)[0],
+                    smoothed_confidence=float(smoothed[best]),
+                )
+            records.append(record)
+            if writer is not None:
+                text = (
+                    f"{record['smoothed_label']} {record['smoothed_confidence']:.2f}"
+                    if smoothed is not None
+                    else "no hand"
+                )
+                hand = hands[0]["landmarks"] if hands else None
+                writer.write(draw_prediction(frame, hand, f"{index:4d}  {text}"))
+    if writer is not None:
+        writer.release()
+    if not records:
+        raise MediaError(path, "no frame could be decoded")
+    columns = [
+        "frame",
+        "time_s",
+        "hand",
+        "handedness",
+        "label",
+        "confidence",
+        "top3",
+        "smoothed_label",
+        "smoothed_confidence",
+    ]
+    table = pd.DataFrame(records).reindex(columns=columns)
+    if partial_video(len(records), count):
+        table.attrs["problem"] = partial_video(len(records), count)
+    if out_dir is not None:
+        table.to_csv(out_dir / f"{path.stem}_frames.csv", index=False)
+    return table
+
+
+def camera_frames(index: int, max_seconds: float | None = None):
+    """(fps, iterator of (index, BGR frame)) from a webcam; stops after ``max_seconds``, on
+    Ctrl-C, or when the camera stops giving frames."""
+    import time
+
+    import cv2
+
+    capture = cv2.VideoCapture(int(index))
+    if not capture.isOpened():
+        capture.release()
+        raise MediaError(f"camera {index}", "cannot open the camera (none there, or in use)")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+
+    def frames():
+        start, count = time.monotonic(), 0
+        try:
+            while max_seconds is None or time.monotonic() - start < max_seconds:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                yield count, frame
+                count += 1
+        except KeyboardInterrupt:
+            return
+        finally:
+            capture.release()
+
+    return float(fps), frames()
+
+
+def stream_video(
+    predictor,
+    source,
+    out_dir=None,
+    *,
+    window=None,
+    stride=None,
+    window_s=None,
+    stride_s=None,
+    threshold=None,
+    max_seconds=None,
+    progress=True,
+    echo=None,
+):
+    """A sequence model over a video file or a camera (``source`` an int): MediaPipe in video
+    mode, a sliding window, gesture segments (``gesturelab.serving.streaming``).
+
+    Returns (segments, windows) tables; with ``out_dir``, an annotated copy of the video and
+    ``<name>_windows.csv`` / ``<name>_segments.csv``. ``echo(segment)`` is called on each event.
+    """
+    import cv2
+
+    from gesturelab.serving.streaming import (
+        NO_GESTURE,
+        StreamingRecognizer,
+        default_window,
+        frames_from,
+    )
+
+    camera = isinstance(source, int)
+    if camera:
+        fps, frames = camera_frames(source, max_seconds)
+        name, count, size = f"camera{source}", None, None
+    else:
+        path = Path(source)
+        fps, count, size = video_properties(path)
+        frames, name = iter_video_frames(path), path.stem
+    window = frames_from(window, window_s, fps, default_window(predictor, fps))
+    stride = frames_from(stride, stride_s, fps, max(1, window // 4))
+    writer, decoded = None, 0
+    recognizer = StreamingRecognizer(
+        predictor, fps, window=window, stride=stride, threshold=threshold
+    )
+    with recognizer:
+        for index, frame in tqdm(frames, total=count, desc=name, disable=not progress):
+            decoded += 1
+            event = recognizer.push(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            if event is not None and echo is not None:
+                echo(event)
+            if out_dir is None:
+                continue
+            if writer is None:
+                Path(out_dir).mkdir(parents=True, exist_ok=True)
+                height, width = frame.shape[:2]
+                writer = cv2.VideoWriter(
+                    str(Path(out_dir) / f"{name}_annotated.mp4"),
+                    cv2.VideoWriter_fourcc(*"mp4v"),
+                    fps,
+                    size or (width, height),
+                )
+            current = recognizer._open
+            text = f"{current.label} {current.confidence:.2f}" if current else NO_GESTURE
+            hand = getattr(recognizer, "last_hand", None)
+            hand = hand["landmarks"] if hand else None
+            writer.write(draw_prediction(frame, hand, f"{index / fps:6.2f}s  {text}"))
+    if writer is not None:
+        writer.release()
+    if decoded == 0:
+        raise MediaError(source, "no frame could be decoded")
+    segments, windows = recognizer.segments_table(), recognizer.windows_table()
+    segments.attrs.update(window=window, stride=stride, fps=fps, frames=decoded,
+                          threshold=recognizer.threshold)  # fmt: skip
+    if not camera and partial_video(decoded, count):
+        segments.attrs["problem"] = partial_video(decoded, count)
+    if out_dir is not None:
+        windows.to_csv(Path(out_dir) / f"{name}_windows.csv", index=False)
+        segments.to_csv(Path(out_dir) / f"{name}_segments.csv", index=False)
+    return segments, windows
