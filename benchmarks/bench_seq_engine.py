@@ -24,7 +24,7 @@ SCORES = ["val_accuracy", "val_f1_macro", "best_epoch"]
 
 
 def board_once(data, engine, archs, classes, epochs):
-    from gesturelab.training.seq_experiment import architecture_leaderboard
+    from gesturelab.training.seq_board import architecture_leaderboard
 
     with tempfile.TemporaryDirectory() as store:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(store) / 'mlflow.db'}"

@@ -34,7 +34,8 @@ from gesturelab.datasets import (
     shrec,
 )
 from gesturelab.datasets.sequence_formats import read_sequences  # noqa: E402
-from gesturelab.training.seq_experiment import frames_for, train_and_log  # noqa: E402
+from gesturelab.training.seq_defaults import frames_for
+from gesturelab.training.seq_experiment import train_and_log  # noqa: E402
 from gesturelab.training.seq_training import config_for  # noqa: E402
 
 

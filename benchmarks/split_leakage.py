@@ -19,7 +19,7 @@ from gesturelab import config, datasets
 from gesturelab.datasets.splits import contiguous_blocks, grouped_folds
 from gesturelab.evaluation.metrics import classification_metrics
 from gesturelab.models.static_families import build_pipeline
-from gesturelab.training.sweep import cross_val_oof
+from gesturelab.training.sweep_transfer import cross_val_oof
 
 CONFIGS = {
     "svm rbf C=10": ("svm", {"kernel": "rbf", "C": 10.0, "gamma": "scale"}),

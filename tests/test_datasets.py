@@ -257,7 +257,7 @@ def test_an_import_is_whole_or_not_at_all_and_one_at_a_time(tmp_path, monkeypatc
 
 
 def test_one_class_is_refused_before_a_sweep(keypoint_rows, tmp_path):
-    from gesturelab.training.sweep import check_sweepable
+    from gesturelab.training.sweep_state import check_sweepable
 
     path = write_rows(tmp_path / "keypoint.csv", keypoint_rows[keypoint_rows[0] == "0"])
     prepared = prepare(path, quarantine_dir=None, verbose=False)

@@ -113,7 +113,7 @@ def test_an_image_folder_sweeps_end_to_end(image_root, cache_dir, mlflow_store, 
 def test_a_changed_image_is_extracted_again_and_one_class_is_refused(
     image_root, cache_dir, tmp_path
 ):
-    from gesturelab.training.sweep import check_sweepable
+    from gesturelab.training.sweep_state import check_sweepable
 
     root = tmp_path / "one_class"
     shutil.copytree(image_root / "open", root / "open")

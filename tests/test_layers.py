@@ -30,8 +30,6 @@ MAX_LINES = 600
 # Modules over MAX_LINES that have not been split yet, with their size when this was written: they
 # may shrink, never grow, and leave this list once under the limit.
 NOT_SPLIT_YET = {
-    "gesturelab.training.sweep": 1136,
-    "gesturelab.training.seq_experiment": 973,
     "gesturelab.serving.export": 843,
 }
 

@@ -8,7 +8,7 @@ import pytest
 from gesturelab.datasets import shrec
 from gesturelab.datasets.sequences import pick_classes
 from gesturelab.training.engine import Engine
-from gesturelab.training.seq_experiment import architecture_leaderboard
+from gesturelab.training.seq_board import architecture_leaderboard
 from tests.conftest import SMALL_GESTURES
 
 pytestmark = pytest.mark.slow
@@ -56,15 +56,14 @@ def test_a_second_board_and_champion_reuse_their_trainings_and_fresh_trains_agai
     assert again[SCORES].equals(first[SCORES])
 
     # one architecture is enough to see a changed configuration or `fresh` train again; the
-    # board's seed (notebook 03's parameter) reaches the split and the model's initialisation
+    # board's seed (notebook 03's parameter) reaches the model's initialisation (and the split,
+    # where subjects have as many sequences: the seed breaks those ties)
     seeded = board(gestures, "seq-board", archs=("tcn",), ensemble=(), seed=5)
     assert seeded.attrs["reused"] == 0, "a changed configuration reused a run"
     import train_with_mlflow as tracking
 
     params = tracking.get_run(seeded.loc["tcn", "run_id"]).params
     assert params["seed"] == "5", params
-    before = tracking.get_run(first.loc["tcn", "run_id"]).params
-    assert params["data_subjects_validation"] != before["data_subjects_validation"]
     fresh = board(gestures, "seq-board", archs=("tcn",), ensemble=(), fresh=True)
     assert fresh.attrs["reused"] == 0 and fresh.attrs["trainings"] == 1
     assert fresh.loc["tcn", "run_id"] != first.loc["tcn", "run_id"]

@@ -190,7 +190,8 @@ def test_ensemble_training_fits_each_member_and_refits_each_for_its_own_epochs(s
 
 @pytest.mark.train
 def test_an_ensemble_is_scored_on_its_members_held_out_subjects_and_only_if_they_agree(shipped):
-    from gesturelab.training.seq_experiment import train_and_log, validate_ensemble
+    from gesturelab.training.seq_board import validate_ensemble
+    from gesturelab.training.seq_experiment import train_and_log
 
     data = pick_classes(shipped, ("grab", "swipe_right"))
     small = {"epochs": 1, "frames": 16, "width": 16}
@@ -224,7 +225,7 @@ def test_train_seq_default_follows_the_registered_champion_else_config(mlflow_st
     """Not a figure's CSV: rerunning a notebook no longer changes a command's default."""
     import train_with_mlflow as tracking
     from gesturelab import config
-    from gesturelab.training.seq_experiment import default_architecture
+    from gesturelab.training.seq_defaults import default_architecture
 
     assert default_architecture(14) == (
         config.SEQUENCE_ARCHITECTURES[14],

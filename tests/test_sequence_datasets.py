@@ -194,7 +194,7 @@ def test_static_readers_send_sequence_datasets_to_train_seq(tmp_path, sample):
 
 
 def test_a_new_dataset_gets_its_own_frames_experiment_and_model_name(sample):
-    from gesturelab.training.seq_experiment import (
+    from gesturelab.training.seq_defaults import (
         frames_for,
         sequence_experiment,
         sequence_model_name,

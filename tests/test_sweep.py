@@ -15,7 +15,9 @@ from gesturelab import config
 from gesturelab.datasets.static_data import prepare
 from gesturelab.errors import UnknownNameError
 from gesturelab.models.static_families import FAMILIES, family, sweep_grid
-from gesturelab.training.sweep import LEADERBOARD_METRICS, run_sweep, select_best
+from gesturelab.training.sweep import run_sweep
+from gesturelab.training.sweep_board import LEADERBOARD_METRICS
+from gesturelab.training.sweep_state import select_best
 
 
 def test_selection_prefers_robust_among_ties_and_is_deterministic():
@@ -86,9 +88,10 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     # The champion's reject rule was chosen on its configuration's cross-validation scores,
     # not on a second round of fold fits: fitting those folds again gives the same rule.
     from gesturelab.models.static_families import FEATURE_SETS, build_pipeline
-    from gesturelab.training.sweep import _Sweep, champion_reject_rule
+    from gesturelab.training.sweep_champion import champion_reject_rule
+    from gesturelab.training.sweep_state import SweepState
 
-    sweep = _Sweep(prepared, "tiny-sweep", config.SEED, config.SELECTION_TOLERANCE, True)
+    sweep = SweepState(prepared, "tiny-sweep", config.SEED, config.SELECTION_TOLERANCE, True)
     selected = result.best.set_index("run_id").loc[logged.tags["selected_from_run"]]
     pipeline = build_pipeline(
         selected["family"], selected["params"], FEATURE_SETS[selected["features"]], config.SEED
@@ -201,7 +204,7 @@ def test_the_transfer_estimate_holds_out_one_group_at_a_time():
     from gesturelab.datasets.splits import source_groups
     from gesturelab.evaluation.metrics import classification_metrics
     from gesturelab.models.static_families import FEATURE_SETS, build_pipeline
-    from gesturelab.training.sweep import cross_val_oof, transfer_estimate
+    from gesturelab.training.sweep_transfer import cross_val_oof, transfer_estimate
 
     prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
     knn = ("knn k=3", "knn", {"n_neighbors": 3}, "xy+dist")

@@ -16,7 +16,7 @@ from gesturelab.datasets.static_data import prepare
 from gesturelab.evaluation.full_report import prediction_artifacts
 from gesturelab.models.predictor import load_static
 from gesturelab.models.static_families import SKOPS_TRUSTED_TYPES, build_pipeline
-from gesturelab.training.sweep import cross_val_oof
+from gesturelab.training.sweep_transfer import cross_val_oof
 
 
 def test_default_store_is_anchored_at_the_repo(monkeypatch, tmp_path):

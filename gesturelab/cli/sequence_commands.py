@@ -17,7 +17,7 @@ def _sequence_data(args):
 
     from gesturelab.datasets import shrec
     from gesturelab.datasets.sequence_formats import read_sequences
-    from gesturelab.training.seq_experiment import sequence_experiment, sequence_model_name
+    from gesturelab.training.seq_defaults import sequence_experiment, sequence_model_name
 
     n_classes = args.classes or 14
     if args.data is None:
@@ -58,7 +58,8 @@ def _sequence_data(args):
 
 def cmd_train_seq(args) -> int:
     from gesturelab.models.seq_models import architecture
-    from gesturelab.training.seq_experiment import default_architecture, frames_for, train_champion
+    from gesturelab.training.seq_defaults import default_architecture, frames_for
+    from gesturelab.training.seq_experiment import train_champion
     from gesturelab.training.seq_training import config_for
 
     data, names = _sequence_data(args)
@@ -157,7 +158,7 @@ def cmd_gesto_study(args) -> int:
 
 
 def cmd_evaluate_seq(args) -> int:
-    from gesturelab.training.seq_experiment import evaluate_model_uri
+    from gesturelab.training.seq_scoring import evaluate_model_uri
 
     report = evaluate_model_uri(
         args.model,

@@ -114,7 +114,7 @@ def score_sequences(
     import train_with_mlflow as tracking
     from gesturelab.datasets import shrec
     from gesturelab.models.predictor import load_sequence_model
-    from gesturelab.training.seq_experiment import evaluate_sequences
+    from gesturelab.training.seq_scoring import evaluate_sequences
 
     runs = tracking.finished_runs(experiment, where={"study": "leaderboard"})
     runs = _newest_per(runs, lambda r: (int(r.tags["n_classes"]), r.family))

@@ -166,10 +166,10 @@ def held_out_model(
     from gesturelab.models.predictor import SequencePredictor
     from gesturelab.training import seq_runs
     from gesturelab.training.seq_experiment import (
-        _validated,
         stream_metadata,
         tracking,
         train_and_log,
+        validated_model,
     )
     from gesturelab.training.seq_training import config_for
 
@@ -187,7 +187,7 @@ def held_out_model(
     if found is not None:
         result = seq_runs.reused_result(found, train_config, data.classes)
         tracking().adopt_run(found.run_id)
-        validated = _validated(result, val, n_bootstrap=200)
+        validated = validated_model(result, val, n_bootstrap=200)
         validated.run = found
     else:
         validated = train_and_log(

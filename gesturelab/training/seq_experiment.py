@@ -5,8 +5,6 @@ Validation is always by subject: the subjects whose sequences score a model neve
 
 from __future__ import annotations
 
-import time
-import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +13,12 @@ import numpy as np
 
 from gesturelab import config
 from gesturelab.datasets.sequences import SequenceSet, subject_split
-from gesturelab.evaluation.full_report import RunArtifacts, evaluation_report, report_artifacts
+from gesturelab.evaluation.full_report import RunArtifacts, report_artifacts
 from gesturelab.models.predictor import model_classes
 from gesturelab.training import seq_runs
-from gesturelab.training.seq_runs import SeqTask, tensorboard_dir, tracking
+from gesturelab.training.seq_defaults import dataset_info, tensorboard_url
+from gesturelab.training.seq_runs import tensorboard_dir, tracking
+from gesturelab.training.seq_scoring import evaluate_sequences
 from gesturelab.training.seq_training import (
     TrainConfig,
     TrainResult,
@@ -27,60 +27,6 @@ from gesturelab.training.seq_training import (
     member_configs,
     refit_config,
 )
-
-
-def dataset_info(data: SequenceSet, path=None) -> dict:
-    from gesturelab.datasets.loading import file_fingerprint
-
-    info = {
-        "source": str(path or data.source),
-        "n_sequences": len(data),
-        "n_subjects": len(np.unique(data.subjects)),
-        "n_classes": len(data.classes),
-    }
-    if path is not None and Path(path).exists():
-        info["sha256"] = file_fingerprint(path)
-    return info
-
-
-def evaluate_sequences(
-    model,
-    data: SequenceSet,
-    frames: int,
-    n_bootstrap: int = config.N_BOOTSTRAP,
-    seed: int = config.SEQUENCE_SEED,
-    return_scores: bool = False,
-):
-    """The full evaluation report of ``model`` on ``data``, sliced by subject and by finger.
-
-    model: a Keras model, or the ``SequencePredictor`` that serves it (``evaluate-seq`` scores
-    through the predictor, so a served model is scored by the code that serves it).
-    """
-    from gesturelab.models.predictor import SequencePredictor
-
-    predictor = model if isinstance(model, SequencePredictor) else None
-    if predictor is None:
-        predictor = SequencePredictor(model, {"frames": frames, "classes": list(data.classes)})
-    start = time.perf_counter()
-    scores = predictor.predict_fixed(data.to_fixed(predictor.frames, "resample"))
-    seconds = time.perf_counter() - start
-    classes = np.asarray(data.classes, dtype=object)
-    slices = {"subject": data.subjects.astype(str)}
-    if "finger" in data.meta:
-        slices["finger"] = np.where(np.asarray(data.meta["finger"]) == 1, "one", "whole_hand")
-    report = evaluation_report(
-        classes[data.labels],
-        classes[scores.argmax(axis=1)],
-        scores=scores,
-        classes=list(classes),
-        slices=slices,
-        row_ids=[f"seq{i}_subject{s}" for i, s in enumerate(data.subjects)],
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-    )
-    report["predict_ms_per_sequence"] = 1000 * seconds / max(len(data), 1)
-    report["data"] = {"source": data.source, "n_sequences": len(data)}
-    return (report, scores) if return_scores else report
 
 
 @dataclass
@@ -144,7 +90,7 @@ def train_and_log(
     tags = {"validation": "by subject", **(tags or {})}
     with training_run(log, experiment, run_name, train_config.arch, data.classes, tags) as run:
         result = fit(train, train_config, val, callbacks=callbacks, verbose=verbose)
-        return _validate_trained(
+        return validate_trained(
             result,
             data,
             train,
@@ -161,7 +107,7 @@ def train_and_log(
         )
 
 
-def _validate_trained(
+def validate_trained(
     result: TrainResult,
     data: SequenceSet,
     train: SequenceSet,
@@ -178,11 +124,11 @@ def _validate_trained(
     data_path=None,
 ) -> ValidatedModel:
     """A model fitted on ``train``, scored on the held-out ``val`` and logged to ``run``."""
-    validated = _validated(result, val, n_bootstrap)
+    validated = validated_model(result, val, n_bootstrap)
     if log:
         info = dataset_info(data, data_path)
         info["subjects_train"] = " ".join(map(str, np.unique(train.subjects)))
-        _log_validation(
+        log_validation(
             validated,
             info,
             experiment,
@@ -435,7 +381,7 @@ def _log_final(final: TrainResult, validated, info: dict, experiment, run_name, 
     )
 
 
-def _validated(result: TrainResult, val: SequenceSet, n_bootstrap: int) -> ValidatedModel:
+def validated_model(result: TrainResult, val: SequenceSet, n_bootstrap: int) -> ValidatedModel:
     report, scores = evaluate_sequences(
         result.model, val, result.config.frames, n_bootstrap, return_scores=True
     )
@@ -443,7 +389,7 @@ def _validated(result: TrainResult, val: SequenceSet, n_bootstrap: int) -> Valid
     return ValidatedModel(result, report, scores, val.labels, subjects)
 
 
-def _log_validation(validated: ValidatedModel, info, experiment, run_name, tags, **kwargs):
+def log_validation(validated: ValidatedModel, info, experiment, run_name, tags, **kwargs):
     """Log a validated model's run (its held-out subjects among the data params)."""
     info = {**info, "subjects_validation": " ".join(map(str, validated.validation_subjects))}
     validated.run = log_sequence_run(
@@ -532,442 +478,3 @@ def log_sequence_run(
                 },
             )
     return run.record()
-
-
-def tensorboard_url(log_dir) -> str:
-    """Where ``make tensorboard`` shows one fit's curves (TensorBoard's run filter)."""
-    return f"{config.TENSORBOARD_URL}/?runFilter={Path(log_dir).name}#timeseries"
-
-
-def default_architecture(n_classes: int) -> tuple[str, str]:
-    """The architecture ``train-seq`` uses unless told, and why: that of the registered
-    champion of SHREC'17's ``n_classes`` gestures, else ``config.SEQUENCE_ARCHITECTURES``."""
-    name = config.SEQUENCE_MODEL_NAMES.get(n_classes)
-    tags = tracking().alias_tags(name) if name else None
-    if tags and tags.get("arch"):
-        return tags["arch"], f"that of the registered {name}@{config.CHAMPION_ALIAS}"
-    arch = config.SEQUENCE_ARCHITECTURES.get(n_classes, config.SEQUENCE_ARCHITECTURES[14])
-    return arch, "config.SEQUENCE_ARCHITECTURES: no registered champion to follow"
-
-
-# Frames a model of a new dataset resamples each sequence to, unless told: its median length,
-# within what the architectures were tuned for (SHREC'17's median is 57 frames at 30 fps).
-FRAMES_RANGE = (8, 64)
-
-
-def frames_for(data: SequenceSet) -> int:
-    low, high = FRAMES_RANGE
-    return int(np.clip(round(float(np.median(data.lengths))), low, high))
-
-
-def sequence_model_name(classes, dataset_name) -> str:
-    """The registered name of a sequence model of any dataset but SHREC'17: its own, with
-    the number of classes, so that no other label set can take SHREC's champion alias."""
-    from gesturelab.training.sweep import dataset_slug
-
-    return f"{dataset_slug(dataset_name)}-{len(classes)}-sequence-gestures"
-
-
-def sequence_experiment(dataset_name) -> str:
-    from gesturelab.training.sweep import dataset_slug
-
-    return f"{dataset_slug(dataset_name)}-sequence-models"
-
-
-def evaluate_model_uri(
-    model_uri: str,
-    data_root=None,
-    split: str = "test",
-    out=None,
-    log: bool = True,
-    n_bootstrap: int = config.N_BOOTSTRAP,
-    data=None,
-) -> dict:
-    """Score a logged sequence model on a SHREC'17/DHG split, or on any sequence dataset
-    (``data``: a file, folder or imported dataset's name); JSON report and MLflow run."""
-    from gesturelab.datasets import shrec
-    from gesturelab.errors import ModelLoadError
-    from gesturelab.evaluation.full_report import write_report
-    from gesturelab.models.predictor import SequencePredictor, load_predictor
-
-    predictor = load_predictor(model_uri)
-    if not isinstance(predictor, SequencePredictor):
-        raise ModelLoadError(
-            f"{model_uri} is a static (scikit-learn) model of single hands; this takes a "
-            "sequence model (score a static one with `evaluate --model ... --data <CSV>`)"
-        )
-    classes = tuple(predictor.metadata.get("classes") or ())
-    n_classes = len(predictor.classes)
-    data_spec = data
-    if data_spec is not None:
-        from gesturelab.datasets.sequence_formats import read_sequences
-
-        loaded = read_sequences(
-            data_spec, classes=list(predictor.classes), verbose=False, split=split
-        )
-        data = loaded.data
-        split = split if loaded.format == "shrec" else loaded.name
-    else:
-        data = shrec.load(data_root, split, n_classes)
-    if classes and classes != tuple(data.classes):
-        raise ModelLoadError(
-            f"{model_uri} predicts {len(classes)} classes ({', '.join(classes[:3])}, ...), "
-            f"the data has {len(data.classes)} ({', '.join(data.classes[:3])}, ...)"
-        )
-    report = evaluate_sequences(predictor, data, predictor.frames, n_bootstrap)
-    report["model_uri"] = model_uri
-    report["model"] = tracking().model_version_info(model_uri)
-    report["split"] = split
-    return write_report(
-        report,
-        run_name=f"{model_uri} on {split}",
-        tags={
-            "model_uri": model_uri,
-            "data": str(data_spec or data_root or data.source),
-            "split": split,
-        },
-        out=out,
-        log=log,
-    )
-
-
-def architecture_leaderboard(
-    data: SequenceSet,
-    archs=("lstm", "gru", "tcn", "cnn"),
-    class_counts=(14, 28),
-    epochs: int | None = None,
-    experiment: str = config.SEQUENCE_EXPERIMENT,
-    validation_fraction: float = config.VALIDATION_FRACTION,
-    seed: int = config.SEQUENCE_SEED,
-    n_bootstrap: int = config.N_BOOTSTRAP,
-    log: bool = True,
-    ensemble=None,
-    engine=None,
-    fresh: bool = False,
-):
-    """Every architecture on every label set, validated on the same held-out subjects.
-
-    ``seed`` picks the held-out subjects and initialises every model (an ensemble's repeated
-    architecture gets the next seeds), so the champions refit from this board carry it too.
-
-    With ``ensemble`` (architecture names, repeated for more seeds), the average of those
-    members is scored too, as one more row: members the leaderboard has already validated are
-    reused as they are; only the others (a second seed) are trained.
-
-    Every training has a run key (``seq_runs.run_key``): a finished run of the experiment with
-    the same key is reused (its model loaded and scored again on the held-out subjects) instead
-    of trained, unless ``fresh``. The others are tasks of ``engine`` (``training.engine``;
-    None: this process), one TensorFlow process per task; this process scores and logs them.
-    Returns the leaderboard (one row per model, best first within a label set) and the
-    training outputs keyed by (n_classes, arch), for the champion's refit; the board's
-    ``attrs`` say how many trainings were reused.
-    """
-    from gesturelab.training.seq_training import config_for
-
-    # None: the default members of arch "ensemble"; () scores no ensemble.
-    ensemble = config_for("ensemble").members if ensemble is None else tuple(ensemble)
-    # every model of the board is validated the same way, on the same subjects
-    common = {
-        "validation_fraction": validation_fraction,
-        "seed": seed,
-        "experiment": experiment,
-        "log": log,
-        "n_bootstrap": n_bootstrap,
-        "fresh": fresh,
-    }
-    board_id = uuid.uuid4().hex[:12]
-    plan = _plan_board(data, archs, class_counts, epochs, ensemble, common)
-    # every run of this leaderboard carries its id: the saved runs view shows this one only
-    tagging = tracking().tagging(leaderboard_id=board_id) if log else nullcontext()
-    with tagging:
-        rows, outputs = _train_board(plan, common, engine)
-    board = _rank_board(data, rows, outputs, n_bootstrap)
-    board.attrs["trainings"] = len(plan.tasks)
-    board.attrs["reused"] = sum(task.found is not None for task in plan.tasks)
-    print(
-        f"sequence leaderboard: {board.attrs['reused']} of {len(plan.tasks)} trainings reused "
-        "from finished runs with the same key"
-        + ("" if fresh else " (fresh=True trains them all again)")
-    )
-    if log:
-        publish_sequence_leaderboard(board, data, experiment, board_id, validation_fraction)
-    return board, outputs
-
-
-@dataclass
-class _BoardPlan:
-    splits: dict  # {n_classes: (labelled set, training subjects, held-out subjects)}
-    tasks: list  # SeqTask, in the order the board trains them
-    ensembles: dict  # {n_classes: the ensemble's member tasks}
-
-
-def _plan_board(data, archs, class_counts, epochs, ensemble, common) -> _BoardPlan:
-    """Every training of the board, its run key, and the finished run that answers it."""
-    from gesturelab.training.seq_training import config_for, member_configs
-
-    log, experiment = common["log"], common["experiment"]
-    plan = _BoardPlan({}, [], {})
-    for n_classes in class_counts:
-        labelled = data.with_classes(n_classes)
-        train_mask, val_mask = subject_split(
-            labelled.subjects, common["validation_fraction"], seed=common["seed"]
-        )
-        train, val = labelled.subset(train_mask), labelled.subset(val_mask)
-        plan.splits[n_classes] = (labelled, train, val)
-        digests = (seq_runs.data_digest(train), seq_runs.data_digest(val))
-
-        def task(train_config, run_name, study, n_classes=n_classes, digests=digests):
-            key = seq_runs.run_key(train_config, *digests, "validation")
-            found = seq_runs.find_finished(experiment, key, common["fresh"]) if log else None
-            task = SeqTask(
-                n_classes,
-                train_config,
-                run_name,
-                {"validation": "by subject", "study": study, "n_classes": n_classes},
-                key,
-                board_dir=tensorboard_dir(run_name) if log else None,
-                found=found,
-            )
-            plan.tasks.append(task)
-            return task
-
-        singles = {
-            arch: task(
-                config_for(arch, n_classes, epochs=epochs, seed=common["seed"]),
-                f"{arch} {n_classes}-class",
-                "leaderboard",
-            )
-            for arch in archs
-        }
-        if not ensemble:
-            continue
-        members = []
-        for member in member_configs(
-            config_for("ensemble", n_classes, members=ensemble, epochs=epochs, seed=common["seed"]),
-            n_classes,
-        ):
-            known = singles.get(member.arch)
-            if known is None or known.config.seed != member.seed:
-                # a member the leaderboard has not trained (another seed of an arch)
-                name = f"{member.arch} seed {member.seed} {n_classes}-class"
-                known = task(member, name, "ensemble member")
-            members.append(known)
-        plan.ensembles[n_classes] = members
-    return plan
-
-
-def _train_board(plan: _BoardPlan, common, engine):
-    """Validate every task of the plan (trained on the engine, or reused), then the ensembles
-    (``architecture_leaderboard``). Returns the board's rows and outputs."""
-    from gesturelab.evaluation.full_report import headline_row
-    from gesturelab.training.engine import Engine
-
-    experiment, log, n_bootstrap = common["experiment"], common["log"], common["n_bootstrap"]
-    pending = [task for task in plan.tasks if task.found is None]
-    engine = engine if engine is not None and pending else Engine("serial")
-    shared = {n: (train, val) for n, (_, train, val) in plan.splits.items()}
-    validated = {}
-    with engine.open(shared) as pool:
-        # Serial: each fit runs when it is asked for, inside its open run (system metrics).
-        trained = pool.map(seq_runs.fit_task, pending)
-        for task in plan.tasks:
-            labelled, train, val = plan.splits[task.n_classes]
-            if task.found is not None:
-                result = seq_runs.reused_result(task.found, task.config, labelled.classes)
-                tracking().adopt_run(task.found.run_id)
-                out = _validated(result, val, n_bootstrap)
-                out.run = task.found
-            else:
-                arch, classes = task.config.arch, labelled.classes
-                tags = task.train_tags
-                with training_run(log, experiment, task.run_name, arch, classes, tags) as run:
-                    out = _validate_trained(
-                        next(trained),
-                        labelled,
-                        train,
-                        val,
-                        run=run,
-                        experiment=experiment,
-                        run_name=task.run_name,
-                        tags=tags,
-                        board_dir=task.board_dir,
-                        log=log,
-                        n_bootstrap=n_bootstrap,
-                    )
-            validated[id(task)] = out
-    rows, outputs = [], {}
-    for n_classes, (labelled, _, _) in plan.splits.items():
-        for task in plan.tasks:
-            if task.n_classes == n_classes and task.tags["study"] == "leaderboard":
-                out = validated[id(task)]
-                outputs[(n_classes, task.config.arch)] = out
-                rows.append(_board_row(n_classes, task.config.arch, out, headline_row))
-        members = plan.ensembles.get(n_classes)
-        if not members:
-            continue
-        key = seq_runs.ensemble_key([member.key for member in members])
-        found = seq_runs.find_finished(experiment, key, common["fresh"]) if log else None
-        out = validate_ensemble(
-            labelled,
-            [validated[id(member)] for member in members],
-            run_name=f"ensemble {n_classes}-class",
-            tags={"study": "leaderboard", "n_classes": n_classes, "run_key": key},
-            experiment=experiment,
-            log=log and found is None,
-            n_bootstrap=n_bootstrap,
-        )
-        if found is not None:
-            tracking().adopt_run(found.run_id)
-            out.run = found
-        outputs[(n_classes, "ensemble")] = out
-        rows.append(_board_row(n_classes, "ensemble", out, headline_row))
-    return rows, outputs
-
-
-def _rank_board(data, rows, outputs, n_bootstrap):
-    """The leaderboard best first per label set, each row tested against the next."""
-    import pandas as pd
-
-    from gesturelab.evaluation.full_report import paired_comparison
-
-    # Best first; a tie goes to the smaller model (on 28 classes DD-Net and its ensemble with
-    # the 1D-CNN both scored 0.916).
-    board = pd.DataFrame(rows).sort_values(
-        ["classes", "val_accuracy", "parameters"],
-        ascending=[True, False, True],
-        ignore_index=True,
-        kind="stable",
-    )
-    # Is the winner really better than the runner-up on these subjects? A paired test says.
-    board["vs_next_p_value"] = np.nan
-    for n_classes, rows_n in board.groupby("classes"):
-        ranked = rows_n.index.tolist()
-        for first, second in zip(ranked, ranked[1:]):
-            a = outputs[(n_classes, board.loc[first, "arch"])]
-            b = outputs[(n_classes, board.loc[second, "arch"])]
-            names = np.asarray(data.with_classes(n_classes).classes, dtype=object)
-            test = paired_comparison(
-                names[a.labels],
-                names[a.scores.argmax(1)],
-                names[b.scores.argmax(1)],
-                n=n_bootstrap,
-            )
-            board.loc[first, "vs_next_p_value"] = test["mcnemar_p"]
-    return board
-
-
-SEQUENCE_BOARD_METRICS = [
-    "val_accuracy",
-    "val_f1_macro",
-    "val_top3_accuracy",
-    "val_ece",
-    "n_parameters",
-    "seconds_per_epoch",
-    "fit_time_s",
-]
-
-
-def publish_sequence_leaderboard(board, data, experiment, board_id, validation_fraction):
-    """The sequence leaderboard in the MLflow UI (``gesturelab.tracking.leaderboard_page``)."""
-    from gesturelab.evaluation.plots import interval_bars_figure
-    from gesturelab.tracking import leaderboard_page
-
-    shown = board.copy()
-    shown["run_page"] = [tracking().run_link(r) if r else None for r in shown["run_id"]]
-    shown["val_accuracy_interval"] = [
-        f"{lo:.3f}–{hi:.3f}"
-        for lo, hi in zip(shown["val_accuracy_low"], shown["val_accuracy_high"])
-    ]
-    subjects = len(np.unique(data.subjects))
-    label_sets = ", ".join(map(str, sorted(shown["classes"].unique())))
-    summary = (
-        f"deep sequence models on `{Path(str(data.source)).name}` ({len(data)} sequences, "
-        f"{subjects} subjects; label sets: {label_sets} classes). Every model is validated "
-        "on the same held-out subjects "
-        f"({validation_fraction:.0%} of them, never trained on), with 95% bootstrap intervals; "
-        "`vs next`: McNemar p-value against the row below it."
-    )
-    table = leaderboard_page.markdown_table(
-        shown,
-        {
-            "classes": "classes",
-            "arch": "model",
-            "val_accuracy": "accuracy",
-            "val_accuracy_interval": "95% interval",
-            "val_f1_macro": "macro-F1",
-            "parameters": "parameters",
-            "vs_next_p_value": "vs next",
-        },
-        links={"arch": "run_page"},
-    )
-    figure = interval_bars_figure(
-        board, "val_accuracy", "val_accuracy_low", "val_accuracy_high", "arch", "classes"
-    )
-    return leaderboard_page.publish(
-        experiment,
-        board,
-        title=experiment,
-        summary=summary,
-        table=table,
-        sort_by="val_accuracy",
-        metrics=SEQUENCE_BOARD_METRICS,
-        tags=["model_family", "n_classes"],
-        where={"leaderboard_id": board_id, "study": "leaderboard"},
-        figure=figure,
-        label_set=None,
-        footer="Champions (refit on every subject) are the runs tagged `study = champion`.",
-    )
-
-
-def _board_row(n_classes: int, arch: str, out: ValidatedModel, headline_row) -> dict:
-    report, result = out.report, out.result
-    return {
-        "classes": n_classes,
-        "arch": arch,
-        **headline_row(report, "val_"),
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "seconds_per_epoch": result.seconds_per_epoch,
-        "fit_seconds": result.fit_seconds,
-        "parameters": result.model.count_params(),
-        "run_id": out.run.run_id if out.run else None,
-    }
-
-
-def validate_ensemble(
-    data: SequenceSet,
-    members: list[ValidatedModel],
-    *,
-    experiment: str = config.SEQUENCE_EXPERIMENT,
-    run_name: str = "ensemble",
-    tags: dict | None = None,
-    log: bool = True,
-    n_bootstrap: int = config.N_BOOTSTRAP,
-) -> ValidatedModel:
-    """The average of members already validated by ``train_and_log``, scored and logged.
-
-    The ensemble is scored on the members' held-out subjects, which none of them trained on;
-    members validated on different subjects are refused (one of them has seen the others').
-    """
-    from gesturelab.training.seq_training import combine_results, config_for
-
-    held_out = {tuple(member.validation_subjects) for member in members}
-    if len(held_out) != 1:
-        raise ValueError(f"ensemble members were validated on different subjects: {held_out}")
-    results = [member.result for member in members]
-    archs = tuple(r.config.arch for r in results)
-    frames = results[0].config.frames
-    ensemble_config = config_for("ensemble", len(data.classes), members=archs, frames=frames)
-    result = combine_results(results, ensemble_config)
-    val = data.subset(np.isin(data.subjects, held_out.pop()))
-    validated = _validated(result, val, n_bootstrap)
-    if log:
-        _log_validation(
-            validated,
-            dataset_info(data),
-            experiment,
-            run_name,
-            {"validation": "by subject", "members": " ".join(archs), **(tags or {})},
-            extra_metrics={f"member_{r.config.arch}_best_epoch": r.best_epoch for r in results},
-        )
-    return validated

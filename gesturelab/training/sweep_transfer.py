@@ -1,0 +1,244 @@
+"""Transfer estimates: the sweep's best configurations scored on groups of rows they never trained
+on, one group held out at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+import train_with_mlflow as tracking
+from gesturelab import config
+from gesturelab.datasets.landmarks import LABEL_COLUMN
+from gesturelab.datasets.splits import grouped_folds, source_groups
+from gesturelab.datasets.static_data import PreparedData
+from gesturelab.evaluation.metrics import classification_metrics
+from gesturelab.models.predictor import GesturePredictor
+from gesturelab.models.static_families import (
+    DEFAULT_FEATURE_SET,
+    FEATURE_SETS,
+    REFERENCE_CONFIGS,
+    build_pipeline,
+    run_name,
+)
+from gesturelab.training import run_keys
+from gesturelab.training.engine import SerialPool
+from gesturelab.training.sweep_state import SweepState
+
+
+def transfer_of_best(
+    sweep: SweepState, best_rows: list[dict], families, pool=None, meanwhile=None, records=()
+) -> pd.DataFrame:
+    """``transfer_estimate`` of each family's best (and, in a full sweep, of the reference
+    configurations, found in ``records``), added to the best configurations' runs;
+    ``meanwhile`` as there. Each estimate is kept on its configuration's run (tag
+    ``transfer_estimate``, with its key): a later sweep with the same key reads it."""
+    chosen = list(best_rows)
+    if not sweep.quick:
+        chosen += [
+            {**r, "run_name": f"reference {run_name(r['family'], r['params'])}"}
+            for r in records
+            if r["family"] in families
+            and r["family"] in REFERENCE_CONFIGS
+            and r["params"] == REFERENCE_CONFIGS[r["family"]]
+            and r["features"] == DEFAULT_FEATURE_SET
+            and not any(
+                b["family"] == r["family"] and b["params"] == r["params"] for b in best_rows
+            )
+        ]
+    # a quick sweep holds out groups five at a time, not one (a fit per group)
+    max_groups = 5 if sweep.quick else TRANSFER_MAX_GROUPS
+    found = {}
+    for record in chosen:
+        record["transfer_key"] = run_keys.derived_key(record["run_key"], "transfer", max_groups)
+        stored = record.get("stored")
+        kept = json.loads(stored.tags.get("transfer_estimate", "{}")) if stored else {}
+        if not sweep.fresh and kept.get("key") == record["transfer_key"]:
+            found[record["run_name"]] = {"name": record["run_name"], **kept["row"]}
+    todo = [
+        (r["run_name"], r["family"], r["params"], r["features"])
+        for r in chosen
+        if r["run_name"] not in found
+    ]
+    rows = dict(found)
+    if todo:
+        estimated = transfer_estimate(
+            sweep.prepared,
+            todo,
+            seed=sweep.seed,
+            pool=pool,
+            rows=sweep.selection,
+            meanwhile=meanwhile,
+            max_groups=max_groups,
+        )
+        rows.update({row["name"]: row for row in estimated.to_dict("records")})
+    elif meanwhile is not None:
+        meanwhile()
+    transfer = pd.DataFrame([rows[r["run_name"]] for r in chosen])
+    for record in chosen:
+        row = rows[record["run_name"]]
+        if record["run_name"] in found:
+            continue
+        run = tracking.open_run(record["run_id"])
+        if any(record is best for best in best_rows):
+            scores = ("transfer_accuracy", "transfer_f1_macro")
+            run.log_metrics({k: row[k] for k in scores if np.isfinite(row[k])})
+        kept = {k: v for k, v in row.items() if k != "name"}
+        run.set_tags(
+            {
+                "transfer_estimate": json.dumps(
+                    {"key": record["transfer_key"], "row": kept}, default=float
+                )
+            }
+        )
+    for best in best_rows:
+        row = rows[best["run_name"]]
+        best["transfer_f1_macro"] = row["transfer_f1_macro"]
+        best["transfer_accuracy"] = row["transfer_accuracy"]
+    return transfer
+
+
+def cross_val_oof(pipeline, X, y, folds, X_perturbed=None, scores: bool = False, only=None):
+    """Out-of-fold predictions: each row predicted by a clone that never saw its fold.
+
+    With ``X_perturbed`` (the same rows seen from another viewpoint) the same fold models also
+    predict those. With ``scores``, the same fold models also give what a reject rule is chosen
+    on (``_reject_scores``), so the champion's rule needs no second round of fold fits.
+    ``only``: the folds to hold out (default: every fold); the other rows are left unpredicted.
+    Returns (predicted, predicted_perturbed or None, seconds, scores or None).
+    """
+    predicted = np.empty(len(y), dtype=object)
+    perturbed = np.empty(len(y), dtype=object) if X_perturbed is not None else None
+    confidence, correct, kind = np.empty(len(y)), np.empty(len(y), dtype=bool), None
+    start = time.perf_counter()
+    for fold in np.unique(folds) if only is None else only:
+        held = folds == fold
+        model = clone(pipeline).fit(X[~held], y[~held])
+        predicted[held] = model.predict(X[held])
+        if perturbed is not None:
+            perturbed[held] = model.predict(X_perturbed[held])
+        if scores:
+            confidence[held], correct[held], kind = _reject_scores(model, X[held], y[held])
+    seconds = time.perf_counter() - start
+    return predicted, perturbed, seconds, (confidence, correct, kind) if scores else None
+
+
+def _reject_scores(model, X, y) -> tuple:
+    """Per row: the score the reject rule thresholds, whether the best class is right, and the
+    kind of score (``GesturePredictor.reject_score_kind``)."""
+    predictor = GesturePredictor(model)
+    probabilities, confidence = predictor.predict_with_scores(X)
+    best = np.asarray(predictor.classes, dtype=object)[probabilities.argmax(axis=1)]
+    return confidence, best == np.asarray(y, dtype=object), predictor.reject_score_kind
+
+
+TRANSFER_MAX_GROUPS = 60  # held out one at a time up to this many groups, else 5 grouped folds
+
+
+TRANSFER_FOLDS_PER_TASK = 6  # groups held out by one task of the engine
+
+
+def transfer_estimate(
+    prepared: PreparedData,
+    candidates,
+    block_size: int = 20,
+    seed: int = config.SEED,
+    pool=None,
+    rows=None,
+    meanwhile=None,
+    max_groups: int = TRANSFER_MAX_GROUPS,
+) -> pd.DataFrame:
+    """How well each configuration transfers to a place of the file it never saw.
+
+    Leave-one-source-block-out over all rows (users or subjects when the file has them; more
+    than ``max_groups`` groups go through 5 grouped folds). Classes found in a single block are
+    left out: no model can be trained and tested on them without leakage.
+    candidates: (name, family, params, features) tuples.
+    pool: an open ``Engine`` pool to train the candidates on (default: one after another here).
+    rows: a boolean mask of the rows to use (a sweep's selection subsample; default: all).
+    meanwhile: called once the estimates are queued and before their results are read, for
+        this process's own work (the sweep refits its champion while the workers estimate).
+    """
+    data = prepared.data if rows is None else prepared.data[rows]
+    groups = source_groups(data, block_size)
+    labels = data[LABEL_COLUMN].to_numpy(dtype=object)
+    per_class = pd.Series(groups).groupby(labels).nunique()
+    keep = np.isin(labels, per_class[per_class >= 2].index)
+    n_groups = len(np.unique(groups[keep]))
+    folds = (
+        groups[keep]
+        if n_groups <= max_groups
+        else grouped_folds(labels[keep], groups[keep], 5, seed)
+    )
+    X = data.loc[keep, prepared.columns]
+    rows = []
+    if len(set(labels[keep])) < 2:  # every class sits in one place of the file: no estimate
+        if meanwhile is not None:
+            meanwhile()
+        left_out = ", ".join(sorted(per_class[per_class < 2].index))
+        return pd.DataFrame(
+            [
+                {
+                    "name": name,
+                    "family": family,
+                    "transfer_accuracy": np.nan,
+                    "transfer_f1_macro": np.nan,
+                    "held_out_groups": n_groups,
+                    "rows": 0,
+                    "classes_left_out": left_out,
+                    "seconds": 0.0,
+                }
+                for name, family, _, _ in candidates
+            ]
+        )
+    # A task holds out a few groups, not a candidate's every group: one slow candidate (the MLP,
+    # 36 fits on the keypoint file) would otherwise keep one worker busy long after the others.
+    chunks = np.array_split(
+        np.unique(folds), max(1, len(np.unique(folds)) // TRANSFER_FOLDS_PER_TASK)
+    )
+    tasks = [
+        (c, family, params, features, X, labels[keep], folds, chunk)
+        for c, (_, family, params, features) in enumerate(candidates)
+        for chunk in chunks
+    ]
+    pool = pool or SerialPool(None)
+    results = pool.map(_transfer_task, tasks)
+    if meanwhile is not None:
+        meanwhile()
+    predictions = [np.empty(int(keep.sum()), dtype=object) for _ in candidates]
+    spent = [0.0] * len(candidates)
+    for (c, *_), (held, predicted, seconds) in zip(tasks, results, strict=True):
+        predictions[c][held] = predicted
+        spent[c] += seconds
+    for (name, family, _, _), predicted, seconds in zip(
+        candidates, predictions, spent, strict=True
+    ):
+        metrics = classification_metrics(labels[keep], predicted)
+        rows.append(
+            {
+                "name": name,
+                "family": family,
+                "transfer_accuracy": metrics["accuracy"],
+                "transfer_f1_macro": metrics["f1_macro"],
+                "held_out_groups": n_groups,
+                "folds": len(np.unique(folds)),
+                "rows": int(keep.sum()),
+                "classes_left_out": ", ".join(sorted(per_class[per_class < 2].index)),
+                "seconds": seconds,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _transfer_task(_shared, task) -> tuple:
+    """One candidate's predictions for the rows of the groups ``chunk`` names, each group
+    predicted by a fit on every row outside it: (those rows, their predictions, seconds)."""
+    _, family, params, features, X, y, folds, chunk = task
+    pipeline = build_pipeline(family, params, FEATURE_SETS[features])
+    held = np.isin(folds, chunk)
+    predicted, _, seconds, _ = cross_val_oof(pipeline, X, y, folds, only=chunk)
+    return np.flatnonzero(held), predicted[held], seconds
