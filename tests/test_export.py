@@ -18,7 +18,7 @@ from gesturelab import config
 from gesturelab.datasets.static_data import prepare
 from gesturelab.models.predictor import StaticPredictor
 from gesturelab.models.static_families import FEATURE_SETS, build_pipeline
-from gesturelab.serving import export
+from gesturelab.serving import export, export_graphs
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_static_graph_is_the_pipeline(hagrid, family, params, features):
     X, y, X_test, _ = hagrid
     pipeline = build_pipeline(family, params, FEATURE_SETS[features]).fit(X, y)
     expected = StaticPredictor(pipeline).predict_distribution(X_test.astype(np.float64))
-    graph = export.StaticGraph(pipeline)
+    graph = export_graphs.StaticGraph(pipeline)
     got = graph(X_test).numpy()
     assert got.shape == expected.shape
     assert (got.argmax(1) == expected.argmax(1)).mean() == 1.0
@@ -84,7 +84,7 @@ def test_a_forest_is_refused_with_the_reason(hagrid):
     X, y, _, _ = hagrid
     forest = build_pipeline("random_forest", {"n_estimators": 5, "max_depth": 3}).fit(X, y)
     with pytest.raises(export.ExportError, match="RandomForestClassifier has no TensorFlow graph"):
-        export.StaticGraph(forest)
+        export_graphs.StaticGraph(forest)
 
 
 @pytest.fixture(scope="module")
