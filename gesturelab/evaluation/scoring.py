@@ -1,15 +1,95 @@
-"""Score any logged or registered static model on a labelled landmark CSV it has never seen."""
+"""One way to score a model of ours on labelled held-out data, static or sequence.
+
+``score(predictor, held)`` takes a predictor of either kind (``load_predictor``) and
+``Labelled`` data (hand rows, or a ``SequenceSet``) and returns the truth, the scores, the
+predictions and the full evaluation report. ``evaluate``, ``evaluate-seq``, notebook 05's report
+and ``promote`` score through it; ``evaluate_model`` is the ``evaluate`` command's whole run.
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 import train_with_mlflow as tracking
 from gesturelab import config
+from gesturelab.datasets.sequences import SequenceSet
 from gesturelab.evaluation.full_report import evaluation_report, write_report
 from gesturelab.models.predictor import load_static
+
+
+@dataclass
+class Labelled:
+    """Held-out data of either kind with its labels: ``inputs`` are hand rows (a DataFrame of
+    landmark columns, what a static predictor takes) or a ``SequenceSet``."""
+
+    inputs: object
+    truth: np.ndarray  # the label of each row or sequence, by name
+    what: str
+    slices: dict = field(default_factory=dict)
+    row_ids: object = None
+
+    @classmethod
+    def sequences(cls, data: SequenceSet, what: str | None = None) -> Labelled:
+        """Sequences sliced by subject (and by finger where the data says which)."""
+        slices = {"subject": data.subjects.astype(str)}
+        if "finger" in data.meta:
+            slices["finger"] = np.where(np.asarray(data.meta["finger"]) == 1, "one", "whole_hand")
+        return cls(
+            inputs=data,
+            truth=np.asarray(data.classes, dtype=object)[data.labels],
+            what=what or f"{data.source} ({len(data)} sequences)",
+            slices=slices,
+            row_ids=[f"seq{i}_subject{s}" for i, s in enumerate(data.subjects)],
+        )
+
+
+@dataclass
+class Scored:
+    truth: np.ndarray
+    predicted: np.ndarray
+    scores: np.ndarray  # (n, classes) probabilities, columns in ``classes`` order
+    classes: list
+    reject_scores: np.ndarray | None = None  # what a static model's reject rule thresholds
+    report: dict | None = None
+    seconds: float = 0.0  # the predictions' wall time
+
+
+def score(
+    predictor,
+    held: Labelled,
+    *,
+    report: bool = True,
+    n_bootstrap: int = config.N_BOOTSTRAP,
+    seed: int = config.BOOTSTRAP_SEED,
+) -> Scored:
+    """``predictor`` on ``held``: scores, predictions and (``report``) the full report."""
+    start = time.perf_counter()
+    if isinstance(held.inputs, SequenceSet):
+        fixed = held.inputs.to_fixed(predictor.frames, "resample")
+        scores, reject_scores = predictor.predict_fixed(fixed), None
+    else:
+        scores, reject_scores = predictor.predict_with_scores(held.inputs)
+    seconds = time.perf_counter() - start
+    classes = list(predictor.classes)
+    predicted = np.asarray(classes, dtype=object)[scores.argmax(axis=1)]
+    full = None
+    if report:
+        full = evaluation_report(
+            held.truth,
+            predicted,
+            scores,
+            classes,
+            slices=held.slices,
+            row_ids=held.row_ids,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
+    return Scored(held.truth, predicted, scores, classes, reject_scores, full, seconds)
+
 
 SLICE_COLUMNS = ("handedness", "user_id", "subject", "source", "group")
 
@@ -34,18 +114,11 @@ def evaluate_model(
     loaded = datasets.read(data_path, quarantine_dir=quarantine_dir, **(read_options or {}))
     X = loaded.data
     y = loaded.y
-    scores, reject_scores = predictor.predict_with_scores(loaded.data)
-    predicted = np.asarray(predictor.classes, dtype=object)[scores.argmax(axis=1)]
     slices = {c: loaded.data[c].to_numpy() for c in SLICE_COLUMNS if c in loaded.data.columns}
-    report = evaluation_report(
-        y,
-        predicted,
-        scores,
-        predictor.classes,
-        slices=slices,
-        row_ids=loaded.lines,
-        n_bootstrap=n_bootstrap,
-    )
+    held = Labelled(X, y, f"{data_path} ({len(X)} rows)", slices, row_ids=loaded.lines)
+    scored = score(predictor, held, n_bootstrap=n_bootstrap)
+    scores, reject_scores, predicted = scored.scores, scored.reject_scores, scored.predicted
+    report = scored.report
     unknown = sorted(set(y) - set(predictor.classes))
     if predictor.reject:
         # What the model's reject option does on this data: hands it answers, and how well.

@@ -21,6 +21,7 @@ import numpy as np
 
 from gesturelab import config
 from gesturelab.errors import RegistryError
+from gesturelab.evaluation.scoring import Labelled, score
 
 CHALLENGER = "challenger"
 
@@ -52,18 +53,16 @@ def held_out_predictions(model_uri: str, data, split: str = "test", quarantine_d
                 split=split,
             )
             sequences, what = loaded.data, f"{data} ({len(loaded.data)} sequences)"
-        scores = predictor.predict_fixed(sequences.to_fixed(predictor.frames, "resample"))
-        truth = sequences.label_names
+        held = Labelled.sequences(sequences, what)
     else:
         from gesturelab import datasets
 
         if data is None:
             raise RegistryError("a static model is compared on data: pass --data")
         loaded = datasets.read(data, quarantine_dir=quarantine_dir, verbose=False)
-        scores, _ = predictor.predict_with_scores(loaded.data)
-        truth, what = loaded.y, f"{data} ({len(loaded.data)} rows)"
-    predicted = np.asarray(predictor.classes, dtype=object)[scores.argmax(axis=1)]
-    return np.asarray(truth, dtype=object), predicted, what
+        held = Labelled(loaded.data, loaded.y, f"{data} ({len(loaded.data)} rows)")
+    scored = score(predictor, held, report=False)
+    return np.asarray(scored.truth, dtype=object), scored.predicted, held.what
 
 
 def compare(name: str, data=None, split: str = "test", quarantine_dir=None) -> dict:

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.evaluation.full_report import evaluation_report, headline_row, paired_comparison
+from gesturelab.evaluation.full_report import headline_row, paired_comparison
+from gesturelab.evaluation.scoring import Labelled, score
 
 
 @dataclass
@@ -78,19 +79,17 @@ def score_static(
     if champion_run not in {r.run_id for r in runs}:  # not registered (a quick run) or elsewhere
         champion_run = _latest_tags(experiment, "champion").get("selected_from_run")
     scored = []
+    held = Labelled(
+        X,
+        y,
+        f"HaGRID sample test split ({len(y)} rows)",
+        slices={"source block": test["group"].astype(str).to_numpy()},
+        row_ids=test.index.to_numpy(),
+    )
     for run in runs:
         predictor = GesturePredictor.load(f"runs:/{run.run_id}/model")
-        scores = predictor.predict_distribution(X)
-        predicted = np.asarray(predictor.classes, dtype=object)[scores.argmax(axis=1)]
-        report = evaluation_report(
-            y,
-            predicted,
-            scores,
-            predictor.classes,
-            slices={"source block": test["group"].astype(str).to_numpy()},
-            row_ids=test.index.to_numpy(),
-            n_bootstrap=n_bootstrap,
-        )
+        scored = score(predictor, held, n_bootstrap=n_bootstrap)
+        report, predicted = scored.report, scored.predicted
         scored.append(
             Scored(
                 name=f"{run.family}: {run.run_name}",

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
-
 from gesturelab import config
 from gesturelab.datasets.sequences import SequenceSet
-from gesturelab.evaluation.full_report import evaluation_report
+from gesturelab.evaluation.scoring import Labelled, score
 from gesturelab.training.seq_runs import tracking
 
 
@@ -30,24 +26,9 @@ def evaluate_sequences(
     predictor = model if isinstance(model, SequencePredictor) else None
     if predictor is None:
         predictor = SequencePredictor(model, {"frames": frames, "classes": list(data.classes)})
-    start = time.perf_counter()
-    scores = predictor.predict_fixed(data.to_fixed(predictor.frames, "resample"))
-    seconds = time.perf_counter() - start
-    classes = np.asarray(data.classes, dtype=object)
-    slices = {"subject": data.subjects.astype(str)}
-    if "finger" in data.meta:
-        slices["finger"] = np.where(np.asarray(data.meta["finger"]) == 1, "one", "whole_hand")
-    report = evaluation_report(
-        classes[data.labels],
-        classes[scores.argmax(axis=1)],
-        scores=scores,
-        classes=list(classes),
-        slices=slices,
-        row_ids=[f"seq{i}_subject{s}" for i, s in enumerate(data.subjects)],
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-    )
-    report["predict_ms_per_sequence"] = 1000 * seconds / max(len(data), 1)
+    scored = score(predictor, Labelled.sequences(data), n_bootstrap=n_bootstrap, seed=seed)
+    report, scores = scored.report, scored.scores
+    report["predict_ms_per_sequence"] = 1000 * scored.seconds / max(len(data), 1)
     report["data"] = {"source": data.source, "n_sequences": len(data)}
     return (report, scores) if return_scores else report
 
