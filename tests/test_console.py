@@ -44,3 +44,23 @@ def test_tensorflows_cpp_logs_are_errors_only():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "ok", out.stderr
     assert "oneDNN" not in out.stderr and "cpu_feature_guard" not in out.stderr, out.stderr
+
+
+@pytest.mark.integration
+def test_mediapipe_setup_lines_stay_off_the_terminal():
+    """MediaPipe's C++ setup lines (XNNPACK delegate, absl's W0000) went to descriptor 2 past
+    every log level: now only what a person reads is left."""
+    from gesturelab import config
+
+    photo = str(config.DATA_DIR / "mediapipe_samples" / "thumb_up.jpg")
+    script = f"""
+import cv2, sys
+from gesturelab.datasets.extraction import HandLandmarker
+image = cv2.cvtColor(cv2.imread({photo!r}), cv2.COLOR_BGR2RGB)
+with HandLandmarker() as marker:
+    print(len(marker.detect(image)))
+print("after", file=sys.stderr)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.stdout.strip() == "1", out.stderr
+    assert out.stderr == "after\n", out.stderr  # and what is written after still shows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,27 @@ def _cv2():
     return cv2
 
 
+@contextmanager
+def _native_logs_silenced():
+    """MediaPipe's C++ code writes its setup ("Created TensorFlow Lite XNNPACK delegate", absl's
+    W0000 lines) straight to file descriptor 2, past Python and past GLOG_minloglevel: on a
+    terminal that is noise under every progress bar. Descriptor 2 points at /dev/null while the
+    graph is built and runs its first image; Python's own errors surface after, as exceptions."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (a detached process): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class HandLandmarker:
     """MediaPipe Hands on RGB frames, landmarks in pixels.
 
@@ -80,13 +102,18 @@ class HandLandmarker:
             "mirrored_input": mirrored_input,
             "second_pass": self.second_pass,
         }
-        self._hands = mp.solutions.hands.Hands(
-            static_image_mode=static_image_mode,
-            max_num_hands=max_num_hands,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-            model_complexity=model_complexity,
-        )
+        with _native_logs_silenced():
+            self._hands = mp.solutions.hands.Hands(
+                static_image_mode=static_image_mode,
+                max_num_hands=max_num_hands,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+                model_complexity=model_complexity,
+            )
+            # The graph opens its models on threads of its own, after the constructor returns:
+            # one blank image waits for them, inside the silenced window.
+            self._hands.process(np.zeros((64, 64, 3), np.uint8))
+        self._first = True
 
     def __enter__(self):
         return self
@@ -116,7 +143,12 @@ class HandLandmarker:
 
     def _process(self, rgb: np.ndarray) -> list[dict]:
         height, width = rgb.shape[:2]
-        result = self._hands.process(np.ascontiguousarray(rgb))
+        if self._first:  # MediaPipe's C++ logs its setup at the first image
+            self._first = False
+            with _native_logs_silenced():
+                result = self._hands.process(np.ascontiguousarray(rgb))
+        else:
+            result = self._hands.process(np.ascontiguousarray(rgb))
         hands = []
         for landmarks, handedness in zip(
             result.multi_hand_landmarks or [], result.multi_handedness or [], strict=True
