@@ -1,1 +1,3 @@
-"""training"""
+"""Training: the engines, run keys, the classical sweep, sequence models and their leaderboard,
+per-user calibration.
+"""
