@@ -88,8 +88,8 @@ def score_static(
     )
     for run in runs:
         predictor = GesturePredictor.load(f"runs:/{run.run_id}/model")
-        scored = score(predictor, held, n_bootstrap=n_bootstrap)
-        report, predicted = scored.report, scored.predicted
+        result = score(predictor, held, n_bootstrap=n_bootstrap)
+        report, predicted = result.report, result.predicted
         scored.append(
             Scored(
                 name=f"{run.family}: {run.run_name}",
