@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 N_LANDMARKS = 21
 N_COORDS = 3
 INPUT_SHAPE = (N_LANDMARKS, N_COORDS)
@@ -118,3 +120,15 @@ def landmark_frame(X, dims: int = N_COORDS):
     if isinstance(X, pd.DataFrame):
         return X[columns].astype(np.float64)
     return pd.DataFrame(np.asarray(X, np.float64).reshape(len(X), -1), columns=columns)
+
+
+# A hand whose wrist and middle-finger MCP are closer than this (in the file's units) has no
+# size: readers set it aside, and models refuse it (63 zeros is the usual case).
+MIN_HAND_SPAN = 1e-9
+
+
+def no_size(hands) -> np.ndarray:
+    """Which of ``hands`` (n, 21, 2 or 3) have no size: wrist and middle-finger MCP at one point."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = np.linalg.norm(hands[:, MIDDLE_MCP, :2] - hands[:, WRIST, :2], axis=1)
+    return np.isfinite(span) & (span < MIN_HAND_SPAN)

@@ -27,11 +27,10 @@ from gesturelab.datasets.landmarks import (
     LANDMARK_COLUMNS_2D,
     MAX_ABS_COORDINATE,
     METADATA_COLUMNS,
-    MIDDLE_MCP,
     N_LANDMARKS,
-    WRIST,
     columns_dims,
     landmark_columns,
+    no_size,
 )
 from gesturelab.errors import LandmarkDataError
 
@@ -214,9 +213,7 @@ def validate_table(
         labels = None
 
     hands = coords.reshape(-1, N_LANDMARKS, dims)
-    with np.errstate(over="ignore", invalid="ignore"):
-        scale = np.linalg.norm(hands[:, MIDDLE_MCP, :2] - hands[:, WRIST, :2], axis=1)
-    for i in np.flatnonzero(np.isfinite(scale) & (scale < 1e-9)):
+    for i in np.flatnonzero(no_size(hands)):
         reasons[i].append("degenerate hand: wrist and middle-finger MCP coincide (no scale)")
 
     _mark_duplicates(coords, labels, reasons, lines)

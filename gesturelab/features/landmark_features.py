@@ -24,6 +24,7 @@ from gesturelab.datasets.landmarks import (
     WRIST,
     columns_dims,
     landmark_columns,
+    no_size,
 )
 from gesturelab.errors import LandmarkInputError
 
@@ -87,8 +88,7 @@ def _refuse_pointless(hands: np.ndarray) -> None:
     """No answer for a "hand" whose wrist and middle-finger MCP coincide (63 zeros, one point
     repeated): no camera sees that, the readers reject such rows, and without this a served
     model gave it a label with a confidence."""
-    span = np.linalg.norm(hands[:, MIDDLE_MCP, :2] - hands[:, WRIST, :2], axis=1)
-    bad = np.flatnonzero(span <= 1e-12)
+    bad = np.flatnonzero(no_size(hands))
     if len(bad):
         raise LandmarkInputError(
             f"{len(bad)} of {len(hands)} hands have no size (wrist and middle-finger MCP at "
