@@ -44,6 +44,10 @@ SEQUENCE_MODEL_NAMES = {14: "shrec17-14-gestures", 28: "shrec17-28-gestures"}
 # What train-seq trains when neither --arch nor a registered champion says: the leaderboard's
 # best per label set (docs/results/sequence-models.md).
 SEQUENCE_ARCHITECTURES = {14: "ddnet", 28: "ensemble"}
+# Which hand a sequence reader takes when a file has both (--hand): "dominant" is the one present
+# in more of the sequence's frames; a left hand is always mirrored into the right hand's frame.
+HAND_CHOICES = ("dominant", "right", "left")
+DEFAULT_HAND = "dominant"
 
 # Run settings: every CLI option, function default and notebook parameter reads these.
 SEED = 42  # the static side: splits, folds, forests, viewpoint perturbation

@@ -138,10 +138,16 @@ def test_holistic_frames_use_the_hand_present_in_more_frames(tmp_path):
             np.save(folder / f"{frame}.npy", vector)
     loaded = read_sequences(root, verbose=False)
     first_frames = [s[0, 0, 0] for s in loaded.data.sequences]
-    assert first_frames == [1.0, -1.0, -1.0]  # left, right, right on a tie
+    # left (mirrored: x -> 1 - x), right, right on a tie
+    assert first_frames == [0.0, -1.0, -1.0]
+    assert loaded.data.meta["hand"].tolist() == ["left", "right", "right"]
     assert frame_mask(loaded.data.sequences[0]).sum() == 8
-    assert any("left hand used in 1" in note for note in loaded.notes)
+    assert any("the left (mirrored) in 1" in note for note in loaded.notes)
     assert loaded.group_by == "source file"
+    # --hand left: every sequence its left hand, whatever the other holds
+    lefts = read_sequences(root, hand="left", quarantine_dir=None, verbose=False)
+    assert lefts.data.hand == "left" and set(lefts.data.meta["hand"]) == {"left"}
+    assert [int(frame_mask(s).sum()) for s in lefts.data.sequences] == [8, 5]  # 3 of 8 set aside
 
 
 def test_an_npz_of_python_objects_is_not_unpickled(tmp_path):

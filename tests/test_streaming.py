@@ -56,6 +56,40 @@ def test_played_back_gestures_give_one_segment_each_with_their_label(validated):
     assert (windows.loc[windows.hand_fraction < 0.5, "label"] == NO_GESTURE).all()
 
 
+def test_a_left_hand_reaches_the_model_as_the_right_hand_it_mirrors(validated):
+    """A real gesture played with the left hand (the right-hand recording mirrored) gives the
+    same windows and labels as the right hand itself, in a model whose data's left hands were
+    mirrored; a model of right hands only sees no hand in it."""
+    from gesturelab.datasets.landmarks import mirror_hand
+
+    data, out = validated
+    gesture = data.sequences[
+        int(np.flatnonzero(np.isin(data.subjects, out.validation_subjects))[0])
+    ]
+    tables = []
+    for hand, frames in (("Right", gesture), ("Left", mirror_hand(gesture))):
+        recognizer = StreamingRecognizer(
+            _predictor(validated, hand="dominant"), fps=30.0, window=24, stride=4, threshold=0.0
+        )
+        for frame in frames:
+            recognizer.push(frame, handedness=hand)
+        tables.append(recognizer.windows_table())
+    assert len(tables[0]) > 0
+    assert tables[0]["label"].tolist() == tables[1]["label"].tolist()
+    np.testing.assert_allclose(tables[0]["confidence"], tables[1]["confidence"], atol=1e-5)
+    predictor = _predictor(validated, hand="dominant")
+    np.testing.assert_allclose(
+        predictor.predict_distribution(gesture),
+        predictor.predict_distribution(
+            np.stack([predictor.takes_hand(f, "Left") for f in mirror_hand(gesture)])
+        ),
+        atol=1e-5,
+    )
+    right_only = _predictor(validated, hand="right")
+    assert right_only.takes_hand(gesture[0], "Left") is None
+    assert right_only.takes_hand(gesture[0], "Right") is not None
+
+
 def test_a_stream_without_hands_gives_no_gesture_and_bad_input_is_refused(validated):
     predictor = _predictor(validated)
     recognizer = StreamingRecognizer(predictor, fps=30.0)

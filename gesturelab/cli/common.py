@@ -91,6 +91,16 @@ def read_arguments(p) -> None:
     )
 
 
+def hand_option(p) -> None:
+    p.add_argument(
+        "--hand",
+        choices=config.HAND_CHOICES,
+        help="sequences whose files name both hands (long tables, JSON dumps, .npy vectors of "
+        f"two hands): which one each sequence uses (default {config.DEFAULT_HAND}: the one "
+        "present in more frames); a left hand is mirrored into the right hand's frame",
+    )
+
+
 DATA_PATH_HELP = (
     "hands: a landmark or keypoint CSV, an image folder ROOT/<label>/*.jpg; sequences: a "
     "per-frame CSV with a sequence column, ROOT/<action>/<sequence>/<frame>.npy, an .npz "

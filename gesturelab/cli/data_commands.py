@@ -11,6 +11,7 @@ from gesturelab import config
 from gesturelab.cli.common import (
     DATA_PATH_HELP,
     dataset_options,
+    hand_option,
     name_of,
     positive,
     probability,
@@ -49,10 +50,18 @@ def _inspected(args):
             quarantine_dir=args.quarantine_dir,
             verbose=False,
             data_dir=data_dir,
+            hand=getattr(args, "hand", None),
         )
         seq.print_sequence_description(seq.describe_sequences(loaded))
         return loaded
 
+    if getattr(args, "hand", None):
+        from gesturelab.errors import GestureLabError
+
+        raise GestureLabError(
+            f"{args.path}: --hand chooses a hand in sequence datasets; a table of single hands "
+            "with a handedness column has its left hands mirrored by the model's features"
+        )
     loaded = datasets.read(
         args.path,
         classes=args.classes,
@@ -302,6 +311,7 @@ def add_parsers(commands) -> None:
     )
     p.add_argument("path", help=DATA_PATH_HELP)
     dataset_options(p)
+    hand_option(p)
     p.set_defaults(func=cmd_data_inspect)
     p = data_commands.add_parser(
         "import", help="write data/NAME/ in the canonical form with a datasheet"
@@ -315,6 +325,7 @@ def add_parsers(commands) -> None:
     )
     p.add_argument("--data-dir", default=str(config.DATA_DIR), help="where data/NAME/ goes")
     dataset_options(p)
+    hand_option(p)
     p.set_defaults(func=cmd_data_import)
 
     p = commands.add_parser("extract", help="MediaPipe landmarks from images, folders or videos")

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from gesturelab import config
-from gesturelab.cli.common import challenger_option, name_of, positive, register_alias, shown_groups
+from gesturelab.cli.common import (
+    challenger_option,
+    hand_option,
+    name_of,
+    positive,
+    register_alias,
+    shown_groups,
+)
 
 
 def _sequence_data(args):
@@ -25,7 +32,11 @@ def _sequence_data(args):
         path = args.data_root or config.SHREC_TRAIN_NPZ
         return data, {"shrec": True, "path": path, "name": "shrec17", "n_classes": n_classes}
     loaded = read_sequences(
-        args.data, format=args.format, quarantine_dir=args.quarantine_dir, split=args.split
+        args.data,
+        format=args.format,
+        quarantine_dir=args.quarantine_dir,
+        split=args.split,
+        hand=args.hand,
     )
     for note in loaded.notes:
         print(f"  read as: {note}")
@@ -201,9 +212,11 @@ def add_parsers(commands) -> None:
     p.add_argument(
         "--data",
         help="any sequence dataset: an imported one's name, a per-frame CSV, ROOT/<action>/"
-        "<sequence>/<frame>.npy, an .npz bundle, a clip folder ROOT/<label>/*.mp4",
+        "<sequence>/<frame>.npy, an .npz bundle, a clip folder ROOT/<label>/*.mp4, a long "
+        "landmark table or a folder of them with train.csv (the Kaggle ISLR layout)",
     )
     p.add_argument("--format", help="--data's sequence format, when detection is not enough")
+    hand_option(p)
     p.add_argument("--quarantine-dir", default=str(config.QUARANTINE_DIR))
     p.add_argument("--split", default="train", help="which <split>_gestures.txt to train on")
     p.add_argument(

@@ -132,3 +132,12 @@ def no_size(hands) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         span = np.linalg.norm(hands[:, MIDDLE_MCP, :2] - hands[:, WRIST, :2], axis=1)
     return np.isfinite(span) & (span < MIN_HAND_SPAN)
+
+
+def mirror_hand(landmarks, width: float = 1.0) -> np.ndarray:
+    """A left hand as the right hand it mirrors (x -> width - x: 1 for image-normalised
+    coordinates, the image width for pixels), so that one model serves both hands. Any array
+    whose last axis is (x, y, z) or (x, y); the dtype is kept."""
+    mirrored = np.array(landmarks, copy=True)
+    mirrored[..., 0] = width - mirrored[..., 0]
+    return mirrored

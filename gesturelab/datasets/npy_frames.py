@@ -9,8 +9,9 @@ sequence, one ``.npy`` file per frame (``0.npy``, ``1.npy``, ...). A frame is on
 - 1662 values: MediaPipe Holistic, pose (33 × 4), face (468 × 3), left hand, right hand.
 
 The tutorial writes zeros for a hand MediaPipe did not find, so an all-zero hand block is a
-missing hand. When a file has both hands, each sequence uses the one present in more of its
-frames (the right hand on a tie): one hand all through, never a switch mid-gesture. Any other
+missing hand. When a file has both hands, ``hand`` chooses (``config.HAND_CHOICES``; by default
+the one present in more of the sequence's frames, the right on a tie), one hand all through,
+never a switch mid-gesture, and a left hand is mirrored into the right hand's frame. Any other
 length is refused with the lengths understood. The tutorial records no subjects; an optional
 ``ROOT/subjects.csv`` (columns action, sequence, subject) names them, and then validation keeps
 subjects apart.
@@ -25,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gesturelab import config
 from gesturelab.datasets.landmarks import MAX_ABS_COORDINATE
 from gesturelab.datasets.loading import READ_ERRORS, _open_text, file_fingerprint, read_error
-from gesturelab.datasets.seq_common import SequenceCollector, hand_block, span_problem
+from gesturelab.datasets.seq_common import SequenceCollector, choose_hand, hand_block, span_problem
 from gesturelab.errors import LandmarkDataError
 
 HAND = 63
@@ -112,7 +114,16 @@ def _subjects(root: Path) -> dict[tuple[str, str], str]:
     return subjects
 
 
-def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=None, **_):
+def read(
+    path,
+    *,
+    classes=None,
+    quarantine_dir=None,
+    verbose=True,
+    frame_rate=None,
+    hand: str = config.DEFAULT_HAND,
+    **_,
+):
     root = Path(path)
     subjects = _subjects(root)
     collector = SequenceCollector(root, "npy-frames", classes)
@@ -195,24 +206,28 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
                     continue
                 lengths_seen[len(vector)] = lengths_seen.get(len(vector), 0) + 1
                 vectors.append(vector)
-            sequence, hand = _hand_sequence(vectors)
-            if hand:
-                chosen[hand] += 1
-            collector.add(
-                sequence,
-                action,
-                source=folder,
-                sequence_id=f"{action}/{folder.name}",
-                subject=subjects.get((action, folder.name)) if subjects else None,
-            )
+            sequence, side = _hand_sequence(vectors, hand)
+            if (
+                collector.add(
+                    sequence,
+                    action,
+                    source=folder,
+                    sequence_id=f"{action}/{folder.name}",
+                    subject=subjects.get((action, folder.name)) if subjects else None,
+                    hand=side,
+                )
+                and side
+            ):
+                chosen[side] += 1
     notes = [
         "frames of "
         + ", ".join(f"{n} values ({LAYOUT_NAMES[n]}) ×{k}" for n, k in sorted(lengths_seen.items()))
     ]
-    if chosen["left"]:
+    both = chosen["left"] + chosen["right"] > 0
+    if both:
         notes.append(
-            f"both hands in the vectors: the left hand used in {chosen['left']} "
-            f"sequences, the right in {chosen['right']} (the one in more frames)"
+            f"both hands in the vectors, --hand {hand}: the right hand in {chosen['right']} "
+            f"sequences, the left (mirrored) in {chosen['left']}"
         )
     notes.append(
         f"subjects from {SUBJECTS_FILE}"
@@ -225,11 +240,13 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         notes=notes,
         quarantine_dir=quarantine_dir,
         verbose=verbose,
+        hand=hand if both else None,
     )
 
 
-def _hand_sequence(vectors) -> tuple[np.ndarray, str | None]:
-    """(frames, 21, 3) of the hand present in more frames; which hand ('left'/'right')."""
+def _hand_sequence(vectors, hand: str = config.DEFAULT_HAND):
+    """(frames, 21, 3) of the hand ``hand`` chooses (``choose_hand``: a left hand mirrored) and
+    which it was; for one-hand vectors (63 values) the hand as recorded and None."""
     if not vectors:
         return np.zeros((0, 21, 3), np.float32), None
     length = next((len(v) for v in vectors if v is not None), HAND)
@@ -237,18 +254,17 @@ def _hand_sequence(vectors) -> tuple[np.ndarray, str | None]:
     nan = np.full((21, 3), np.nan, np.float32)
 
     def blocks(at):
-        return [
-            nan if v is None or len(v) != length else hand_block(v[at : at + HAND]) for v in vectors
-        ]
+        return np.stack(
+            [
+                nan if v is None or len(v) != length else hand_block(v[at : at + HAND])
+                for v in vectors
+            ]
+        )
 
-    right = blocks(right_at)
     if left_at is None:
-        return np.stack(right), None
-    left = blocks(left_at)
-    present = [sum(np.isfinite(b).all() for b in hand) for hand in (left, right)]
-    if present[0] > present[1]:
-        return np.stack(left), "left"
-    return np.stack(right), "right"
+        return blocks(right_at), None
+    sequence, side = choose_hand(blocks(left_at), blocks(right_at), hand)
+    return sequence, side
 
 
 def file_fingerprint_tree(root: Path) -> str:

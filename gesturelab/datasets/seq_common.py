@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import MAX_ABS_COORDINATE, N_COORDS, N_LANDMARKS
+from gesturelab.datasets.landmarks import MAX_ABS_COORDINATE, N_COORDS, N_LANDMARKS, mirror_hand
 from gesturelab.datasets.loading import quarantine_file
 from gesturelab.datasets.sequences import MIN_SEQUENCE_FRAMES, SequenceSet, frame_mask
 from gesturelab.errors import path_text
@@ -95,6 +95,7 @@ class SequenceCollector:
         self.path, self.format = Path(path), format
         self.wanted = list(classes) if classes is not None else None
         self.sequences, self.labels, self.subjects, self.sources = [], [], [], []
+        self.hands: list[str | None] = []
         self.problems: list[dict] = []
         self.seen = 0
 
@@ -117,8 +118,11 @@ class SequenceCollector:
         self.seen += 1
         self.problem(source, reason, sequence, None, line, kind="sequence")
 
-    def add(self, sequence, label, *, source, sequence_id=None, subject=None, line=None) -> bool:
-        """Keep ``sequence`` ((frames, 21, 3), NaN where no hand) unless a check sets it aside."""
+    def add(
+        self, sequence, label, *, source, sequence_id=None, subject=None, line=None, hand=None
+    ) -> bool:
+        """Keep ``sequence`` ((frames, 21, 3), NaN where no hand) unless a check sets it aside.
+        hand: which hand it was ("left", mirrored by ``choose_hand``, or "right"), if known."""
         self.seen += 1
         with np.errstate(over="ignore"):  # 1e308 becomes inf, and is listed below
             sequence = np.asarray(sequence, dtype=np.float32)
@@ -153,6 +157,7 @@ class SequenceCollector:
         self.labels.append(label)
         self.subjects.append(subject)
         self.sources.append(path_text(source))
+        self.hands.append(hand)
         return True
 
     def mask_corrupt_frames(self, sequence, source, sequence_id, nan_too: bool = False):
@@ -188,7 +193,10 @@ class SequenceCollector:
         quarantine_dir=config.QUARANTINE_DIR,
         verbose: bool = True,
         meta: dict | None = None,
+        hand: str | None = None,
     ) -> LoadedSequences:
+        """hand: the reader's hand choice (``config.HAND_CHOICES``) when the files had a
+        handedness to choose by; None when they hold one hand as recorded."""
         from gesturelab.errors import LandmarkDataError
 
         rejected = pd.DataFrame(self.problems, columns=list(QUARANTINE_COLUMNS))
@@ -229,9 +237,14 @@ class SequenceCollector:
             labels=np.asarray([index[label] for label in self.labels], dtype=np.int64),
             subjects=groups,
             classes=classes,
-            meta={"source": np.asarray(self.sources, dtype=str), **(meta or {})},
+            meta={
+                "source": np.asarray(self.sources, dtype=str),
+                **({"hand": np.asarray(self.hands, dtype=str)} if hand else {}),
+                **(meta or {}),
+            },
             frame_rate=frame_rate,
             source=str(self.path),
+            hand=hand,
         )
         kinds = rejected["kind"].value_counts() if len(rejected) else pd.Series(dtype=int)
         counts = {
@@ -268,3 +281,27 @@ def hand_block(values: np.ndarray) -> np.ndarray:
     if not np.any(block):
         return np.full((N_LANDMARKS, N_COORDS), np.nan, dtype=np.float32)
     return block
+
+
+def choose_hand(left, right, hand: str = config.DEFAULT_HAND) -> tuple[np.ndarray | None, str]:
+    """One sequence's hand from its left and right hands ((frames, 21, 3) with NaN frames, or
+    None where the file has no such hand), and which it was ("left"/"right"); None for the
+    sequence when the chosen hand is in none of its frames.
+
+    "right"/"left" take that hand; "dominant" the one present in more frames (the right on a
+    tie, so that a file with one hand gives that hand). A left hand comes back mirrored into
+    the right hand's frame (``mirror_hand``): left-handed people reach the model as
+    right-handed people do, and the predictor mirrors a left hand the same way.
+    """
+    if hand not in config.HAND_CHOICES:
+        raise ValueError(f"hand must be one of {', '.join(config.HAND_CHOICES)}, not {hand!r}")
+
+    def present(frames) -> int:
+        return 0 if frames is None else int(frame_mask(frames).sum())
+
+    if hand == "dominant":
+        hand = "left" if present(left) > present(right) else "right"
+    chosen = left if hand == "left" else right
+    if present(chosen) == 0:  # not in the file, or never found (a file of NaN rows)
+        return None, hand
+    return (mirror_hand(chosen) if hand == "left" else chosen), hand

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gesturelab import config
 from gesturelab.datasets.landmarks import N_COORDS, N_LANDMARKS
 from gesturelab.datasets.loading import file_fingerprint
 from gesturelab.datasets.seq_common import SequenceCollector
@@ -131,6 +132,7 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         _, names = _get(archive, path, ("classes", "class_names"), required=False)
         _, sources = _get(archive, path, ("sources",), required=False)
         _, frame_rate_stored = _get(archive, path, ("frame_rate",), required=False)
+        _, hand_stored = _get(archive, path, ("hand",), required=False)
         unused = sorted(
             set(archive.files)
             - {
@@ -146,6 +148,7 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
                 "class_names",
                 "sources",
                 "frame_rate",
+                "hand",
             }
         )
     if frame_rate is None and frame_rate_stored is not None:
@@ -236,10 +239,19 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
     ]
     if unused:
         notes.append(f"arrays not used: {', '.join(unused)}")
+    # the hand choice of the reader that made this bundle (left hands already mirrored)
+    hand = _text(hand_stored) if hand_stored is not None else None
+    if hand is not None and hand not in config.HAND_CHOICES:
+        raise LandmarkDataError(
+            path, f"'hand' is {hand!r}, not one of {', '.join(config.HAND_CHOICES)}"
+        )
+    if hand:
+        notes.append(f"hands chosen when it was made: {hand} (left hands mirrored)")
     return collector.finish(
         file_fingerprint(path),
         frame_rate=frame_rate,
         notes=notes,
         quarantine_dir=quarantine_dir,
         verbose=verbose,
+        hand=hand,
     )

@@ -75,3 +75,61 @@ def write_npz(data: SequenceSet, path) -> Path:
 def _mkdir(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def write_long_table(
+    data: SequenceSet, root, suffix: str = ".parquet", left_handed=(), pose: bool = False
+) -> Path:
+    """The Kaggle ISLR layout: ``ROOT/train.csv`` (path, participant_id, sequence_id, sign) and
+    ``ROOT/train_landmark_files/<subject>/<i><suffix>``, one row per landmark per frame
+    (``frame, row_id, type, landmark_index, x, y, z``) with both hands' rows in every frame, NaN
+    for the hand that is not there. Sequences whose index is in ``left_handed`` are written as
+    the left hand (mirrored, so that a reader's mirroring gives the sequence back); with
+    ``pose``, 33 pose rows a frame of random numbers that no hand reader may use."""
+    import pandas as pd
+
+    from gesturelab.datasets.landmarks import mirror_hand
+
+    root = Path(root)
+    rng = np.random.default_rng(config.SEQUENCE_SEED)
+    manifest = []
+    for i, sequence in enumerate(data.sequences):
+        hand = np.where(frame_mask(sequence)[:, None, None], sequence, np.nan)
+        side = "left_hand" if i in set(left_handed) else "right_hand"
+        blocks = {side: mirror_hand(hand) if side == "left_hand" else hand}
+        blocks["right_hand" if side == "left_hand" else "left_hand"] = np.full_like(hand, np.nan)
+        if pose:
+            blocks["pose"] = rng.random((len(hand), 33, 3))
+        rows = []
+        for name in sorted(blocks):
+            values = blocks[name]
+            frames, points = np.meshgrid(
+                np.arange(len(values)), np.arange(values.shape[1]), indexing="ij"
+            )
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "frame": frames.reshape(-1),
+                        "type": name,
+                        "landmark_index": points.reshape(-1),
+                        "x": values[..., 0].reshape(-1),
+                        "y": values[..., 1].reshape(-1),
+                        "z": values[..., 2].reshape(-1),
+                    }
+                )
+            )
+        table = pd.concat(rows).sort_values(["frame", "type", "landmark_index"], kind="stable")
+        table.insert(1, "row_id", [f"{f}-{t}-{k}" for f, t, k in zip(
+            table["frame"], table["type"], table["landmark_index"], strict=True)])  # fmt: skip
+        relative = Path("train_landmark_files") / str(data.subjects[i]) / f"{i}{suffix}"
+        file = _mkdir((root / relative).parent) / relative.name
+        if suffix == ".parquet":
+            table.to_parquet(file, index=False)
+        else:
+            table.to_csv(file, index=False)
+        manifest.append((relative.as_posix(), data.subjects[i], i, data.label_names[i]))
+    with open(_mkdir(root) / "train.csv", "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["path", "participant_id", "sequence_id", "sign"])
+        out.writerows(manifest)
+    return root

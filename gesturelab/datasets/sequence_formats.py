@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.datasets import clip_folder, npy_frames, seq_csv, seq_npz
+from gesturelab.datasets import clip_folder, long_table, npy_frames, seq_csv, seq_npz
 from gesturelab.datasets.labels import class_list
 from gesturelab.datasets.seq_common import QUARANTINE_COLUMNS, LoadedSequences
 from gesturelab.datasets.sequences import frame_mask
@@ -34,6 +34,8 @@ class SequenceFormat:
     description: str
     sniff: Callable[[Path], bool]
     read: Callable[..., LoadedSequences]
+    # The files name each hand (left/right), so --hand can choose: see seq_common.choose_hand.
+    handed: bool = False
 
 
 def _shrec_sniff(path: Path) -> bool:
@@ -94,12 +96,22 @@ SEQUENCE_FORMATS: dict[str, SequenceFormat] = {
             "ROOT/<action>/<sequence>/<frame>.npy, 63/126/258/1662 values a frame",
             npy_frames.sniff,
             npy_frames.read,
+            handed=True,
         ),
         SequenceFormat(
             "sequence-npz",
             ".npz with sequences|X, labels|y, masks, lengths, subjects, classes",
             seq_npz.sniff,
             seq_npz.read,
+        ),
+        SequenceFormat(
+            "long-table",
+            "one row per landmark per frame (frame, type|hand, landmark_index, x, y[, z]) in "
+            "parquet or CSV: a folder with train.csv (path, participant_id, sign), label "
+            "folders, or one table with sequence and label columns",
+            long_table.sniff,
+            long_table.read,
+            handed=True,
         ),
         SequenceFormat(
             "sequence-csv",
@@ -109,6 +121,10 @@ SEQUENCE_FORMATS: dict[str, SequenceFormat] = {
         ),
     )
 }
+
+
+def _handed_formats() -> list[str]:
+    return [f.name for f in SEQUENCE_FORMATS.values() if f.handed]
 
 
 def imported_folder(spec, data_dir=None) -> Path | None:
@@ -147,12 +163,17 @@ def read_sequences(
     quarantine_dir=config.QUARANTINE_DIR,
     verbose: bool = True,
     data_dir=None,
+    hand: str | None = None,
+    hand_strict: bool = True,
     **options,
 ) -> LoadedSequences:
     """The sequences of any supported dataset (see the module docstring).
 
     classes: None (every label found, sorted), a label file or a list: the label set and its
     order; sequences of other labels are quarantined.
+    hand: which hand of files that hold both (``config.HAND_CHOICES``; None: the default,
+    ``config.DEFAULT_HAND``); refused for formats that hold one hand as recorded, unless
+    ``hand_strict`` is False (a model's own hand choice, applied where it can be).
     """
     folder = imported_folder(spec, data_dir)
     sheet = None
@@ -174,6 +195,21 @@ def read_sequences(
         if reader is None:
             understood = "; ".join(f"{f.name}: {f.description}" for f in SEQUENCE_FORMATS.values())
             raise LandmarkDataError(path, f"not a sequence dataset we can read ({understood})")
+    if hand is not None and hand not in config.HAND_CHOICES:
+        raise LandmarkDataError(
+            path, f"--hand {hand}: choose one of {', '.join(config.HAND_CHOICES)}"
+        )
+    if hand is not None and not reader.handed and not hand_strict:
+        hand = None
+    if hand is not None and not reader.handed:
+        made = f" (made with --hand {sheet['hand']})" if sheet and sheet.get("hand") else ""
+        raise LandmarkDataError(
+            path,
+            f"{reader.name} data holds one hand per sequence as recorded{made}; --hand chooses "
+            f"in formats that name both hands ({', '.join(_handed_formats())})",
+        )
+    if reader.handed:
+        options["hand"] = hand or config.DEFAULT_HAND
     loaded = reader.read(
         path, classes=class_list(classes), quarantine_dir=quarantine_dir, verbose=verbose, **options
     )
@@ -218,6 +254,7 @@ def describe_sequences(loaded: LoadedSequences) -> dict:
             "max": int(lengths.max()),
         },
         "frame_rate": data.frame_rate,
+        "hand": data.hand,
         "hand_coverage": {
             "mean": round(float(coverage.mean()), 4),
             "min": round(float(coverage.min()), 4),
@@ -293,6 +330,8 @@ def save_bundle(data, path, group_by: str = "subject") -> Path:
         )
     if data.frame_rate:
         arrays["frame_rate"] = np.float64(data.frame_rate)
+    if data.hand:
+        arrays["hand"] = np.asarray(data.hand)
     np.savez_compressed(path, **arrays)
     return path
 
@@ -354,6 +393,7 @@ def _write_sequences(loaded: LoadedSequences, name: str, folder: Path, command) 
                 "sequences_per_group",
                 "frames",
                 "frame_rate",
+                "hand",
                 "hand_coverage",
                 "read_as",
                 "problems",

@@ -32,6 +32,9 @@ class SequenceSet:
     source: str = ""
     # Other label sets of the same sequences: {n_classes: class names}, labels in meta.
     class_variants: dict = field(default_factory=dict)
+    # The reader's hand choice (config.HAND_CHOICES; left hands mirrored), or None: one hand
+    # as recorded. A model trained on it records it, and its predictor treats hands the same.
+    hand: str | None = None
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels)
@@ -64,6 +67,7 @@ class SequenceSet:
             frame_rate=self.frame_rate,
             source=self.source,
             class_variants=self.class_variants,
+            hand=self.hand,
         )
 
     def with_classes(self, n_classes: int) -> SequenceSet:

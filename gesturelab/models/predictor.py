@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gesturelab.datasets.landmarks import INPUT_SHAPE, LANDMARK_COLUMNS, N_LANDMARKS
+from gesturelab.datasets.landmarks import INPUT_SHAPE, LANDMARK_COLUMNS, N_LANDMARKS, mirror_hand
 from gesturelab.datasets.sequences import MIN_SEQUENCE_FRAMES
 from gesturelab.errors import LandmarkInputError, ModelLoadError
 from gesturelab.features.landmark_features import as_hands
@@ -292,6 +292,25 @@ class SequencePredictor(Predictor):
     @classmethod
     def from_loaded(cls, loaded, info: dict) -> SequencePredictor:
         return cls(loaded.model, loaded.metadata, info)
+
+    @property
+    def hand(self) -> str | None:
+        """The hand choice of the data it learnt (``config.HAND_CHOICES``), or None: one hand
+        as recorded, never mirrored."""
+        return self.metadata.get("hand")
+
+    def takes_hand(self, landmarks, handedness: str | None, width: float = 1.0):
+        """A hand of ``handedness`` ("Left"/"Right", MediaPipe's words) as this model learnt
+        hands: a left hand mirrored into the right hand's frame (x -> width - x; ``width`` the
+        image width for pixel coordinates) when its data's left hands were; None when the model
+        learnt only the other hand (``--hand right`` or ``left``)."""
+        side = str(handedness or "").strip().lower()
+        if self.hand is None or side not in ("left", "right"):
+            return np.asarray(landmarks, dtype=np.float64)
+        if self.hand in ("left", "right") and side != self.hand:
+            return None
+        landmarks = np.asarray(landmarks, dtype=np.float64)
+        return mirror_hand(landmarks, width) if side == "left" else landmarks
 
     def _sequence(self, sequence, image_size=None) -> np.ndarray:
         array = self._as_array(sequence, image_size)

@@ -100,10 +100,17 @@ class StreamingRecognizer:
         self._open: Segment | None = None
 
     # -- input -------------------------------------------------------------------------------
-    def push(self, frame) -> Segment | None:
-        """One frame (RGB image or landmarks, None = no hand); a new Segment or None."""
+    def push(self, frame, handedness: str | None = None) -> Segment | None:
+        """One frame (RGB image or landmarks, None = no hand); a new Segment or None.
+        handedness: "Left"/"Right" of pushed landmarks, for a model that learnt hands by side
+        (``SequencePredictor.takes_hand``); an image's hands are found and chosen here."""
         self.frame_index += 1
-        self._frames.append(self._landmarks(frame))
+        landmarks = self._landmarks(frame)
+        if handedness is not None and not (np.asarray(frame).ndim == 3):
+            landmarks = self.predictor.takes_hand(landmarks, handedness)
+            if landmarks is None:  # the hand this model did not learn
+                landmarks = np.full(INPUT_SHAPE, np.nan)
+        self._frames.append(landmarks)
         full = len(self._frames) == self.window
         if not full or (self.frame_index + 1 - self.window) % self.stride:
             return None
@@ -143,11 +150,21 @@ class StreamingRecognizer:
         if self._landmarker is None:
             from gesturelab.datasets.extraction import HandLandmarker
 
-            self._landmarker = HandLandmarker(static_image_mode=False, max_num_hands=1)
+            # a model that learnt hands by side looks at both hands and takes the one it knows
+            both = self.predictor.hand is not None
+            self._landmarker = HandLandmarker(
+                static_image_mode=False, max_num_hands=2 if both else 1
+            )
             self._own_landmarker = True
-        hands = self._landmarker.detect(rgb)
-        self.last_hand = hands[0] if hands else None
-        return hands[0]["landmarks"] if hands else np.full(INPUT_SHAPE, np.nan)
+        for hand in sorted(self._landmarker.detect(rgb), key=lambda h: -h["score"]):
+            landmarks = self.predictor.takes_hand(
+                hand["landmarks"], hand["handedness"], rgb.shape[1]
+            )
+            if landmarks is not None:
+                self.last_hand = hand
+                return landmarks
+        self.last_hand = None
+        return np.full(INPUT_SHAPE, np.nan)
 
     # -- scoring -----------------------------------------------------------------------------
     def _score(self) -> Segment | None:

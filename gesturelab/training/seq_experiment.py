@@ -166,6 +166,8 @@ def stream_metadata(data: SequenceSet, validated: ValidatedModel | None) -> dict
     out = {"median_frames": int(np.median(data.lengths))}
     if data.frame_rate:
         out["frame_rate"] = float(data.frame_rate)
+    if data.hand:
+        out["hand"] = data.hand  # the predictor and streaming choose and mirror hands the same
     threshold = stream_threshold(validated)
     if threshold is not None:
         out["stream_threshold"] = threshold

@@ -26,6 +26,8 @@ def data_digest(data: SequenceSet) -> str:
     """SHA-256 of what a fit sees: every sequence's values, the labels, subjects and classes."""
     digest = hashlib.sha256()
     digest.update(json.dumps([list(map(str, data.classes)), data.frame_rate]).encode())
+    if data.hand:  # only then, so that the keys of data without a hand choice stay as they were
+        digest.update(f"hand={data.hand}".encode())
     digest.update(np.ascontiguousarray(data.labels).tobytes())
     digest.update(np.asarray(data.subjects).astype(str).astype("U").tobytes())
     for sequence in data.sequences:

@@ -62,7 +62,12 @@ def evaluate_model_uri(
         from gesturelab.datasets.sequence_formats import read_sequences
 
         loaded = read_sequences(
-            data_spec, classes=list(predictor.classes), verbose=False, split=split
+            data_spec,
+            classes=list(predictor.classes),
+            verbose=False,
+            split=split,
+            hand=predictor.hand,
+            hand_strict=False,
         )
         data = loaded.data
         split = split if loaded.format == "shrec" else loaded.name
