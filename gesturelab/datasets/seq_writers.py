@@ -133,3 +133,51 @@ def write_long_table(
         out.writerow(["path", "participant_id", "sequence_id", "sign"])
         out.writerows(manifest)
     return root
+
+
+JSON_LAYOUTS = ("holistic", "hands", "tasks")
+
+
+def write_mediapipe_json(data: SequenceSet, root, layout: str = "holistic", left_handed=()) -> Path:
+    """``ROOT/<label>/<subject>/<i>.json``, one MediaPipe dump per sequence in ``layout``: the
+    JS Holistic API's frames, Python hands through ``MessageToDict``, or the Tasks API's
+    result. Sequences whose index is in ``left_handed`` are the left hand (mirrored)."""
+    import json
+
+    from gesturelab.datasets.landmarks import mirror_hand
+
+    if layout not in JSON_LAYOUTS:
+        raise ValueError(f"layout must be one of {JSON_LAYOUTS}")
+    root = Path(root)
+    names = data.label_names
+    for i, sequence in enumerate(data.sequences):
+        side = "Left" if i in set(left_handed) else "Right"
+        present = frame_mask(sequence)
+        hand = mirror_hand(sequence) if side == "Left" else sequence
+        frames = []
+        for frame, ok in zip(hand, present, strict=True):
+            points = [{"x": float(x), "y": float(y), "z": float(z)} for x, y, z in frame]
+            if layout == "holistic":
+                empty = {"leftHandLandmarks": None, "rightHandLandmarks": None}
+                frames.append({**empty, f"{side.lower()}HandLandmarks": points} if ok else empty)
+            elif layout == "hands":
+                frames.append(
+                    {
+                        "multi_hand_landmarks": [{"landmark": points}],
+                        "multi_handedness": [
+                            {"classification": [{"index": 0, "score": 0.97, "label": side}]}
+                        ],
+                    }
+                    if ok
+                    else {}
+                )
+            else:
+                frames.append(
+                    {
+                        "landmarks": [points] if ok else [],
+                        "handedness": [[{"categoryName": side, "score": 0.97}]] if ok else [],
+                    }
+                )
+        folder = _mkdir(root / names[i] / str(data.subjects[i]))
+        (folder / f"{i}.json").write_text(json.dumps(frames))
+    return root

@@ -18,7 +18,14 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.datasets import clip_folder, long_table, npy_frames, seq_csv, seq_npz
+from gesturelab.datasets import (
+    clip_folder,
+    landmark_json,
+    long_table,
+    npy_frames,
+    seq_csv,
+    seq_npz,
+)
 from gesturelab.datasets.labels import class_list
 from gesturelab.datasets.seq_common import QUARANTINE_COLUMNS, LoadedSequences
 from gesturelab.datasets.sequences import frame_mask
@@ -111,6 +118,15 @@ SEQUENCE_FORMATS: dict[str, SequenceFormat] = {
             "folders, or one table with sequence and label columns",
             long_table.sniff,
             long_table.read,
+            handed=True,
+        ),
+        SequenceFormat(
+            "mediapipe-json",
+            "MediaPipe results as JSON, a file per sequence: JS Holistic (leftHandLandmarks/"
+            "rightHandLandmarks), Python hands (multi_hand_landmarks + multi_handedness) or "
+            "the Tasks API (landmarks + handedness); ROOT/<label>/*.json or a manifest",
+            landmark_json.sniff,
+            landmark_json.read,
             handed=True,
         ),
         SequenceFormat(

@@ -1,7 +1,10 @@
-"""Long landmark tables (the Kaggle ISLR layout): the shipped real files, the same data as CSV,
-left-handed signers mirrored onto the right hand, and one-line refusals of bad input."""
+"""The files people record gestures in: long landmark tables (the Kaggle ISLR layout: the
+shipped real files, the same data as CSV) and MediaPipe JSON dumps; left-handed signers mirrored
+onto the right hand; one-line refusals of bad input."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -200,3 +203,36 @@ def test_mirroring_is_its_own_inverse_in_pixels_and_in_normalised_units():
     hand = np.random.default_rng(0).random((21, 3))
     np.testing.assert_allclose(mirror_hand(mirror_hand(hand)), hand)
     np.testing.assert_allclose(mirror_hand(hand * 640, 640)[:, 0], 640 - hand[:, 0] * 640)
+
+
+@pytest.mark.parametrize("layout", seq_writers.JSON_LAYOUTS)
+def test_mediapipe_json_dumps_read_back_the_sequences_with_either_hand(sample, tmp_path, layout):
+    lefts = range(0, len(sample), 2)
+    root = seq_writers.write_mediapipe_json(sample, tmp_path / layout, layout, left_handed=lefts)
+    loaded = read_sequences(root, quarantine_dir=None, verbose=False)
+    assert loaded.format == "mediapipe-json" and loaded.group_by == "subject"
+    assert loaded.counts["sequences_kept"] == len(sample)
+    assert loaded.data.meta["hand"].tolist().count("left") == len(lefts)
+    by_source = dict(zip(loaded.data.meta["source"], loaded.data.sequences, strict=True))
+    for i, original in enumerate(sample.sequences):
+        name = str(root / sample.label_names[i] / str(sample.subjects[i]) / f"{i}.json")
+        np.testing.assert_allclose(by_source[name], original, atol=1e-6, equal_nan=True)
+
+
+def test_json_without_landmarks_or_with_a_broken_hand_says_what_and_where(tmp_path, sample):
+    boxes = tmp_path / "annotations.json"
+    boxes.write_text('{"0a1b": {"bboxes": [[0.1, 0.2, 0.3, 0.4]], "labels": ["like"]}}')
+    with pytest.raises(LandmarkDataError, match="annotations.json: holds no hand landmarks"):
+        read_sequences(boxes, quarantine_dir=None, verbose=False)
+    (tmp_path / "broken.json").write_text('[{"leftHandLandmarks": [')
+    with pytest.raises(LandmarkDataError, match="broken.json, line 1: not valid JSON"):
+        read_sequences(tmp_path / "broken.json", quarantine_dir=None, verbose=False)
+    root = seq_writers.write_mediapipe_json(sample.subset([0]), tmp_path / "short", "holistic")
+    file = next(root.rglob("*.json"))
+    frames = json.loads(file.read_text())
+    frames[2]["rightHandLandmarks"] = frames[2]["rightHandLandmarks"][:20]
+    file.write_text(json.dumps(frames))
+    loaded = read_sequences(root, quarantine_dir=None, verbose=False)
+    assert loaded.counts["frame_problems"] == 1
+    problem = loaded.rejected.iloc[0]
+    assert problem["frame"] == 2 and "20 points where a hand has 21" in problem["reason"]
