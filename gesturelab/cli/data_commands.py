@@ -147,6 +147,29 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def cmd_record(args) -> int:
+    from pathlib import Path
+
+    from gesturelab.datasets.labels import class_list
+    from gesturelab.datasets.recording import record
+
+    gestures = class_list(args.gestures) if Path(args.gestures).is_file() else None
+    if gestures is None:
+        gestures = [g.strip() for g in args.gestures.split(",")]
+    record(
+        args.out,
+        gestures,
+        repetitions=args.repetitions,
+        seconds=args.seconds,
+        countdown=args.countdown,
+        subject=args.subject,
+        source=args.video if args.video else args.camera,
+        resume=args.resume,
+        preview=False if args.no_preview else None,
+    )
+    return 0
+
+
 def cmd_predict(args) -> int:
     from pathlib import Path
 
@@ -334,6 +357,24 @@ def add_parsers(commands) -> None:
     p.add_argument("--label-from-folder", action="store_true", help="data/<label>/*.jpg")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_extract)
+
+    p = commands.add_parser(
+        "record", help="record your own gestures from a camera (or a video) for train-seq"
+    )
+    p.add_argument(
+        "--gestures", required=True, help="gesture names, comma separated, or a label file"
+    )
+    p.add_argument("--out", required=True, help="the dataset folder (train-seq --data OUT)")
+    p.add_argument("--repetitions", type=positive(int), default=5, help="takes per gesture")
+    p.add_argument("--seconds", type=positive(float), default=2.0, help="length of a take")
+    p.add_argument("--countdown", type=float, default=3.0, help="seconds before each take")
+    p.add_argument("--subject", default="me", help="who records (kept apart in validation)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    source.add_argument("--video", help="a video file standing in for the camera")
+    p.add_argument("--resume", action="store_true", help="continue a stopped recording")
+    p.add_argument("--no-preview", action="store_true", help="no preview window")
+    p.set_defaults(func=cmd_record)
 
     p = commands.add_parser(
         "predict",

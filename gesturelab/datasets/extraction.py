@@ -20,7 +20,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from gesturelab.datasets.landmarks import INPUT_SHAPE, LABEL_COLUMN, LANDMARK_COLUMNS
+from gesturelab.datasets.landmarks import (
+    HAND_CONNECTIONS,
+    INPUT_SHAPE,
+    LABEL_COLUMN,
+    LANDMARK_COLUMNS,
+)
 from gesturelab.errors import MediaError, path_text
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -423,3 +428,56 @@ def extract_video(path, max_num_hands: int = 1, progress=True, **options) -> Vid
         size=size,
         frames_expected=count,
     )
+
+
+def camera_frames(index: int, max_seconds: float | None = None):
+    """(fps, iterator of (index, BGR frame)) from a webcam; stops after ``max_seconds``, on
+    Ctrl-C, or when the camera stops giving frames."""
+    import time
+
+    cv2 = _cv2()
+    capture = cv2.VideoCapture(int(index))
+    if not capture.isOpened():
+        capture.release()
+        raise MediaError(f"camera {index}", "cannot open the camera (none there, or in use)")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+
+    def frames():
+        start, count = time.monotonic(), 0
+        try:
+            while max_seconds is None or time.monotonic() - start < max_seconds:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                yield count, frame
+                count += 1
+        except KeyboardInterrupt:
+            return
+        finally:
+            capture.release()
+
+    return float(fps), frames()
+
+
+def draw_hand(frame, hand, text: str, colour=(40, 220, 40)):
+    """``frame`` (BGR) with ``hand``'s skeleton ((21, 2+) pixels, or None) and a caption bar."""
+    cv2 = _cv2()
+    if hand is not None:
+        points = hand[:, :2].astype(int)
+        for a, b in HAND_CONNECTIONS:
+            cv2.line(frame, tuple(points[a]), tuple(points[b]), colour, 2, cv2.LINE_AA)
+        for point in points:
+            cv2.circle(frame, tuple(point), 3, (255, 255, 255), -1, cv2.LINE_AA)
+    scale = max(frame.shape[1] / 900, 0.6)
+    cv2.rectangle(frame, (0, 0), (frame.shape[1], int(44 * scale)), (0, 0, 0), -1)
+    cv2.putText(
+        frame,
+        text,
+        (10, int(32 * scale)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        2,
+        cv2.LINE_AA,
+    )
+    return frame

@@ -13,13 +13,14 @@ from gesturelab import config
 from gesturelab.datasets.extraction import (
     VIDEO_SUFFIXES,
     HandLandmarker,
+    camera_frames,
+    draw_hand,
     extract_images,
     hand_rows,
     iter_video_frames,
     partial_video,
     video_properties,
 )
-from gesturelab.datasets.landmarks import HAND_CONNECTIONS
 from gesturelab.errors import MediaError, path_text
 from gesturelab.models.predictor import GesturePredictor
 
@@ -73,30 +74,6 @@ class LabelSmoother:
         self.gap = 0
         self.recent.append(probabilities)
         return np.mean(self.recent, axis=0)
-
-
-def draw_prediction(frame, hand, text: str, colour=(40, 220, 40)):
-    import cv2
-
-    if hand is not None:
-        points = hand[:, :2].astype(int)
-        for a, b in HAND_CONNECTIONS:
-            cv2.line(frame, tuple(points[a]), tuple(points[b]), colour, 2, cv2.LINE_AA)
-        for point in points:
-            cv2.circle(frame, tuple(point), 3, (255, 255, 255), -1, cv2.LINE_AA)
-    scale = max(frame.shape[1] / 900, 0.6)
-    cv2.rectangle(frame, (0, 0), (frame.shape[1], int(44 * scale)), (0, 0, 0), -1)
-    cv2.putText(
-        frame,
-        text,
-        (10, int(32 * scale)),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        scale,
-        (255, 255, 255),
-        2,
-        cv2.LINE_AA,
-    )
-    return frame
 
 
 def label_segments(table: pd.DataFrame) -> list[tuple[int, int, str]]:
@@ -171,7 +148,7 @@ def predict_video(
                     else "no hand"
                 )
                 hand = hands[0]["landmarks"] if hands else None
-                writer.write(draw_prediction(frame, hand, f"{index:4d}  {text}"))
+                writer.write(draw_hand(frame, hand, f"{index:4d}  {text}"))
     if writer is not None:
         writer.release()
     if not records:
@@ -193,36 +170,6 @@ def predict_video(
     if out_dir is not None:
         table.to_csv(out_dir / f"{path.stem}_frames.csv", index=False)
     return table
-
-
-def camera_frames(index: int, max_seconds: float | None = None):
-    """(fps, iterator of (index, BGR frame)) from a webcam; stops after ``max_seconds``, on
-    Ctrl-C, or when the camera stops giving frames."""
-    import time
-
-    import cv2
-
-    capture = cv2.VideoCapture(int(index))
-    if not capture.isOpened():
-        capture.release()
-        raise MediaError(f"camera {index}", "cannot open the camera (none there, or in use)")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-
-    def frames():
-        start, count = time.monotonic(), 0
-        try:
-            while max_seconds is None or time.monotonic() - start < max_seconds:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                yield count, frame
-                count += 1
-        except KeyboardInterrupt:
-            return
-        finally:
-            capture.release()
-
-    return float(fps), frames()
 
 
 def stream_video(
@@ -289,7 +236,7 @@ def stream_video(
             text = f"{current.label} {current.confidence:.2f}" if current else NO_GESTURE
             hand = getattr(recognizer, "last_hand", None)
             hand = hand["landmarks"] if hand else None
-            writer.write(draw_prediction(frame, hand, f"{index / fps:6.2f}s  {text}"))
+            writer.write(draw_hand(frame, hand, f"{index / fps:6.2f}s  {text}"))
     if writer is not None:
         writer.release()
     if decoded == 0:
