@@ -187,6 +187,15 @@ def test_a_manifest_naming_missing_files_counts_them(tmp_path, sample):
     listed = loaded.rejected[loaded.rejected["kind"] == "file"]
     assert listed["reason"].str.contains("named in train.csv .* but not found").all()
     assert any("not in the folder" in note for note in loaded.notes)
+    # a damaged file of many sets its sequence aside, with the reason and line
+    damaged = root / manifest["path"].iloc[2]
+    table = pd.read_parquet(damaged)
+    table.loc[5, "landmark_index"] = 40
+    table.to_parquet(damaged)
+    loaded = read_sequences(root, quarantine_dir=None, verbose=False)
+    assert len(loaded.data) == len(sample) - 3
+    aside = loaded.rejected[loaded.rejected["kind"] == "sequence"].iloc[0]
+    assert "landmark index 40 outside 0..20" in aside["reason"] and aside["line"] == 7
     for path in manifest["path"].iloc[2:]:
         (root / path).unlink()
     with pytest.raises(LandmarkDataError, match="partial: none of the 12 files named in train"):
@@ -236,3 +245,48 @@ def test_json_without_landmarks_or_with_a_broken_hand_says_what_and_where(tmp_pa
     assert loaded.counts["frame_problems"] == 1
     problem = loaded.rejected.iloc[0]
     assert problem["frame"] == 2 and "20 points where a hand has 21" in problem["reason"]
+
+
+def test_long_csvs_as_people_write_them_read_the_same(sample, tmp_path):
+    """Landmark names instead of numbers, a `hand` column of Left/Right beside `type` = hand,
+    milliseconds instead of frame numbers, semicolons, two sequences in one file."""
+    from gesturelab.datasets.landmarks import LANDMARK_NAMES
+
+    rows = []
+    for i in (0, 1):
+        sequence = sample.sequences[i]
+        side = "Left" if i == 1 else "Right"
+        hand = mirror_hand(sequence) if side == "Left" else sequence
+        for f, frame in enumerate(hand):
+            for k, (x, y, z) in enumerate(frame):
+                rows.append(
+                    {"clip": f"take{i}", "gesture": sample.label_names[i],
+                     "timestamp": 1000 + 33.4 * f, "type": "hand", "hand": side,
+                     "landmark": LANDMARK_NAMES[k].upper(), "x": x, "y": y, "z": z}
+                )  # fmt: skip
+    path = tmp_path / "webcam_log.csv"
+    pd.DataFrame(rows).sample(frac=1.0, random_state=0).to_csv(path, sep=";", index=False)
+    loaded = read_sequences(path, quarantine_dir=None, verbose=False)
+    assert loaded.format == "long-table"
+    assert any("distinct values of 'timestamp'" in note for note in loaded.notes)
+    assert loaded.data.meta["hand"].tolist() == ["right", "left"]
+    for read, original in zip(loaded.data.sequences, sample.sequences[:2], strict=True):
+        np.testing.assert_allclose(read, original, atol=1e-6, equal_nan=True)
+
+
+def test_json_lines_and_frames_keyed_by_number_read_the_same(sample, tmp_path):
+    root = seq_writers.write_mediapipe_json(sample.subset([0]), tmp_path / "json", "hands")
+    file = next(root.rglob("*.json"))
+    frames = json.loads(file.read_text())
+    lines = tmp_path / "lines" / "grab" / "take.jsonl"  # a label folder names the label
+    lines.parent.mkdir(parents=True)
+    lines.write_text("\n".join(json.dumps(f) for f in frames) + "\n")
+    keyed = tmp_path / "keyed.json"
+    keyed.write_text(
+        json.dumps({"label": "grab", "frames": {str(i): f for i, f in enumerate(frames)}})
+    )
+    expected = sample.sequences[0]
+    for path in (lines.parent.parent, keyed):
+        loaded = read_sequences(path, classes=None, quarantine_dir=None, verbose=False)
+        np.testing.assert_allclose(loaded.data.sequences[0], expected, atol=1e-6, equal_nan=True)
+    assert read_sequences(keyed, quarantine_dir=None, verbose=False).classes == ["grab"]

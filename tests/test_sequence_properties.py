@@ -50,6 +50,8 @@ def written(tmp_path_factory):
         "npy": seq_writers.write_npy_frames(small, root / "MP_Data"),
         "npz": seq_writers.write_npz(small, root / "bundle.npz"),
         "csv": seq_writers.write_sequence_csv(small, root / "frames.csv"),
+        "long": seq_writers.write_long_table(small, root / "long", suffix=".csv", left_handed=[1]),
+        "json": seq_writers.write_mediapipe_json(small, root / "json", "holistic", left_handed=[1]),
     }
 
 
@@ -212,3 +214,80 @@ def test_per_frame_csvs_damaged_are_read_with_every_problem_listed_or_refused(wr
         path = Path(folder) / "frames.csv"
         path.write_bytes(raw)
         _read(path, Path(folder) / "q", "csv")
+
+
+def _damaged_lines(data, lines: list[str]) -> list[str]:
+    for _ in range(data.draw(st.integers(1, 6))):
+        row = data.draw(st.integers(1, len(lines) - 1))
+        cells = lines[row].split(",")
+        kind = data.draw(st.sampled_from(["cell", "short", "delete", "duplicate"]))
+        if kind == "cell":
+            cells[data.draw(st.integers(0, len(cells) - 1))] = data.draw(CELLS)
+            lines[row] = ",".join(cells)
+        elif kind == "short":
+            lines[row] = ",".join(cells[:-1])
+        elif kind == "delete" and len(lines) > 2:
+            lines.pop(row)
+        else:
+            lines.insert(row, lines[row])
+    return lines
+
+
+@PROPERTY
+@given(data=st.data())
+def test_long_tables_damaged_are_read_with_every_problem_listed_or_refused(written, data):
+    """The Kaggle layout as CSV: cells, rows and manifest lines damaged, files deleted."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "long"
+        shutil.copytree(written["long"], root)
+        files = sorted(root.rglob("*.csv"))
+        for _ in range(data.draw(st.integers(1, 3))):
+            file = data.draw(st.sampled_from(files))
+            if not file.exists():
+                continue
+            if data.draw(st.integers(0, 6)) == 0 and file.name != "train.csv":
+                file.unlink()
+                event("long: a file deleted")
+                continue
+            lines = file.read_text().splitlines()
+            file.write_text("\n".join(_damaged_lines(data, lines)) + "\n")
+        _read(root, Path(folder) / "q", "long")
+
+
+JSON_VALUES = st.sampled_from(
+    [None, [], {}, "x", 1e308, float("nan"), [[0.1, 0.2]], [{"x": "a", "y": 1}], 0]
+)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_json_dumps_damaged_are_read_with_every_problem_listed_or_refused(written, data):
+    """MediaPipe JSON: hands replaced by nonsense, points removed, frames dropped, bytes cut."""
+    import json
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "json"
+        shutil.copytree(written["json"], root)
+        file = data.draw(st.sampled_from(sorted(root.rglob("*.json"))))
+        frames = json.loads(file.read_text())
+        for _ in range(data.draw(st.integers(1, 4))):
+            kind = data.draw(st.sampled_from(["hand", "point", "drop", "frame"]))
+            at = data.draw(st.integers(0, len(frames) - 1)) if frames else None
+            if at is None:
+                break
+            hand = data.draw(st.sampled_from(["leftHandLandmarks", "rightHandLandmarks"]))
+            if kind == "hand" and isinstance(frames[at], dict):
+                frames[at][hand] = data.draw(JSON_VALUES)
+            elif kind == "point" and isinstance(frames[at], dict) and frames[at].get(hand):
+                points = frames[at][hand]
+                if isinstance(points, list) and points:
+                    points[data.draw(st.integers(0, len(points) - 1))] = data.draw(JSON_VALUES)
+            elif kind == "drop":
+                frames.pop(at)
+            else:
+                frames[at] = data.draw(JSON_VALUES)
+        text = json.dumps(frames)
+        if data.draw(st.integers(0, 5)) == 0:
+            text = text[: data.draw(st.integers(0, len(text)))]
+        file.write_text(text)
+        _read(root, Path(folder) / "q", "json")

@@ -35,7 +35,7 @@ from gesturelab.datasets.long_table import _manifest, read_manifest
 from gesturelab.datasets.seq_common import SequenceCollector, choose_hand
 from gesturelab.errors import LandmarkDataError
 
-SUFFIX = ".json"
+SUFFIXES = (".json", ".jsonl")
 LABEL_KEYS = ("label", "sign", "gesture", "class")
 SUBJECT_KEYS = ("subject", "participant", "participant_id", "signer", "user", "user_id")
 LAYOUTS = (
@@ -124,9 +124,26 @@ def frame_hands(frame: dict, where: str) -> tuple[np.ndarray | None, np.ndarray 
 
 
 def _document(path: Path):
+    """The file's JSON; JSON Lines (a frame per line, as a capture loop appends them) as the
+    list of its lines."""
     try:
         with open(path, encoding="utf-8-sig") as handle:
-            return json.load(handle)
+            text = handle.read()
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            lines = [line for line in text.splitlines() if line.strip()]
+            if len(lines) < 2:
+                raise
+            frames = []
+            for number, line in enumerate(lines, start=1):
+                try:
+                    frames.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise LandmarkDataError(
+                        path, f"not valid JSON nor JSON Lines ({exc.msg})", line=number
+                    ) from None
+            return frames
     except UnicodeDecodeError as exc:
         raise LandmarkDataError(path, f"not a UTF-8 text file ({exc.reason})") from None
     except json.JSONDecodeError as exc:
@@ -142,7 +159,11 @@ def _frames(doc, path: Path) -> tuple[list, str | None, str | None]:
     frames = doc
     if isinstance(doc, dict):
         label, subject = _get(doc, *LABEL_KEYS), _get(doc, *SUBJECT_KEYS)
-        frames = _get(doc, "frames") if _get(doc, "frames") is not None else [doc]
+        inner = _get(doc, "frames")
+        if inner is None:  # one frame, or frames keyed by number: {"0": frame, ...}
+            frames = [doc] if is_landmark_frame(doc) else _numbered(doc)
+        else:
+            frames = _numbered(inner) if isinstance(inner, dict) else inner
     if isinstance(frames, list) and any(is_landmark_frame(f) for f in frames[:50]):
         return frames, label, subject
     keys = sorted(doc)[:6] if isinstance(doc, dict) else []
@@ -153,10 +174,26 @@ def _frames(doc, path: Path) -> tuple[list, str | None, str | None]:
     )
 
 
+def _numbered(frames: dict) -> list:
+    """Frames keyed by their numbers, in order, a missing number a frame without a hand; [] when
+    the keys are not frame numbers."""
+    try:
+        numbered = {int(k): v for k, v in frames.items()}
+    except (TypeError, ValueError):
+        return []
+    if not numbered or min(numbered) < 0 or max(numbered) > 10 * len(numbered) + 10:
+        return []
+    return [numbered.get(i, {}) for i in range(min(numbered), max(numbered) + 1)]
+
+
 def _label_folders(root: Path) -> dict[str, list[Path]]:
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     return {
-        f.name: sorted(p for p in f.rglob(f"*{SUFFIX}") if not p.name.startswith("."))
+        f.name: sorted(
+            p
+            for p in f.rglob("*")
+            if p.suffix.lower() in SUFFIXES and p.is_file() and not p.name.startswith(".")
+        )
         for f in folders
     }
 
@@ -165,13 +202,13 @@ def sniff(path: Path) -> bool:
     """A .json file, or a folder of label folders or a manifest naming .json files: the reader
     says what is wrong with one that holds no landmarks."""
     if path.is_file():
-        return path.suffix.lower() == SUFFIX
+        return path.suffix.lower() in SUFFIXES
     if not path.is_dir():
         return False
     manifest = _manifest(path)
     if manifest is not None:
         rows = read_manifest(manifest)
-        return bool(rows) and rows[0].path.lower().endswith(SUFFIX)
+        return bool(rows) and rows[0].path.lower().endswith(SUFFIXES)
     return any(_label_folders(path).values())
 
 
@@ -211,10 +248,19 @@ def read(
         notes.append("labels from folder names")
     chosen = {"left": 0, "right": 0}
     for file, label, subject, sequence_id in units:
-        frames, doc_label, doc_subject = _frames(_document(file), file)
+        try:
+            frames, doc_label, doc_subject = _frames(_document(file), file)
+        except LandmarkDataError as exc:
+            if len(units) == 1:
+                raise
+            # one damaged file of many: its sequence is set aside with the reason
+            collector.set_aside(file, str(exc).removeprefix(f"{exc.path}: "), sequence_id, exc.line)
+            continue
         lefts, rights = [], []
         for number, frame in enumerate(frames):
             try:
+                if frame and not isinstance(frame, dict):
+                    raise ValueError(f"frame {number}: {type(frame).__name__}, not an object")
                 left, right = frame_hands(frame, f"frame {number}") if frame else (None, None)
             except ValueError as exc:
                 collector.problem(file, f"{exc} (frame masked)", sequence_id, number)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import N_LANDMARKS
+from gesturelab.datasets.landmarks import LANDMARK_NAMES, N_LANDMARKS
 from gesturelab.datasets.loading import READ_ERRORS, _delimiter, _open_text, file_fingerprint
 from gesturelab.datasets.seq_common import SequenceCollector, choose_hand, span_problem
 from gesturelab.errors import LandmarkDataError
@@ -44,6 +44,8 @@ TEXT = (".csv", ".tsv", ".txt", ".gz")
 # role -> the names a column of that role goes by (lower case, first match wins)
 LONG_COLUMNS = {
     "frame": ("frame", "frame_index", "frame_idx", "frame_id", "frame_number", "frame_no"),
+    # without a frame column, frames are the distinct times in order
+    "time": ("timestamp", "timestamp_ms", "time", "time_ms", "ts", "t"),
     "part": ("type", "hand", "part", "handedness", "landmark_type", "body_part"),
     "index": (
         "landmark_index",
@@ -98,7 +100,8 @@ def _header(path: Path) -> list[str] | None:
 def is_long_table(path: Path) -> bool:
     """A table with frame, landmark-index, x and y columns (wide files have x1..z21 instead)."""
     header = _header(path) if path.is_file() else None
-    return header is not None and {"frame", "index", "x", "y"} <= set(_roles(header))
+    roles = set(_roles(header)) if header is not None else set()
+    return {"index", "x", "y"} <= roles and bool(roles & {"frame", "time"})
 
 
 def _manifest(root: Path) -> Path | None:
@@ -162,6 +165,23 @@ def read_table(path) -> pd.DataFrame:
     except pd.errors.ParserError as exc:
         raise LandmarkDataError(path, f"not a well-formed CSV: {exc}") from None
     roles = _roles(table.columns)
+    parts = [c for c in table.columns if str(c).strip().lower() in LONG_COLUMNS["part"]]
+    if len(parts) > 1:  # e.g. type = "hand" beside hand = Left/Right: the one naming sides
+        sided = [c for c in parts if _sides(table[c]).notna().any()]
+        roles["part"] = (sided or parts)[0]
+    notes = []
+    if "frame" not in roles and "time" in roles:
+        times = pd.to_numeric(table[roles["time"]], errors="coerce")
+        if "sequence" in roles:  # each recording's own clock
+            times = times.groupby(table[roles["sequence"]].astype(str)).rank(method="dense")
+        else:
+            times = times.rank(method="dense")
+        table[roles["time"]] = times - 1
+        roles["frame"] = roles.pop("time")
+        notes.append(
+            f"no frame column: frames are the distinct values of {roles['frame']!r} in order"
+        )
+    roles.pop("time", None)
     missing = [r for r in ("frame", "index", "x", "y") if r not in roles]
     if missing:
         wanted = "; ".join(f"{r}: {' or '.join(LONG_COLUMNS[r][:4])}" for r in missing)
@@ -170,7 +190,27 @@ def read_table(path) -> pd.DataFrame:
             "not a long landmark table (one row per landmark per frame): no column for "
             f"{wanted} (columns: {', '.join(map(str, table.columns[1:12]))})",
         )
-    return table.rename(columns={v: k for k, v in roles.items()})
+    # only the columns a role names (another column could carry a role's name)
+    table = table[["_line", *roles.values()]].rename(columns={v: k for k, v in roles.items()})
+    table["index"] = _landmark_numbers(table["index"])
+    table.attrs["notes"] = notes
+    return table
+
+
+NAMES = {name.replace("_", ""): i for i, name in enumerate(LANDMARK_NAMES)}
+
+
+def _landmark_numbers(column: pd.Series) -> pd.Series:
+    """Landmark indices; MediaPipe's names (``WRIST``, ``thumb_cmc``,
+    ``HandLandmark.INDEX_FINGER_TIP``) become their numbers, for the files that write names."""
+    if pd.api.types.is_numeric_dtype(column):
+        return column
+    text = column.astype(str).str.strip()
+    if pd.to_numeric(text, errors="coerce").notna().mean() > 0.5:
+        return column
+    key = text.str.lower().str.rsplit(".", n=1).str[-1].str.replace(r"[\s_-]", "", regex=True)
+    named = key.map(NAMES)
+    return named.astype(object).where(named.notna(), column)
 
 
 class _TableHands:
@@ -214,11 +254,9 @@ class _TableHands:
         has_z = "z" in table.columns
         z = self._numbers("z") if has_z else pd.Series(0.0, index=table.index)
         if "part" in table.columns:
-            parts = table["part"].astype(str).str.strip().str.lower().str.replace(r"[ -]", "_")
-            side = pd.Series(None, index=table.index, dtype=object)
-            for name, values in SIDES.items():
-                side[parts.isin(values)] = name
+            side = _sides(table["part"])
             if side.isna().all():
+                parts = table["part"].astype(str).str.strip().str.lower()
                 seen = ", ".join(sorted(parts.unique())[:6])
                 raise LandmarkDataError(
                     self.path,
@@ -291,9 +329,19 @@ class _TableHands:
             keys = keys[~twice]
             values = np.full((n_frames, N_LANDMARKS, 3), np.nan, np.float32)
             block = np.column_stack([x[rows], y[rows], z[rows]])[~twice.to_numpy()]
-            values[keys["f"].to_numpy(), keys["i"].to_numpy()] = block
+            with np.errstate(over="ignore"):  # 1e308 becomes inf: the collector lists it
+                values[keys["f"].to_numpy(), keys["i"].to_numpy()] = block
             result[name] = values
         return result["left"], result["right"], first_frame
+
+
+def _sides(column: pd.Series) -> pd.Series:
+    """'left'/'right' for the rows of a hand, None for other parts (face, pose, ...)."""
+    parts = column.astype(str).str.strip().str.lower().str.replace(r"[ -]", "_", regex=True)
+    side = pd.Series(None, index=column.index, dtype=object)
+    for name, values in SIDES.items():
+        side[parts.isin(values)] = name
+    return side
 
 
 def read_parts(path) -> dict[str, np.ndarray]:
@@ -436,22 +484,18 @@ def read(
     chosen = {"left": 0, "right": 0}
     dims_seen: dict[int, Path] = {}
     for unit in units:
-        table = read_table(unit["file"])
-        if "sequence" in table.columns and unit["sequence"] is None:
-            groups = table.groupby(table["sequence"].astype(str), sort=False)
-        else:
-            groups = [(unit["sequence"] or unit["file"].stem, table)]
-        for sequence_id, rows in groups:
-            label = unit["label"]
-            subject = unit["subject"]
-            if label is None and "label" in rows.columns:
-                label = _single(rows, "label", unit["file"])
-            if subject is None and "subject" in rows.columns:
-                subject = _single(rows, "subject", unit["file"])
-            name = f"{unit['file'].name}:{sequence_id}" if len(units) == 1 else str(sequence_id)
-            reader = _TableHands(rows, unit["file"], collector, name)
-            left, right, _first = reader.hands()
-            dims_seen.setdefault(reader.dims, unit["file"])
+        try:
+            found = list(_unit_sequences(unit, collector, notes, single=len(units) == 1))
+        except LandmarkDataError as exc:
+            if len(units) == 1:
+                raise
+            # one damaged file of many: its sequence is set aside with the reason, not the dataset
+            collector.set_aside(
+                unit["file"], str(exc).removeprefix(f"{exc.path}: "), unit["sequence"], exc.line
+            )
+            continue
+        for name, label, subject, left, right, dims in found:
+            dims_seen.setdefault(dims, unit["file"])
             if len(dims_seen) > 1:
                 two, three = dims_seen.get(2), dims_seen.get(3)
                 raise LandmarkDataError(
@@ -490,6 +534,28 @@ def read(
         verbose=verbose,
         hand=hand,
     )
+
+
+def _unit_sequences(unit: dict, collector, notes: list, single: bool):
+    """(sequence id, label, subject, left, right, dims) of each sequence of one file."""
+    table = read_table(unit["file"])
+    for note in table.attrs.get("notes", []):
+        if note not in notes:
+            notes.append(note)
+    if "sequence" in table.columns and unit["sequence"] is None:
+        groups = table.groupby(table["sequence"].astype(str), sort=False)
+    else:
+        groups = [(unit["sequence"] or unit["file"].stem, table)]
+    for sequence_id, rows in groups:
+        label, subject = unit["label"], unit["subject"]
+        if label is None and "label" in rows.columns:
+            label = _single(rows, "label", unit["file"])
+        if subject is None and "subject" in rows.columns:
+            subject = _single(rows, "subject", unit["file"])
+        name = f"{unit['file'].name}:{sequence_id}" if single else str(sequence_id)
+        reader = _TableHands(rows, unit["file"], collector, name)
+        left, right, _first = reader.hands()
+        yield name, label, subject, left, right, reader.dims
 
 
 def _single(rows: pd.DataFrame, column: str, file: Path):
