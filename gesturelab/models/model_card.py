@@ -56,6 +56,12 @@ def build_card(name: str, version) -> dict:
             "resampling": f"each sequence resampled to {frames} frames over the frames with a "
             "hand (gesturelab.datasets.sequences.resample); all-zero frames are padding",
         }
+        if meta.get("hand"):
+            preprocessing["hand"] = (
+                f"--hand {meta['hand']}: a hand MediaPipe calls Left is mirrored into the "
+                "right hand's frame (x -> 1 - x)"
+                + ("" if meta["hand"] == "dominant" else f"; only {meta['hand']} hands are used")
+            )
         task = "dynamic gesture (sequence) classification"
         architecture = model.name
         parameters = int(model.count_params())
@@ -160,6 +166,8 @@ def to_markdown(card: dict) -> str:
         f"- **Input**: {card['input_shape']} raw landmarks. {card['coordinates']}.",
         f"- **Preprocessing** (inside the model): {card['preprocessing']['inside_the_model']}",
     ]
+    if card["preprocessing"].get("hand"):
+        lines.append(f"- **Which hand**: {card['preprocessing']['hand']}")
     data = card["training_data"]
     lines.append(
         f"- **Training data**: {data.get('file')} (SHA-256 {str(data.get('sha256'))[:16]}…)"
