@@ -129,3 +129,37 @@ def test_import_and_train_seq_on_a_clip_folder(clips, tmp_path, mlflow_store):
     assert "experiment: my-clips-sequence-models" in out.stdout
     assert "validation groups: source file (4)" in out.stdout
     assert "validation source files" in out.stdout
+
+
+def test_a_left_hand_clip_is_mirrored_onto_the_right_hand(loaded, clips, tmp_path):
+    """reach_1.mp4 flipped left to right shows a left hand: read with --hand dominant it is
+    mirrored back, close to the right hand of the clip itself (MediaPipe on a mirrored image
+    is close to, not exactly, the mirror of its landmarks); --hand right sets it aside."""
+    import cv2
+
+    from gesturelab.datasets.extraction import iter_video_frames, video_properties
+
+    first, _ = loaded
+    assert set(first.data.meta["hand"]) == {"right"}  # both videos show a right hand
+    source = clips / "reach" / "reach_1.mp4"
+    fps, _, size = video_properties(source)
+    flipped = tmp_path / "flipped" / "reach" / "reach_1_left.mp4"
+    flipped.parent.mkdir(parents=True)
+    writer = cv2.VideoWriter(str(flipped), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for _, frame in iter_video_frames(source):
+        writer.write(cv2.flip(frame, 1))
+    writer.release()
+    left = read_sequences(flipped.parent.parent, cache_dir=tmp_path / "c", verbose=False,
+                          progress=False, quarantine_dir=None)  # fmt: skip
+    assert left.data.meta["hand"].tolist() == ["left"]
+    right = first.data.sequences[
+        [s.endswith("reach_1.mp4") for s in first.data.meta["source"]].index(True)
+    ]
+    mirrored = left.data.sequences[0]
+    both = frame_mask(right) & frame_mask(mirrored)
+    assert both.mean() > 0.9
+    gap = np.abs(mirrored[both, :, :2] - right[both, :, :2]).mean()
+    assert gap < 0.02 * size[0], gap  # pixels; without the mirroring it is the hand's width
+    with pytest.raises(Exception, match="no right hand in the clip"):
+        read_sequences(flipped.parent.parent, cache_dir=tmp_path / "c", hand="right",
+                       verbose=False, progress=False, quarantine_dir=None)  # fmt: skip

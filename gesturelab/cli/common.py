@@ -95,9 +95,10 @@ def hand_option(p) -> None:
     p.add_argument(
         "--hand",
         choices=config.HAND_CHOICES,
-        help="sequences whose files name both hands (long tables, JSON dumps, .npy vectors of "
-        f"two hands): which one each sequence uses (default {config.DEFAULT_HAND}: the one "
-        "present in more frames); a left hand is mirrored into the right hand's frame",
+        help="sequences whose files name the hands (long tables, JSON dumps, .npy vectors of "
+        f"two hands, clip folders): which one each sequence uses (default "
+        f"{config.DEFAULT_HAND}: the one present in more frames); a left hand is mirrored into "
+        "the right hand's frame",
     )
 
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from gesturelab import config
 from gesturelab.datasets.loading import file_fingerprint
-from gesturelab.datasets.seq_common import SequenceCollector
+from gesturelab.datasets.seq_common import SequenceCollector, choose_hand
 from gesturelab.errors import MediaError
 
 CLIP_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -30,6 +30,8 @@ SETTINGS = {
     "model_complexity": 1,
     "mirrored_input": False,
 }
+# What a cache entry holds: bumped when it changes, so that old entries are not read.
+CACHE_LAYOUT = "sequence+handedness+width"
 
 
 def class_clips(root: Path) -> dict[str, list[Path]]:
@@ -51,14 +53,18 @@ def sniff(path: Path) -> bool:
 def _cache_file(cache_dir: Path, clip: Path) -> Path:
     from importlib.metadata import version
 
-    settings = json.dumps({**SETTINGS, "mediapipe": version("mediapipe")}, sort_keys=True)
+    settings = json.dumps(
+        {**SETTINGS, "mediapipe": version("mediapipe"), "stored": CACHE_LAYOUT}, sort_keys=True
+    )
     folder = hashlib.sha256(settings.encode()).hexdigest()[:12]
     key = hashlib.sha256(clip.read_bytes()).hexdigest()
     return Path(cache_dir) / f"clips-{folder}" / key[:2] / f"{key}.npz"
 
 
 def extract_clip(clip: Path, cache_dir=config.EXTRACTION_CACHE_DIR) -> dict:
-    """{"sequence": (T, 21, 3) NaN where no hand, "fps", "problem"}; cached by content."""
+    """{"sequence": (T, 21, 3) pixels, NaN where no hand, "sides": (T,) MediaPipe's handedness
+    of each frame's hand ("Left"/"Right", "" for none), "width" (pixels), "fps", "problem"};
+    cached by content."""
     from gesturelab.datasets.extraction import extract_video
 
     file = _cache_file(cache_dir, clip) if cache_dir is not None else None
@@ -67,6 +73,8 @@ def extract_clip(clip: Path, cache_dir=config.EXTRACTION_CACHE_DIR) -> dict:
             with np.load(file, allow_pickle=False) as stored:
                 return {
                     "sequence": stored["sequence"],
+                    "sides": stored["sides"].astype(str),
+                    "width": float(stored["width"]),
                     "fps": float(stored["fps"]),
                     "problem": str(stored["problem"]) or None,
                     "cached": True,
@@ -75,11 +83,28 @@ def extract_clip(clip: Path, cache_dir=config.EXTRACTION_CACHE_DIR) -> dict:
             pass  # a damaged entry is extracted again
     video = extract_video(clip, max_num_hands=SETTINGS["max_num_hands"], progress=False)
     sequence = np.where(video.mask[:, None, None], video.sequence, np.nan).astype(np.float32)
-    out = {"sequence": sequence, "fps": video.fps, "problem": video.problem, "cached": False}
+    sides = np.full(len(sequence), "", dtype="<U5")
+    first = video.rows.drop_duplicates("frame")  # the hand the sequence holds in each frame
+    sides[first["frame"].to_numpy(dtype=int)] = first["handedness"].astype(str).to_numpy()
+    out = {
+        "sequence": sequence,
+        "sides": sides,
+        "width": float(video.size[0]),
+        "fps": video.fps,
+        "problem": video.problem,
+        "cached": False,
+    }
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, sequence=sequence, fps=video.fps, problem=video.problem or "")
+        np.savez_compressed(
+            tmp,
+            sequence=sequence,
+            sides=sides,
+            width=float(video.size[0]),
+            fps=video.fps,
+            problem=video.problem or "",
+        )
         tmp.replace(file)
     return out
 
@@ -93,12 +118,14 @@ def read(
     frame_rate=None,
     cache_dir=config.EXTRACTION_CACHE_DIR,
     progress=True,
+    hand: str = config.DEFAULT_HAND,
     **_,
 ):
     root = Path(path)
     collector = SequenceCollector(root, "clip-folder", classes)
     clips = class_clips(root)
     fps_seen, extracted, cached, no_hand_frames, frames_total = [], 0, 0, 0, 0
+    chosen = {"left": 0, "right": 0}
     every = [(label, clip) for label, files in clips.items() for clip in files]
     for label, files in clips.items():
         if not files:
@@ -125,13 +152,33 @@ def read(
         no_hand_frames += int((~mask).sum())
         inside = clip.relative_to(root / label).parts
         subject = inside[0] if len(inside) > 1 else None  # ROOT/<label>/<subject>/.../clip
-        collector.add(out["sequence"], label, source=clip, sequence_id=clip.name, subject=subject)
+        # One hand is tracked through a clip; MediaPipe's handedness of most of its frames
+        # says which (a frame's label can flip while the tracker keeps the same hand).
+        sides = out["sides"]
+        left = int((sides == "Left").sum()) > int((sides == "Right").sum())
+        sequence, side = choose_hand(
+            out["sequence"] if left else None,
+            None if left else out["sequence"],
+            hand,
+            width=out["width"],  # pixels: mirrored about the image's own width
+        )
+        if sequence is None:
+            collector.set_aside(clip, f"no {side} hand in the clip (--hand {hand})", clip.name)
+            continue
+        if collector.add(
+            sequence, label, source=clip, sequence_id=clip.name, subject=subject, hand=side
+        ):
+            chosen[side] += 1
     rate = frame_rate or (float(np.median(fps_seen)) if fps_seen else None)
     notes = [
         f"{len(every)} clips through MediaPipe Hands in video mode: {extracted} extracted, "
         f"{cached} from the cache; {no_hand_frames} of {frames_total} frames without a hand "
         "(masked)"
     ]
+    notes.append(
+        f"hand: {hand}; a right hand in {chosen['right']} clips, a left (mirrored) in "
+        f"{chosen['left']}"
+    )
     if fps_seen and max(fps_seen) - min(fps_seen) > 0.5:
         notes.append(f"clips at {min(fps_seen):.1f}-{max(fps_seen):.1f} fps (median {rate:.1f})")
     loaded = collector.finish(
@@ -140,6 +187,7 @@ def read(
         notes=notes,
         quarantine_dir=quarantine_dir,
         verbose=verbose,
+        hand=hand,
     )
     loaded.counts.update(
         {"clips": len(every), "frames": frames_total, "frames_without_hand": no_hand_frames}

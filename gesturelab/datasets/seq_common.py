@@ -283,15 +283,18 @@ def hand_block(values: np.ndarray) -> np.ndarray:
     return block
 
 
-def choose_hand(left, right, hand: str = config.DEFAULT_HAND) -> tuple[np.ndarray | None, str]:
+def choose_hand(
+    left, right, hand: str = config.DEFAULT_HAND, width: float = 1.0
+) -> tuple[np.ndarray | None, str]:
     """One sequence's hand from its left and right hands ((frames, 21, 3) with NaN frames, or
     None where the file has no such hand), and which it was ("left"/"right"); None for the
     sequence when the chosen hand is in none of its frames.
 
     "right"/"left" take that hand; "dominant" the one present in more frames (the right on a
     tie, so that a file with one hand gives that hand). A left hand comes back mirrored into
-    the right hand's frame (``mirror_hand``): left-handed people reach the model as
-    right-handed people do, and the predictor mirrors a left hand the same way.
+    the right hand's frame (``mirror_hand``; ``width`` 1 for image-normalised coordinates, the
+    image width for pixels): left-handed people reach the model as right-handed people do,
+    and the predictor mirrors a left hand the same way.
     """
     if hand not in config.HAND_CHOICES:
         raise ValueError(f"hand must be one of {', '.join(config.HAND_CHOICES)}, not {hand!r}")
@@ -304,4 +307,4 @@ def choose_hand(left, right, hand: str = config.DEFAULT_HAND) -> tuple[np.ndarra
     chosen = left if hand == "left" else right
     if present(chosen) == 0:  # not in the file, or never found (a file of NaN rows)
         return None, hand
-    return (mirror_hand(chosen) if hand == "left" else chosen), hand
+    return (mirror_hand(chosen, width) if hand == "left" else chosen), hand

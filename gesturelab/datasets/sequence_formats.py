@@ -97,6 +97,7 @@ SEQUENCE_FORMATS: dict[str, SequenceFormat] = {
             "landmarks by MediaPipe in video mode",
             clip_folder.sniff,
             clip_folder.read,
+            handed=True,
         ),
         SequenceFormat(
             "npy-frames",
