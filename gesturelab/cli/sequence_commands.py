@@ -194,6 +194,43 @@ def cmd_evaluate_seq(args) -> int:
     return 0
 
 
+def cmd_stream_eval(args) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from gesturelab.datasets.labels import class_list
+    from gesturelab.evaluation.online_protocol import (
+        SHREC22_CLASSES,
+        evaluate,
+        read_detections,
+        read_truth,
+    )
+
+    truth = read_truth(args.truth)
+    classes = (
+        list(SHREC22_CLASSES) if args.classes == "shrec22" else class_list(args.classes or None)
+    )
+    shown = ["detection_rate", "false_positive_rate", "jaccard", "delay"]
+    means = {}
+    for detections in args.detections:
+        table = evaluate(truth, read_detections(detections), classes)
+        name = Path(detections).stem
+        means[name] = table.loc["mean", shown]
+        if args.per_class:
+            print(f"{name}:")
+            print(table[["total", "correct", "missed", "fp", *shown]].round(3).to_string())
+        if args.out:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            table.to_csv(out / f"{name}.csv", index_label="class")
+    board = pd.DataFrame(means).T.sort_values("jaccard", ascending=False)
+    print(f"SHREC'22 protocol on {args.truth} (mean over {len(classes or board)} classes):")
+    board = board.rename(columns={"detection_rate": "DR", "false_positive_rate": "FP"})
+    print(board.rename(columns={"jaccard": "JI"}).to_string(float_format="{:.3f}".format))
+    return 0
+
+
 def add_parsers(commands) -> None:
     """This group's commands on the command line's subparsers."""
     p = commands.add_parser(
@@ -274,3 +311,23 @@ def add_parsers(commands) -> None:
     )
     p.add_argument("--no-log", action="store_true", help="do not log an evaluation run")
     p.set_defaults(func=cmd_evaluate_seq)
+
+    p = commands.add_parser(
+        "stream-eval",
+        help="score online detections with the SHREC'22 protocol (DR, FP, Jaccard, delay)",
+    )
+    p.add_argument("--truth", required=True, help="ground truth: id;LABEL;start;end;... a line")
+    p.add_argument(
+        "--detections",
+        required=True,
+        nargs="+",
+        help="detection files: id;LABEL;start;end;detected_at;... a line",
+    )
+    p.add_argument(
+        "--classes",
+        help="the classes the means run over: 'shrec22' (the track's 16) or a label file "
+        "(default: the labels of the ground truth)",
+    )
+    p.add_argument("--per-class", action="store_true", help="print each file's per-class table")
+    p.add_argument("--out", help="a folder for each file's per-class table (CSV)")
+    p.set_defaults(func=cmd_stream_eval)
