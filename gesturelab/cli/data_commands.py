@@ -147,6 +147,58 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def cmd_check_labels(args) -> int:
+    from pathlib import Path
+
+    from gesturelab.datasets.seq_common import LoadedSequences
+    from gesturelab.evaluation.plots import label_issues_figure
+    from gesturelab.training import label_check
+
+    loaded = _inspected(args)
+    if isinstance(loaded, LoadedSequences):
+        if args.model:
+            from gesturelab.errors import GestureLabError
+
+            raise GestureLabError(
+                "--model takes a static model; for sequences choose an architecture to train "
+                "per fold with --arch (e.g. ddnet), or none for the quick model"
+            )
+        result = label_check.check_sequences(loaded.data, arch=args.arch, n_folds=args.folds)
+        name = loaded.name
+    else:
+        from gesturelab.datasets.static_data import prepare
+
+        prepared = prepare(
+            args.path,
+            classes=args.classes,
+            quarantine_dir=args.quarantine_dir,
+            verbose=False,
+            read_options=read_options(args),
+        )
+        model = None
+        if args.model:
+            from gesturelab.models.predictor import StaticPredictor
+
+            model = StaticPredictor.load(args.model).model
+        result = label_check.check_static(prepared, model=model, n_folds=args.folds)
+        name = prepared.loaded.name
+    out = Path(args.out or config.REPORTS_DIR / "label-check" / name)
+    out.mkdir(parents=True, exist_ok=True)
+    result.table.to_csv(out / "label_check.csv", index=False)
+    result.per_class.to_csv(out / "label_check_per_class.csv", index_label="class")
+    figure = label_issues_figure(result.per_class, f"{name}: labels to look at")
+    figure.savefig(out / "label_check.png")
+    print(result.summary())
+    shown = [c for c in ("rank", "line", "sequence", "source", "label", "suggested", "p_label",
+                         "p_suggested") if c in result.table.columns]  # fmt: skip
+    if len(result.issues):
+        print("the most likely wrong (worst first):")
+        print(result.issues[shown].head(args.top).to_string(index=False))
+    print(f"every example ranked, with its scores: {out / 'label_check.csv'}")
+    print(f"per class: {out / 'label_check_per_class.csv'}; figure: {out / 'label_check.png'}")
+    return 0
+
+
 def cmd_record(args) -> int:
     from pathlib import Path
 
@@ -336,6 +388,23 @@ def add_parsers(commands) -> None:
     dataset_options(p)
     hand_option(p)
     p.set_defaults(func=cmd_data_inspect)
+    p = data_commands.add_parser(
+        "check-labels",
+        help="rank the labels out-of-fold predictions contradict (confident learning)",
+    )
+    p.add_argument("path", help=DATA_PATH_HELP)
+    dataset_options(p)
+    hand_option(p)
+    p.add_argument("--model", help="static data: refit this model's configuration per fold")
+    p.add_argument(
+        "--arch", help="sequences: train this architecture per fold (minutes; e.g. ddnet)"
+    )
+    p.add_argument("--folds", type=positive(int), default=5, help="grouped folds")
+    p.add_argument("--top", type=positive(int), default=15, help="flagged examples printed")
+    p.add_argument(
+        "--out", help="folder for the ranked CSV and figure (default build/reports/label-check)"
+    )
+    p.set_defaults(func=cmd_check_labels)
     p = data_commands.add_parser(
         "import", help="write data/NAME/ in the canonical form with a datasheet"
     )

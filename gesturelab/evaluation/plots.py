@@ -524,3 +524,22 @@ def stream_timeline_figure(truth: pd.DataFrame, segments: dict, seconds: float =
     ax.set_title(title or "Gestures played and segments reported (green: right label)")
     fig.tight_layout()
     return fig
+
+
+@themed
+def label_issues_figure(per_class: pd.DataFrame, title: str = ""):
+    """Examples and flagged labels per class (output of ``label_check``): where to look first."""
+    table = per_class.sort_values("flagged_share", ascending=False)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(table) + 2), 3.6), dpi=110)
+    x = np.arange(len(table))
+    ax.bar(x, table["examples"], color="#c9d6df", label="examples")
+    ax.bar(x, table["flagged"], color="#d1495b", label="flagged as likely wrong")
+    for i, (n, share) in enumerate(zip(table["flagged"], table["flagged_share"], strict=True)):
+        if n:
+            ax.text(i, n, f"{share:.0%}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, table.index, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("examples")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

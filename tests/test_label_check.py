@@ -1,0 +1,85 @@
+"""The label check: on the real HaGRID sample with labels made wrong on purpose it finds them,
+and the command writes a ranked file a person can work through, for hands and for sequences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gesturelab import config
+from gesturelab.datasets.sequence_formats import read_sequences
+from gesturelab.datasets.static_data import prepare
+from gesturelab.training import label_check
+from tests.conftest import cli_here
+
+
+def _flip(labels: pd.Series, share: float, seed: int) -> tuple[pd.Series, np.ndarray]:
+    """``share`` of the labels changed to another class, chosen at random: (labels, rows)."""
+    rng = np.random.default_rng(seed)
+    classes = sorted(labels.unique())
+    rows = rng.choice(len(labels), round(share * len(labels)), replace=False)
+    flipped = labels.copy()
+    for row in rows:
+        others = [c for c in classes if c != labels.iat[row]]
+        flipped.iat[row] = others[rng.integers(len(others))]
+    return flipped, rows
+
+
+def test_five_percent_wrong_labels_are_found_on_the_hagrid_sample(tmp_path):
+    table = pd.read_csv(config.HAGRID_SAMPLE_CSV)
+    table["label"], wrong = _flip(table["label"], 0.05, seed=0)
+    noisy = tmp_path / "noisy.csv"
+    table.to_csv(noisy, index=False)
+    result = label_check.check_static(prepare(noisy, verbose=False, quarantine_dir=None))
+    flagged = set(result.issues["line"] - 2)  # file line -> row (header on line 1)
+    found = len(flagged & set(wrong))
+    assert found / len(flagged) >= 0.8, (found, len(flagged))  # precision
+    assert found / len(wrong) >= 0.75, (found, len(wrong))  # recall
+    assert abs(result.estimated_wrong - len(wrong)) <= 0.5 * len(wrong)
+    # ranked worst first, with the label the model prefers
+    assert result.table["rank"].tolist() == list(range(1, len(table) + 1))
+    first = result.table.iloc[0]
+    assert first["issue"] and first["suggested"] != first["label"]
+
+
+def test_the_command_ranks_sequences_by_subject_and_writes_what_to_review(tmp_path):
+    islr = config.DATA_DIR / "islr_signs_sample"
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = cli_here("data", "check-labels", islr, "--out", tmp_path / "lc", "--quarantine-dir",
+                   tmp_path / "q", store=store, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "folds by subject" in out.stdout and "labels flagged" in out.stdout
+    ranked = pd.read_csv(tmp_path / "lc" / "label_check.csv")
+    loaded = read_sequences(islr, quarantine_dir=None, verbose=False)
+    assert len(ranked) == len(loaded.data)
+    assert {"rank", "sequence", "subject", "source", "label", "suggested", "quality"} <= set(
+        ranked.columns
+    )
+    assert (tmp_path / "lc" / "label_check.png").stat().st_size > 0
+    refused = cli_here("data", "check-labels", islr, "--model", "models:/x/1", store=store,
+                       cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2 and "--arch" in refused.stderr
+
+
+@pytest.mark.parametrize("seed", [3])
+def test_folds_never_score_an_example_with_a_model_that_saw_its_group(seed):
+    from sklearn.dummy import DummyClassifier
+
+    labels = np.repeat([0, 1, 2], 20)
+    groups = np.repeat(np.arange(12), 5)
+
+    class Spy(DummyClassifier):
+        seen: list = []
+
+        def fit(self, X, y):
+            Spy.seen.append(set(X[:, 0].astype(int)))
+            return super().fit(X, y)
+
+        def predict_proba(self, X):
+            assert not (set(X[:, 0].astype(int)) & Spy.seen[-1])
+            return super().predict_proba(X)
+
+    X = groups[:, None].astype(float)
+    label_check.out_of_fold(lambda: Spy(strategy="prior"), X, labels, groups, seed=seed)
+    assert len(Spy.seen) == 5
