@@ -222,6 +222,14 @@ def test_mediapipe_json_dumps_read_back_the_sequences_with_either_hand(sample, t
     assert loaded.format == "mediapipe-json" and loaded.group_by == "subject"
     assert loaded.counts["sequences_kept"] == len(sample)
     assert loaded.data.meta["hand"].tolist().count("left") == len(lefts)
+    if layout == "holistic":  # the same files named by a manifest (Kaggle-style) read alike
+        rows = [(f.relative_to(root).as_posix(), f.parent.name, f.parent.parent.name)
+                for f in sorted(root.rglob("*.json"))]  # fmt: skip
+        pd.DataFrame(rows, columns=["path", "participant_id", "sign"]).to_csv(
+            root / "train.csv", index=False
+        )
+        listed = read_sequences(root, quarantine_dir=None, verbose=False)
+        assert listed.format == "mediapipe-json" and len(listed.data) == len(sample)
     by_source = dict(zip(loaded.data.meta["source"], loaded.data.sequences, strict=True))
     for i, original in enumerate(sample.sequences):
         name = str(root / sample.label_names[i] / str(sample.subjects[i]) / f"{i}.json")

@@ -114,19 +114,21 @@ def _manifest(root: Path) -> Path | None:
     return None
 
 
+def _tables_in(folder: Path):
+    """The long-table files under ``folder``, lazily (sniffing stops at the first)."""
+    for p in sorted(folder.rglob("*")):
+        if (
+            p.suffix.lower() in PARQUET + TEXT
+            and not p.name.startswith(".")
+            and p.is_file()
+            and is_long_table(p)
+        ):
+            yield p
+
+
 def _label_folder_files(root: Path) -> dict[str, list[Path]]:
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return {
-        f.name: sorted(
-            p
-            for p in f.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in PARQUET + TEXT
-            and not p.name.startswith(".")
-            and is_long_table(p)
-        )
-        for f in folders
-    }
+    return {f.name: list(_tables_in(f)) for f in folders}
 
 
 def sniff(path: Path) -> bool:
@@ -135,9 +137,11 @@ def sniff(path: Path) -> bool:
     if not path.is_dir():
         return False
     manifest = _manifest(path)
-    if manifest is not None:
-        return True
-    return any(_label_folder_files(path).values())
+    if manifest is not None:  # a manifest of tables (one naming .json files is JSON's)
+        rows = read_manifest(manifest)
+        return bool(rows) and Path(rows[0].path).suffix.lower() in PARQUET + TEXT
+    folders = (p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith("."))
+    return any(next(_tables_in(f), None) is not None for f in folders)
 
 
 def read_table(path) -> pd.DataFrame:
