@@ -298,3 +298,17 @@ def test_json_lines_and_frames_keyed_by_number_read_the_same(sample, tmp_path):
         loaded = read_sequences(path, classes=None, quarantine_dir=None, verbose=False)
         np.testing.assert_allclose(loaded.data.sequences[0], expected, atol=1e-6, equal_nan=True)
     assert read_sequences(keyed, quarantine_dir=None, verbose=False).classes == ["grab"]
+
+
+def test_an_imported_dataset_keeps_the_hand_choice_of_its_reading(islr, tmp_path):
+    from gesturelab.datasets.sequence_formats import import_sequences
+
+    folder = import_sequences(islr, "signs", data_dir=tmp_path, command="test")
+    again = read_sequences("signs", data_dir=tmp_path, quarantine_dir=None, verbose=False)
+    assert again.data.hand == islr.data.hand == "dominant"
+    assert again.data.meta["hand"].tolist() == islr.data.meta["hand"].tolist()
+    for a, b in zip(again.data.sequences, islr.data.sequences, strict=True):
+        np.testing.assert_allclose(a, b, equal_nan=True)
+    assert json.loads((folder / "datasheet.json").read_text())["hand"] == "dominant"
+    with pytest.raises(LandmarkDataError, match="made with --hand dominant"):
+        read_sequences("signs", data_dir=tmp_path, hand="right", verbose=False)

@@ -239,7 +239,11 @@ class SequenceCollector:
             classes=classes,
             meta={
                 "source": np.asarray(self.sources, dtype=str),
-                **({"hand": np.asarray(self.hands, dtype=str)} if hand else {}),
+                **(
+                    {"hand": np.asarray(self.hands, dtype=str)}
+                    if hand and all(h is not None for h in self.hands)
+                    else {}
+                ),
                 **(meta or {}),
             },
             frame_rate=frame_rate,

@@ -133,6 +133,7 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         _, sources = _get(archive, path, ("sources",), required=False)
         _, frame_rate_stored = _get(archive, path, ("frame_rate",), required=False)
         _, hand_stored = _get(archive, path, ("hand",), required=False)
+        _, hands = _get(archive, path, ("hands",), required=False)
         unused = sorted(
             set(archive.files)
             - {
@@ -149,6 +150,7 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
                 "sources",
                 "frame_rate",
                 "hand",
+                "hands",
             }
         )
     if frame_rate is None and frame_rate_stored is not None:
@@ -230,6 +232,7 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
             source=source,
             sequence_id=i,
             subject=None if subjects is None else _text(subjects[i]),
+            hand=_text(hands[i]) if hands is not None and i < len(hands) else None,
         )
     notes = [
         f"{n} sequences of up to {sequences.shape[1]} frames ({seq_key!r}, {label_key!r}"

@@ -349,6 +349,8 @@ def save_bundle(data, path, group_by: str = "subject") -> Path:
         arrays["frame_rate"] = np.float64(data.frame_rate)
     if data.hand:
         arrays["hand"] = np.asarray(data.hand)
+        if "hand" in data.meta:  # which hand each sequence was (left ones mirrored)
+            arrays["hands"] = np.asarray(data.meta["hand"], dtype=str)
     np.savez_compressed(path, **arrays)
     return path
 
