@@ -59,8 +59,19 @@ def test_a_killed_sweep_resumes_with_one_finished_run_per_configuration(tmp_path
         # Past the first family and while a run is open: a kill between two families (their
         # scoring, a second or two with these small ones) would leave nothing RUNNING.
         running = any(r.info.status == "RUNNING" for r in runs)
-        if (len(finished) >= 4 and running) or process.poll() is not None:
+        if process.poll() is not None:
             break
+        if len(finished) >= 4 and running:
+            # A quick configuration's run lasts tens of milliseconds: it could finish between
+            # this look and the kill (it did, once in a full run). Frozen, the sweep cannot.
+            os.kill(process.pid, signal.SIGSTOP)
+            try:
+                frozen = _runs(store)
+            except Exception:  # frozen while writing: the store is locked; look again
+                frozen = []
+            if any(r.info.status == "RUNNING" for r in frozen):
+                break
+            os.kill(process.pid, signal.SIGCONT)
         time.sleep(0.5)
     assert process.poll() is None, (
         "the sweep ended before it could be killed: " + (tmp_path / "sweep.err").read_text()[-3000:]
