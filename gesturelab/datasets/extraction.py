@@ -436,7 +436,10 @@ def camera_frames(index: int, max_seconds: float | None = None):
     import time
 
     cv2 = _cv2()
-    capture = cv2.VideoCapture(int(index))
+    # OpenCV's backends log each camera they fail to open ("can't open camera by index"), past
+    # Python; the error below says it in one line
+    with _native_logs_silenced():
+        capture = cv2.VideoCapture(int(index))
     if not capture.isOpened():
         capture.release()
         raise MediaError(f"camera {index}", "cannot open the camera (none there, or in use)")

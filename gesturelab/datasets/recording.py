@@ -136,7 +136,6 @@ def record(
         plan = saved
     elif resume:
         raise GestureLabError(f"{out}: nothing to resume (no {SESSION})")
-    out.mkdir(parents=True, exist_ok=True)
     for partial in out.glob("*/.*.partial"):  # a take that was being written when it stopped
         shutil.rmtree(partial)
         say(f"removed an unfinished take: {partial.parent.name}/{partial.name[1:-8]}")
@@ -146,7 +145,8 @@ def record(
     if not todo:
         say(f"{out}: every take is recorded ({len(plan.takes)})")
         return plan
-    frames_source = _Source(source, skip=plan.source_frames_used)
+    frames_source = _Source(source, skip=plan.source_frames_used)  # before OUT is made
+    out.mkdir(parents=True, exist_ok=True)
     fps = frames_source.fps or 30.0
     show = _display() if preview is None else bool(preview)
     done_before = len(plan.takes)
