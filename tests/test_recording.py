@@ -86,3 +86,15 @@ def test_a_killed_recording_resumes_and_gives_a_dataset_the_readers_take(tmp_pat
     assert loaded.counts["sequences_read"] == 4
     assert loaded.data.hand == config.DEFAULT_HAND  # both hands recorded, one chosen
     assert set(loaded.data.label_names) <= {"like", "palm"}
+
+
+def test_a_camera_that_is_not_there_is_one_line_and_no_folder(tmp_path):
+    from tests.conftest import run_cli
+
+    out = run_cli("record", "--gestures", "a", "--camera", "7", "--out", tmp_path / "mine",
+                  store=f"sqlite:///{tmp_path / 'mlflow.db'}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: camera 7: cannot open the camera (none there, or in use)"
+    ], out.stderr  # OpenCV's own backend lines stay off the terminal
+    assert not (tmp_path / "mine").exists()
