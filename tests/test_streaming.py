@@ -155,3 +155,25 @@ def test_segment_scores_count_found_gestures_false_alarms_and_delay():
     assert scores["recall"] == pytest.approx(1 / 3, abs=1e-4) and scores["precision"] == 1.0
     early = pd.DataFrame({"label": ["b"], "start_s": [3.0], "end_s": [4.5], "event_s": [3.5]})
     assert score_segments(early, truth, duration_s=60.0)["recall"] == 0.0
+
+
+def test_a_stream_is_also_scored_by_the_shrec22_protocol():
+    import pandas as pd
+
+    from gesturelab.studies.stream_eval import protocol_scores
+
+    fps = 10.0
+    truth = pd.DataFrame({"label": ["a", "b"], "start_frame": [10, 40], "end_frame": [20, 50]})
+    segments = pd.DataFrame(
+        {
+            "label": ["a", "b", "b"],
+            "start_frame": [11, 40, 70],
+            "end_frame": [21, 49, 80],
+            "event_s": [1.5, 4.8, 7.5],  # fired at frames 15, 48, 75
+        }
+    )
+    scores = protocol_scores(segments, truth, fps)
+    assert scores["protocol_dr"] == 1.0
+    assert scores["protocol_fp"] == 0.5  # the third segment: b's false positive, 1 of 2 classes
+    assert scores["protocol_ji"] == pytest.approx((1 + 0.5) / 2)
+    assert scores["protocol_delay_frames"] == pytest.approx((4 + 8) / 2)

@@ -120,6 +120,28 @@ def score_segments(segments: pd.DataFrame, truth: pd.DataFrame, duration_s: floa
     }
 
 
+def protocol_scores(segments: pd.DataFrame, truth: pd.DataFrame, fps: float) -> dict:
+    """The SHREC'22 online protocol's means (``evaluation.online_protocol``) for one stream:
+    detection rate, false-positive rate, Jaccard index, and delay in frames (from a segment's
+    start to the frame its event fired), the classes being the stream's gestures."""
+    from gesturelab.evaluation.online_protocol import Gesture, evaluate
+
+    gestures = [
+        Gesture(str(g.label), float(g.start_frame), float(g.end_frame)) for g in truth.itertuples()
+    ]
+    found = [
+        Gesture(str(s.label), float(s.start_frame), float(s.end_frame), round(s.event_s * fps))
+        for s in segments.itertuples()
+    ]
+    mean = evaluate({"stream": gestures}, {"stream": found}).loc["mean"]
+    return {
+        "protocol_dr": round(float(mean["detection_rate"]), 4),
+        "protocol_fp": round(float(mean["false_positive_rate"]), 4),
+        "protocol_ji": round(float(mean["jaccard"]), 4),
+        "protocol_delay_frames": round(float(mean["delay"]), 1),
+    }
+
+
 def evaluate_stream(predictor, frames, truth, fps: float, thresholds=(None,), **options):
     """One row per threshold (None: the model's own) of ``score_segments``, and the segments
     of each as {threshold: table}."""
@@ -137,6 +159,7 @@ def evaluate_stream(predictor, frames, truth, fps: float, thresholds=(None,), **
                 "window": recognizer.window,
                 "stride": recognizer.stride,
                 **score_segments(table, truth, len(frames) / fps),
+                **protocol_scores(table, truth, fps),
             }
         )
     return pd.DataFrame(rows), segments
