@@ -125,7 +125,6 @@ def read(
     collector = SequenceCollector(root, "clip-folder", classes)
     clips = class_clips(root)
     fps_seen, extracted, cached, no_hand_frames, frames_total = [], 0, 0, 0, 0
-    chosen = {"left": 0, "right": 0}
     every = [(label, clip) for label, files in clips.items() for clip in files]
     for label, files in clips.items():
         if not files:
@@ -165,20 +164,15 @@ def read(
         if sequence is None:
             collector.set_aside(clip, f"no {side} hand in the clip (--hand {hand})", clip.name)
             continue
-        if collector.add(
+        collector.add(
             sequence, label, source=clip, sequence_id=clip.name, subject=subject, hand=side
-        ):
-            chosen[side] += 1
+        )
     rate = frame_rate or (float(np.median(fps_seen)) if fps_seen else None)
     notes = [
         f"{len(every)} clips through MediaPipe Hands in video mode: {extracted} extracted, "
         f"{cached} from the cache; {no_hand_frames} of {frames_total} frames without a hand "
         "(masked)"
     ]
-    notes.append(
-        f"hand: {hand}; a right hand in {chosen['right']} clips, a left (mirrored) in "
-        f"{chosen['left']}"
-    )
     if fps_seen and max(fps_seen) - min(fps_seen) > 0.5:
         notes.append(f"clips at {min(fps_seen):.1f}-{max(fps_seen):.1f} fps (median {rate:.1f})")
     loaded = collector.finish(

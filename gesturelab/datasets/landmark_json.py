@@ -31,7 +31,7 @@ import numpy as np
 from gesturelab import config
 from gesturelab.datasets.landmarks import N_LANDMARKS
 from gesturelab.datasets.loading import file_fingerprint
-from gesturelab.datasets.long_table import _manifest, read_manifest
+from gesturelab.datasets.long_table import _manifest, file_units, read_manifest
 from gesturelab.datasets.seq_common import SequenceCollector, choose_hand
 from gesturelab.errors import LandmarkDataError
 
@@ -186,16 +186,12 @@ def _numbered(frames: dict) -> list:
     return [numbered.get(i, {}) for i in range(min(numbered), max(numbered) + 1)]
 
 
-def _label_folders(root: Path) -> dict[str, list[Path]]:
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return {
-        f.name: sorted(
-            p
-            for p in f.rglob("*")
-            if p.suffix.lower() in SUFFIXES and p.is_file() and not p.name.startswith(".")
-        )
-        for f in folders
-    }
+def _json_files(folder: Path):
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in SUFFIXES and p.is_file() and not p.name.startswith(".")
+    )
 
 
 def sniff(path: Path) -> bool:
@@ -209,7 +205,8 @@ def sniff(path: Path) -> bool:
     if manifest is not None:
         rows = read_manifest(manifest)
         return bool(rows) and rows[0].path.lower().endswith(SUFFIXES)
-    return any(_label_folders(path).values())
+    folders = (p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return any(_json_files(f) for f in folders)
 
 
 def read(
@@ -224,30 +221,10 @@ def read(
 ):
     root = Path(path)
     collector = SequenceCollector(root, "mediapipe-json", classes)
-    notes = []
-    if root.is_file():
-        units = [(root, None, None, root.stem)]
-    elif (manifest := _manifest(root)) is not None:
-        units = []
-        for row in read_manifest(manifest):
-            file = root / row.path
-            if file.is_file():
-                units.append((file, row.label, row.subject, row.sequence or file.stem))
-            else:
-                collector.problem(
-                    file, f"named in {manifest.name} (line {row.line}) but not found", kind="file"
-                )
-        notes.append(f"labels and subjects from {manifest.name}")
-    else:
-        units = []
-        for label, files in _label_folders(root).items():
-            for file in files:
-                inner = file.relative_to(root / label).parts
-                subject = inner[0] if len(inner) > 1 else None
-                units.append((file, label, subject, f"{label}/{file.stem}"))
-        notes.append("labels from folder names")
-    chosen = {"left": 0, "right": 0}
-    for file, label, subject, sequence_id in units:
+    units, notes = file_units(root, collector, _json_files)
+    for unit in units:
+        file, label, subject = unit["file"], unit["label"], unit["subject"]
+        sequence_id = unit["sequence"] or (f"{label}/{file.stem}" if label else file.stem)
         try:
             frames, doc_label, doc_subject = _frames(_document(file), file)
         except LandmarkDataError as exc:
@@ -271,21 +248,16 @@ def read(
         if sequence is None:
             collector.set_aside(file, f"no {side} hand in the file (--hand {hand})", sequence_id)
             continue
-        if collector.add(
+        collector.add(
             sequence,
             label if label is not None else (doc_label or ""),
             source=file,
             sequence_id=sequence_id,
             subject=subject if subject is not None else doc_subject,
             hand=side,
-        ):
-            chosen[side] += 1
+        )
     if not units:
         raise LandmarkDataError(root, "no .json files found")
-    notes.append(
-        f"hand: {hand}; the right hand in {chosen['right']} sequences, the left (mirrored) "
-        f"in {chosen['left']}"
-    )
     return collector.finish(
         file_fingerprint(root),
         frame_rate=frame_rate,

@@ -126,11 +126,6 @@ def _tables_in(folder: Path):
             yield p
 
 
-def _label_folder_files(root: Path) -> dict[str, list[Path]]:
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return {f.name: list(_tables_in(f)) for f in folders}
-
-
 def sniff(path: Path) -> bool:
     if path.is_file():
         return is_long_table(path)
@@ -373,8 +368,12 @@ def read_parts(path) -> dict[str, np.ndarray]:
     return out
 
 
-def _units(root: Path, collector) -> tuple[list[dict], list[str]]:
-    """What to read: [{file, label, subject, sequence}], and notes on where labels came from."""
+def file_units(root: Path, collector, files_in=None) -> tuple[list[dict], list[str]]:
+    """What to read, for any format of a file per sequence: [{file, label, subject, sequence}]
+    from ``root`` itself (one file), its manifest, or its label folders (``files_in(folder)``
+    lists a folder's files of the format; default: long tables); and notes on where the labels
+    came from. Files a manifest names but the folder lacks are listed, not fatal."""
+    files_in = files_in or _tables_in
     if root.is_file():
         return [{"file": root, "label": None, "subject": None, "sequence": None}], []
     manifest = _manifest(root)
@@ -409,7 +408,8 @@ def _units(root: Path, collector) -> tuple[list[dict], list[str]]:
             )
         return units, notes
     units = []
-    for label, files in _label_folder_files(root).items():
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for label, files in ((f.name, list(files_in(f))) for f in folders):
         for file in files:
             inner = file.relative_to(root / label).parts
             subject = inner[0] if len(inner) > 1 else None
@@ -484,8 +484,7 @@ def read(
 ):
     root = Path(path)
     collector = SequenceCollector(root, "long-table", classes)
-    units, notes = _units(root, collector)
-    chosen = {"left": 0, "right": 0}
+    units, notes = file_units(root, collector)
     dims_seen: dict[int, Path] = {}
     for unit in units:
         try:
@@ -513,21 +512,16 @@ def read(
                     unit["file"], f"no {side} hand in the file (--hand {hand})", name
                 )
                 continue
-            if collector.add(
+            collector.add(
                 sequence,
                 label or "",
                 source=unit["file"],
                 sequence_id=name,
                 subject=subject,
                 hand=side,
-            ):
-                chosen[side] += 1
+            )
     if not units:
         raise LandmarkDataError(root, "no long landmark table files found")
-    notes.append(
-        f"hand: {hand}; the right hand in {chosen['right']} sequences, the left (mirrored) "
-        f"in {chosen['left']}"
-    )
     if 2 in dims_seen:
         notes.append("2-D landmarks (no z): z = 0")
     return collector.finish(

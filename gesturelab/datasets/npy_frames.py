@@ -128,7 +128,6 @@ def read(
     subjects = _subjects(root)
     collector = SequenceCollector(root, "npy-frames", classes)
     lengths_seen: dict[int, int] = {}
-    chosen = {"left": 0, "right": 0}
     for action, folders in sequence_folders(root).items():
         if not folders:
             collector.problem(
@@ -207,28 +206,20 @@ def read(
                 lengths_seen[len(vector)] = lengths_seen.get(len(vector), 0) + 1
                 vectors.append(vector)
             sequence, side = _hand_sequence(vectors, hand)
-            if (
-                collector.add(
-                    sequence,
-                    action,
-                    source=folder,
-                    sequence_id=f"{action}/{folder.name}",
-                    subject=subjects.get((action, folder.name)) if subjects else None,
-                    hand=side,
-                )
-                and side
-            ):
-                chosen[side] += 1
+            collector.add(
+                sequence,
+                action,
+                source=folder,
+                sequence_id=f"{action}/{folder.name}",
+                subject=subjects.get((action, folder.name)) if subjects else None,
+                hand=side,
+            )
     notes = [
         "frames of "
         + ", ".join(f"{n} values ({LAYOUT_NAMES[n]}) ×{k}" for n, k in sorted(lengths_seen.items()))
     ]
-    both = chosen["left"] + chosen["right"] > 0
-    if both:
-        notes.append(
-            f"both hands in the vectors, --hand {hand}: the right hand in {chosen['right']} "
-            f"sequences, the left (mirrored) in {chosen['left']}"
-        )
+    # the hand note comes with the collector's counts; only vectors of both hands have one
+    both = any(h is not None for h in collector.hands)
     notes.append(
         f"subjects from {SUBJECTS_FILE}"
         if subjects

@@ -223,6 +223,11 @@ class SequenceCollector:
         index = {c: i for i, c in enumerate(classes)}
         named = [s is not None and str(s).strip() != "" for s in self.subjects]
         notes = list(notes)
+        if hand:  # which hand the sequences kept use, counted once for every reader
+            notes.append(
+                f"hand: {hand}; the right hand in {self.hands.count('right')} sequences, the "
+                f"left (mirrored) in {self.hands.count('left')}"
+            )
         if all(named):
             groups, group_by = subject_values(self.subjects), "subject"
         else:

@@ -248,8 +248,6 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         raise LandmarkDataError(
             path, f"'hand' is {hand!r}, not one of {', '.join(config.HAND_CHOICES)}"
         )
-    if hand:
-        notes.append(f"hands chosen when it was made: {hand} (left hands mirrored)")
     return collector.finish(
         file_fingerprint(path),
         frame_rate=frame_rate,
