@@ -257,7 +257,8 @@ def test_json_without_landmarks_or_with_a_broken_hand_says_what_and_where(tmp_pa
 
 def test_long_csvs_as_people_write_them_read_the_same(sample, tmp_path):
     """Landmark names instead of numbers, a `hand` column of Left/Right beside `type` = hand,
-    milliseconds instead of frame numbers, semicolons, two sequences in one file."""
+    milliseconds instead of frame numbers, a spreadsheet's export (semicolons, decimal commas,
+    CRLF, a byte-order mark), two sequences in one file."""
     from gesturelab.datasets.landmarks import LANDMARK_NAMES
 
     rows = []
@@ -273,7 +274,13 @@ def test_long_csvs_as_people_write_them_read_the_same(sample, tmp_path):
                      "landmark": LANDMARK_NAMES[k].upper(), "x": x, "y": y, "z": z}
                 )  # fmt: skip
     path = tmp_path / "webcam_log.csv"
-    pd.DataFrame(rows).sample(frac=1.0, random_state=0).to_csv(path, sep=";", index=False)
+    # a spreadsheet's export: semicolons, decimal commas, CRLF, a byte-order mark
+    text = (
+        pd.DataFrame(rows)
+        .sample(frac=1.0, random_state=0)
+        .to_csv(sep=";", decimal=",", index=False, lineterminator="\r\n")
+    )
+    path.write_bytes(("\ufeff" + text).encode("utf-8"))
     loaded = read_sequences(path, quarantine_dir=None, verbose=False)
     assert loaded.format == "long-table"
     assert any("distinct values of 'timestamp'" in note for note in loaded.notes)

@@ -144,6 +144,7 @@ def read_table(path) -> pd.DataFrame:
     parquet the row number plus one), numbers where numbers belong; one-line errors."""
     path = Path(path)
     try:
+        delimiter = ","
         if path.suffix.lower() in PARQUET:
             try:
                 table = pd.read_parquet(path)
@@ -154,7 +155,8 @@ def read_table(path) -> pd.DataFrame:
             with _open_text(path) as handle:
                 line = handle.readline()
                 handle.seek(0)
-                table = pd.read_csv(handle, sep=_delimiter(line), skip_blank_lines=False, dtype=str)
+                delimiter = _delimiter(line)
+                table = pd.read_csv(handle, sep=delimiter, skip_blank_lines=False, dtype=str)
             table.insert(0, "_line", np.arange(2, len(table) + 2))
             table = table[table.drop(columns="_line").notna().any(axis=1)]  # blank lines
     except READ_ERRORS as exc:
@@ -169,6 +171,12 @@ def read_table(path) -> pd.DataFrame:
         sided = [c for c in parts if _sides(table[c]).notna().any()]
         roles["part"] = (sided or parts)[0]
     notes = []
+    if path.suffix.lower() not in PARQUET and delimiter != ",":
+        # a spreadsheet export with ';' or tabs writes decimal commas (0,51): as sequence CSVs
+        for role in ("x", "y", "z", "time"):
+            if role in roles:
+                table[roles[role]] = table[roles[role]].str.replace(",", ".", regex=False)
+        notes.append(f"delimiter {delimiter!r}, decimal commas read as points")
     if "frame" not in roles and "time" in roles:
         times = pd.to_numeric(table[roles["time"]], errors="coerce")
         if "sequence" in roles:  # each recording's own clock
@@ -184,11 +192,13 @@ def read_table(path) -> pd.DataFrame:
     missing = [r for r in ("frame", "index", "x", "y") if r not in roles]
     if missing:
         wanted = "; ".join(f"{r}: {' or '.join(LONG_COLUMNS[r][:4])}" for r in missing)
+        hint = "; no column name is one we know: a file without a header?" if not roles else ""
         raise LandmarkDataError(
             path,
             "not a long landmark table (one row per landmark per frame): no column for "
-            f"{wanted} (columns: {', '.join(map(str, table.columns[1:12]))})",
+            f"{wanted} (columns: {', '.join(map(str, table.columns[1:12]))}){hint}",
         )
+
     # only the columns a role names (another column could carry a role's name)
     table = table[["_line", *roles.values()]].rename(columns={v: k for k, v in roles.items()})
     table["index"] = _landmark_numbers(table["index"])
