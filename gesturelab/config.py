@@ -45,8 +45,9 @@ SEQUENCE_MODEL_NAMES = {14: "shrec17-14-gestures", 28: "shrec17-28-gestures"}
 # best per label set (docs/results/sequence-models.md).
 SEQUENCE_ARCHITECTURES = {14: "ddnet", 28: "ensemble"}
 # Which hand a sequence reader takes when a file has both (--hand): "dominant" is the one present
-# in more of the sequence's frames; a left hand is always mirrored into the right hand's frame.
-HAND_CHOICES = ("dominant", "right", "left")
+# in more of the sequence's frames, and a left hand it takes is mirrored into the right hand's
+# frame; "both" keeps the two hands as recorded (right then left, 42 points, each masked alone).
+HAND_CHOICES = ("dominant", "right", "left", "both")
 DEFAULT_HAND = "dominant"
 
 # Run settings: every CLI option, function default and notebook parameter reads these.

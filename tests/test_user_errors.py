@@ -14,7 +14,10 @@ from gesturelab.models.static_families import SKOPS_TRUSTED_TYPES, build_pipelin
 
 SAMPLES = config.DATA_DIR / "mediapipe_samples"
 
-pytestmark = pytest.mark.integration  # every test runs the command line in a subprocess
+# Every test runs the command line: in a subprocess where the whole process is the point (a
+# library's noise on the terminal, files a crash would leave), in this process (``cli_here``)
+# where the message is, which spares each call an interpreter's start and TensorFlow's import.
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +123,7 @@ def test_predict_flags_a_truncated_photo_and_writes_its_problems(tmp_path, store
 
 
 def test_a_sequence_model_is_refused_where_it_needs_single_hands(tmp_path, store, sequence_model):
-    out = run_cli(
+    out = cli_here(
         "evaluate",
         "--model",
         sequence_model,
@@ -140,7 +143,9 @@ def test_predict_with_a_sequence_model_on_a_photo_says_it_needs_a_sequence(
     tmp_path, store, sequence_model
 ):
     photo = SAMPLES / "thumb_up.jpg"
-    out = run_cli("predict", "--model", sequence_model, "--input", photo, cwd=tmp_path, store=store)
+    out = cli_here(
+        "predict", "--model", sequence_model, "--input", photo, cwd=tmp_path, store=store
+    )
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert "is a sequence model (16 frames per gesture)" in last
@@ -151,7 +156,7 @@ def test_predict_with_a_sequence_model_on_a_photo_says_it_needs_a_sequence(
 def test_predict_with_a_sequence_model_on_a_static_csv_says_it_needs_a_sequence(
     tmp_path, store, sequence_model
 ):
-    out = run_cli(
+    out = cli_here(
         "predict",
         "--model",
         sequence_model,
@@ -167,7 +172,7 @@ def test_predict_with_a_sequence_model_on_a_static_csv_says_it_needs_a_sequence(
 
 
 def test_a_static_model_is_refused_by_evaluate_seq(tmp_path, store, static_model):
-    out = run_cli(
+    out = cli_here(
         "evaluate-seq", "--model", static_model, "--split", "train", cwd=tmp_path, store=store
     )
     assert out.returncode == 2
@@ -231,7 +236,7 @@ def test_extract_says_so_when_nothing_could_be_read(tmp_path, store):
 
 
 def test_an_unknown_architecture_is_refused_with_the_known_ones(tmp_path, store):
-    out = run_cli("train-seq", "--arch", "transformer", cwd=tmp_path, store=store)
+    out = cli_here("train-seq", "--arch", "transformer", cwd=tmp_path, store=store)
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert last == (

@@ -98,7 +98,8 @@ def hand_option(p) -> None:
         help="sequences whose files name the hands (long tables, JSON dumps, .npy vectors of "
         f"two hands, clip folders): which one each sequence uses (default "
         f"{config.DEFAULT_HAND}: the one present in more frames); a left hand is mirrored into "
-        "the right hand's frame",
+        "the right hand's frame; both: the two hands as recorded, 42 points a frame (not for "
+        "clip folders, which track one hand)",
     )
 
 

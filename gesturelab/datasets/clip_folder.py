@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from gesturelab import config
 from gesturelab.datasets.loading import file_fingerprint
 from gesturelab.datasets.seq_common import SequenceCollector, choose_hand
-from gesturelab.errors import MediaError
+from gesturelab.errors import LandmarkDataError, MediaError
 
 CLIP_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 SETTINGS = {
@@ -122,6 +122,13 @@ def read(
     **_,
 ):
     root = Path(path)
+    if hand == "both":
+        raise LandmarkDataError(
+            root,
+            "--hand both: clip folders are tracked one hand a clip (the hand MediaPipe finds "
+            "first); record both hands with `record`, or export them as .npy frames, a long "
+            "table or MediaPipe JSON",
+        )
     collector = SequenceCollector(root, "clip-folder", classes)
     clips = class_clips(root)
     fps_seen, extracted, cached, no_hand_frames, frames_total = [], 0, 0, 0, 0

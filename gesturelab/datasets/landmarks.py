@@ -7,6 +7,9 @@ import numpy as np
 N_LANDMARKS = 21
 N_COORDS = 3
 INPUT_SHAPE = (N_LANDMARKS, N_COORDS)
+# Sequences read with --hand both hold two hands a frame, 2 x 21 points in this order; every
+# other sequence holds one hand (21 points).
+HAND_SLOTS = ("right", "left")
 
 # MediaPipe Hands landmark order (landmark k-1 is column x{k}, y{k}, z{k} in the HaGRID CSV).
 LANDMARK_NAMES = (
@@ -132,6 +135,14 @@ def no_size(hands) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         span = np.linalg.norm(hands[:, MIDDLE_MCP, :2] - hands[:, WRIST, :2], axis=1)
     return np.isfinite(span) & (span < MIN_HAND_SPAN)
+
+
+def hands_in(points: int) -> int:
+    """How many hands a frame of ``points`` landmarks holds (1 or 2); a ValueError otherwise."""
+    hands, rest = divmod(int(points), N_LANDMARKS)
+    if rest or hands not in (1, len(HAND_SLOTS)):
+        raise ValueError(f"{points} points a frame: a frame holds one hand (21) or two (42)")
+    return hands
 
 
 def mirror_hand(landmarks, width: float = 1.0) -> np.ndarray:

@@ -206,6 +206,13 @@ def read(
                 lengths_seen[len(vector)] = lengths_seen.get(len(vector), 0) + 1
                 vectors.append(vector)
             sequence, side = _hand_sequence(vectors, hand)
+            if sequence is None:
+                collector.set_aside(
+                    folder,
+                    f"no {side} hand in any frame (--hand {hand})",
+                    f"{action}/{folder.name}",
+                )
+                continue
             collector.add(
                 sequence,
                 action,
@@ -236,8 +243,9 @@ def read(
 
 
 def _hand_sequence(vectors, hand: str = config.DEFAULT_HAND):
-    """(frames, 21, 3) of the hand ``hand`` chooses (``choose_hand``: a left hand mirrored) and
-    which it was; for one-hand vectors (63 values) the hand as recorded and None."""
+    """(frames, 21, 3) of the hand ``hand`` chooses (``choose_hand``: a left hand mirrored; both
+    hands as (frames, 42, 3)) and which it was; for one-hand vectors (63 values) the hand as
+    recorded and None."""
     if not vectors:
         return np.zeros((0, 21, 3), np.float32), None
     length = next((len(v) for v in vectors if v is not None), HAND)

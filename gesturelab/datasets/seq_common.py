@@ -21,9 +21,23 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import MAX_ABS_COORDINATE, N_COORDS, N_LANDMARKS, mirror_hand
+from gesturelab.datasets.landmarks import (
+    HAND_SLOTS,
+    MAX_ABS_COORDINATE,
+    N_COORDS,
+    N_LANDMARKS,
+    hands_in,
+    mirror_hand,
+)
 from gesturelab.datasets.loading import quarantine_file
-from gesturelab.datasets.sequences import MIN_SEQUENCE_FRAMES, SequenceSet, frame_mask
+from gesturelab.datasets.sequences import (
+    MIN_SEQUENCE_FRAMES,
+    SHAPES,
+    SequenceSet,
+    frame_mask,
+    hand_mask,
+    point_mask,
+)
 from gesturelab.errors import path_text
 
 MIN_FRAMES = MIN_SEQUENCE_FRAMES
@@ -121,17 +135,23 @@ class SequenceCollector:
     def add(
         self, sequence, label, *, source, sequence_id=None, subject=None, line=None, hand=None
     ) -> bool:
-        """Keep ``sequence`` ((frames, 21, 3), NaN where no hand) unless a check sets it aside.
-        hand: which hand it was ("left", mirrored by ``choose_hand``, or "right"), if known."""
+        """Keep ``sequence`` ((frames, 21, 3), NaN where no hand; (frames, 42, 3) for two hands)
+        unless a check sets it aside. hand: which hand it was ("left", mirrored by
+        ``choose_hand``, "right", or "both"), if known."""
         self.seen += 1
         with np.errstate(over="ignore"):  # 1e308 becomes inf, and is listed below
             sequence = np.asarray(sequence, dtype=np.float32)
         label = path_text(str(label).strip())  # a folder name that is not UTF-8
         reason = None
-        if sequence.ndim == 3 and sequence.shape[1:] == (N_LANDMARKS, N_COORDS):
+        if sequence.ndim == 3 and sequence.shape[1:] in SHAPES:
             sequence = self.mask_corrupt_frames(sequence, source, sequence_id)
-        if sequence.ndim != 3 or sequence.shape[1:] != (N_LANDMARKS, N_COORDS):
-            reason = f"frames of shape {sequence.shape[1:]}, not (21, 3)"
+        if sequence.ndim != 3 or sequence.shape[1:] not in SHAPES:
+            reason = f"frames of shape {sequence.shape[1:]}, not (21, 3) (or (42, 3), two hands)"
+        elif self.sequences and sequence.shape[1:] != self.sequences[0].shape[1:]:
+            reason = (
+                f"frames of shape {sequence.shape[1:]} among sequences of "
+                f"{self.sequences[0].shape[1:]}: one hand and two hands do not mix"
+            )
         elif len(sequence) < MIN_FRAMES:
             reason = (
                 f"{len(sequence)} frame(s): a gesture needs at least {MIN_FRAMES} "
@@ -152,7 +172,7 @@ class SequenceCollector:
             self.seen -= 1  # set_aside counts it
             self.set_aside(source, reason, sequence_id, line)
             return False
-        sequence = np.where(frame_mask(sequence)[:, None, None], sequence, np.nan)
+        sequence = np.where(point_mask(sequence), sequence, np.nan)
         self.sequences.append(sequence.astype(np.float32))
         self.labels.append(label)
         self.subjects.append(subject)
@@ -167,21 +187,23 @@ class SequenceCollector:
         no hand with zeros)."""
         if not len(sequence):
             return sequence  # no frames: ``add`` sets it aside for being too short
-        flat = sequence.reshape(len(sequence), -1)
+        hands = hands_in(sequence.shape[1])
+        flat = sequence.reshape(len(sequence), hands, -1)  # each hand judged alone
         missing = np.isnan(flat)
         finite = np.where(np.isfinite(flat), flat, 0.0)
-        bad = np.isinf(flat).any(axis=1) | (np.abs(finite) > MAX_ABS_COORDINATE).any(axis=1)
-        bad |= missing.any(axis=1) if nan_too else missing.any(axis=1) & ~missing.all(axis=1)
-        for frame in np.flatnonzero(bad):
+        bad = np.isinf(flat).any(axis=2) | (np.abs(finite) > MAX_ABS_COORDINATE).any(axis=2)
+        bad |= missing.any(axis=2) if nan_too else missing.any(axis=2) & ~missing.all(axis=2)
+        for frame, h in zip(*np.nonzero(bad), strict=True):
+            which = f"{HAND_SLOTS[h]} hand " if hands > 1 else ""
             self.problem(
                 source,
-                "non-finite, out-of-range or partly missing values (frame masked)",
+                f"non-finite, out-of-range or partly missing values ({which}frame masked)",
                 sequence_id,
                 int(frame),
             )
         if bad.any():
             sequence = sequence.copy()
-            sequence[bad] = np.nan
+            sequence[np.repeat(bad, N_LANDMARKS, axis=1)] = np.nan
         return sequence
 
     def finish(
@@ -223,7 +245,14 @@ class SequenceCollector:
         index = {c: i for i, c in enumerate(classes)}
         named = [s is not None and str(s).strip() != "" for s in self.subjects]
         notes = list(notes)
-        if hand:  # which hand the sequences kept use, counted once for every reader
+        if hand == "both":
+            present = np.asarray([hand_mask(s).any(axis=0) for s in self.sequences])
+            notes.append(
+                "hand: both (right then left, each masked where it is missing); the right "
+                f"hand in {int(present[:, 0].sum())} sequences, the left in "
+                f"{int(present[:, 1].sum())}, both in {int(present.all(axis=1).sum())}"
+            )
+        elif hand:  # which hand the sequences kept use, counted once for every reader
             notes.append(
                 f"hand: {hand}; the right hand in {self.hands.count('right')} sequences, the "
                 f"left (mirrored) in {self.hands.count('left')}"
@@ -299,6 +328,9 @@ def choose_hand(
     None where the file has no such hand), and which it was ("left"/"right"); None for the
     sequence when the chosen hand is in none of its frames.
 
+    "both" gives the two hands as recorded, neither mirrored: (frames, 42, 3), the right hand's
+    21 points then the left's (``HAND_SLOTS``), NaN where a hand is missing.
+
     "right"/"left" take that hand; "dominant" the one present in more frames (the right on a
     tie, so that a file with one hand gives that hand). A left hand comes back mirrored into
     the right hand's frame (``mirror_hand``; ``width`` 1 for image-normalised coordinates, the
@@ -311,6 +343,15 @@ def choose_hand(
     def present(frames) -> int:
         return 0 if frames is None else int(frame_mask(frames).sum())
 
+    if hand == "both":
+        if present(left) + present(right) == 0:
+            return None, "right or left"
+        frames = len(left if left is not None else right)
+        nan = np.full((frames, N_LANDMARKS, N_COORDS), np.nan, np.float32)
+        slots = {"right": right, "left": left}
+        return np.concatenate(
+            [nan if slots[side] is None else slots[side] for side in HAND_SLOTS], axis=1
+        ), "both"
     if hand == "dominant":
         hand = "left" if present(left) > present(right) else "right"
     chosen = left if hand == "left" else right

@@ -159,13 +159,19 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         raise LandmarkDataError(path, f"{seq_key!r} holds {sequences.dtype}, not coordinates")
     with np.errstate(over="ignore"):  # 1e308 becomes inf: listed and masked per frame below
         sequences = np.asarray(sequences, dtype=np.float32)
-    if sequences.ndim == 3 and sequences.shape[2] == N_LANDMARKS * N_COORDS:
-        sequences = sequences.reshape(*sequences.shape[:2], N_LANDMARKS, N_COORDS)
-    if sequences.ndim != 4 or sequences.shape[2:] != (N_LANDMARKS, N_COORDS):
+    two = _text(hand_stored) == "both" if hand_stored is not None else False
+    points = N_LANDMARKS * (2 if two else 1)  # 42 only in a bundle written with --hand both
+    if sequences.ndim == 3 and sequences.shape[2] == points * N_COORDS:
+        sequences = sequences.reshape(*sequences.shape[:2], points, N_COORDS)
+    if sequences.ndim != 4 or sequences.shape[2:] != (points, N_COORDS):
         raise LandmarkDataError(
             path,
             f"{seq_key!r} has shape {sequences.shape}; expected "
-            "(sequences, frames, 21, 3) or (sequences, frames, 63)",
+            + (
+                "(sequences, frames, 42, 3) or (sequences, frames, 126) ('hand' is both)"
+                if two
+                else "(sequences, frames, 21, 3) or (sequences, frames, 63)"
+            ),
         )
     n = len(sequences)
     if n == 0 or sequences.shape[1] == 0:

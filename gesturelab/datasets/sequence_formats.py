@@ -28,7 +28,7 @@ from gesturelab.datasets import (
 )
 from gesturelab.datasets.labels import class_list
 from gesturelab.datasets.seq_common import QUARANTINE_COLUMNS, LoadedSequences
-from gesturelab.datasets.sequences import frame_mask
+from gesturelab.datasets.sequences import frame_mask, point_mask
 from gesturelab.errors import LandmarkDataError, lookup
 
 IMPORTED_SEQUENCES = "sequences.npz"
@@ -325,12 +325,12 @@ def save_bundle(data, path, group_by: str = "subject") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lengths = data.lengths
-    padded = np.zeros((len(data), int(lengths.max()), 21, 3), np.float32)
+    padded = np.zeros((len(data), int(lengths.max()), *data.sequences[0].shape[1:]), np.float32)
     masks = np.zeros(padded.shape[:2], bool)
     for i, sequence in enumerate(data.sequences):
-        mask = frame_mask(sequence)
-        padded[i, : len(sequence)][mask] = sequence[mask]
-        masks[i, : len(sequence)] = mask
+        # a missing hand beside one that is there is zeros, the bundle's "no hand"
+        padded[i, : len(sequence)] = np.where(point_mask(sequence), sequence, 0.0)
+        masks[i, : len(sequence)] = frame_mask(sequence)
     arrays = {
         "sequences": padded,
         "masks": masks,

@@ -1,9 +1,11 @@
 """Landmark sequences of any length: container, fixed-length views, subject splits, augmentation.
 
-A sequence is a (frames, 21, 3) float array in MediaPipe landmark order. A frame whose values
-are all NaN (no hand found in that video frame) is a missing frame: it is masked, never guessed
-from nothing. Models see sequences resampled to a fixed number of frames; a padded frame is
-all zeros, which is also the masking convention of Keras' ``Masking`` layer.
+A sequence is a (frames, 21, 3) float array in MediaPipe landmark order, or (frames, 42, 3) for
+two hands (``--hand both``: the right hand's 21 points, then the left's; ``HAND_SLOTS``). A hand
+whose values are all NaN (not found in that video frame) is missing: it is masked, never guessed
+from nothing; a frame is missing when all its hands are. Models see sequences resampled to a
+fixed number of frames; a padded frame is all zeros, which is also the masking convention of
+Keras' ``Masking`` layer, and so is a missing hand beside one that is there.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import N_COORDS, N_LANDMARKS
+from gesturelab.datasets.landmarks import N_COORDS, N_LANDMARKS, hands_in
 
 FIXED_LENGTH_METHODS = ("resample", "pad")
 # The fewest frames with a hand a gesture can have: readers set shorter sequences aside and
 # predictors refuse them.
 MIN_SEQUENCE_FRAMES = 4
+SHAPES = ((N_LANDMARKS, N_COORDS), (2 * N_LANDMARKS, N_COORDS))  # one hand, two hands
 
 
 @dataclass
@@ -41,9 +44,18 @@ class SequenceSet:
         self.subjects = np.asarray(self.subjects)
         if not (len(self.sequences) == len(self.labels) == len(self.subjects)):
             raise ValueError("sequences, labels and subjects differ in length")
+        points = self.sequences[0].shape[1:] if len(self.sequences) else (N_LANDMARKS, N_COORDS)
         for i, seq in enumerate(self.sequences):
-            if seq.ndim != 3 or seq.shape[1:] != (N_LANDMARKS, N_COORDS):
-                raise ValueError(f"sequence {i} has shape {seq.shape}, not (frames, 21, 3)")
+            if seq.ndim != 3 or seq.shape[1:] != points or points not in SHAPES:
+                raise ValueError(
+                    f"sequence {i} has shape {seq.shape}, not (frames, 21, 3) or, for two "
+                    "hands, (frames, 42, 3) like every sequence of the set"
+                )
+
+    @property
+    def hands(self) -> int:
+        """Hands a frame: 1, or 2 for data read with ``--hand both``."""
+        return hands_in(self.sequences[0].shape[1]) if len(self.sequences) else 1
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -83,7 +95,7 @@ class SequenceSet:
         return out
 
     def to_fixed(self, frames: int, method: str = "resample") -> np.ndarray:
-        """(n, frames, 21, 3) float32; padded or missing frames are all zeros."""
+        """(n, frames, 21 or 42, 3) float32; padded frames and missing hands are all zeros."""
         if method not in FIXED_LENGTH_METHODS:
             raise ValueError(f"method must be one of {FIXED_LENGTH_METHODS}")
         fix = resample if method == "resample" else pad_or_truncate
@@ -98,10 +110,25 @@ class SequenceSet:
         )
 
 
+def hand_mask(sequence: np.ndarray) -> np.ndarray:
+    """(frames, hands): True where that hand is there, finite and not the all-zero padding."""
+    sequence = np.asarray(sequence)
+    values = sequence.reshape(len(sequence), int(np.prod(sequence.shape[1:])))
+    points = sequence.shape[1] if sequence.ndim == 3 else values.shape[1] // N_COORDS
+    hands = hands_in(points)
+    per_hand = values.reshape(len(sequence), hands, values.shape[1] // hands)
+    return np.isfinite(per_hand).all(axis=2) & (np.abs(per_hand).sum(axis=2) > 0)
+
+
 def frame_mask(sequence: np.ndarray) -> np.ndarray:
-    """True for frames with a hand: finite and not the all-zero padding."""
-    flat = np.asarray(sequence).reshape(len(sequence), -1)
-    return np.isfinite(flat).all(axis=1) & (np.abs(flat).sum(axis=1) > 0)
+    """True for frames with a hand (either hand of a two-hand sequence)."""
+    return hand_mask(sequence).any(axis=1)
+
+
+def point_mask(sequence: np.ndarray) -> np.ndarray:
+    """``hand_mask`` spread over each hand's points: (frames, points, 1), for ``np.where``."""
+    present = hand_mask(sequence)
+    return np.repeat(present, N_LANDMARKS, axis=1)[:, :, None]
 
 
 def resample(sequence: np.ndarray, frames: int, positions=None) -> np.ndarray:
@@ -109,32 +136,54 @@ def resample(sequence: np.ndarray, frames: int, positions=None) -> np.ndarray:
 
     ``positions`` (in [0, 1], increasing) replaces the even spacing; time warping uses it.
     Missing frames are bridged from their neighbours; a sequence with no hand at all gives zeros.
+    Two hands are resampled each over its own frames, on the times of the frames where either
+    hand is there: a hand missing from a stretch is bridged only inside its own first and last
+    frames, and is zeros (missing) outside them.
     """
     sequence = np.asarray(sequence, dtype=np.float64)
-    valid = frame_mask(sequence)
+    points = sequence.shape[1]
+    present = hand_mask(sequence)
+    valid = present.any(axis=1)
     if valid.sum() == 0:
-        return np.zeros((frames, N_LANDMARKS, N_COORDS), dtype=np.float32)
+        return np.zeros((frames, points, N_COORDS), dtype=np.float32)
     known_t = np.flatnonzero(valid).astype(np.float64)
-    known = sequence[valid].reshape(len(known_t), -1)
-    if len(known_t) == 1:
-        return np.repeat(known.reshape(1, N_LANDMARKS, N_COORDS), frames, 0).astype(np.float32)
     if positions is None:
         positions = np.linspace(0.0, 1.0, frames)
     t = known_t[0] + np.asarray(positions) * (known_t[-1] - known_t[0])
+    if present.shape[1] == 1:
+        return _interpolate(sequence, valid, t, frames)
+    out = np.zeros((frames, points, N_COORDS), dtype=np.float32)
+    for h in range(present.shape[1]):
+        own = present[:, h]
+        if not own.any():
+            continue
+        block = slice(h * N_LANDMARKS, (h + 1) * N_LANDMARKS)
+        seen = np.flatnonzero(own)
+        inside = (t >= seen[0]) & (t <= seen[-1])
+        out[inside, block] = _interpolate(sequence[:, block], own, t[inside], int(inside.sum()))
+    return out
+
+
+def _interpolate(sequence, valid, t, frames) -> np.ndarray:
+    """One hand's frames where ``valid``, at times ``t`` (frame numbers), linearly."""
+    points = sequence.shape[1]
+    known_t = np.flatnonzero(valid).astype(np.float64)
+    known = sequence[valid].reshape(len(known_t), -1)
+    if len(known_t) == 1:
+        return np.repeat(known.reshape(1, points, N_COORDS), frames, 0).astype(np.float32)
     # np.interp per column, vectorised: locate each t between two known frames once.
     right = np.clip(np.searchsorted(known_t, t, side="right"), 1, len(known_t) - 1)
     left = right - 1
     w = ((t - known_t[left]) / (known_t[right] - known_t[left]))[:, None]
     out = known[left] * (1 - w) + known[right] * w
-    return out.reshape(frames, N_LANDMARKS, N_COORDS).astype(np.float32)
+    return out.reshape(frames, points, N_COORDS).astype(np.float32)
 
 
 def pad_or_truncate(sequence: np.ndarray, frames: int) -> np.ndarray:
-    """The first ``frames`` frames, zero-padded at the end; missing frames become zeros."""
+    """The first ``frames`` frames, zero-padded at the end; missing hands become zeros."""
     sequence = np.asarray(sequence, dtype=np.float32)[:frames]
-    out = np.zeros((frames, N_LANDMARKS, N_COORDS), dtype=np.float32)
-    valid = frame_mask(sequence)
-    out[: len(sequence)][valid] = sequence[valid]
+    out = np.zeros((frames, sequence.shape[1], N_COORDS), dtype=np.float32)
+    out[: len(sequence)] = np.where(point_mask(sequence), sequence, 0.0)
     return out
 
 
@@ -200,18 +249,21 @@ class SequenceAugmenter:
         return resample(sequence, frames, start + base * (stop - start))
 
     def spatial(self, batch: np.ndarray, rng) -> np.ndarray:
-        n = len(batch)
+        n, frames, points = batch.shape[:3]
         angles = np.deg2rad(rng.uniform(-self.rotation_deg, self.rotation_deg, size=(n, 3)))
         rotations = np.stack([_rotation(a) for a in angles])
-        mask = np.abs(batch).sum(axis=(2, 3)) > 0
-        centre = batch[:, :, :1, :].sum(axis=1, keepdims=True) / np.maximum(
-            mask.sum(axis=1), 1
+        hands = batch.reshape(n, frames, -1, N_LANDMARKS, N_COORDS)
+        mask = np.abs(hands).sum(axis=(3, 4)) > 0  # (n, frames, hands)
+        # about the mean wrist of the hands there, so two hands turn and scale as one scene
+        centre = hands[:, :, :, 0, :].sum(axis=(1, 2)).reshape(n, 1, 1, 3) / np.maximum(
+            mask.sum(axis=(1, 2)), 1
         ).reshape(n, 1, 1, 1)
         out = np.einsum("ntjc,ndc->ntjd", batch - centre, rotations)
         out = out * rng.uniform(1 - self.scale, 1 + self.scale, size=(n, 1, 1, 1))
         out = out + centre + rng.uniform(-self.translation, self.translation, size=(n, 1, 1, 3))
         out = out + rng.normal(0, self.jitter, size=out.shape)
-        return np.where(mask[:, :, None, None], out, 0).astype(np.float32)
+        keep = np.repeat(mask, N_LANDMARKS, axis=2)[..., None]
+        return np.where(keep, out, 0).astype(np.float32)
 
 
 AUGMENTATIONS = {

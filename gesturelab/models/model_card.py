@@ -47,7 +47,7 @@ def build_card(name: str, version) -> dict:
         model = loaded.model
         classes = [str(c) for c in meta.get("classes") or []]
         frames = int(meta.get("frames") or model.input_shape[1])
-        input_shape = [frames, 21, 3]
+        input_shape = [frames, int(model.input_shape[-1]) // 3, 3]  # 42 points: two hands
         from gesturelab.models.seq_models import model_features
 
         preprocessing = {
@@ -56,7 +56,12 @@ def build_card(name: str, version) -> dict:
             "resampling": f"each sequence resampled to {frames} frames over the frames with a "
             "hand (gesturelab.datasets.sequences.resample); all-zero frames are padding",
         }
-        if meta.get("hand"):
+        if meta.get("hand") == "both":
+            preprocessing["hand"] = (
+                "--hand both: the right hand's 21 points, then the left's, as recorded (not "
+                "mirrored); a hand missing in a frame is zeros there"
+            )
+        elif meta.get("hand"):
             preprocessing["hand"] = (
                 f"--hand {meta['hand']}: a hand MediaPipe calls Left is mirrored into the "
                 "right hand's frame (x -> 1 - x)"

@@ -18,7 +18,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gesturelab.datasets.landmarks import INPUT_SHAPE, LANDMARK_COLUMNS, N_LANDMARKS, mirror_hand
+from gesturelab.datasets.landmarks import (
+    HAND_SLOTS,
+    INPUT_SHAPE,
+    LANDMARK_COLUMNS,
+    N_LANDMARKS,
+    mirror_hand,
+)
 from gesturelab.datasets.sequences import MIN_SEQUENCE_FRAMES
 from gesturelab.errors import LandmarkInputError, ModelLoadError
 from gesturelab.features.landmark_features import as_hands
@@ -299,12 +305,44 @@ class SequencePredictor(Predictor):
         as recorded, never mirrored."""
         return self.metadata.get("hand")
 
+    @property
+    def hands(self) -> int:
+        """Hands a frame the model takes: 2 for a model of ``--hand both`` data, else 1."""
+        return int(self.model.input_shape[-1]) // len(LANDMARK_COLUMNS)
+
+    @property
+    def frame_shape(self) -> tuple:
+        """One frame's landmarks: (21, 3), or (42, 3) for two hands (right, then left)."""
+        return (self.hands * N_LANDMARKS, INPUT_SHAPE[1])
+
+    def place_hands(self, hands) -> np.ndarray:
+        """One frame for a two-hand model from [(landmarks (21, 3), handedness), ...]: each
+        hand in its side's slot (``HAND_SLOTS``: right, then left; the first of a side wins),
+        NaN where a side has none."""
+        frame = np.full(self.frame_shape, np.nan)
+        taken = set()
+        for landmarks, handedness in hands:
+            side = str(handedness or "").strip().lower()
+            if side in HAND_SLOTS and side not in taken:
+                at = HAND_SLOTS.index(side) * N_LANDMARKS
+                frame[at : at + N_LANDMARKS] = np.asarray(landmarks, dtype=np.float64)
+                taken.add(side)
+        return frame
+
     def takes_hand(self, landmarks, handedness: str | None, width: float = 1.0):
         """A hand of ``handedness`` ("Left"/"Right", MediaPipe's words) as this model learnt
         hands: a left hand mirrored into the right hand's frame (x -> width - x; ``width`` the
         image width for pixel coordinates) when its data's left hands were; None when the model
-        learnt only the other hand (``--hand right`` or ``left``)."""
+        learnt only the other hand (``--hand right`` or ``left``). A two-hand model gets the hand
+        in its side's slot of a frame whose other hand is missing (``place_hands``)."""
         side = str(handedness or "").strip().lower()
+        if self.hands > 1:
+            if side not in HAND_SLOTS:
+                raise LandmarkInputError(
+                    "this model takes both hands (--hand both): a hand needs its handedness "
+                    f"(Left or Right), not {handedness!r}"
+                )
+            return self.place_hands([(landmarks, side)])
         if self.hand is None or side not in ("left", "right"):
             return np.asarray(landmarks, dtype=np.float64)
         if self.hand in ("left", "right") and side != self.hand:
@@ -324,34 +362,53 @@ class SequencePredictor(Predictor):
         return array
 
     def _as_array(self, sequence, image_size=None) -> np.ndarray:
+        shape, values = self.frame_shape, self.hands * len(LANDMARK_COLUMNS)
         if isinstance(sequence, pd.DataFrame):
             sequence = sequence[list(LANDMARK_COLUMNS)].to_numpy(dtype=np.float64)
         elif isinstance(sequence, (list, tuple)) and sequence and _is_mediapipe(sequence[0]):
-            frames = []
-            for result in sequence:
-                hands = mediapipe_to_hands(result, image_size)
-                frames.append(hands[0] if len(hands) else np.full(INPUT_SHAPE, np.nan))
-            sequence = np.stack(frames)
+            sequence = np.stack([self._mediapipe_frame(r, image_size) for r in sequence])
         elif _is_mediapipe(sequence):
-            sequence = mediapipe_to_hands(sequence, image_size)[:1]  # one frame: refused
+            sequence = self._mediapipe_frame(sequence, image_size)[None]  # one frame: refused
         array = np.asarray(sequence, dtype=np.float64)
-        if array.ndim == 1 and array.size == len(LANDMARK_COLUMNS):
-            array = array.reshape(1, *INPUT_SHAPE)  # one hand as a 63-vector: refused
-        if array.ndim == 2 and array.shape[1] == len(LANDMARK_COLUMNS):
-            array = array.reshape(len(array), *INPUT_SHAPE)
-        if array.ndim == 2 and array.shape == INPUT_SHAPE:
-            array = array.reshape(1, *INPUT_SHAPE)  # one hand as 21×3: refused
-        if array.ndim != 3 or array.shape[1:] != INPUT_SHAPE:
+        if array.ndim == 1 and array.size == values:
+            array = array.reshape(1, *shape)  # one frame as a vector: refused
+        if array.ndim == 2 and array.shape[1] == values:
+            array = array.reshape(len(array), *shape)
+        if array.ndim == 2 and array.shape == shape:
+            array = array.reshape(1, *shape)  # one frame as points: refused
+        if array.ndim != 3 or array.shape[1:] != shape:
+            both = (
+                " (this model takes both hands: the right hand's 21 points, then the left's)"
+                if self.hands > 1
+                else ""
+            )
             raise LandmarkInputError(
-                f"a sequence is (frames, 21, 3) or (frames, 63); got shape {array.shape}"
+                f"a sequence is (frames, {shape[0]}, 3) or (frames, {values}){both}; "
+                f"got shape {array.shape}"
             )
         return array
+
+    def _mediapipe_frame(self, result, image_size=None) -> np.ndarray:
+        """One MediaPipe result as a frame: its first hand, or for a two-hand model each hand
+        by its handedness."""
+        hands = mediapipe_to_hands(result, image_size)
+        if self.hands == 1:
+            return hands[0] if len(hands) else np.full(INPUT_SHAPE, np.nan)
+        sides = [
+            h.classification[0].label for h in (getattr(result, "multi_handedness", None) or [])
+        ]
+        if len(sides) != len(hands):
+            raise LandmarkInputError(
+                "this model takes both hands (--hand both): give MediaPipe Hands results, "
+                "which name each hand's handedness"
+            )
+        return self.place_hands(zip(hands, sides, strict=True))
 
     def _sequences(self, sequences, image_size=None) -> list[np.ndarray]:
         if isinstance(sequences, np.ndarray) and sequences.ndim == 4:
             return [self._sequence(s) for s in sequences]
         if isinstance(sequences, np.ndarray) and sequences.ndim == 3:
-            if sequences.shape[1:] != INPUT_SHAPE:  # (n, frames, 63)
+            if sequences.shape[1:] != self.frame_shape:  # (n, frames, 63)
                 return [self._sequence(s) for s in sequences]
         if isinstance(sequences, list) and sequences and not _is_mediapipe(sequences[0]):
             first = np.asarray(sequences[0]) if not isinstance(sequences[0], pd.DataFrame) else 0
@@ -367,7 +424,8 @@ class SequencePredictor(Predictor):
         return self.predict_fixed(np.stack(fixed))
 
     def predict_fixed(self, batch: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Probabilities of sequences already resampled to the model's frames (n, frames, 21, 3)."""
+        """Probabilities of sequences already resampled to the model's frames (n, frames, 21, 3),
+        or (n, frames, 42, 3) for a two-hand model."""
         batch = np.asarray(batch).reshape(len(batch), self.frames, -1).astype(np.float32)
         n = len(batch)
         if n > batch_size and n % batch_size:
@@ -393,7 +451,7 @@ class SequencePredictor(Predictor):
             "architecture": self.model.name,
             "features": features,
             "classes": self.classes,
-            "input_shape": [self.frames, *INPUT_SHAPE],
+            "input_shape": [self.frames, *self.frame_shape],
             "parameters": int(self.model.count_params()),
         }
 

@@ -64,9 +64,14 @@ class SequenceFeatures(layers.Layer):
     or how far from the camera it happened. local: each frame relative to its own wrist (the hand
     shape alone). velocities: frame-to-frame change of positions. distances: the 210 distances
     between landmark pairs (the joint collection distances of DD-Net), divided by hand size.
+
+    hands=2 (``--hand both``, (frames, 126): the right hand, then the left): each hand gets the
+    features above on its own (its own centre, size and mask: a hand missing in a frame is
+    zeros there), followed by ``between``, the left wrist relative to the right, divided by
+    their mean size, where both are there: how the two hands stand to each other.
     """
 
-    def __init__(self, features=FEATURE_SETS[DEFAULT_FEATURES], emit_mask=True, **kwargs):
+    def __init__(self, features=FEATURE_SETS[DEFAULT_FEATURES], emit_mask=True, hands=1, **kwargs):
         super().__init__(**kwargs)
         self.emit_mask = bool(emit_mask)
         known = {"raw", "positions", "local", "velocities", "finger_motion", "distances"}
@@ -74,30 +79,41 @@ class SequenceFeatures(layers.Layer):
         if unknown:
             raise ValueError(f"unknown sequence features {sorted(unknown)}")
         self.features = tuple(features)
+        self.hands = int(hands)
+        if self.hands not in (1, 2):
+            raise ValueError(f"hands must be 1 or 2, not {hands}")
         self.supports_masking = True
 
     def feature_size(self) -> int:
+        per_point = N_LANDMARKS * N_COORDS
         sizes = {
-            "raw": N_LANDMARKS * N_COORDS,
-            "positions": N_LANDMARKS * N_COORDS,
-            "local": N_LANDMARKS * N_COORDS,
-            "velocities": N_LANDMARKS * N_COORDS,
-            "finger_motion": N_LANDMARKS * N_COORDS,
+            "raw": per_point,
+            "positions": per_point,
+            "local": per_point,
+            "velocities": per_point,
+            "finger_motion": per_point,
             "distances": len(_PAIRS),
         }
-        return sum(sizes[f] for f in self.features)
+        between = N_COORDS if self.hands > 1 else 0
+        return self.hands * sum(sizes[f] for f in self.features) + between
 
     def call(self, x):
         frames = ops.shape(x)[1]
-        valid = ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1), x.dtype)  # (B, T)
-        count = ops.maximum(ops.sum(valid, axis=1), 1.0)[:, None, None, None]
-        pts = ops.reshape(x, (-1, frames, N_LANDMARKS, N_COORDS))
-        m = valid[:, :, None, None]
-        wrist = pts[:, :, WRIST : WRIST + 1, :]
-        centre = ops.sum(wrist * m, axis=1, keepdims=True) / count
-        size = ops.sqrt(ops.sum(ops.square(pts[:, :, MIDDLE_MCP, :] - pts[:, :, WRIST, :]), -1))
-        scale = ops.sum(size * valid, axis=1) / ops.squeeze(count, (1, 2, 3))
-        scale = ops.maximum(scale, 1e-6)[:, None, None, None]
+        k = self.hands
+        pts = ops.reshape(x, (-1, frames, k, N_LANDMARKS, N_COORDS))
+        # (B, T, k): a hand is there when any of its values is not zero
+        values = ops.reshape(x, (-1, frames, k, N_LANDMARKS * N_COORDS))
+        valid = ops.cast(ops.any(ops.not_equal(values, 0.0), axis=-1), x.dtype)
+        count = ops.maximum(ops.sum(valid, axis=1, keepdims=True), 1.0)  # (B, 1, k)
+        m = valid[..., None, None]
+        wrist = pts[:, :, :, WRIST : WRIST + 1, :]
+        centre = ops.sum(wrist * m, axis=1, keepdims=True) / count[..., None, None]
+        size = ops.sqrt(
+            ops.sum(ops.square(pts[:, :, :, MIDDLE_MCP, :] - pts[:, :, :, WRIST, :]), -1)
+        )
+        scale = ops.sum(size * valid, axis=1, keepdims=True) / count  # (B, 1, k)
+        scale = ops.maximum(scale, 1e-6)[..., None, None]
+        per_hand = (-1, frames, k * N_LANDMARKS * N_COORDS)
         out = []
         positions = (pts - centre) / scale * m
         both = m[:, 1:] * m[:, :-1]
@@ -105,21 +121,26 @@ class SequenceFeatures(layers.Layer):
             if name == "raw":
                 out.append(x)
             elif name == "positions":
-                out.append(ops.reshape(positions, (-1, frames, N_LANDMARKS * N_COORDS)))
+                out.append(ops.reshape(positions, per_hand))
             elif name == "local":
                 local = (pts - wrist) / scale * m
-                out.append(ops.reshape(local, (-1, frames, N_LANDMARKS * N_COORDS)))
+                out.append(ops.reshape(local, per_hand))
             elif name in ("velocities", "finger_motion"):
                 # finger_motion: how the fingers move relative to the wrist, without the arm.
                 moving = positions if name == "velocities" else (pts - wrist) / scale * m
                 step = (moving[:, 1:] - moving[:, :-1]) * both
                 step = ops.concatenate([ops.zeros_like(step[:, :1]), step], axis=1)
-                out.append(ops.reshape(step, (-1, frames, N_LANDMARKS * N_COORDS)))
+                out.append(ops.reshape(step, per_hand))
             elif name == "distances":
-                a = ops.take(positions, _PAIRS[:, 0], axis=2)
-                b = ops.take(positions, _PAIRS[:, 1], axis=2)
-                d = ops.sqrt(ops.sum(ops.square(a - b), axis=-1) + 1e-12) * valid[:, :, None]
-                out.append(d)
+                a = ops.take(positions, _PAIRS[:, 0], axis=3)
+                b = ops.take(positions, _PAIRS[:, 1], axis=3)
+                d = ops.sqrt(ops.sum(ops.square(a - b), axis=-1) + 1e-12) * valid[..., None]
+                out.append(ops.reshape(d, (-1, frames, k * len(_PAIRS))))
+        if k > 1:
+            pair = valid[:, :, 0] * valid[:, :, 1]
+            apart = pts[:, :, 1, WRIST, :] - pts[:, :, 0, WRIST, :]
+            mean_size = (scale[:, :, 0, 0, 0] + scale[:, :, 1, 0, 0]) / 2.0
+            out.append(apart / mean_size[..., None] * pair[..., None])
         return ops.concatenate(out, axis=-1) if len(out) > 1 else out[0]
 
     def compute_mask(self, x, mask=None):
@@ -135,6 +156,7 @@ class SequenceFeatures(layers.Layer):
             **super().get_config(),
             "features": list(self.features),
             "emit_mask": self.emit_mask,
+            "hands": self.hands,
         }
 
 
@@ -147,8 +169,10 @@ def build_model(
     dropout: float = 0.3,
     recurrent_activation: str = "tanh",
     seed: int = config.SEQUENCE_SEED,
+    hands: int = 1,
 ) -> keras.Model:
-    """One architecture of ``ARCHITECTURES`` for (frames, 63) raw landmark input."""
+    """One architecture of ``ARCHITECTURES`` for (frames, 63) raw landmark input ((frames, 126)
+    with ``hands`` 2)."""
     spec = architecture(arch)
     if spec.build is None:
         raise ValueError(
@@ -158,7 +182,7 @@ def build_model(
     if features not in FEATURE_SETS:
         raise ValueError(f"features must be one of {sorted(FEATURE_SETS)}, not {features!r}")
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((frames, N_LANDMARKS * N_COORDS), name="landmarks")
+    inputs = keras.Input((frames, hands * N_LANDMARKS * N_COORDS), name="landmarks")
     return spec.build(inputs, n_classes, features, width, dropout, recurrent_activation)
 
 
@@ -170,7 +194,10 @@ def _on_features(name: str, body, recurrent: bool):
     """
 
     def build(inputs, n_classes, features, width, dropout, recurrent_activation):
-        x = SequenceFeatures(FEATURE_SETS[features], emit_mask=recurrent, name="features")(inputs)
+        hands = int(inputs.shape[-1]) // (N_LANDMARKS * N_COORDS)
+        x = SequenceFeatures(
+            FEATURE_SETS[features], emit_mask=recurrent, hands=hands, name="features"
+        )(inputs)
         x = body(x, width, dropout, recurrent_activation)
         outputs = layers.Dense(n_classes, activation="softmax", name="gesture")(x)
         return keras.Model(inputs, outputs, name=f"{name}_{features.replace('+', '_')}")
@@ -313,8 +340,9 @@ def _ddnet(inputs, n_classes, features, width, dropout, recurrent_activation) ->
     """
     filters = max(width // 4, 4)
     drop = dropout / 3
-    jcd = SequenceFeatures(("distances",), emit_mask=False, name="features")(inputs)
-    pos = SequenceFeatures(("positions",), emit_mask=False, name="positions")(inputs)
+    hands = int(inputs.shape[-1]) // (N_LANDMARKS * N_COORDS)
+    jcd = SequenceFeatures(("distances",), emit_mask=False, hands=hands, name="features")(inputs)
+    pos = SequenceFeatures(("positions",), emit_mask=False, hands=hands, name="positions")(inputs)
     streams = []
     for x, pool in (
         (jcd, True),

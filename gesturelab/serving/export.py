@@ -211,7 +211,14 @@ def held_out_for(
         else:
             from gesturelab.datasets.sequence_formats import read_sequences
 
-            sequences = read_sequences(data, classes=classes, verbose=False, split=split).data
+            sequences = read_sequences(
+                data,
+                classes=classes,
+                verbose=False,
+                split=split,
+                hand=loaded.metadata.get("hand"),  # the data read the way the model learnt it
+                hand_strict=False,
+            ).data
             test = np.ones(len(sequences), bool)
             what = f"{data}"
         x = sequences.to_fixed(frames).reshape(len(sequences), frames, -1)

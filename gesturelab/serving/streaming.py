@@ -1,7 +1,8 @@
 """Dynamic gestures in a stream of frames: a sliding window over landmarks, reported as segments.
 
 ``StreamingRecognizer.push(frame)`` takes an RGB video frame (MediaPipe Hands runs on it in
-video mode) or one frame's landmarks ((21, 3), a 63-vector, or None for "no hand") and returns
+video mode) or one frame's landmarks ((21, 3), a 63-vector, or None for "no hand"; (42, 3) or
+126 values, right hand then left, for a model of ``--hand both`` data) and returns
 a ``Segment`` when a gesture is recognised, else None. Every ``stride`` frames the last
 ``window`` frames are resampled to the model's length and scored. A window is "no gesture" when
 fewer than ``min_hand_fraction`` of its frames hold a hand or its top probability is below the
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab.datasets.landmarks import INPUT_SHAPE, N_COORDS, N_LANDMARKS
-from gesturelab.datasets.sequences import resample
+from gesturelab.datasets.sequences import frame_mask, resample
 from gesturelab.models.predictor import SequencePredictor
 
 NO_GESTURE = "no gesture"
@@ -105,11 +106,14 @@ class StreamingRecognizer:
         handedness: "Left"/"Right" of pushed landmarks, for a model that learnt hands by side
         (``SequencePredictor.takes_hand``); an image's hands are found and chosen here."""
         self.frame_index += 1
-        landmarks = self._landmarks(frame)
-        if handedness is not None and not (np.asarray(frame).ndim == 3):
+        is_image = frame is not None and np.asarray(frame).ndim == 3
+        if handedness is not None and not is_image:
+            landmarks = self._landmarks(frame, one_hand=True)
             landmarks = self.predictor.takes_hand(landmarks, handedness)
             if landmarks is None:  # the hand this model did not learn
-                landmarks = np.full(INPUT_SHAPE, np.nan)
+                landmarks = self._nothing()
+        else:
+            landmarks = self._landmarks(frame)
         self._frames.append(landmarks)
         full = len(self._frames) == self.window
         if not full or (self.frame_index + 1 - self.window) % self.stride:
@@ -132,31 +136,47 @@ class StreamingRecognizer:
     def __exit__(self, *exc):
         self.close()
 
-    def _landmarks(self, frame) -> np.ndarray:
+    def _nothing(self) -> np.ndarray:
+        """A frame with no hand, in the model's frame shape."""
+        return np.full(self.predictor.frame_shape, np.nan)
+
+    def _landmarks(self, frame, one_hand: bool = False) -> np.ndarray:
         if frame is None:
-            return np.full(INPUT_SHAPE, np.nan)
+            return np.full(INPUT_SHAPE, np.nan) if one_hand else self._nothing()
         array = np.asarray(frame)
         if array.ndim == 3 and array.shape[-1] == 3:  # an image; a hand is 2-D
             return self._detect(array)
         array = np.asarray(array, dtype=np.float64)
-        if array.size != N_LANDMARKS * N_COORDS:
-            raise ValueError(
-                "push takes an RGB frame (height, width, 3), one hand's landmarks (21, 3) or "
-                f"a 63-vector, or None; got shape {array.shape}"
+        shape = INPUT_SHAPE if one_hand else self.predictor.frame_shape
+        if array.size != shape[0] * N_COORDS:
+            what = (
+                "both hands' landmarks (42, 3: right then left) or a 126-vector, or one hand "
+                "with its handedness"
+                if shape[0] > N_LANDMARKS
+                else "one hand's landmarks (21, 3) or a 63-vector"
             )
-        return array.reshape(INPUT_SHAPE)
+            raise ValueError(
+                f"push takes an RGB frame (height, width, 3), {what}, or None; "
+                f"got shape {array.shape}"
+            )
+        return array.reshape(shape)
 
     def _detect(self, rgb: np.ndarray) -> np.ndarray:
         if self._landmarker is None:
             from gesturelab.datasets.extraction import HandLandmarker
 
-            # a model that learnt hands by side looks at both hands and takes the one it knows
+            # a model that learnt hands by side looks at both hands and takes the one it knows,
+            # or both of them (--hand both)
             both = self.predictor.hand is not None
             self._landmarker = HandLandmarker(
                 static_image_mode=False, max_num_hands=2 if both else 1
             )
             self._own_landmarker = True
-        for hand in sorted(self._landmarker.detect(rgb), key=lambda h: -h["score"]):
+        found = sorted(self._landmarker.detect(rgb), key=lambda h: -h["score"])
+        if self.predictor.hands > 1:
+            self.last_hand = found[0] if found else None
+            return self.predictor.place_hands((h["landmarks"], h["handedness"]) for h in found)
+        for hand in found:
             landmarks = self.predictor.takes_hand(
                 hand["landmarks"], hand["handedness"], rgb.shape[1]
             )
@@ -164,12 +184,12 @@ class StreamingRecognizer:
                 self.last_hand = hand
                 return landmarks
         self.last_hand = None
-        return np.full(INPUT_SHAPE, np.nan)
+        return self._nothing()
 
     # -- scoring -----------------------------------------------------------------------------
     def _score(self) -> Segment | None:
         frames = np.stack(self._frames)
-        hands = np.isfinite(frames.reshape(len(frames), -1)).all(axis=1)
+        hands = frame_mask(frames)  # a frame with either hand of a two-hand model counts
         end = self.frame_index
         start = end - self.window + 1
         record = {

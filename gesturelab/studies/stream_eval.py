@@ -26,8 +26,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import INPUT_SHAPE
-from gesturelab.datasets.sequences import SequenceSet, frame_mask
+from gesturelab.datasets.sequences import SequenceSet, frame_mask, point_mask
 from gesturelab.serving.streaming import StreamingRecognizer
 
 PAUSE_KINDS = ("no hand", "still")
@@ -40,15 +39,15 @@ def build_stream(
     pause: str = "no hand",
     seed: int = config.SEQUENCE_SEED,
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """(frames (n, 21, 3) with NaN for no hand, truth table) of ``data`` played back to back in
-    a seeded random order."""
+    """(frames (n, 21 or 42, 3) with NaN for no hand, truth table) of ``data`` played back to
+    back in a seeded random order."""
     if pause not in PAUSE_KINDS:
         raise ValueError(f"pause is one of {PAUSE_KINDS}, not {pause!r}")
     fps = float(fps or data.frame_rate or 30.0)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(data))
     pieces, truth, at = [], [], 0
-    nothing = np.full((1, *INPUT_SHAPE), np.nan)
+    nothing = np.full((1, *data.sequences[0].shape[1:]), np.nan)  # 21 or 42 points
     for i in order:
         length = int(round(rng.uniform(*pause_s) * fps))
         if pause == "still" and pieces:
@@ -59,7 +58,7 @@ def build_stream(
         pieces.append(np.repeat(hold, length, axis=0))
         at += length
         sequence = np.asarray(data.sequences[i], dtype=np.float64)
-        sequence = np.where(frame_mask(sequence)[:, None, None], sequence, np.nan)
+        sequence = np.where(point_mask(sequence), sequence, np.nan)
         pieces.append(sequence)
         truth.append(
             {

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import N_COORDS, N_LANDMARKS
+from gesturelab.datasets.landmarks import N_COORDS
 from gesturelab.datasets.sequences import AUGMENTATIONS, SequenceSet
 from gesturelab.models.seq_models import AdamW, architecture, build_model
 
@@ -125,8 +125,8 @@ def config_for(
 
 
 def flat(batch: np.ndarray) -> np.ndarray:
-    """(n, T, 21, 3) to the (n, T, 63) model input."""
-    return batch.reshape(len(batch), batch.shape[1], N_LANDMARKS * N_COORDS).astype(np.float32)
+    """(n, T, 21, 3) to the (n, T, 63) model input ((n, T, 42, 3) to (n, T, 126): two hands)."""
+    return batch.reshape(len(batch), batch.shape[1], batch.shape[2] * N_COORDS).astype(np.float32)
 
 
 def model_input(data: SequenceSet, frames: int) -> np.ndarray:
@@ -159,6 +159,7 @@ def _fit(train, config, validation, callbacks, verbose) -> TrainResult:
         dropout=config.dropout,
         recurrent_activation=config.recurrent_activation,
         seed=config.seed,
+        hands=train.hands,
     )
     steps = math.ceil(len(train) / config.batch_size) * config.epochs
     rate = config.learning_rate
