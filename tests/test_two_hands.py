@@ -1,6 +1,7 @@
 """``--hand both``: two hands a frame (the right hand's 21 points, then the left's, each masked
 where it is missing), read from the real ISLR files, kept through an imported bundle, learnt by
-a model that records it, and served the same way by the predictor and the streaming recognizer."""
+a model that records it, and served the same way by the predictor and the streaming recognizer;
+and the hands of ``extract``'s per-frame CSVs placed by their handedness column."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from gesturelab import config
+from gesturelab.datasets import seq_writers, shrec
 from gesturelab.datasets.landmarks import mirror_hand
 from gesturelab.datasets.sequence_formats import import_sequences, read_sequences
 from gesturelab.datasets.sequences import hand_mask, resample
@@ -105,3 +107,71 @@ def test_a_two_hand_model_learns_records_and_serves_both_hands(both, mlflow_stor
     np.testing.assert_allclose(tables[0]["confidence"], tables[1]["confidence"], atol=1e-6)
     with pytest.raises(LandmarkInputError, match="needs its handedness"):
         predictor.takes_hand(sequence[0, :21], None)
+
+
+@pytest.fixture(scope="module")
+def gestures():
+    """Eight real SHREC'17 sequences of four gestures."""
+    data = shrec.load_compact()
+    return data.subset(np.concatenate([np.flatnonzero(data.labels == k)[:2] for k in range(4)]))
+
+
+def test_extract_csvs_place_each_hand_by_its_handedness(gestures, tmp_path):
+    """Rows as ``extract`` writes them (hand_index, handedness): odd sequences signed with the
+    left hand, every third frame a second hand on the other side. Each choice gets back the
+    hand it names; before, the second hand's rows were dropped whatever their side."""
+    path = seq_writers.write_sequence_csv(
+        gestures, tmp_path / "rows.csv", left_handed=range(1, 8, 2), other_hand_every=3
+    )
+
+    def read(hand):
+        return read_sequences(path, hand=hand, quarantine_dir=None, verbose=False)
+
+    dominant, both = read("dominant"), read("both")
+    assert dominant.data.meta["hand"].tolist() == ["right", "left"] * 4
+    assert any("hands placed by column 'handedness'" in n for n in dominant.notes)
+    for i, (original, got) in enumerate(
+        zip(gestures.sequences, dominant.data.sequences, strict=True)
+    ):
+        np.testing.assert_allclose(got, original, rtol=1e-5, atol=1e-5, equal_nan=True)
+        two = both.data.sequences[i]
+        signing = slice(21, 42) if i % 2 else slice(0, 21)
+        other = slice(0, 21) if i % 2 else slice(21, 42)
+        np.testing.assert_array_equal(
+            hand_mask(two)[:, 1 if i % 2 else 0], hand_mask(original)[:, 0]
+        )
+        present = hand_mask(two)[:, 0 if i % 2 else 1]
+        assert present.sum() == (hand_mask(original)[::3, 0]).sum() and not present[1::3].any()
+        np.testing.assert_allclose(
+            mirror_hand(two[:, signing]) if i % 2 else two[:, signing],
+            original,
+            rtol=1e-5,
+            atol=1e-5,
+        )
+        np.testing.assert_allclose(
+            two[present, other],
+            (original if i % 2 else mirror_hand(original))[present],
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    # --hand right: the left-handed signers' sequences are their few right-hand frames, or set
+    # aside; the file without its handedness column refuses --hand and reads as recorded
+    right = read("right")
+    assert set(right.data.meta["hand"].tolist()) == {"right"}
+    plain = seq_writers.write_sequence_csv(gestures, tmp_path / "plain.csv")
+    with pytest.raises(LandmarkDataError, match="no handedness column"):
+        read_sequences(plain, hand="left", verbose=False)
+    assert read_sequences(plain, quarantine_dir=None, verbose=False).data.hand is None
+
+
+def test_a_handedness_cell_that_names_no_side_is_listed(gestures, tmp_path):
+    path = seq_writers.write_sequence_csv(
+        gestures.subset([0]), tmp_path / "rows.csv", left_handed=[0]
+    )
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].replace(",Left,", ",left hand,")
+    path.write_text("\n".join(lines) + "\n")
+    loaded = read_sequences(path, quarantine_dir=None, verbose=False)
+    assert loaded.rejected[["line", "reason"]].values.tolist() == [
+        [4, "column 'handedness': 'left hand' is not Left or Right (row not used)"]
+    ]

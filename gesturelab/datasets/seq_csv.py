@@ -11,9 +11,13 @@ fine. ``frame`` (optional, whole numbers) orders a sequence's rows, and a frame 
 between its first and last is a frame without a hand (extract writes no row for one); without a
 frame column the rows are the frames in file order, and an id that comes back after other ids
 starts a new recording. A second hand in a frame (``hand_index`` > 0, or the same frame twice)
-is not used, and listed. A bad cell (text, empty, infinite) masks its frame and is listed with
-its line and column. Comma, semicolon or tab delimited, decimal commas with ``;`` or tab, gzip,
-a byte-order mark. 2-D files (x, y only) get z = 0, said in the notes.
+is not used, and listed, unless the file names each hand's side: with a ``handedness`` column
+(Left/Right, as ``extract`` writes) each row is placed by its side and ``hand`` chooses
+(``seq_common.choose_hand``: dominant, right, left mirrored, or both), a frame being the rows of
+one frame number (two hands a frame need the frame column). A bad cell (text, empty, infinite)
+masks its frame and is listed with its line and column. Comma, semicolon or tab delimited,
+decimal commas with ``;`` or tab, gzip, a byte-order mark. 2-D files (x, y only) get z = 0,
+said in the notes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gesturelab import config
 from gesturelab.datasets.landmarks import (
     MAX_ABS_COORDINATE,
     N_LANDMARKS,
@@ -36,7 +41,7 @@ from gesturelab.datasets.loading import (
     _read_rows,
     file_fingerprint,
 )
-from gesturelab.datasets.seq_common import MIN_FRAMES, SequenceCollector, span_problem
+from gesturelab.datasets.seq_common import MIN_FRAMES, SequenceCollector, choose_hand, span_problem
 from gesturelab.errors import LandmarkDataError
 
 SEQUENCE_COLUMNS = ("sequence", "sequence_id", "seq", "seq_id", "clip", "clip_id", "sample_id")
@@ -44,6 +49,8 @@ LABEL_COLUMNS = ("label", "gesture", "class")
 SUBJECT_COLUMNS = ("subject", "user_id", "user", "participant", "signer", "person")
 FRAME_COLUMNS = ("frame", "frame_index", "frame_id", "frame_number")
 SUFFIXES = (".csv", ".tsv", ".txt", ".gz")
+SIDE_COLUMNS = ("handedness", "hand_side", "side", "hand_label")
+SIDES = {"left": "left", "l": "left", "right": "right", "r": "right"}
 SNIFF_ROWS = 2000
 
 
@@ -88,7 +95,19 @@ def _number(text: str, decimal_comma: bool) -> float:
         return math.nan
 
 
-def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=None, **_):
+def read(
+    path,
+    *,
+    classes=None,
+    quarantine_dir=None,
+    verbose=True,
+    frame_rate=None,
+    hand: str = config.DEFAULT_HAND,
+    hand_required: bool = False,
+    **_,
+):
+    """hand_required: ``--hand`` was given, so a file without a handedness column is refused
+    rather than read as one hand as recorded."""
     path = Path(path)
     header, rows, lines, delimiter = _read_rows(path)
     header = [h.strip() for h in header]
@@ -113,8 +132,15 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         "subject": _find(header, SUBJECT_COLUMNS),
         "frame": _find(header, FRAME_COLUMNS),
         "hand": _find(header, ("hand_index",)),
+        "side": _find(header, SIDE_COLUMNS),
         "source": _find(header, ("source",)),
     }
+    if columns["side"] is None and hand_required:
+        raise LandmarkDataError(
+            path,
+            f"--hand {hand}: no handedness column ({', '.join(SIDE_COLUMNS)}) to choose by; "
+            "without --hand each sequence is its first hand as recorded",
+        )
     names = list(landmark_columns(dims))
     coord_at = [header.index(c) for c in names]
     decimal_comma = delimiter != ","
@@ -127,7 +153,19 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
     collector = SequenceCollector(path, "sequence-csv", classes)
     for key, members in _sequences(rows, columns).items():
         _collect(
-            collector, path, key, members, rows, lines, values, bad, empty, names, header, columns
+            collector,
+            path,
+            key,
+            members,
+            rows,
+            lines,
+            values,
+            bad,
+            empty,
+            names,
+            header,
+            columns,
+            hand,
         )
     subject_at, frame_at = columns["subject"], columns["frame"]
     notes = [
@@ -144,12 +182,15 @@ def read(path, *, classes=None, quarantine_dir=None, verbose=True, frame_rate=No
         notes.append(f"delimiter {delimiter!r}, decimal commas read as points")
     if dims == 2:
         notes.append("2-D landmarks (x, y): z set to 0")
+    if columns["side"] is not None:
+        notes.append(f"hands placed by column {header[columns['side']]!r}")
     return collector.finish(
         file_fingerprint(path),
         frame_rate=frame_rate,
         notes=notes,
         quarantine_dir=quarantine_dir,
         verbose=verbose,
+        hand=hand if columns["side"] is not None else None,
     )
 
 
@@ -178,16 +219,29 @@ def _sequences(rows, columns) -> dict[tuple, list[int]]:
 
 
 def _collect(
-    collector, path, key, members, rows, lines, values, bad, empty, names, header, columns
+    collector, path, key, members, rows, lines, values, bad, empty, names, header, columns, hand
 ):
     seq_id, label, subject = key[:3]
     shown = seq_id if len(key) == 3 or key[3] == 0 else f"{seq_id} (again, recording {key[3] + 1})"
     first_line = lines[members[0]]
-    frame_at, hand_at = columns["frame"], columns["hand"]
-    kept: dict[int, int] = {}
+    frame_at, hand_at, side_at = columns["frame"], columns["hand"], columns["side"]
+    kept: dict[tuple, int] = {}  # (frame, side) -> row; side None without a handedness column
     position = 0
     for r in members:
-        if hand_at is not None and rows[r][hand_at].strip() not in ("", "0"):
+        side = None
+        if side_at is not None:
+            text = rows[r][side_at].strip()
+            side = SIDES.get(text.lower())
+            if side is None:
+                collector.problem(
+                    path,
+                    f"column {header[side_at]!r}: {text!r} is not Left or Right (row not used)",
+                    shown,
+                    None,
+                    lines[r],
+                )
+                continue
+        elif hand_at is not None and rows[r][hand_at].strip() not in ("", "0"):
             collector.problem(
                 path,
                 "a second hand in this frame (the first hand is used)",
@@ -212,26 +266,25 @@ def _collect(
                 )
                 continue
             frame = int(number)
-        if frame in kept:
-            collector.problem(
-                path, "the same frame twice (the first row is used)", shown, frame, lines[r]
-            )
+        if (frame, side) in kept:
+            twice = "the same frame twice" if side is None else f"the {side} hand twice in a frame"
+            collector.problem(path, f"{twice} (the first row is used)", shown, frame, lines[r])
             continue
-        kept[frame] = r
+        kept[(frame, side)] = r
         position += 1
     if not kept:
         collector.set_aside(path, "no row with a usable frame", shown, first_line)
         return
-    frames = sorted(kept)
+    frames = sorted({frame for frame, _ in kept})
     start, span = frames[0], frames[-1] - frames[0] + 1
     problem = span_problem(frames, len(frames))
     if problem is not None:
         collector.set_aside(path, problem, shown, first_line)
         return
     dims = len(names) // N_LANDMARKS
-    sequence = np.full((span, N_LANDMARKS, 3), np.nan, dtype=np.float32)
-    for frame in frames:
-        r = kept[frame]
+    hands: dict = {}  # side -> (span, 21, 3)
+    for (frame, side), r in sorted(kept.items(), key=lambda item: item[0][0]):
+        sequence = hands.setdefault(side, np.full((span, N_LANDMARKS, 3), np.nan, np.float32))
         if empty[r]:
             continue  # a row written for a frame without a hand
         if bad[r].any():
@@ -248,8 +301,19 @@ def _collect(
         sequence[frame - start, :, :dims] = values[r].reshape(N_LANDMARKS, dims)
         if dims == 2:
             sequence[frame - start, :, 2] = 0.0
+    side = None
+    if side_at is None:
+        sequence = hands[None]
+    else:
+        sequence, side = choose_hand(hands.get("left"), hands.get("right"), hand)
+        if sequence is None:
+            collector.set_aside(
+                path, f"no {side} hand in its rows (--hand {hand})", shown, first_line
+            )
+            return
     source_at = columns["source"]
-    source = rows[kept[start]][source_at].strip() if source_at is not None else ""
+    first_row = min(kept.items(), key=lambda item: item[0][0])[1]
+    source = rows[first_row][source_at].strip() if source_at is not None else ""
     collector.add(
         sequence,
         label,
@@ -257,4 +321,5 @@ def _collect(
         sequence_id=shown,
         subject=subject if columns["subject"] is not None else None,
         line=first_line,
+        hand=side,
     )

@@ -15,11 +15,26 @@ from gesturelab.datasets.sequence_formats import save_bundle
 from gesturelab.datasets.sequences import SequenceSet, frame_mask
 
 
-def write_sequence_csv(data: SequenceSet, path, with_subjects: bool = True) -> Path:
-    """One row per frame with a hand (a frame without one has no row, as ``extract`` writes)."""
+def write_sequence_csv(
+    data: SequenceSet,
+    path,
+    with_subjects: bool = True,
+    left_handed=(),
+    other_hand_every: int = 0,
+) -> Path:
+    """One row per frame with a hand (a frame without one has no row, as ``extract`` writes).
+
+    With ``left_handed`` (sequence indices) or ``other_hand_every``, the rows carry ``extract``'s
+    ``hand_index`` and ``handedness`` columns: a left-handed sequence is written as the left
+    hand (mirrored, so that a reader's mirroring gives it back), and every
+    ``other_hand_every``-th frame has a second row, the other side's hand (the same hand
+    mirrored), as a person using both hands would."""
+    from gesturelab.datasets.landmarks import mirror_hand
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = data.label_names
+    sided = bool(len(left_handed)) or other_hand_every > 0
     with open(path, "w", newline="") as handle:
         out = csv.writer(handle)
         out.writerow(
@@ -28,14 +43,22 @@ def write_sequence_csv(data: SequenceSet, path, with_subjects: bool = True) -> P
                 "frame",
                 "label",
                 *(["subject"] if with_subjects else []),
+                *(["hand_index", "handedness"] if sided else []),
                 *LANDMARK_COLUMNS,
             ]
         )
         for i, sequence in enumerate(data.sequences):
             subject = [data.subjects[i]] if with_subjects else []
+            left = i in set(left_handed)
             for frame in np.flatnonzero(frame_mask(sequence)):
-                values = [f"{v:.6g}" for v in sequence[frame].reshape(-1)]
-                out.writerow([i, int(frame), names[i], *subject, *values])
+                hand = sequence[frame]
+                hands = [("Left", mirror_hand(hand)) if left else ("Right", hand)]
+                if other_hand_every and frame % other_hand_every == 0:
+                    hands.append(("Right", hand) if left else ("Left", mirror_hand(hand)))
+                for index, (side, values) in enumerate(hands if sided else hands[:1]):
+                    cells = [f"{v:.6g}" for v in values.reshape(-1)]
+                    extra = [index, side] if sided else []
+                    out.writerow([i, int(frame), names[i], *subject, *extra, *cells])
     return path
 
 

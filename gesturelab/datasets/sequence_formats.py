@@ -132,9 +132,11 @@ SEQUENCE_FORMATS: dict[str, SequenceFormat] = {
         ),
         SequenceFormat(
             "sequence-csv",
-            "one row per frame: a sequence id column, label, subject, x1..z21",
+            "one row per frame: a sequence id column, label, subject, x1..z21 (and a "
+            "handedness column for --hand)",
             seq_csv.sniff,
             seq_csv.read,
+            handed=True,
         ),
     )
 }
@@ -227,6 +229,9 @@ def read_sequences(
         )
     if reader.handed:
         options["hand"] = hand or config.DEFAULT_HAND
+        # asked for by the user, not a model's own choice: a file with nothing to choose by
+        # (a sequence CSV without handedness) refuses it rather than ignoring it
+        options["hand_required"] = hand is not None and hand_strict
     loaded = reader.read(
         path, classes=class_list(classes), quarantine_dir=quarantine_dir, verbose=verbose, **options
     )
