@@ -67,6 +67,15 @@ MAX_BLOCKS_PER_RUN = 12
 VALIDATION_FRACTION = 0.25  # share of subjects a sequence model is validated on
 N_BOOTSTRAP = 1000  # resamples for every confidence interval
 SMOOTHING_WINDOW = 7  # frames of label smoothing in videos
+# Pre-labelling (``prelabel``): proposals accepted from this confidence (the deployment
+# workflow's auto-label threshold); the band it collects as hard examples; one video frame in
+# every N (neighbouring frames are near-duplicates); how the review queue is ordered; the share
+# of accepted proposals queued as well (the workflow's random sample for quality control).
+PRELABEL_THRESHOLD = 0.9
+HARD_BAND = (0.4, 0.6)
+PRELABEL_EVERY = 5
+PRELABEL_RANKS = ("margin", "entropy", "band")
+PRELABEL_AUDIT = 0.05  # the share of accepted proposals queued as well, a quality check
 # The reject threshold keeps this share of validation hands answered (models/rejection.py).
 REJECT_COVERAGE = 0.95
 # MLflow's system metrics (CPU, memory) of training runs: one sample every this many seconds.

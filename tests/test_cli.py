@@ -43,7 +43,7 @@ def test_help_lists_every_command(env, tmp_path):
     expected = {"reproduce", "sweep", "evaluate", "validate", "leaderboard", "train-seq",
                 "evaluate-seq", "extract", "predict", "gesto-study", "data",
                 "ui-links", "promote", "rollback", "calibrate", "export",
-                "model", "record", "stream-eval"}  # fmt: skip
+                "model", "record", "stream-eval", "prelabel"}  # fmt: skip
     assert set(commands.choices) == expected
     for command in expected:
         assert re.search(rf"^    {command}(\s|$)", out.stdout, re.MULTILINE), command

@@ -370,6 +370,42 @@ def _predict_gestures(predictor, args) -> int:
     return 2 if len(problems) >= len(sources) else 0
 
 
+def cmd_prelabel(args) -> int:
+    from gesturelab.models.predictor import load_static
+    from gesturelab.serving.prelabel import prelabel_static, write_prelabels
+
+    predictor = load_static(args.model, "prelabel")
+    prelabels = prelabel_static(
+        predictor,
+        args.input,
+        threshold=args.threshold,
+        every=args.every,
+        rank=args.rank,
+        audit=args.audit,
+        progress=not args.no_progress,
+    )
+    out = write_prelabels(prelabels, args.out, model=args.model, pictures=not args.no_pictures)
+    print(prelabels.summary())
+    queue = prelabels.queue
+    for i, row in queue.head(args.top).iterrows():
+        where = f"{row['source']}" + (
+            f" frame {int(row['frame'])}" if row["media"] == "video" else ""
+        )
+        print(
+            f"  #{i + 1:<3d} {row['proposed_label']:<16s} confidence {row['confidence']:.2f}  "
+            f"margin {row['margin']:.2f}  {row['reason']:<9s} {where}"
+        )
+    print(
+        f"accepted labels in {out / 'accepted.csv'} (data import takes it); the queue, ranked by "
+        f"{args.rank}, in {out / 'queue.csv'}"
+        + (" with a picture of each hand in queue/" if not args.no_pictures else "")
+    )
+    if len(prelabels.proposals) == 0:
+        print("error: no hand found in the inputs (see problems.csv)", file=sys.stderr)
+        return 2
+    return 0
+
+
 def add_parsers(commands) -> None:
     """This group's commands on the command line's subparsers."""
     p = commands.add_parser("validate", help="check a dataset, quarantining bad rows")
@@ -444,6 +480,48 @@ def add_parsers(commands) -> None:
     p.add_argument("--resume", action="store_true", help="continue a stopped recording")
     p.add_argument("--no-preview", action="store_true", help="no preview window")
     p.set_defaults(func=cmd_record)
+
+    p = commands.add_parser(
+        "prelabel",
+        help="a model's proposed labels for unlabelled photos, videos or landmark CSVs: the "
+        "confident ones accepted, the rest queued for review, most uncertain first",
+    )
+    p.add_argument("--model", required=True, help="a static model, e.g. models:/NAME@champion")
+    p.add_argument(
+        "--input",
+        required=True,
+        nargs="+",
+        help="photos, videos, landmark CSVs: files, folders or globs",
+    )
+    p.add_argument("--out", required=True, help="folder for accepted.csv, queue.csv, queue/")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=config.PRELABEL_THRESHOLD,
+        help="confidence from which a proposal is accepted (default %(default)s)",
+    )
+    p.add_argument(
+        "--every",
+        type=positive(int),
+        default=config.PRELABEL_EVERY,
+        help="videos: one frame in every N (default %(default)s)",
+    )
+    p.add_argument(
+        "--rank",
+        choices=config.PRELABEL_RANKS,
+        default=config.PRELABEL_RANKS[0],
+        help="how the queue is ordered, most uncertain first (default %(default)s)",
+    )
+    p.add_argument(
+        "--audit",
+        type=float,
+        default=config.PRELABEL_AUDIT,
+        help="share of the accepted proposals queued as well, to check (default %(default)s)",
+    )
+    p.add_argument("--top", type=positive(int), default=10, help="queued hands printed")
+    p.add_argument("--no-pictures", action="store_true", help="no pictures in queue/")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_prelabel)
 
     p = commands.add_parser(
         "predict",

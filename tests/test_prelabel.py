@@ -1,0 +1,106 @@
+"""`prelabel`: a registered static model proposes labels for a real video and an unlabelled
+landmark table; the confident proposals become a landmark CSV that `data import` takes, the
+rest a queue ranked by uncertainty with a picture of each hand."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+from conftest import cli_here
+
+from gesturelab import config
+from gesturelab.datasets.loading import load_landmarks_csv
+from gesturelab.models.static_families import SKOPS_TRUSTED_TYPES, build_pipeline
+from gesturelab.serving.prelabel import uncertainty
+
+VIDEO = config.DATA_DIR / "mediapipe_samples" / "hand_video.mp4"
+
+
+def test_uncertainty_measures_of_known_probabilities():
+    table = uncertainty(np.array([[0.5, 0.3, 0.2], [1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]]))
+    np.testing.assert_allclose(table["confidence"], [0.5, 1.0, 1 / 3])
+    np.testing.assert_allclose(table["margin"], [0.2, 1.0, 0.0], atol=1e-12)
+    entropy = -(0.5 * np.log(0.5) + 0.3 * np.log(0.3) + 0.2 * np.log(0.2)) / np.log(3)
+    np.testing.assert_allclose(table["entropy"], [entropy, 0.0, 1.0])
+
+
+def test_prelabel_a_real_video_and_a_table_then_import_the_accepted(mlflow_store, tmp_path):
+    store = mlflow_store
+    sample = load_landmarks_csv(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+    # a model folder as the project writes one (skops, the registry's types): --model takes it
+    model = build_pipeline("logreg", {"C": 1.0}).fit(sample.data, sample.y)
+    mlflow.sklearn.save_model(
+        model,
+        tmp_path / "model",
+        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+        pip_requirements=[],
+    )
+    # a table of hands as someone exports them without labels, one row damaged
+    rows = pd.read_csv(config.HAGRID_SAMPLE_CSV).drop(columns="label").head(40)
+    rows = rows.astype({"x3": object})
+    rows.loc[7, "x3"] = "n/a"
+    rows.to_csv(tmp_path / "unlabelled.csv", index=False)
+    out = tmp_path / "proposals"
+    run = cli_here(
+        "prelabel",
+        "--model",
+        tmp_path / "model",
+        "--input",
+        VIDEO,
+        tmp_path / "unlabelled.csv",
+        "--out",
+        out,
+        "--no-progress",
+        cwd=tmp_path,
+        store=store,
+    )
+    assert run.returncode == 0, run.stderr
+    proposals = pd.read_csv(out / "proposals.csv")
+    summary = json.loads((out / "prelabel.json").read_text())
+    counts = proposals["status"].value_counts()
+    assert summary["accepted"] == counts["accepted"] and summary["queued"] == counts["queued"]
+    assert set(proposals["media"]) == {"video", "table"}
+    video = proposals[proposals["media"] == "video"]
+    assert (video["frame"] % config.PRELABEL_EVERY == 0).all() and len(video) > 20
+    # the damaged row is listed with its line, the 39 others proposed
+    assert (proposals["media"] == "table").sum() == 39
+    problems = pd.read_csv(out / "problems.csv")
+    assert problems["problem"].str.startswith("line 9: ").sum() == 1
+    # accepted: confident and kept by the model; queued: the rest, least margin first
+    accepted = proposals[proposals["status"] == "accepted"]
+    assert (accepted["confidence"] >= config.PRELABEL_THRESHOLD).all()
+    queue = pd.read_csv(out / "queue.csv")
+    # the uncertain ones, least margin first, then a sample of the accepted ones to check
+    audit = int(np.ceil(config.PRELABEL_AUDIT * len(accepted)))
+    assert queue["reason"].tolist() == ["uncertain"] * counts["queued"] + ["audit"] * audit
+    assert audit == summary["audit"] > 0
+    assert (np.diff(queue["margin"].iloc[: counts["queued"]]) >= 0).all()
+    assert (queue.loc[queue["reason"] == "audit", "confidence"] >= 0.9).all()
+    band = (queue["confidence"] >= 0.4) & (queue["confidence"] <= 0.6)
+    assert (queue["in_hard_band"] == band).all()
+    pictures = queue.loc[queue["media"] == "video", "picture"]
+    assert len(pictures) and all((out / p).stat().st_size > 10_000 for p in pictures)
+    assert queue.loc[queue["media"] == "table", "picture"].isna().all()
+    # one person, one hand: MediaPipe's second copy of the same hand is not proposed twice
+    assert video.groupby("frame").size().max() == 1
+    # the accepted hands import as a dataset of their own, labelled by the proposals
+    imported = cli_here(
+        "data",
+        "import",
+        out / "accepted.csv",
+        "--name",
+        "prelabelled",
+        "--data-dir",
+        tmp_path / "data",
+        cwd=tmp_path,
+        store=store,
+    )
+    assert imported.returncode == 0, imported.stderr
+    again = load_landmarks_csv(
+        tmp_path / "data" / "prelabelled" / "landmarks.csv", quarantine_dir=None, verbose=False
+    )
+    assert len(again.data) == counts["accepted"]
+    assert sorted(again.y) == sorted(accepted["proposed_label"])
