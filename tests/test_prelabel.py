@@ -104,3 +104,36 @@ def test_prelabel_a_real_video_and_a_table_then_import_the_accepted(mlflow_store
     )
     assert len(again.data) == counts["accepted"]
     assert sorted(again.y) == sorted(accepted["proposed_label"])
+
+
+def test_prelabel_windows_of_a_real_video_with_a_sequence_model(small_tcn, tmp_path):
+    """The session's small TCN over a real video, in windows of 40 frames: each window with
+    enough hand is proposed, the accepted ones read back as a sequence dataset."""
+    from gesturelab.datasets.sequence_formats import read_sequences
+    from gesturelab.models.predictor import SequencePredictor
+    from gesturelab.serving.prelabel import prelabel_sequences, write_prelabels
+
+    predictor = SequencePredictor(
+        small_tcn.validated.model, {"frames": 24, "classes": list(small_tcn.data.classes)}
+    )
+    prelabels = prelabel_sequences(predictor, VIDEO, window=40, threshold=0.6, progress=False)
+    out = write_prelabels(prelabels, tmp_path / "windows", model="small tcn")
+    proposals = prelabels.proposals
+    skipped = prelabels.problems["problem"].str.contains("not proposed").sum()
+    assert len(proposals) + skipped == 202 // 40  # 5 windows: 0-39, ..., 160-199
+    assert (
+        proposals["start_frame"].tolist() == sorted(proposals["start_frame"])
+        and (proposals["end_frame"] - proposals["start_frame"] == 39).all()
+    )
+    assert (proposals["hand_fraction"] >= 0.5).all()
+    accepted = proposals[proposals["status"] == "accepted"]
+    queue = pd.read_csv(out / "queue.csv")
+    assert len(queue) == (proposals["status"] == "queued").sum() + proposals["audit"].sum()
+    assert all((out / p).stat().st_size > 5_000 for p in queue["picture"])
+    rows = pd.read_csv(out / "accepted.csv")
+    assert set(rows["sequence"]) == set(accepted["sequence"])
+    # a sequence CSV that the readers take, labelled by the proposals
+    assert len(accepted) > 0 and (accepted["confidence"] >= 0.6).all()
+    again = read_sequences(out / "accepted.csv", quarantine_dir=None, verbose=False)
+    assert again.counts["sequences_kept"] == len(accepted)
+    assert sorted(again.data.label_names) == sorted(accepted["proposed_label"])

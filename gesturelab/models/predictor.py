@@ -329,6 +329,21 @@ class SequencePredictor(Predictor):
                 taken.add(side)
         return frame
 
+    def frame_from_hands(self, hands, width: float = 1.0):
+        """One frame as this model takes it, from the hands MediaPipe found in an image
+        ([{"landmarks", "handedness", "score"}], pixels; ``width`` the image's): both placed by
+        side for a two-hand model, else the most confident hand it learnt (mirrored as its data
+        was); and the hand used, None when there is none."""
+        found = sorted(hands, key=lambda h: -h["score"])
+        if self.hands > 1:
+            frame = self.place_hands((h["landmarks"], h["handedness"]) for h in found)
+            return frame, (found[0] if found else None)
+        for hand in found:
+            landmarks = self.takes_hand(hand["landmarks"], hand["handedness"], width)
+            if landmarks is not None:
+                return landmarks, hand
+        return np.full(self.frame_shape, np.nan), None
+
     def takes_hand(self, landmarks, handedness: str | None, width: float = 1.0):
         """A hand of ``handedness`` ("Left"/"Right", MediaPipe's words) as this model learnt
         hands: a left hand mirrored into the right hand's frame (x -> width - x; ``width`` the

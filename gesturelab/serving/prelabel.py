@@ -89,10 +89,23 @@ class Prelabels:
     rank: str
     classes: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
+    # "hand": a row of proposals is one hand (a static model); "sequence": a window of a video
+    # (a sequence model), its hands in ``frames`` (one row per hand per frame, as recorded)
+    kind: str = "hand"
+    frames: pd.DataFrame | None = None
 
     @property
     def accepted(self) -> pd.DataFrame:
+        """Hands: a landmark CSV with a label column. Sequences: a per-frame sequence CSV
+        (sequence, frame, label, handedness, x1..z21), one row per hand of each frame that has
+        one, which ``data import`` takes (``--hand`` chooses among two hands)."""
         rows = self.proposals[self.proposals["status"] == "accepted"]
+        if self.kind == "sequence":
+            labels = dict(zip(rows["sequence"], rows["proposed_label"], strict=True))
+            frames = self.frames[self.frames["sequence"].isin(labels)]
+            frames = frames.assign(**{LABEL_COLUMN: frames["sequence"].map(labels)})
+            first = ["sequence", "frame", LABEL_COLUMN, "source", "hand_index", "handedness"]
+            return frames[[*first, *LANDMARK_COLUMNS]].reset_index(drop=True)
         rows = rows.assign(**{LABEL_COLUMN: rows["proposed_label"]})
         return rows[[c for c in (*LANDMARK_COLUMNS, LABEL_COLUMN, *EXTRA) if c in rows.columns]]
 
@@ -112,8 +125,9 @@ class Prelabels:
         counts = self.proposals["status"].value_counts()
         band = int(self.proposals["in_hard_band"].sum()) if len(self.proposals) else 0
         audit = int(self.proposals["audit"].sum()) if len(self.proposals) else 0
+        what = "windows" if self.kind == "sequence" else "hands"
         return (
-            f"{len(self.proposals)} hands: {counts.get('accepted', 0)} accepted (confidence "
+            f"{len(self.proposals)} {what}: {counts.get('accepted', 0)} accepted (confidence "
             f"≥ {self.threshold:g}; {audit} of them queued as well, a sample to check), "
             f"{counts.get('queued', 0)} queued for review ({band} in the "
             f"{HARD_BAND[0]:g}-{HARD_BAND[1]:g} band); {len(self.problems)} problems"
@@ -187,10 +201,16 @@ def prelabel_static(
         )
     probabilities, scores = predictor.predict_with_scores(hands)
     kept = np.asarray(predictor.gesture_labels(probabilities, scores)) != "no gesture"
+    proposals = _decide(hands, probabilities, predictor.classes, kept, threshold, audit, seed)
+    return Prelabels(proposals, problems, threshold, rank, list(predictor.classes), files)
+
+
+def _decide(items, probabilities, classes, kept, threshold, audit, seed) -> pd.DataFrame:
+    """``items`` (one row each) with the proposal, its uncertainty, and what becomes of it."""
     measures = uncertainty(probabilities)
-    best = np.asarray(predictor.classes, dtype=object)[probabilities.argmax(axis=1)]
+    best = np.asarray(classes, dtype=object)[np.asarray(probabilities).argmax(axis=1)]
     low, high = HARD_BAND
-    proposals = pd.concat([hands.reset_index(drop=True), measures], axis=1).assign(
+    proposals = pd.concat([items.reset_index(drop=True), measures], axis=1).assign(
         proposed_label=best,
         rejected_by_model=~kept,
         in_hard_band=(measures["confidence"] >= low) & (measures["confidence"] <= high),
@@ -204,7 +224,7 @@ def prelabel_static(
     ]
     proposals["audit"] = False
     proposals.loc[picked, "audit"] = True
-    return Prelabels(proposals, problems, threshold, rank, list(predictor.classes), files)
+    return proposals
 
 
 def _inputs(inputs) -> list[Path]:
@@ -275,7 +295,8 @@ def write_prelabels(prelabels: Prelabels, out_dir, model: str = "", pictures: bo
     accepted.to_csv(out / "accepted.csv", index=False)
     queue = prelabels.queue
     if pictures and len(queue):
-        queue = queue.assign(picture=_queue_pictures(queue, out / "queue"))
+        draw = _window_pictures if prelabels.kind == "sequence" else _queue_pictures
+        queue = queue.assign(picture=draw(queue, out / "queue", prelabels.frames))
     queue.to_csv(out / "queue.csv", index=False)
     prelabels.problems.to_csv(out / "problems.csv", index=False)
     counts = prelabels.proposals["status"].value_counts()
@@ -301,7 +322,7 @@ def write_prelabels(prelabels: Prelabels, out_dir, model: str = "", pictures: bo
     return out
 
 
-def _queue_pictures(queue: pd.DataFrame, folder: Path) -> list[str]:
+def _queue_pictures(queue: pd.DataFrame, folder: Path, frames=None) -> list[str]:
     """queue/<rank>.jpg for each queued hand that came from a photo or a video frame: the
     picture with the hand drawn and the proposal written; "" for hands from a table."""
     cv2 = _cv2()
@@ -330,6 +351,175 @@ def _queue_pictures(queue: pd.DataFrame, folder: Path) -> list[str]:
                 cv2.imwrite(str(name), draw_hand(image.copy(), hand, text, colour=(0, 200, 255)))
                 names[i] = str(Path("queue") / name.name)
     return names
+
+
+def _window_pictures(queue: pd.DataFrame, folder: Path, frames: pd.DataFrame) -> list[str]:
+    """queue/<rank>.jpg for each queued window: four of its frames side by side, each with
+    its hands drawn, the proposal written on the first."""
+    cv2 = _cv2()
+    folder.mkdir(parents=True, exist_ok=True)
+    shown: dict[str, dict[int, list[int]]] = {}  # source -> frame -> queue rows
+    for i, row in queue.iterrows():
+        picks = np.linspace(int(row["start_frame"]), int(row["end_frame"]), 4).round().astype(int)
+        for frame in dict.fromkeys(picks.tolist()):
+            shown.setdefault(row["source"], {}).setdefault(frame, []).append(i)
+    tiles: dict[int, list] = {i: [] for i in range(len(queue))}
+    for source, wanted in shown.items():
+        for index, image in iter_video_frames(source):
+            for i in wanted.get(index, []):
+                rows = frames[
+                    (frames["sequence"] == queue.at[i, "sequence"]) & (frames["frame"] == index)
+                ]
+                tile = image.copy()
+                for hand in rows[list(LANDMARK_COLUMNS)].to_numpy(np.float64):
+                    draw_hand(tile, hand.reshape(21, 3), "", colour=(0, 200, 255))
+                height = 240
+                tiles[i].append(cv2.resize(tile, (tile.shape[1] * height // tile.shape[0], height)))
+    names = []
+    for i, row in queue.iterrows():
+        name = folder / f"{i + 1:04d}.jpg"
+        strip = np.concatenate(tiles[i], axis=1) if tiles[i] else np.zeros((240, 320, 3), np.uint8)
+        text = f"#{i + 1} {row['proposed_label']}? {row['confidence']:.2f}"
+        cv2.imwrite(str(name), draw_hand(strip, None, text, colour=(0, 200, 255)))
+        names.append(str(Path("queue") / name.name))
+    return names
+
+
+SEQUENCE_UNITS = ("window", "clip")
+
+
+def prelabel_sequences(
+    predictor,
+    inputs,
+    *,
+    unit: str = SEQUENCE_UNITS[0],
+    window: int | None = None,
+    stride: int | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    rank: str = DEFAULT_RANK,
+    audit: float = DEFAULT_AUDIT,
+    seed: int = config.SEED,
+    progress: bool = True,
+) -> Prelabels:
+    """Proposals of a sequence model (``SequencePredictor``) for videos: each ``window``
+    frames (default: how long the model's training gestures lasted; ``stride`` apart, by
+    default the window, so that no two accepted sequences share a frame), or each whole video
+    with ``unit="clip"``. A window with a hand in less than half its frames is not proposed
+    (counted in ``problems``). MediaPipe runs in video mode; the model gets its hands as it
+    learnt them (``SequencePredictor.frame_from_hands``)."""
+    from gesturelab.datasets.sequences import MIN_SEQUENCE_FRAMES, frame_mask, resample
+    from gesturelab.serving.streaming import MIN_HAND_FRACTION, default_window
+
+    if unit not in SEQUENCE_UNITS:
+        raise ValueError(f"unit must be one of {', '.join(SEQUENCE_UNITS)}, not {unit!r}")
+    if rank not in RANKS:
+        raise ValueError(f"rank must be one of {', '.join(RANKS)}, not {rank!r}")
+    files = _inputs(inputs)
+    stills = [f for f in files if f.suffix.lower() not in VIDEO_SUFFIXES]
+    if stills:
+        raise MediaError(
+            stills[0],
+            "a sequence model labels videos (a window or a whole clip each), not photos or "
+            "tables; pre-label single hands with a static model",
+        )
+    items, batch, rows, problems = [], [], [], []
+    for video in files:
+        try:
+            frames, used, fps = _video_frames(predictor, video, progress)
+        except MediaError as exc:
+            problems.append({"source": path_text(video), "problem": exc.reason})
+            continue
+        present = frame_mask(frames)
+        length = len(frames) if unit == "clip" else (window or default_window(predictor, fps))
+        step = stride or length
+        for start in range(0, max(1, len(frames) - length + 1), step):
+            end = min(len(frames), start + length)
+            name = f"{video.stem}@{start}"
+            hands = int(present[start:end].sum())
+            if hands < MIN_SEQUENCE_FRAMES or hands / (end - start) < MIN_HAND_FRACTION:
+                problems.append(
+                    {
+                        "source": path_text(video),
+                        "problem": f"frames {start}-{end - 1}: a hand in {hands} of "
+                        f"{end - start} frames (not proposed)",
+                    }
+                )
+                continue
+            batch.append(resample(frames[start:end], predictor.frames))
+            items.append(
+                {
+                    "sequence": name,
+                    "source": path_text(video),
+                    "media": unit,
+                    "start_frame": start,
+                    "end_frame": end - 1,
+                    "start_s": start / fps,
+                    "end_s": end / fps,
+                    "hand_fraction": hands / (end - start),
+                }
+            )
+            for frame in range(start, end):
+                for index, hand in enumerate(used[frame]):
+                    rows.append(
+                        {
+                            "sequence": name,
+                            "frame": frame,
+                            "source": path_text(video),
+                            "hand_index": index,
+                            "handedness": hand["handedness"],
+                            **dict(
+                                zip(LANDMARK_COLUMNS, hand["landmarks"].reshape(-1), strict=True)
+                            ),
+                        }
+                    )
+    problems = pd.DataFrame(problems, columns=["source", "problem"])
+    classes = list(predictor.classes)
+    frames_table = pd.DataFrame(
+        rows, columns=["sequence", "frame", "source", "hand_index", "handedness", *LANDMARK_COLUMNS]
+    )
+    if not items:
+        empty = _empty_proposals().drop(columns=list(LANDMARK_COLUMNS))
+        return Prelabels(
+            empty, problems, threshold, rank, classes, files, kind="sequence", frames=frames_table
+        )
+    probabilities = predictor.predict_fixed(np.stack(batch))
+    proposals = _decide(
+        pd.DataFrame(items),
+        probabilities,
+        classes,
+        np.ones(len(items), bool),
+        threshold,
+        audit,
+        seed,
+    )
+    return Prelabels(
+        proposals, problems, threshold, rank, classes, files, kind="sequence", frames=frames_table
+    )
+
+
+def _video_frames(predictor, path: Path, progress: bool):
+    """(frames as the model takes them (n, 21 or 42, 3), NaN where no hand; the hands used in
+    each frame, as recorded; fps) of one video."""
+    cv2 = _cv2()
+    fps, count, size = video_properties(path)
+    frames, used = [], []
+    with HandLandmarker(static_image_mode=False, max_num_hands=2) as marker:
+        for _, image in tqdm(
+            iter_video_frames(path), total=count, desc=path.name, disable=not progress
+        ):
+            hands = distinct_hands(marker.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+            frame, hand = predictor.frame_from_hands(hands, image.shape[1])
+            frames.append(frame)
+            if predictor.hands > 1:  # one hand of each side, the most confident
+                sides = {}
+                for h in sorted(hands, key=lambda h: -h["score"]):
+                    sides.setdefault(h["handedness"], h)
+                used.append(list(sides.values()))
+            else:
+                used.append([hand] if hand is not None else [])
+    if not frames:
+        raise MediaError(path, "no frame could be decoded")
+    return np.asarray(frames, dtype=np.float64), used, float(fps)
 
 
 def read_accepted(out_dir):

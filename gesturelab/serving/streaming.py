@@ -172,19 +172,10 @@ class StreamingRecognizer:
                 static_image_mode=False, max_num_hands=2 if both else 1
             )
             self._own_landmarker = True
-        found = sorted(self._landmarker.detect(rgb), key=lambda h: -h["score"])
-        if self.predictor.hands > 1:
-            self.last_hand = found[0] if found else None
-            return self.predictor.place_hands((h["landmarks"], h["handedness"]) for h in found)
-        for hand in found:
-            landmarks = self.predictor.takes_hand(
-                hand["landmarks"], hand["handedness"], rgb.shape[1]
-            )
-            if landmarks is not None:
-                self.last_hand = hand
-                return landmarks
-        self.last_hand = None
-        return self._nothing()
+        frame, self.last_hand = self.predictor.frame_from_hands(
+            self._landmarker.detect(rgb), rgb.shape[1]
+        )
+        return frame
 
     # -- scoring -----------------------------------------------------------------------------
     def _score(self) -> Segment | None:
