@@ -137,3 +137,48 @@ def test_prelabel_windows_of_a_real_video_with_a_sequence_model(small_tcn, tmp_p
     again = read_sequences(out / "accepted.csv", quarantine_dir=None, verbose=False)
     assert again.counts["sequences_kept"] == len(accepted)
     assert sorted(again.data.label_names) == sorted(accepted["proposed_label"])
+    # the queued windows labelled by a person: a sequence CSV as well
+    from gesturelab.serving.labelling import LabelSession
+
+    session = LabelSession(out)
+    window = session.current
+    assert session.hand().shape[1:] == (21, 3)
+    session.press("1")
+    labelled = read_sequences(out / "labels.csv", quarantine_dir=None, verbose=False)
+    assert labelled.data.label_names.tolist() == [session.classes[0]]
+    assert 4 <= len(labelled.data.sequences[0]) <= window["end_frame"] - window["start_frame"] + 1
+
+
+def test_a_labelling_session_takes_keys_goes_back_skips_and_resumes(tmp_path):
+    """A queue of real HaGRID hands (every proposal queued: threshold above 1): keys label,
+    skip, go back and relabel; a new session on the same folder continues where the first
+    stopped; labels.csv is a landmark CSV the readers take."""
+    from gesturelab.models.predictor import GesturePredictor
+    from gesturelab.serving.labelling import LabelSession, class_keys
+    from gesturelab.serving.prelabel import prelabel_static, write_prelabels
+
+    sample = load_landmarks_csv(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
+    predictor = GesturePredictor(build_pipeline("logreg", {"C": 1.0}).fit(sample.data, sample.y))
+    rows = pd.read_csv(config.HAGRID_SAMPLE_CSV).drop(columns="label").iloc[::100]
+    rows.to_csv(tmp_path / "unlabelled.csv", index=False)
+    prelabels = prelabel_static(predictor, tmp_path / "unlabelled.csv", threshold=1.01, audit=0)
+    folder = write_prelabels(prelabels, tmp_path / "p")
+    session = LabelSession(folder)
+    keys = {c: k for k, c in class_keys(session.classes).items()}
+    assert len(session.items) == 8 and session.classes == sorted(set(sample.y))
+    session.press(keys["like"])  # 1: like
+    session.press("n")  # 2: skipped
+    session.press(keys["palm"])  # 3: palm
+    session.press("ArrowLeft")  # back to 3
+    session.press(keys["fist"])  # 3: fist instead
+    assert session.press("?").endswith("is no key here")
+    assert session.progress() == "4 of 8; 2 labelled, 1 skipped"
+    again = LabelSession(folder)  # a new kernel, the same folder
+    assert again.position == 3 and again.decisions == session.decisions
+    for _ in range(5):
+        again.press(keys["peace"])
+    assert again.done and again.press(keys["peace"]) == "every item has a decision"
+    labels = load_landmarks_csv(folder / "labels.csv", quarantine_dir=None, verbose=False)
+    assert labels.y.tolist() == ["like", "fist"] + ["peace"] * 5
+    np.testing.assert_allclose(labels.X[0], session.items.iloc[0][labels.columns].to_numpy(
+        np.float64).reshape(21, 3))  # fmt: skip

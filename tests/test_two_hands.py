@@ -14,7 +14,6 @@ from gesturelab.datasets.landmarks import mirror_hand
 from gesturelab.datasets.sequence_formats import import_sequences, read_sequences
 from gesturelab.datasets.sequences import hand_mask, resample
 from gesturelab.errors import LandmarkDataError, LandmarkInputError
-from tests.conftest import using_store
 
 ISLR = config.DATA_DIR / "islr_signs_sample"
 
@@ -71,16 +70,17 @@ def test_clip_folders_refuse_both_hands_in_one_line(tmp_path):
     assert "\n" not in str(refused.value)
 
 
-def test_a_two_hand_model_learns_records_and_serves_both_hands(both, mlflow_store):
-    from gesturelab.models.predictor import load_predictor
+def test_a_two_hand_model_learns_records_and_serves_both_hands(both):
+    from gesturelab.models.predictor import SequencePredictor
     from gesturelab.serving.streaming import StreamingRecognizer
-    from gesturelab.training.seq_experiment import train_and_log
+    from gesturelab.training.seq_experiment import stream_metadata, train_and_log
     from gesturelab.training.seq_training import TrainConfig, flat
 
+    # not logged: how a logged model is loaded does not depend on its hands (test_seq_predictor)
     train_config = TrainConfig(arch="cnn", frames=16, epochs=3, width=16, patience=3)
-    with using_store(mlflow_store):
-        out = train_and_log(both.data, train_config, n_bootstrap=10, run_name="two hands")
-        predictor = load_predictor(out.run.model_uri)
+    out = train_and_log(both.data, train_config, n_bootstrap=10, log=False)
+    metadata = {"frames": 16, "classes": list(both.data.classes)}
+    predictor = SequencePredictor(out.model, {**metadata, **stream_metadata(both.data, out)})
     assert out.model.input_shape[1:] == (16, 126)
     assert predictor.hand == "both" and predictor.hands == 2
     assert predictor.get_model_info()["input_shape"] == [16, 42, 3]

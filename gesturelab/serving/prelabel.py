@@ -14,7 +14,8 @@ status), ``accepted.csv`` (a landmark CSV with a ``label`` column, which ``data 
 every static reader take), ``queue.csv`` (the queued hands ranked, with their landmarks, where
 they came from and the picture to judge them by) and ``queue/`` (that picture: the photo or
 video frame with the hand drawn and the proposal written on it), and ``prelabel.json`` (the
-model, the settings, the counts).
+model, the settings, the counts); for windows of videos also ``queue_frames.csv`` (the queued
+windows' hands, frame by frame), which the labeller (``serving.labelling``) reads.
 """
 
 from __future__ import annotations
@@ -298,6 +299,9 @@ def write_prelabels(prelabels: Prelabels, out_dir, model: str = "", pictures: bo
         draw = _window_pictures if prelabels.kind == "sequence" else _queue_pictures
         queue = queue.assign(picture=draw(queue, out / "queue", prelabels.frames))
     queue.to_csv(out / "queue.csv", index=False)
+    if prelabels.kind == "sequence":  # the queued windows' hands, for the labeller
+        frames = prelabels.frames[prelabels.frames["sequence"].isin(queue["sequence"])]
+        frames.to_csv(out / "queue_frames.csv", index=False)
     prelabels.problems.to_csv(out / "problems.csv", index=False)
     counts = prelabels.proposals["status"].value_counts()
     (out / "prelabel.json").write_text(
