@@ -26,7 +26,7 @@ reproduce-quick: $(STAMP)
 	$(BIN)/python -m gesturelab reproduce --quick
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not browser"
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not (slow or train or integration)"

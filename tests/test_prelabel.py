@@ -9,12 +9,14 @@ import json
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import cli_here
 
 from gesturelab import config
 from gesturelab.datasets.loading import load_landmarks_csv
 from gesturelab.models.static_families import SKOPS_TRUSTED_TYPES, build_pipeline
 from gesturelab.serving.prelabel import uncertainty
+from gesturelab.tracking.browser import find_chromium
 
 VIDEO = config.DATA_DIR / "mediapipe_samples" / "hand_video.mp4"
 
@@ -149,12 +151,10 @@ def test_prelabel_windows_of_a_real_video_with_a_sequence_model(small_tcn, tmp_p
     assert 4 <= len(labelled.data.sequences[0]) <= window["end_frame"] - window["start_frame"] + 1
 
 
-def test_a_labelling_session_takes_keys_goes_back_skips_and_resumes(tmp_path):
-    """A queue of real HaGRID hands (every proposal queued: threshold above 1): keys label,
-    skip, go back and relabel; a new session on the same folder continues where the first
-    stopped; labels.csv is a landmark CSV the readers take."""
+def _hand_queue(tmp_path):
+    """A prelabel folder of eight real HaGRID hands, every proposal queued (threshold above 1,
+    no audit), proposed by a logistic regression fitted on the sample."""
     from gesturelab.models.predictor import GesturePredictor
-    from gesturelab.serving.labelling import LabelSession, class_keys
     from gesturelab.serving.prelabel import prelabel_static, write_prelabels
 
     sample = load_landmarks_csv(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
@@ -162,10 +162,20 @@ def test_a_labelling_session_takes_keys_goes_back_skips_and_resumes(tmp_path):
     rows = pd.read_csv(config.HAGRID_SAMPLE_CSV).drop(columns="label").iloc[::100]
     rows.to_csv(tmp_path / "unlabelled.csv", index=False)
     prelabels = prelabel_static(predictor, tmp_path / "unlabelled.csv", threshold=1.01, audit=0)
-    folder = write_prelabels(prelabels, tmp_path / "p")
+    return write_prelabels(prelabels, tmp_path / "queue")
+
+
+def test_a_labelling_session_takes_keys_goes_back_skips_and_resumes(tmp_path):
+    """A queue of real HaGRID hands (every proposal queued: threshold above 1): keys label,
+    skip, go back and relabel; a new session on the same folder continues where the first
+    stopped; labels.csv is a landmark CSV the readers take."""
+    from gesturelab.serving.labelling import LabelSession, class_keys
+
+    folder = _hand_queue(tmp_path)
     session = LabelSession(folder)
     keys = {c: k for k, c in class_keys(session.classes).items()}
-    assert len(session.items) == 8 and session.classes == sorted(set(sample.y))
+    classes = sorted(set(pd.read_csv(config.HAGRID_SAMPLE_CSV)["label"]))
+    assert len(session.items) == 8 and session.classes == classes
     session.press(keys["like"])  # 1: like
     session.press("n")  # 2: skipped
     session.press(keys["palm"])  # 3: palm
@@ -182,3 +192,76 @@ def test_a_labelling_session_takes_keys_goes_back_skips_and_resumes(tmp_path):
     assert labels.y.tolist() == ["like", "fist"] + ["peace"] * 5
     np.testing.assert_allclose(labels.X[0], session.items.iloc[0][labels.columns].to_numpy(
         np.float64).reshape(21, 3))  # fmt: skip
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium installed")
+def test_the_labeller_in_jupyterlab_takes_real_key_presses(tmp_path):
+    """The labeller in a notebook in headless JupyterLab: the mouse over it, keys pressed as a
+    keyboard sends them; labels.csv on disk follows each decision."""
+    import importlib.util
+    import time
+
+    import nbformat
+
+    from gesturelab.serving.labelling import LabelSession, class_keys
+    from gesturelab.tracking.browser import Browser, free_port
+
+    folder = _hand_queue(tmp_path)
+    keys = {c: k for k, c in class_keys(LabelSession(folder).classes).items()}
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "from gesturelab.serving.labelling import Labeller\n"
+            f"labeller = Labeller({str(folder)!r}).show()"
+        )
+    ]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                       "language": "python"}  # fmt: skip
+    nbformat.write(notebook, tmp_path / "label.ipynb")
+    spec = importlib.util.spec_from_file_location(
+        "ui_screenshots", config.REPO_ROOT / "benchmarks" / "ui_screenshots.py"
+    )
+    screens = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screens)
+    port, token = free_port(), "gesturelab-labeller"
+    server = screens.start_lab(port, token, [tmp_path / "label.ipynb"])
+
+    def labels_after(key, count, timeout=30.0):
+        browser.hover(".gesturelab-labeller")  # the mouse stays on the labeller
+        browser.press(key)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = folder / "labelling.json"
+            if state.is_file() and len(json.loads(state.read_text())["decisions"]) >= count:
+                return pd.read_csv(folder / "labels.csv")
+            time.sleep(0.3)
+        raise AssertionError(f"{key!r}: no decision {count} in {timeout:.0f} s: {browser.text()}")
+
+    try:
+        with Browser() as browser:
+            url = f"http://127.0.0.1:{port}/lab/tree/label.ipynb?token={token}"
+            browser.open(url, wait_for="Python 3 (ipykernel)", timeout=120)
+            browser.settle(3)
+            browser.evaluate("void window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            browser.wait_for_text("proposed", timeout=120)
+            assert browser.hover(".gesturelab-labeller")
+            browser.settle(0.5)
+            assert labels_after(keys["like"], 1)["label"].tolist() == ["like"]
+            labels_after("n", 2)  # skipped
+            assert labels_after(keys["palm"], 3)["label"].tolist() == ["like", "palm"]
+            browser.hover(".gesturelab-labeller")
+            browser.press("ArrowLeft")  # back to the third, and relabel it
+            browser.settle(1)
+            relabelled = labels_after(keys["fist"], 3)
+            deadline = time.monotonic() + 20
+            while relabelled["label"].tolist() != ["like", "fist"] and time.monotonic() < deadline:
+                time.sleep(0.3)
+                relabelled = pd.read_csv(folder / "labels.csv")
+            assert relabelled["label"].tolist() == ["like", "fist"]
+            browser.wait_for_text("4 of 8; 2 labelled, 1 skipped", timeout=20)
+            browser.screenshot(tmp_path / "labeller.png")
+    finally:
+        server.terminate()
+        server.wait(20)

@@ -209,8 +209,13 @@ class Labeller:
         from ipyevents import Event
 
         self.session = LabelSession(queue, classes, out)
-        self.skeleton = widgets.Image(format="png", layout=widgets.Layout(width="320px"))
-        self.picture = widgets.Image(format="jpg", layout=widgets.Layout(max_width="640px"))
+        # fixed sizes: the view does not move under the mouse from one item to the next
+        self.skeleton = widgets.Image(
+            format="png", layout=widgets.Layout(width="320px", height="320px")
+        )
+        self.picture = widgets.Image(
+            format="jpg", layout=widgets.Layout(width="480px", height="320px", object_fit="contain")
+        )
         self.caption = widgets.HTML()
         self.status = widgets.HTML()
         keys = ", ".join(f"<b>{k}</b> {c}" for k, c in self.session.keys.items())
@@ -250,7 +255,9 @@ class Labeller:
         self.skeleton.value = skeleton_png(session.hand(row))
         picture = row.get("picture")
         path = session.folder / str(picture) if isinstance(picture, str) and picture else None
-        self.picture.value = path.read_bytes() if path is not None and path.is_file() else b""
+        shown = path is not None and path.is_file()
+        self.picture.value = path.read_bytes() if shown else b""
+        self.picture.layout.display = None if shown else "none"  # no broken-image icon
 
     def show(self):
         from IPython.display import display

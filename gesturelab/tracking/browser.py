@@ -84,7 +84,10 @@ class Browser:
         wait_for_http(f"http://127.0.0.1:{port}/json/version", 30, self._process)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
             pages = [t for t in json.load(answer) if t.get("type") == "page"]
-        self._socket = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=60)
+        # no Origin header: Chromium 111+ refuses DevTools connections from other origins
+        self._socket = websocket.create_connection(
+            pages[0]["webSocketDebuggerUrl"], timeout=60, suppress_origin=True
+        )
         self._next_id = 0
         self.call("Page.enable")
         self.call("Runtime.enable")
@@ -147,6 +150,34 @@ class Browser:
                 " if (!e) return false; e.click(); return true; })()"
             )
         )
+
+    def hover(self, selector: str) -> bool:
+        """Move the mouse over the middle of the first element matching ``selector`` (scrolled
+        into view): a real pointer event, as a person's mouse gives; False when there is none."""
+        box = self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " if (!e) return null; e.scrollIntoView({block: 'center'});"
+            " const r = e.getBoundingClientRect();"
+            " return [r.left + r.width / 2, r.top + r.height / 2]; })()"
+        )
+        if not box:
+            return False
+        self.call("Input.dispatchMouseEvent", type="mouseMoved", x=box[0], y=box[1])
+        return True
+
+    def press(self, key: str) -> None:
+        """One key press and release, as the keyboard sends it: a character ("1", "n") or a
+        named key ("ArrowLeft", "Enter")."""
+        named = {"ArrowLeft": 37, "ArrowUp": 38, "ArrowRight": 39, "ArrowDown": 40, "Enter": 13}
+        if key in named:
+            fields = {"key": key, "code": key, "windowsVirtualKeyCode": named[key]}
+        else:
+            code = f"Digit{key}" if key.isdigit() else f"Key{key.upper()}"
+            fields = {"key": key, "code": code, "text": key,
+                      "windowsVirtualKeyCode": ord(key.upper())}  # fmt: skip
+        self.call("Input.dispatchKeyEvent", type="keyDown", **fields)
+        fields.pop("text", None)
+        self.call("Input.dispatchKeyEvent", type="keyUp", **fields)
 
     def settle(self, seconds: float = 1.5) -> None:
         """Let the page finish rendering after an action."""
