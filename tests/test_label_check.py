@@ -14,21 +14,9 @@ from gesturelab.training import label_check
 from tests.conftest import cli_here
 
 
-def _flip(labels: pd.Series, share: float, seed: int) -> tuple[pd.Series, np.ndarray]:
-    """``share`` of the labels changed to another class, chosen at random: (labels, rows)."""
-    rng = np.random.default_rng(seed)
-    classes = sorted(labels.unique())
-    rows = rng.choice(len(labels), round(share * len(labels)), replace=False)
-    flipped = labels.copy()
-    for row in rows:
-        others = [c for c in classes if c != labels.iat[row]]
-        flipped.iat[row] = others[rng.integers(len(others))]
-    return flipped, rows
-
-
 def test_five_percent_wrong_labels_are_found_on_the_hagrid_sample(tmp_path):
     table = pd.read_csv(config.HAGRID_SAMPLE_CSV)
-    table["label"], wrong = _flip(table["label"], 0.05, seed=0)
+    table["label"], wrong = label_check.flip_labels(table["label"], 0.05, seed=0)
     noisy = tmp_path / "noisy.csv"
     table.to_csv(noisy, index=False)
     result = label_check.check_static(prepare(noisy, verbose=False, quarantine_dir=None))

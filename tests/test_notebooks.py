@@ -76,6 +76,8 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
         "sequence_confusion_14.png",
         "stream_timeline.png",
         "personalisation.png",
+        "active_learning_hagrid.png",
+        "label_check_hagrid.png",
     ):
         assert (tmp_path / "figures" / name).exists(), name
     assert len(pd.read_csv(tmp_path / "reports" / "gesto_study.csv")) == 9  # the whole ladder
@@ -102,6 +104,11 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
     assert set(runs["strategy"]) == {"head_only", "last_block"} and runs["remaining"].min() > 0
     fell_back = runs[runs["kept"] == "original"]
     assert (fell_back["used"] == fell_back["original"]).all()  # the original itself, unchanged
+    # Notebook 09: wrong labels injected and found, the learning curves of both strategies.
+    injected = pd.read_csv(tmp_path / "reports" / "label_check_injected.csv")
+    assert injected["recall"].min() > 0.5 and injected["precision"].min() > 0.5
+    curves = pd.read_csv(tmp_path / "reports" / "active_learning_hagrid.csv")
+    assert {"random", "margin"} <= set(curves["strategy"]) and curves["budget"].max() == 108
     report = nbformat.read(tmp_path / "executed" / "05_evaluation_report.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in report.cells for o in c.get("outputs", []))
     (line,) = [x for x in printed.splitlines() if x.startswith("champions: {")]
@@ -117,19 +124,21 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
     pd.testing.assert_frame_equal(pd.read_csv(kept[0]), times)
     pd.testing.assert_frame_equal(pd.read_csv(kept[1]), reused)
     # A figure the last notebook drew is gone: that notebook would run again, and no other;
-    # one of notebook 07's: 07 would run, and 08 after it. (reproduce decides with pending.)
+    # one of notebook 07's: 07 would run, and 08 and 09 after it. (reproduce decides with
+    # pending.)
     gone, away = "a file it wrote changed or is gone", tmp_path / "moved-away.png"
-    figure = tmp_path / "figures" / "personalisation.png"
+    figure = tmp_path / "figures" / "label_check_hagrid.png"
     figure.rename(away)
     would = dict(pending(quick=True, work_dir=tmp_path))
-    assert would.pop("08_personalisation.ipynb") == gone
+    assert would.pop("09_labelling.ipynb") == gone
     assert set(would.values()) == {None}, would
     away.rename(figure)  # back as it was (a rename keeps the time it was written)
     assert {why for _, why in pending(quick=True, work_dir=tmp_path)} == {None}
     (tmp_path / "figures" / "stream_timeline.png").unlink()
     would = pending(quick=True, work_dir=tmp_path)
-    assert [why for _, why in would[-2:]] == [gone, "a notebook before it runs"]
-    assert {why for _, why in would[:-2]} == {None}
+    after = "a notebook before it runs"
+    assert [why for _, why in would[-3:]] == [gone, after, after]
+    assert {why for _, why in would[:-3]} == {None}
 
 
 @pytest.mark.slow

@@ -123,6 +123,10 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
                 "reports_dir": str(reports),
             },
         ),
+        (
+            "09_labelling.ipynb",
+            {"quick": quick, "figures_dir": str(figures), "reports_dir": str(reports)},
+        ),
     ]
 
 

@@ -144,6 +144,20 @@ def check(labels, probabilities, classes, ids: pd.DataFrame, model: str) -> Labe
     return LabelCheck(table.reset_index(drop=True), per_class, estimated, model, accuracy)
 
 
+def flip_labels(labels, share: float, seed: int):
+    """``share`` of ``labels`` changed to another of their classes, chosen at random, as a
+    study injects wrong labels: (labels, the positions changed)."""
+    labels = pd.Series(np.asarray(labels, dtype=object))
+    rng = np.random.default_rng(seed)
+    classes = sorted(labels.unique())
+    rows = rng.choice(len(labels), round(share * len(labels)), replace=False)
+    flipped = labels.copy()
+    for row in rows:
+        others = [c for c in classes if c != labels.iat[row]]
+        flipped.iat[row] = others[rng.integers(len(others))]
+    return flipped, rows
+
+
 def check_static(prepared, model=None, n_folds=N_FOLDS, seed=config.SEED) -> LabelCheck:
     """Every row of a prepared static dataset (``static_data.prepare``); ``model`` a fitted
     scikit-learn pipeline whose configuration is refit per fold (default ``STATIC_MODEL``)."""
