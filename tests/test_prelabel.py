@@ -265,3 +265,44 @@ def test_the_labeller_in_jupyterlab_takes_real_key_presses(tmp_path):
     finally:
         server.terminate()
         server.wait(20)
+
+
+def test_hard_windows_of_a_stream_become_a_queue_the_labeller_opens(small_tcn, tmp_path):
+    """Three real SHREC'17 gestures played through the streaming recognizer: the windows of
+    confidence 0.4-0.6 are kept with their frames; a queue of every window (a band of 0-1)
+    opens in the labeller, and a labelled window reads back as the frames the model saw."""
+    from gesturelab.datasets.sequence_formats import read_sequences
+    from gesturelab.models.predictor import SequencePredictor
+    from gesturelab.serving.labelling import LabelSession
+    from gesturelab.serving.prelabel import HardExamples
+    from gesturelab.serving.streaming import StreamingRecognizer
+
+    data = small_tcn.data
+    predictor = SequencePredictor(
+        small_tcn.validated.model, {"frames": 24, "classes": list(data.classes)}
+    )
+    stream = np.concatenate([data.sequences[i] for i in (0, 200, 400)])
+    every = HardExamples(tmp_path / "all", predictor, "played.mp4", band=(0.0, 1.0))
+    hard = HardExamples(tmp_path / "hard", predictor, "played.mp4")
+
+    def both(record, frames):
+        every(record, frames)
+        hard(record, frames)
+
+    recognizer = StreamingRecognizer(predictor, fps=30.0, window=24, stride=8, on_window=both)
+    for frame in stream:
+        recognizer.push(frame)
+    scored = recognizer.windows_table().dropna(subset=["best"])
+    assert len(every.items) == len(scored) > 5
+    assert len(hard.items) == scored["confidence"].between(0.4, 0.6).sum()
+    every.save()
+    every.save()  # a second session's save: each window kept once
+    queue = pd.read_csv(tmp_path / "all" / "queue.csv")
+    assert len(queue) == len(scored) and queue["reason"].eq("hard").all()
+    session = LabelSession(tmp_path / "all")
+    window = session.current
+    session.press("2")
+    labelled = read_sequences(tmp_path / "all" / "labels.csv", quarantine_dir=None, verbose=False)
+    assert labelled.data.label_names.tolist() == [data.classes[1]]
+    start, end = int(window["start_frame"]), int(window["end_frame"])
+    np.testing.assert_allclose(labelled.data.sequences[0], stream[start : end + 1], atol=1e-5)

@@ -329,6 +329,12 @@ def _predict_gestures(predictor, args) -> int:
             print(f"  {segment.start_s:7.2f}s  {segment.label} ({segment.confidence:.2f})")
 
         print(f"{source}: recognising gestures (window, stride and threshold below)")
+        hard = None
+        if args.hard_examples:
+            from gesturelab.serving.prelabel import HardExamples
+
+            name = f"camera{source}" if isinstance(source, int) else source
+            hard = HardExamples(args.hard_examples, predictor, name, model=args.model)
         try:
             segments, windows = stream_video(
                 predictor,
@@ -342,6 +348,7 @@ def _predict_gestures(predictor, args) -> int:
                 max_seconds=args.max_seconds,
                 progress=not args.no_progress,
                 echo=echo if args.camera is not None else None,
+                on_window=hard,
             )
         except MediaError as exc:
             print(exc)
@@ -365,6 +372,12 @@ def _predict_gestures(predictor, args) -> int:
             )
         if args.out:
             print(f"  annotated video, windows and segments CSV in {args.out}")
+        if hard is not None:
+            hard.save()
+            print(
+                f"  {len(hard.items)} hard windows (confidence {hard.band[0]:g}-{hard.band[1]:g}) "
+                f"added to the queue in {args.hard_examples} (label them with the Labeller)"
+            )
     path = Path(args.out) / "problems.csv" if args.out else None
     write_problems(problems, path, echo=False)
     return 2 if len(problems) >= len(sources) else 0
@@ -585,5 +598,11 @@ def add_parsers(commands) -> None:
         "model's, chosen on its validation subjects)",
     )
     p.add_argument("--max-seconds", type=float, help="--camera: stop after this many seconds")
+    p.add_argument(
+        "--hard-examples",
+        metavar="DIR",
+        help="sequence models: keep the windows of confidence 0.4-0.6 with their landmarks in "
+        "DIR's review queue (the Labeller opens it)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)

@@ -185,9 +185,11 @@ def stream_video(
     max_seconds=None,
     progress=True,
     echo=None,
+    on_window=None,
 ):
     """A sequence model over a video file or a camera (``source`` an int): MediaPipe in video
-    mode, a sliding window, gesture segments (``gesturelab.serving.streaming``).
+    mode, a sliding window, gesture segments (``gesturelab.serving.streaming``); ``on_window``
+    sees every scored window (``StreamingRecognizer``), e.g. ``prelabel.HardExamples``.
 
     Returns (segments, windows) tables; with ``out_dir``, an annotated copy of the video and
     ``<name>_windows.csv`` / ``<name>_segments.csv``. ``echo(segment)`` is called on each event.
@@ -213,7 +215,7 @@ def stream_video(
     stride = frames_from(stride, stride_s, fps, max(1, window // 4))
     writer, decoded = None, 0
     recognizer = StreamingRecognizer(
-        predictor, fps, window=window, stride=stride, threshold=threshold
+        predictor, fps, window=window, stride=stride, threshold=threshold, on_window=on_window
     )
     with recognizer:
         for index, frame in tqdm(frames, total=count, desc=name, disable=not progress):

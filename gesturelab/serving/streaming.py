@@ -76,7 +76,10 @@ class StreamingRecognizer:
         min_hand_fraction: float = MIN_HAND_FRACTION,
         confirm: int = CONFIRM_WINDOWS,
         landmarker=None,
+        on_window=None,
     ):
+        """on_window(record, frames): called with every scored window's record and its frames
+        (what the model saw, before resampling), e.g. to collect hard examples."""
         if not isinstance(predictor, SequencePredictor):
             raise TypeError(
                 "streaming recognition needs a sequence model; a static model labels single "
@@ -93,6 +96,7 @@ class StreamingRecognizer:
         self.min_hand_fraction, self.confirm = float(min_hand_fraction), int(confirm)
         self._landmarker = landmarker
         self._own_landmarker = False
+        self.on_window = on_window
         self._frames: deque = deque(maxlen=self.window)
         self.frame_index = -1
         self.windows: list[dict] = []
@@ -198,15 +202,19 @@ class StreamingRecognizer:
             )[0]
             order = np.argsort(-probabilities)[:3]
             best, confidence = self.predictor.classes[order[0]], float(probabilities[order[0]])
+            second = float(probabilities[order[1]]) if len(order) > 1 else 0.0
             record.update(
                 best=best,
                 confidence=confidence,
+                margin=confidence - second,
                 label=best if confidence >= self.threshold else NO_GESTURE,
                 top3=", ".join(
                     f"{self.predictor.classes[j]} {probabilities[j]:.2f}" for j in order
                 ),
             )
         self.windows.append(record)
+        if self.on_window is not None and record["best"] is not None:
+            self.on_window(record, frames)
         return self._follow(record)
 
     def _follow(self, record: dict) -> Segment | None:
@@ -243,7 +251,7 @@ class StreamingRecognizer:
     # -- tables ------------------------------------------------------------------------------
     def windows_table(self) -> pd.DataFrame:
         columns = ["start_frame", "end_frame", "start_s", "end_s", "hand_fraction", "label",
-                   "best", "confidence", "top3"]  # fmt: skip
+                   "best", "confidence", "margin", "top3"]  # fmt: skip
         return pd.DataFrame(self.windows).reindex(columns=columns)
 
     def segments_table(self) -> pd.DataFrame:
