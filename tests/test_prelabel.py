@@ -273,8 +273,8 @@ def test_hard_windows_of_a_stream_become_a_queue_the_labeller_opens(small_tcn, t
     opens in the labeller, and a labelled window reads back as the frames the model saw."""
     from gesturelab.datasets.sequence_formats import read_sequences
     from gesturelab.models.predictor import SequencePredictor
+    from gesturelab.serving.hard_examples import HardExamples
     from gesturelab.serving.labelling import LabelSession
-    from gesturelab.serving.prelabel import HardExamples
     from gesturelab.serving.streaming import StreamingRecognizer
 
     data = small_tcn.data

@@ -8,6 +8,7 @@ import sys
 
 from gesturelab.cli import (
     data_commands,
+    labelling_commands,
     model_commands,
     run_commands,
     sequence_commands,
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     # in the order --help lists them
     run_commands.add_parsers(commands)
     data_commands.add_parsers(commands)
+    labelling_commands.add_parsers(commands)
     sequence_commands.add_parsers(commands)
     store_commands.add_parsers(commands)
     model_commands.add_parsers(commands)

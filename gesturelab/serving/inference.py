@@ -189,7 +189,7 @@ def stream_video(
 ):
     """A sequence model over a video file or a camera (``source`` an int): MediaPipe in video
     mode, a sliding window, gesture segments (``gesturelab.serving.streaming``); ``on_window``
-    sees every scored window (``StreamingRecognizer``), e.g. ``prelabel.HardExamples``.
+    sees every scored window (``StreamingRecognizer``), e.g. ``hard_examples.HardExamples``.
 
     Returns (segments, windows) tables; with ``out_dir``, an annotated copy of the video and
     ``<name>_windows.csv`` / ``<name>_segments.csv``. ``echo(segment)`` is called on each event.
