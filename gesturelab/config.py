@@ -76,6 +76,7 @@ HARD_BAND = (0.4, 0.6)
 PRELABEL_EVERY = 5
 PRELABEL_RANKS = ("margin", "entropy", "band")
 PRELABEL_AUDIT = 0.05  # the share of accepted proposals queued as well, a quality check
+PRELABEL_UNITS = ("window", "clip")  # a sequence model's proposals: per window, or per video
 # The reject threshold keeps this share of validation hands answered (models/rejection.py).
 REJECT_COVERAGE = 0.95
 # MLflow's system metrics (CPU, memory) of training runs: one sample every this many seconds.

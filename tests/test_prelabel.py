@@ -14,8 +14,8 @@ from conftest import cli_here
 
 from gesturelab import config
 from gesturelab.datasets.loading import load_landmarks_csv
+from gesturelab.evaluation.metrics import uncertainty
 from gesturelab.models.static_families import SKOPS_TRUSTED_TYPES, build_pipeline
-from gesturelab.serving.prelabel import uncertainty
 from gesturelab.tracking.browser import find_chromium
 
 VIDEO = config.DATA_DIR / "mediapipe_samples" / "hand_video.mp4"

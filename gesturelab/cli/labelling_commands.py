@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from gesturelab import config
-from gesturelab.cli.common import positive
+from gesturelab.cli.common import positive, probability
 
 
 def cmd_prelabel(args) -> int:
@@ -71,7 +71,7 @@ def add_parsers(commands) -> None:
     p.add_argument("--out", required=True, help="folder for accepted.csv, queue.csv, queue/")
     p.add_argument(
         "--threshold",
-        type=float,
+        type=probability,
         default=config.PRELABEL_THRESHOLD,
         help="confidence from which a proposal is accepted (default %(default)s)",
     )
@@ -89,14 +89,14 @@ def add_parsers(commands) -> None:
     )
     p.add_argument(
         "--audit",
-        type=float,
+        type=probability,
         default=config.PRELABEL_AUDIT,
         help="share of the accepted proposals queued as well, to check (default %(default)s)",
     )
     p.add_argument(
         "--unit",
-        choices=("window", "clip"),
-        default="window",
+        choices=config.PRELABEL_UNITS,
+        default=config.PRELABEL_UNITS[0],
         help="sequence models: propose per window of a video, or per whole video (a clip)",
     )
     p.add_argument(

@@ -10,6 +10,18 @@ INPUT_SHAPE = (N_LANDMARKS, N_COORDS)
 # Sequences read with --hand both hold two hands a frame, 2 x 21 points in this order; every
 # other sequence holds one hand (21 points).
 HAND_SLOTS = ("right", "left")
+# How files name a hand's side (lower case): MediaPipe's Left/Right, Kaggle's left_hand, ...
+HAND_SIDES = {
+    "left": {"left_hand", "left", "l", "lefthand", "hand_left", "lh"},
+    "right": {"right_hand", "right", "r", "righthand", "hand_right", "rh"},
+}
+
+
+def side_of(text) -> str | None:
+    """ "left"/"right" for a cell that names a hand's side (``HAND_SIDES``), None otherwise."""
+    name = str(text).strip().lower()
+    return next((side for side, names in HAND_SIDES.items() if name in names), None)
+
 
 # MediaPipe Hands landmark order (landmark k-1 is column x{k}, y{k}, z{k} in the HaGRID CSV).
 LANDMARK_NAMES = (

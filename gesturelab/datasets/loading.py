@@ -96,6 +96,15 @@ def file_fingerprint(path) -> str:
     return digest.hexdigest()
 
 
+def replace_text(path, text: str) -> None:
+    """``text`` into ``path`` through a hidden file renamed over it: a crash leaves the old
+    file or the new one, never half of one."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def load_landmarks_csv(
     path,
     *,

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import LANDMARK_NAMES, N_LANDMARKS
+from gesturelab.datasets.landmarks import HAND_SIDES, LANDMARK_NAMES, N_LANDMARKS
 from gesturelab.datasets.loading import READ_ERRORS, _delimiter, _open_text, file_fingerprint
 from gesturelab.datasets.seq_common import SequenceCollector, choose_hand, span_problem
 from gesturelab.errors import LandmarkDataError
@@ -65,10 +65,6 @@ LONG_COLUMNS = {
     "subject": ("participant_id", "participant", "subject", "signer", "user_id", "user"),
 }
 MANIFEST_PATH = ("path", "file", "filename", "file_name", "file_path")
-SIDES = {
-    "left": {"left_hand", "left", "l", "lefthand", "hand_left", "lh"},
-    "right": {"right_hand", "right", "r", "righthand", "hand_right", "rh"},
-}
 
 
 def _roles(columns) -> dict[str, str]:
@@ -348,7 +344,7 @@ def _sides(column: pd.Series) -> pd.Series:
     """'left'/'right' for the rows of a hand, None for other parts (face, pose, ...)."""
     parts = column.astype(str).str.strip().str.lower().str.replace(r"[ -]", "_", regex=True)
     side = pd.Series(None, index=column.index, dtype=object)
-    for name, values in SIDES.items():
+    for name, values in HAND_SIDES.items():
         side[parts.isin(values)] = name
     return side
 

@@ -36,6 +36,7 @@ from gesturelab.datasets.extraction import (
     iter_video_frames,
     video_properties,
 )
+from gesturelab.datasets.loading import replace_text
 from gesturelab.datasets.npy_frames import HAND, SUBJECTS_FILE
 from gesturelab.errors import GestureLabError, check_name
 
@@ -262,20 +263,14 @@ def _normalised(pixels: np.ndarray, shape) -> np.ndarray:
 
 def _save(out: Path, plan: Plan, fps: float) -> None:
     """recording.json, subjects.csv and the datasheet, each replaced whole."""
-    _replace(out / SESSION, json.dumps(asdict(plan), indent=2) + "\n")
+    replace_text(out / SESSION, json.dumps(asdict(plan), indent=2) + "\n")
     rows = [["action", "sequence", "subject"]] + [
         [t["gesture"], Path(t["folder"]).name, plan.subject] for t in plan.takes
     ]
     with open(out / f".{SUBJECTS_FILE}.tmp", "w", newline="") as handle:
         csv.writer(handle).writerows(rows)
     os.replace(out / f".{SUBJECTS_FILE}.tmp", out / SUBJECTS_FILE)
-    _replace(out / DATASHEET, _datasheet(plan, fps))
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    replace_text(out / DATASHEET, _datasheet(plan, fps))
 
 
 def _datasheet(plan: Plan, fps: float) -> str:

@@ -33,6 +33,7 @@ from gesturelab.datasets.landmarks import (
     N_LANDMARKS,
     columns_dims,
     landmark_columns,
+    side_of,
 )
 from gesturelab.datasets.loading import (
     READ_ERRORS,
@@ -50,7 +51,6 @@ SUBJECT_COLUMNS = ("subject", "user_id", "user", "participant", "signer", "perso
 FRAME_COLUMNS = ("frame", "frame_index", "frame_id", "frame_number")
 SUFFIXES = (".csv", ".tsv", ".txt", ".gz")
 SIDE_COLUMNS = ("handedness", "hand_side", "side", "hand_label")
-SIDES = {"left": "left", "l": "left", "right": "right", "r": "right"}
 SNIFF_ROWS = 2000
 
 
@@ -231,7 +231,7 @@ def _collect(
         side = None
         if side_at is not None:
             text = rows[r][side_at].strip()
-            side = SIDES.get(text.lower())
+            side = side_of(text)
             if side is None:
                 collector.problem(
                     path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
     classification_report,
@@ -48,4 +49,21 @@ def per_class_report(y_true, y_pred, labels=None) -> dict:
 def confusion(y_true, y_pred, labels) -> np.ndarray:
     return confusion_matrix(
         np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object), labels=list(labels)
+    )
+
+
+def uncertainty(probabilities: np.ndarray) -> pd.DataFrame:
+    """confidence (top probability), margin (top minus second) and entropy (over log K, so 1
+    is a uniform guess) of each row of class probabilities."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+    ordered = -np.sort(-p, axis=1)
+    second = ordered[:, 1] if p.shape[1] > 1 else np.zeros(len(p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+    return pd.DataFrame(
+        {
+            "confidence": ordered[:, 0],
+            "margin": ordered[:, 0] - second,
+            "entropy": entropy / np.log(p.shape[1]) if p.shape[1] > 1 else 0.0,
+        }
     )

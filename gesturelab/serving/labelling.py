@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from gesturelab.datasets.landmarks import HAND_CONNECTIONS, LABEL_COLUMN, LANDMARK_COLUMNS
+from gesturelab.datasets.landmarks import HAND_CONNECTIONS, LANDMARK_COLUMNS
+from gesturelab.datasets.loading import replace_text
 from gesturelab.errors import LandmarkDataError
+from gesturelab.serving.prelabel import labelled_hands, labelled_windows
 
 SKIP = "(skipped)"
 # Keys that are not classes: back to the previous item, skip it, save now.
@@ -138,24 +139,17 @@ class LabelSession:
         """The labels file's rows: hands as a landmark CSV, windows as a sequence CSV."""
         chosen = {k: v for k, v in self.decisions.items() if v != SKIP}
         if self.kind == "sequence":
-            frames = self.frames[self.frames["sequence"].isin(chosen)]
-            frames = frames.assign(**{LABEL_COLUMN: frames["sequence"].map(chosen)})
-            first = ["sequence", "frame", LABEL_COLUMN, "source", "hand_index", "handedness"]
-            return frames[[c for c in first if c in frames.columns] + list(LANDMARK_COLUMNS)]
+            return labelled_windows(self.frames, chosen)
         keep = [i for i, item in enumerate(self.ids) if item in chosen]
-        rows = self.items.iloc[keep]
-        rows = rows.assign(**{LABEL_COLUMN: [chosen[self.ids[i]] for i in keep]})
-        extra = [c for c in ("source", "frame", "hand_index", "handedness") if c in rows.columns]
-        columns = [c for c in LANDMARK_COLUMNS if c in rows.columns]
-        return rows[[*columns, LABEL_COLUMN, *extra]].reset_index(drop=True)
+        return labelled_hands(self.items.iloc[keep], [chosen[self.ids[i]] for i in keep])
 
     def save(self) -> Path:
         """labels.csv and the session's state, each replaced whole (a crash leaves the last
         complete one)."""
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        _replace(self.out, self.labelled().to_csv(index=False))
+        replace_text(self.out, self.labelled().to_csv(index=False))
         state = {"queue": str(self.folder), "classes": self.classes, "decisions": self.decisions}
-        _replace(self.out.with_name(STATE), json.dumps(state, indent=1) + "\n")
+        replace_text(self.out.with_name(STATE), json.dumps(state, indent=1) + "\n")
         return self.out
 
     def hand(self, row=None) -> np.ndarray | None:
@@ -170,12 +164,6 @@ class LabelSession:
             return first[list(LANDMARK_COLUMNS)].to_numpy(np.float64).reshape(-1, 21, 3)
         columns = [c for c in LANDMARK_COLUMNS if c in row.index]
         return row[columns].to_numpy(np.float64).reshape(21, -1)
-
-
-def _replace(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def skeleton_png(hand: np.ndarray, size: int = 320) -> bytes:

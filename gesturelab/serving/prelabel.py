@@ -44,30 +44,14 @@ from gesturelab.datasets.extraction import (
 )
 from gesturelab.datasets.landmarks import LABEL_COLUMN, LANDMARK_COLUMNS
 from gesturelab.datasets.loading import load_landmarks_csv
-from gesturelab.errors import LandmarkDataError, MediaError, path_text
+from gesturelab.errors import MediaError, path_text
+from gesturelab.evaluation.metrics import uncertainty
 
 DEFAULT_THRESHOLD = config.PRELABEL_THRESHOLD
 HARD_BAND = config.HARD_BAND
 DEFAULT_EVERY = config.PRELABEL_EVERY
 DEFAULT_AUDIT = config.PRELABEL_AUDIT
 TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".gz"}
-
-
-def uncertainty(probabilities: np.ndarray) -> pd.DataFrame:
-    """confidence (top probability), margin (top minus second) and entropy (over log K, so 1
-    is a uniform guess) of each row of class probabilities."""
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
-    ordered = -np.sort(-p, axis=1)
-    second = ordered[:, 1] if p.shape[1] > 1 else np.zeros(len(p))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
-    return pd.DataFrame(
-        {
-            "confidence": ordered[:, 0],
-            "margin": ordered[:, 0] - second,
-            "entropy": entropy / np.log(p.shape[1]) if p.shape[1] > 1 else 0.0,
-        }
-    )
 
 
 # How the queue is ordered, most in need of a person first: a key to sort ascending by.
@@ -103,12 +87,8 @@ class Prelabels:
         rows = self.proposals[self.proposals["status"] == "accepted"]
         if self.kind == "sequence":
             labels = dict(zip(rows["sequence"], rows["proposed_label"], strict=True))
-            frames = self.frames[self.frames["sequence"].isin(labels)]
-            frames = frames.assign(**{LABEL_COLUMN: frames["sequence"].map(labels)})
-            first = ["sequence", "frame", LABEL_COLUMN, "source", "hand_index", "handedness"]
-            return frames[[*first, *LANDMARK_COLUMNS]].reset_index(drop=True)
-        rows = rows.assign(**{LABEL_COLUMN: rows["proposed_label"]})
-        return rows[[c for c in (*LANDMARK_COLUMNS, LABEL_COLUMN, *EXTRA) if c in rows.columns]]
+            return labelled_windows(self.frames, labels)
+        return labelled_hands(rows, rows["proposed_label"])
 
     @property
     def queue(self) -> pd.DataFrame:
@@ -137,6 +117,24 @@ class Prelabels:
 
 # Where a hand came from, carried into accepted.csv: columns the static readers know.
 EXTRA = ("source", "frame", "hand_index", "handedness", "score")
+WINDOW_COLUMNS = ("sequence", "frame", LABEL_COLUMN, "source", "hand_index", "handedness")
+
+
+def labelled_hands(rows: pd.DataFrame, labels) -> pd.DataFrame:
+    """Hands with their labels as a landmark CSV the static readers take (accepted.csv, and the
+    labeller's labels.csv)."""
+    rows = rows.assign(**{LABEL_COLUMN: np.asarray(labels, dtype=object)})
+    keep = [c for c in (*LANDMARK_COLUMNS, LABEL_COLUMN, *EXTRA) if c in rows.columns]
+    return rows[keep].reset_index(drop=True)
+
+
+def labelled_windows(frames: pd.DataFrame, labels: dict) -> pd.DataFrame:
+    """The windows named in ``labels`` ({sequence: label}) as a per-frame sequence CSV, one row
+    per hand of each frame that has one (accepted.csv, and the labeller's labels.csv)."""
+    frames = frames[frames["sequence"].isin(labels)]
+    frames = frames.assign(**{LABEL_COLUMN: frames["sequence"].map(labels)})
+    keep = [c for c in WINDOW_COLUMNS if c in frames.columns] + list(LANDMARK_COLUMNS)
+    return frames[keep].reset_index(drop=True)
 
 
 def prelabel_static(
@@ -248,22 +246,35 @@ def _inputs(inputs) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def _video_hands(path: Path, every: int, progress: bool) -> pd.DataFrame:
-    """The hands of one frame in every ``every``, tracked through all of them (MediaPipe's
-    video mode needs consecutive frames), as landmark rows."""
+def _tracked_hands(path: Path, progress: bool):
+    """(frame index, BGR image, hands) of every frame of a video, MediaPipe in video mode with
+    up to two hands, each hand once (``distinct_hands``: its tracked copy would be proposed
+    twice); MediaError when no frame decodes."""
     cv2 = _cv2()
-    fps, count, _ = video_properties(path)
-    rows, decoded = [], 0
+    count = video_properties(path)[1]
+    decoded = 0
     with HandLandmarker(static_image_mode=False, max_num_hands=2) as marker:
-        for index, frame in tqdm(
+        for index, image in tqdm(
             iter_video_frames(path), total=count, desc=path.name, disable=not progress
         ):
             decoded += 1
-            hands = marker.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            if index % every == 0:  # one hand found twice would be labelled twice
-                rows += hand_rows(distinct_hands(hands), path_text(path), index)
+            yield (
+                index,
+                image,
+                distinct_hands(marker.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))),
+            )
     if not decoded:
         raise MediaError(path, "no frame could be decoded")
+
+
+def _video_hands(path: Path, every: int, progress: bool) -> pd.DataFrame:
+    """The hands of one frame in every ``every``, tracked through all of them (MediaPipe's
+    video mode needs consecutive frames), as landmark rows."""
+    fps = video_properties(path)[0]
+    rows = []
+    for index, _, hands in _tracked_hands(path, progress):
+        if index % every == 0:
+            rows += hand_rows(hands, path_text(path), index)
     return pd.DataFrame(rows, columns=[*LANDMARK_COLUMNS, *EXTRA]).assign(
         time_s=lambda t: t["frame"] / fps
     )
@@ -389,7 +400,7 @@ def _window_pictures(queue: pd.DataFrame, folder: Path, frames: pd.DataFrame) ->
     return names
 
 
-SEQUENCE_UNITS = ("window", "clip")
+SEQUENCE_UNITS = config.PRELABEL_UNITS
 
 
 def prelabel_sequences(
@@ -504,31 +515,16 @@ def prelabel_sequences(
 def _video_frames(predictor, path: Path, progress: bool):
     """(frames as the model takes them (n, 21 or 42, 3), NaN where no hand; the hands used in
     each frame, as recorded; fps) of one video."""
-    cv2 = _cv2()
-    fps, count, size = video_properties(path)
+    fps = video_properties(path)[0]
     frames, used = [], []
-    with HandLandmarker(static_image_mode=False, max_num_hands=2) as marker:
-        for _, image in tqdm(
-            iter_video_frames(path), total=count, desc=path.name, disable=not progress
-        ):
-            hands = distinct_hands(marker.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
-            frame, hand = predictor.frame_from_hands(hands, image.shape[1])
-            frames.append(frame)
-            if predictor.hands > 1:  # one hand of each side, the most confident
-                sides = {}
-                for h in sorted(hands, key=lambda h: -h["score"]):
-                    sides.setdefault(h["handedness"], h)
-                used.append(list(sides.values()))
-            else:
-                used.append([hand] if hand is not None else [])
-    if not frames:
-        raise MediaError(path, "no frame could be decoded")
+    for _, image, hands in _tracked_hands(path, progress):
+        frame, hand = predictor.frame_from_hands(hands, image.shape[1])
+        frames.append(frame)
+        if predictor.hands > 1:  # one hand of each side, the most confident
+            sides = {}
+            for h in sorted(hands, key=lambda h: -h["score"]):
+                sides.setdefault(h["handedness"], h)
+            used.append(list(sides.values()))
+        else:
+            used.append([hand] if hand is not None else [])
     return np.asarray(frames, dtype=np.float64), used, float(fps)
-
-
-def read_accepted(out_dir):
-    """The accepted hands as the static readers load them (a check that they import)."""
-    path = Path(out_dir) / "accepted.csv"
-    if not path.is_file():
-        raise LandmarkDataError(path, "no accepted.csv: run prelabel first")
-    return load_landmarks_csv(path, verbose=False, quarantine_dir=None)

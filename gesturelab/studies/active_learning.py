@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score
+
+from gesturelab.evaluation.metrics import classification_metrics, uncertainty
 
 
 def _random(probabilities, rng, k):
@@ -22,15 +23,12 @@ def _random(probabilities, rng, k):
 
 
 def _margin(probabilities, rng, k):
-    ordered = -np.sort(-probabilities, axis=1)
-    margin = ordered[:, 0] - (ordered[:, 1] if probabilities.shape[1] > 1 else 0.0)
-    return np.argsort(margin, kind="stable")[:k]  # the closest calls first
+    return np.argsort(uncertainty(probabilities)["margin"].to_numpy(), kind="stable")[:k]
 
 
 def _entropy(probabilities, rng, k):
-    p = np.clip(probabilities, 1e-12, 1.0)
-    entropy = -(p * np.log(p)).sum(axis=1)
-    return np.argsort(-entropy, kind="stable")[:k]  # the most spread first
+    spread = uncertainty(probabilities)["entropy"].to_numpy()
+    return np.argsort(-spread, kind="stable")[:k]  # the most spread first
 
 
 # How the next labels are chosen from the unlabelled pool: (probabilities, rng, k) -> indices.
@@ -57,15 +55,9 @@ def learning_curves(
     X_test, y_test = np.asarray(test_features), np.asarray(test_labels, dtype=object)
     classes = np.unique(y)
     full_model = make_model().fit(X, y)
-    predicted = full_model.predict(X_test)
+    scores = classification_metrics(y_test, full_model.predict(X_test))
     full = pd.DataFrame(
-        [
-            {
-                "accuracy": accuracy_score(y_test, predicted),
-                "f1_macro": f1_score(y_test, predicted, average="macro", zero_division=0),
-                "labels": len(y),
-            }
-        ]
+        [{"accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"], "labels": len(y)}]
     )
     budget_end = min(len(y), max_budget or len(y))
     rows = []
@@ -78,14 +70,14 @@ def learning_curves(
             labelled = [int(start.choice(np.flatnonzero(y == c))) for c in classes]
             while True:
                 model = make_model().fit(X[labelled], y[labelled])
-                predicted = model.predict(X_test)
+                scores = classification_metrics(y_test, model.predict(X_test))
                 rows.append(
                     {
                         "strategy": strategy,
                         "seed": seed,
                         "budget": len(labelled),
-                        "accuracy": accuracy_score(y_test, predicted),
-                        "f1_macro": f1_score(y_test, predicted, average="macro", zero_division=0),
+                        "accuracy": scores["accuracy"],
+                        "f1_macro": scores["f1_macro"],
                     }
                 )
                 if len(labelled) >= budget_end:
