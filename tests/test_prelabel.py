@@ -297,6 +297,8 @@ def test_hard_windows_of_a_stream_become_a_queue_the_labeller_opens(small_tcn, t
     assert len(hard.items) == scored["confidence"].between(0.4, 0.6).sum()
     every.save()
     every.save()  # a second session's save: each window kept once
+    # the queue of in-band windows opens in the labeller, also when none was hard
+    assert len(LabelSession(hard.save()).ids) == len(hard.items)
     queue = pd.read_csv(tmp_path / "all" / "queue.csv")
     assert len(queue) == len(scored) and queue["reason"].eq("hard").all()
     session = LabelSession(tmp_path / "all")

@@ -13,6 +13,10 @@ from gesturelab.datasets.landmarks import LANDMARK_COLUMNS
 from gesturelab.errors import path_text
 from gesturelab.serving.prelabel import HARD_BAND
 
+QUEUE_COLUMNS = ["sequence", "source", "media", "start_frame", "end_frame", "start_s", "end_s",
+                 "hand_fraction", "proposed_label", "confidence", "margin", "in_hard_band",
+                 "reason"]  # fmt: skip
+
 
 class HardExamples:
     """The deployment workflow's hard examples from a streaming recognizer (its ``on_window``):
@@ -65,7 +69,11 @@ class HardExamples:
     def save(self) -> Path:
         """The folder's queue with these windows added (a window already there is kept once)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        queue, frames = pd.DataFrame(self.items), pd.DataFrame(self.rows)
+        # the columns even when no window was hard: an empty queue still opens in the labeller
+        frame_columns = ["sequence", "frame", "source", "hand_index"]
+        frame_columns += (["handedness"] if self.hands > 1 else []) + list(LANDMARK_COLUMNS)
+        queue = pd.DataFrame(self.items, columns=QUEUE_COLUMNS)
+        frames = pd.DataFrame(self.rows, columns=frame_columns)
         if (self.folder / "queue.csv").is_file():
             queue = pd.concat([pd.read_csv(self.folder / "queue.csv"), queue], ignore_index=True)
             frames = pd.concat(
