@@ -49,6 +49,10 @@ SEQUENCE_ARCHITECTURES = {14: "ddnet", 28: "ensemble"}
 # frame; "both" keeps the two hands as recorded (right then left, 42 points, each masked alone).
 HAND_CHOICES = ("dominant", "right", "left", "both")
 DEFAULT_HAND = "dominant"
+# cleanlab's rules for which examples the label check flags (data check-labels --flag-by); the
+# default per kind of data is gesturelab.training.label_check.FLAG_BY.
+LABEL_FLAG_RULES = ("prune_by_noise_rate", "low_self_confidence", "both", "confident_learning",
+                    "prune_by_class", "low_normalized_margin", "predicted_neq_given")  # fmt: skip
 
 # Run settings: every CLI option, function default and notebook parameter reads these.
 SEED = 42  # the static side: splits, folds, forests, viewpoint perturbation

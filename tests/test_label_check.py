@@ -38,6 +38,7 @@ def test_the_command_ranks_sequences_by_subject_and_writes_what_to_review(tmp_pa
                    tmp_path / "q", store=store, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "folds by subject" in out.stdout and "labels flagged" in out.stdout
+    assert "flagged by low_self_confidence" in out.stdout  # the sequences' rule
     ranked = pd.read_csv(tmp_path / "lc" / "label_check.csv")
     loaded = read_sequences(islr, quarantine_dir=None, verbose=False)
     assert len(ranked) == len(loaded.data)
@@ -71,3 +72,27 @@ def test_folds_never_score_an_example_with_a_model_that_saw_its_group(seed):
     X = groups[:, None].astype(float)
     label_check.out_of_fold(lambda: Spy(strategy="prior"), X, labels, groups, seed=seed)
     assert len(Spy.seen) == 5
+
+
+@pytest.mark.parametrize("rule", ["low_self_confidence", "prune_by_noise_rate"])
+def test_the_flag_rule_decides_which_examples_are_flagged(rule):
+    # two classes the model separates, and the given labels of the first eight examples swapped
+    # in twos: a confident contradiction for 0-3, a hesitant one for 4-7
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1, 2], 40)
+    probabilities = np.full((len(truth), 3), 0.05)
+    probabilities[np.arange(len(truth)), truth] = 0.9
+    probabilities[4:8] = [0.45, 0.5, 0.05]
+    probabilities += rng.uniform(0, 0.01, probabilities.shape)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    given = truth.copy()
+    given[:4] = 1
+    ids = pd.DataFrame({"row": np.arange(len(truth))})
+    result = label_check.check(given, probabilities, ["a", "b", "c"], ids, "toy", rule)
+    flagged = set(result.issues["row"])
+    assert {0, 1, 2, 3} <= flagged
+    assert rule in result.model
+    if rule == "low_self_confidence":  # the least likely given labels, as many as estimated
+        lowest = result.table.sort_values("quality", kind="stable").head(len(flagged))
+        assert set(lowest["row"]) == flagged
+        assert len(flagged) == result.estimated_wrong

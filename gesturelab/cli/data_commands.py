@@ -163,7 +163,9 @@ def cmd_check_labels(args) -> int:
                 "--model takes a static model; for sequences choose an architecture to train "
                 "per fold with --arch (e.g. ddnet), or none for the quick model"
             )
-        result = label_check.check_sequences(loaded.data, arch=args.arch, n_folds=args.folds)
+        result = label_check.check_sequences(
+            loaded.data, arch=args.arch, n_folds=args.folds, flag_by=args.flag_by, progress=True
+        )
         name = loaded.name
     else:
         from gesturelab.datasets.static_data import prepare
@@ -180,7 +182,9 @@ def cmd_check_labels(args) -> int:
             from gesturelab.models.predictor import StaticPredictor
 
             model = StaticPredictor.load(args.model).model
-        result = label_check.check_static(prepared, model=model, n_folds=args.folds)
+        result = label_check.check_static(
+            prepared, model=model, n_folds=args.folds, flag_by=args.flag_by
+        )
         name = prepared.loaded.name
     out = Path(args.out or config.REPORTS_DIR / "label-check" / name)
     out.mkdir(parents=True, exist_ok=True)
@@ -413,6 +417,12 @@ def add_parsers(commands) -> None:
         "--arch", help="sequences: train this architecture per fold (minutes; e.g. ddnet)"
     )
     p.add_argument("--folds", type=positive(int), default=5, help="grouped folds")
+    p.add_argument(
+        "--flag-by",
+        choices=config.LABEL_FLAG_RULES,
+        help="cleanlab's rule for which examples to flag (default: prune_by_noise_rate for "
+        "static rows, low_self_confidence for sequences; measured in docs/data.md)",
+    )
     p.add_argument("--top", type=positive(int), default=15, help="flagged examples printed")
     p.add_argument(
         "--out", help="folder for the ranked CSV and figure (default build/reports/label-check)"

@@ -1,5 +1,5 @@
-"""The labelling study (notebook 09) on static landmark files: does the label check find
-labels made wrong on purpose, and how many labels does uncertainty sampling need?"""
+"""The labelling study (notebook 09): does the label check find labels made wrong on purpose
+(static landmark files and sequences), and how many labels does uncertainty sampling need?"""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import LABEL_COLUMN
+from gesturelab.datasets.landmarks import LABEL_COLUMN, MIDDLE_MCP, WRIST
+from gesturelab.datasets.sequences import frame_mask
 from gesturelab.datasets.static_data import prepare
 from gesturelab.models.static_families import build_pipeline, make_classifier
 from gesturelab.studies.active_learning import learning_curves, summarise
@@ -38,24 +39,61 @@ def injected_label_check(path, rates=(0.02, 0.05, 0.10), seeds=(0,), name=None) 
                 result = label_check.check_static(
                     prepare(target, quarantine_dir=None, verbose=False)
                 )
-                flagged = set((result.issues["line"] - 2).tolist())  # header on line 1
-                found = len(flagged & set(wrong.tolist()))
-                rows.append(
-                    {
-                        "dataset": name or Path(path).stem,
-                        "rate": rate,
-                        "seed": seed,
-                        "rows": len(table),
-                        "wrong": len(wrong),
-                        "flagged": len(flagged),
-                        "found": found,
-                        "precision": found / max(len(flagged), 1),
-                        "recall": found / max(len(wrong), 1),
-                        "estimated_wrong": result.estimated_wrong,
-                        "seconds": round(time.perf_counter() - started, 1),
-                    }
-                )
+                seconds = time.perf_counter() - started
+                rows_of = result.table.sort_values("row")["line"].to_numpy() - 2  # header: line 1
+                rows += _scored(name or Path(path).stem, rate, seed, wrong, result, seconds,
+                                "static", rows_of)  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def injected_sequence_check(
+    data, rates=(0.05,), seeds=(0,), name="sequences", arch="ddnet", progress=False
+) -> pd.DataFrame:
+    """The same for a ``SequenceSet``: labels changed at random, the label check run with
+    ``arch`` trained per fold (``None``: the quick model); folds by subject as always."""
+    from dataclasses import replace
+
+    rows = []
+    for rate in rates:
+        for seed in seeds:
+            flipped, wrong = label_check.flip_labels(data.labels, rate, seed)
+            noisy = replace(data, labels=flipped.to_numpy(dtype=np.int64))
+            started = time.perf_counter()
+            result = label_check.check_sequences(noisy, arch=arch, progress=progress)
+            seconds = time.perf_counter() - started
+            rows += _scored(name, rate, seed, wrong, result, seconds, "sequences")
+    return pd.DataFrame(rows)
+
+
+# The rules each injected check is scored with, from the same out-of-fold probabilities.
+RULES = ("prune_by_noise_rate", "low_self_confidence")
+
+
+def _scored(dataset, rate, seed, wrong, result, seconds, kind, positions=None) -> list[dict]:
+    """One row per rule of ``RULES``: precision and recall against the examples made wrong;
+    ``positions`` maps the check's examples to the positions ``wrong`` counts in."""
+    wrong = set(np.asarray(wrong).tolist())
+    positions = np.arange(len(result.labels)) if positions is None else np.asarray(positions)
+    rows = []
+    for rule in RULES:
+        flagged = set(positions[result.flags(rule)].tolist())
+        found = len(flagged & wrong)
+        rows.append({
+            "dataset": dataset,
+            "rate": rate,
+            "seed": seed,
+            "rule": rule,
+            "default": rule == label_check.FLAG_BY[kind],
+            "rows": len(positions),
+            "wrong": len(wrong),
+            "flagged": len(flagged),
+            "found": found,
+            "precision": found / max(len(flagged), 1),
+            "recall": found / max(len(wrong), 1),
+            "estimated_wrong": result.estimated_wrong,
+            "seconds": round(seconds, 1),
+        })  # fmt: skip
+    return rows
 
 
 def active_learning(
@@ -116,3 +154,46 @@ def curves_figure(table: pd.DataFrame, full: pd.DataFrame, reached: pd.DataFrame
     axis.legend(loc="lower right")
     figure.tight_layout()
     return figure
+
+
+# Landmarks whose distance tells a closing hand from an opening one.
+THUMB_TIP, INDEX_TIP = 4, 8
+MOTION = ("travel_x", "travel_y", "opening")
+
+
+def gesture_motion(data) -> pd.DataFrame:
+    """What a person checks first in a flagged gesture, per sequence and in hand sizes (the
+    wrist to the middle finger's knuckle): how far the wrist moved along the recording's x and
+    y axes from the first five frames to the last five, and how much the thumb and index tips
+    opened (negative: closed)."""
+    rows = []
+    for sequence in data.sequences:
+        hand = sequence[frame_mask(sequence)] if frame_mask(sequence).any() else sequence
+        size = max(float(np.linalg.norm(hand[:, MIDDLE_MCP] - hand[:, WRIST], axis=-1).mean()),
+                   1e-6)  # fmt: skip
+        travel = (hand[-5:, WRIST].mean(axis=0) - hand[:5, WRIST].mean(axis=0)) / size
+        gap = np.linalg.norm(hand[:, THUMB_TIP] - hand[:, INDEX_TIP], axis=-1) / size
+        rows.append((travel[0], travel[1], gap[-5:].mean() - gap[:5].mean()))
+    return pd.DataFrame(rows, columns=list(MOTION)).round(2)
+
+
+def sequence_findings(data, result, top: int = 12) -> pd.DataFrame:
+    """The ``top`` flagged sequences of a label check with their motion beside the median
+    motion of their given class and of the class the model prefers, so a reader can judge
+    (a ``swipe_left`` whose wrist travels like a ``swipe_right``'s is a wrong label)."""
+    motion = gesture_motion(data)
+    names = np.asarray(data.classes, dtype=object)[np.asarray(data.labels)]
+    medians = motion.groupby(names).median()
+    issues = result.issues.head(top)
+    table = issues[["rank", "sequence", "subject", "label", "suggested", "p_label"]].copy()
+    for key in ("finger", "essai"):
+        if key in data.meta:
+            table[key] = np.asarray(data.meta[key])[issues["sequence"]]
+    for column in MOTION:
+        table[column] = motion[column].to_numpy()[issues["sequence"]]
+        given = medians[column].reindex(table["label"]).to_numpy()
+        preferred = medians[column].reindex(table["suggested"]).to_numpy()
+        table[f"{column}: label / suggested class"] = [
+            f"{a:+.2f} / {b:+.2f}" for a, b in zip(given, preferred, strict=True)
+        ]
+    return table.reset_index(drop=True)
