@@ -53,6 +53,9 @@ DEFAULT_HAND = "dominant"
 # default per kind of data is gesturelab.training.label_check.FLAG_BY.
 LABEL_FLAG_RULES = ("prune_by_noise_rate", "low_self_confidence", "both", "confident_learning",
                     "prune_by_class", "low_normalized_margin", "predicted_neq_given")  # fmt: skip
+# Epochs a fold when the label check trains a sequence architecture per fold (--epochs; why 60:
+# gesturelab.training.label_check).
+LABEL_CHECK_EPOCHS = 60
 
 # Run settings: every CLI option, function default and notebook parameter reads these.
 SEED = 42  # the static side: splits, folds, forests, viewpoint perturbation

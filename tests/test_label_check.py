@@ -10,6 +10,7 @@ import pytest
 from gesturelab import config
 from gesturelab.datasets.sequence_formats import read_sequences
 from gesturelab.datasets.static_data import prepare
+from gesturelab.errors import GestureLabError
 from gesturelab.training import label_check
 from tests.conftest import cli_here
 
@@ -74,10 +75,14 @@ def test_folds_never_score_an_example_with_a_model_that_saw_its_group(seed):
     assert len(Spy.seen) == 5
 
 
-@pytest.mark.parametrize("rule", ["low_self_confidence", "prune_by_noise_rate"])
-def test_the_flag_rule_decides_which_examples_are_flagged(rule):
-    # two classes the model separates, and the given labels of the first eight examples swapped
-    # in twos: a confident contradiction for 0-3, a hesitant one for 4-7
+@pytest.mark.parametrize(
+    "rule, expected",
+    [("low_self_confidence", set(range(4))), ("predicted_neq_given", set(range(8)))],
+)
+def test_the_flag_rule_decides_which_examples_are_flagged(rule, expected):
+    # three classes the model separates; examples 0-3 of class a given label b (a confident
+    # contradiction), examples 4-7 rightly labelled a but hesitantly predicted b: the lowest
+    # self-confidence flags only the wrong labels, "predicted differs from given" both kinds
     rng = np.random.default_rng(0)
     truth = np.repeat([0, 1, 2], 40)
     probabilities = np.full((len(truth), 3), 0.05)
@@ -89,10 +94,37 @@ def test_the_flag_rule_decides_which_examples_are_flagged(rule):
     given[:4] = 1
     ids = pd.DataFrame({"row": np.arange(len(truth))})
     result = label_check.check(given, probabilities, ["a", "b", "c"], ids, "toy", rule)
-    flagged = set(result.issues["row"])
-    assert {0, 1, 2, 3} <= flagged
-    assert rule in result.model
+    assert set(result.issues["row"]) == expected
+    assert set(np.flatnonzero(result.flags("low_self_confidence"))) == set(range(4))
     if rule == "low_self_confidence":  # the least likely given labels, as many as estimated
-        lowest = result.table.sort_values("quality", kind="stable").head(len(flagged))
-        assert set(lowest["row"]) == flagged
-        assert len(flagged) == result.estimated_wrong
+        lowest = result.table.sort_values("quality", kind="stable").head(len(expected))
+        assert set(lowest["row"]) == expected and result.estimated_wrong == len(expected)
+    with pytest.raises(GestureLabError, match="no flag rule 'lowest'"):
+        label_check.check(given, probabilities, ["a", "b", "c"], ids, "toy", "lowest")
+
+
+def test_sequence_study_scores_each_rule_and_shows_motion_beside_its_classes():
+    from gesturelab.datasets import shrec
+    from gesturelab.studies import label_study
+
+    data = shrec.load_compact()
+    # three subjects, four classes: a second of the quick model
+    keep = np.isin(data.subjects, [2, 4, 26]) & np.isin(data.labels, [3, 2, 6, 7])
+    part = data.subset(keep)
+    table = label_study.injected_sequence_check(part, [0.1], [0], "part", arch=None)
+    assert list(table["rule"]) == list(label_study.RULES)
+    assert table["default"].tolist() == [False, True]  # sequences: low_self_confidence
+    assert (table["wrong"] == round(0.1 * len(part))).all()
+    assert (table["found"] <= table["flagged"]).all() and table["recall"].max() > 0
+    motion = label_study.gesture_motion(part)
+    names = np.asarray(part.classes, dtype=object)[part.labels]
+    medians = motion.groupby(names).median()
+    # the readings tell the gestures apart: swipes travel opposite ways, pinch closes
+    assert medians.loc["swipe_left", "travel_x"] < 0 < medians.loc["swipe_right", "travel_x"]
+    assert medians.loc["pinch", "opening"] < 0 < medians.loc["expand", "opening"]
+    check = label_check.check_sequences(part)
+    findings = label_study.sequence_findings(part, check, top=3)
+    assert len(findings) == min(3, len(check.issues))
+    assert {"finger", "essai", "travel_x", "opening: label / suggested class"} <= set(findings)
+    with pytest.raises(GestureLabError, match="at least 2"):
+        label_check.check_sequences(data.subset(data.subjects == 2))

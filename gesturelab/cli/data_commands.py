@@ -164,7 +164,12 @@ def cmd_check_labels(args) -> int:
                 "per fold with --arch (e.g. ddnet), or none for the quick model"
             )
         result = label_check.check_sequences(
-            loaded.data, arch=args.arch, n_folds=args.folds, flag_by=args.flag_by, progress=True
+            loaded.data,
+            arch=args.arch,
+            n_folds=args.folds,
+            flag_by=args.flag_by,
+            progress=True,
+            epochs=args.epochs,
         )
         name = loaded.name
     else:
@@ -414,7 +419,14 @@ def add_parsers(commands) -> None:
     hand_option(p)
     p.add_argument("--model", help="static data: refit this model's configuration per fold")
     p.add_argument(
-        "--arch", help="sequences: train this architecture per fold (minutes; e.g. ddnet)"
+        "--arch",
+        help="sequences: train this architecture per fold (minutes; ddnet, cnn, tcn, gru, lstm)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive(int),
+        default=config.LABEL_CHECK_EPOCHS,
+        help="--arch: epochs a fold (the default measured on SHREC'17's 1,960 sequences)",
     )
     p.add_argument("--folds", type=positive(int), default=5, help="grouped folds")
     p.add_argument(

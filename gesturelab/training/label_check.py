@@ -32,20 +32,20 @@ from gesturelab import config
 from gesturelab.datasets.landmarks import LABEL_COLUMN, MIDDLE_MCP, WRIST
 from gesturelab.datasets.sequences import SequenceSet, frame_mask, resample
 from gesturelab.datasets.splits import grouped_folds
+from gesturelab.errors import GestureLabError
 from gesturelab.features.landmark_features import LandmarkNormalizer
 from gesturelab.models.static_families import FEATURE_SETS
 
 N_FOLDS = 5
 SEQUENCE_FRAMES = 16
 STATIC_MODEL = "RBF SVM (C=10) on xy+dist with libsvm's probabilities"
-# A sequence architecture trains this many epochs a fold, on all of the fold's training part.
-# Measured on SHREC'17 with 5 % wrong labels (one draw, DD-Net): early stopping on subjects held
-# out of each fold's training part (up to 150 epochs) scored the given labels less well (the
-# held-out subjects' examples are missing from training; out-of-fold accuracy on the untouched
-# labels 0.926 either way) and flagged with precision 0.77, recall 0.93, against 0.87 and
-# 0.85 for 60 fixed epochs; fewer epochs also leave a network less time to learn the wrong
-# labels by heart.
-FOLD_EPOCHS = 60
+# A sequence architecture trains this many epochs a fold (``--epochs``), on all of the fold's
+# training part. Measured once on SHREC'17 (one draw of 5 % wrong labels, DD-Net): early
+# stopping on subjects held out of each fold's training part (up to 150 epochs) flagged with
+# precision 0.77 and recall 0.93, 60 fixed epochs with 0.87 and 0.85 (out-of-fold accuracy on
+# the untouched labels 0.926 and 0.927): more precision for some recall, and a quarter less time.
+# Tuned on SHREC'17's 1,960 sequences only; a much smaller dataset may need more epochs.
+FOLD_EPOCHS = config.LABEL_CHECK_EPOCHS
 # Measured with 5 % of labels made wrong (three draws; SHREC'17 one draw, its DD-Net per fold):
 #   rule                  HaGRID sample P / R   keypoint file P / R   SHREC'17 P / R
 #   prune_by_noise_rate   0.91 / 0.83           0.89 / 0.99           0.70 / 0.84
@@ -114,6 +114,11 @@ def _svm(seed: int) -> SVC:
 
 def _folds(labels, groups, n_folds: int, seed: int) -> np.ndarray:
     n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise GestureLabError(
+            "the label check scores every example with a model that never saw its group "
+            f"(user, subject or source file), and this data has {n_groups}: it needs at least 2"
+        )
     # label names as text: grouped_folds stratifies on them (integers held as objects are no
     # class labels to scikit-learn)
     return grouped_folds(np.asarray(labels).astype(str), groups, min(n_folds, n_groups), seed)
@@ -148,6 +153,10 @@ def check(
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
+    if flag_by not in config.LABEL_FLAG_RULES:
+        raise GestureLabError(
+            f"no flag rule {flag_by!r}: one of {', '.join(config.LABEL_FLAG_RULES)}"
+        )
     labels = np.asarray(labels, dtype=np.int64)
     classes = [str(c) for c in classes]
     issue = find_label_issues(labels, probabilities, filter_by=flag_by)
@@ -255,9 +264,10 @@ def check_sequences(
     seed=config.SEQUENCE_SEED,
     flag_by: str | None = None,
     progress: bool = False,
+    epochs: int = FOLD_EPOCHS,
 ) -> LabelCheck:
     """Every sequence, folds keeping subjects (or source files) whole; ``arch`` a sequence
-    architecture trained per fold (``FOLD_EPOCHS``) instead of the quick model."""
+    architecture trained ``epochs`` a fold instead of the quick model."""
     labels = np.asarray(data.labels, dtype=np.int64)
     groups = data.subjects.astype(str)
     if arch is None:
@@ -272,8 +282,8 @@ def check_sequences(
             f"{n_folds} folds by subject"
         )
     else:
-        probabilities = _keras_out_of_fold(data, arch, n_folds, seed, progress)
-        name = f"{arch}, {FOLD_EPOCHS} epochs a fold, {n_folds} folds by subject"
+        probabilities = _keras_out_of_fold(data, arch, n_folds, seed, progress, epochs)
+        name = f"{arch}, {epochs} epochs a fold, {n_folds} folds by subject"
     ids = pd.DataFrame(
         {
             "sequence": np.arange(len(data)),
@@ -286,7 +296,7 @@ def check_sequences(
 
 
 def _keras_out_of_fold(
-    data: SequenceSet, arch: str, n_folds: int, seed: int, progress: bool = False
+    data: SequenceSet, arch: str, n_folds: int, seed: int, progress: bool, epochs: int
 ) -> np.ndarray:
     from tqdm.auto import tqdm
 
@@ -301,7 +311,7 @@ def _keras_out_of_fold(
         n_classes,
         tuned_on="shrec17" if shrec else "data",
         frames=None if shrec else frames_for(data),
-        epochs=FOLD_EPOCHS,
+        epochs=epochs,
         early_stopping=False,
         seed=seed,
     )
