@@ -12,9 +12,9 @@ seconds). Every example is ranked by its self-confidence (the out-of-fold probab
 given label); which are flagged is cleanlab's rule of ``FLAG_BY`` for the kind of data.
 
 Measured with 5 % of labels made wrong at random (notebook 09 and ``docs/results/labelling.md``
-give the runs): static rows on the HaGRID sample and the keypoint file are found with precision
-and recall of about 0.9 by the default model; SHREC'17 sequences need DD-Net per fold
-(``arch="ddnet"``), where the quick sequence model falls short of 0.8 on both.
+give the runs): on the HaGRID sample and the keypoint file the default model finds them with
+precision 0.91 and 0.89, recall 0.83 and 0.99; on SHREC'17 DD-Net per fold (``arch="ddnet"``)
+with 0.89 and 0.90, where the quick sequence model reaches 0.74 and 0.80.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ STATIC_MODEL = "RBF SVM (C=10) on xy+dist with libsvm's probabilities"
 # the untouched labels 0.926 and 0.927): more precision for some recall, and a quarter less time.
 # Tuned on SHREC'17's 1,960 sequences only; a much smaller dataset may need more epochs.
 FOLD_EPOCHS = config.LABEL_CHECK_EPOCHS
-# Measured with 5 % of labels made wrong (three draws; SHREC'17 one draw, its DD-Net per fold):
+# Measured with 5 % of labels made wrong (notebook 09; three draws, SHREC'17 one with DD-Net):
 #   rule                  HaGRID sample P / R   keypoint file P / R   SHREC'17 P / R
-#   prune_by_noise_rate   0.91 / 0.83           0.89 / 0.99           0.70 / 0.84
-#   low_self_confidence   0.98 / 0.75           0.95 / 0.97           0.87 / 0.85
+#   prune_by_noise_rate   0.91 / 0.83           0.89 / 0.99           0.71 / 0.82
+#   low_self_confidence   0.98 / 0.75           0.95 / 0.97           0.89 / 0.90
 # Both flag about as many as cleanlab estimates are wrong; they differ in which. Among
 # sequences the quick or a per-fold model confuses similar gestures (pinch and expand, grab
 # and tap) on the untouched labels too, and the noise-rate rule, which picks by margin inside
