@@ -224,6 +224,10 @@ def calibrate(model, x, y, config: CalibrationConfig | None = None, copies=None)
     x_fit, y_fit, x_back, y_back = x[fit_index], y[fit_index], x[back_index], y[back_index]
     accuracy_before, loss_before = _score(model, x_back, y_back)
 
+    # Seeded before the copy too: its dropout layers draw their seeds from the global state
+    # when they are made, which would otherwise depend on what the process ran before (a
+    # model loaded earlier made a study's calibrations differ from fresh ones on an AMD EPYC host).
+    keras.utils.set_random_seed(config.seed)
     if copies is None:
         tuned, trainable = compiled_copy(model, config)
     else:
