@@ -49,10 +49,11 @@ SEQUENCE_ARCHITECTURES = {14: "ddnet", 28: "ensemble"}
 # frame; "both" keeps the two hands as recorded (right then left, 42 points, each masked alone).
 HAND_CHOICES = ("dominant", "right", "left", "both")
 DEFAULT_HAND = "dominant"
-# cleanlab's rules for which examples the label check flags (data check-labels --flag-by); the
-# default per kind of data is gesturelab.training.label_check.FLAG_BY.
+# cleanlab's rules for which examples the label check flags (data check-labels --flag-by), and
+# the default per kind of data (why: gesturelab.training.label_check).
 LABEL_FLAG_RULES = ("prune_by_noise_rate", "low_self_confidence", "both", "confident_learning",
                     "prune_by_class", "low_normalized_margin", "predicted_neq_given")  # fmt: skip
+LABEL_FLAG_BY = {"static": "prune_by_noise_rate", "sequences": "low_self_confidence"}
 # Epochs a fold when the label check trains a sequence architecture per fold (--epochs; why 60:
 # gesturelab.training.label_check).
 LABEL_CHECK_EPOCHS = 60

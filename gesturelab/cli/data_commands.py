@@ -432,8 +432,9 @@ def add_parsers(commands) -> None:
     p.add_argument(
         "--flag-by",
         choices=config.LABEL_FLAG_RULES,
-        help="cleanlab's rule for which examples to flag (default: prune_by_noise_rate for "
-        "static rows, low_self_confidence for sequences; measured in docs/data.md)",
+        help="cleanlab's rule for which examples to flag (default: "
+        f"{config.LABEL_FLAG_BY['static']} for static rows, "
+        f"{config.LABEL_FLAG_BY['sequences']} for sequences; measured in docs/data.md)",
     )
     p.add_argument("--top", type=positive(int), default=15, help="flagged examples printed")
     p.add_argument(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import N_COORDS, N_LANDMARKS, hands_in
+from gesturelab.datasets.landmarks import MIDDLE_MCP, N_COORDS, N_LANDMARKS, WRIST, hands_in
 
 FIXED_LENGTH_METHODS = ("resample", "pad")
 # The fewest frames with a hand a gesture can have: readers set shorter sequences aside and
@@ -123,6 +123,19 @@ def hand_mask(sequence: np.ndarray) -> np.ndarray:
 def frame_mask(sequence: np.ndarray) -> np.ndarray:
     """True for frames with a hand (either hand of a two-hand sequence)."""
     return hand_mask(sequence).any(axis=1)
+
+
+def hand_frames(sequence: np.ndarray) -> np.ndarray:
+    """The frames with a hand (every frame when none has one)."""
+    present = frame_mask(sequence)
+    return sequence[present] if present.any() else sequence
+
+
+def hand_size(frames: np.ndarray) -> float:
+    """The hand's mean size over ``frames`` (wrist to the middle finger's knuckle), the unit
+    that makes positions scale-free; never zero."""
+    size = np.linalg.norm(frames[:, MIDDLE_MCP] - frames[:, WRIST], axis=-1).mean()
+    return max(float(size), 1e-6)
 
 
 def point_mask(sequence: np.ndarray) -> np.ndarray:

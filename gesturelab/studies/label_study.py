@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import LABEL_COLUMN, MIDDLE_MCP, WRIST
-from gesturelab.datasets.sequences import frame_mask
+from gesturelab.datasets.landmarks import LABEL_COLUMN, WRIST
+from gesturelab.datasets.sequences import hand_frames, hand_size
 from gesturelab.datasets.static_data import prepare
 from gesturelab.models.static_families import build_pipeline, make_classifier
 from gesturelab.studies.active_learning import learning_curves, summarise
@@ -168,9 +168,8 @@ def gesture_motion(data) -> pd.DataFrame:
     opened (negative: closed)."""
     rows = []
     for sequence in data.sequences:
-        hand = sequence[frame_mask(sequence)] if frame_mask(sequence).any() else sequence
-        size = max(float(np.linalg.norm(hand[:, MIDDLE_MCP] - hand[:, WRIST], axis=-1).mean()),
-                   1e-6)  # fmt: skip
+        hand = hand_frames(sequence)
+        size = hand_size(hand)
         travel = (hand[-5:, WRIST].mean(axis=0) - hand[:5, WRIST].mean(axis=0)) / size
         gap = np.linalg.norm(hand[:, THUMB_TIP] - hand[:, INDEX_TIP], axis=-1) / size
         rows.append((travel[0], travel[1], gap[-5:].mean() - gap[:5].mean()))

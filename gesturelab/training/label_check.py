@@ -29,8 +29,14 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from gesturelab import config
-from gesturelab.datasets.landmarks import LABEL_COLUMN, MIDDLE_MCP, WRIST
-from gesturelab.datasets.sequences import SequenceSet, frame_mask, resample
+from gesturelab.datasets.landmarks import LABEL_COLUMN, WRIST
+from gesturelab.datasets.sequences import (
+    SequenceSet,
+    frame_mask,
+    hand_frames,
+    hand_size,
+    resample,
+)
 from gesturelab.datasets.splits import grouped_folds
 from gesturelab.errors import GestureLabError
 from gesturelab.features.landmark_features import LandmarkNormalizer
@@ -56,7 +62,7 @@ FOLD_EPOCHS = config.LABEL_CHECK_EPOCHS
 # each pair of classes, takes those; the lowest self-confidence takes the labels the model
 # finds least likely, which the wrong ones are. On the HaGRID sample cleanlab's count comes out
 # low (25-30 of 35), so the noise-rate rule's few extra flags are what reach recall 0.8 there.
-FLAG_BY = {"static": "prune_by_noise_rate", "sequences": "low_self_confidence"}
+FLAG_BY = config.LABEL_FLAG_BY
 
 
 @dataclass
@@ -247,11 +253,9 @@ def sequence_features(data: SequenceSet, frames: int = SEQUENCE_FRAMES) -> np.nd
     rows = []
     for sequence in data.sequences:
         fixed = resample(sequence, frames).reshape(frames, -1, 3)
-        present = frame_mask(fixed)
-        hands = fixed[present] if present.any() else fixed
+        hands = hand_frames(fixed)
         centre = hands[:, WRIST].mean(axis=0)
-        size = np.linalg.norm(hands[:, MIDDLE_MCP] - hands[:, WRIST], axis=-1).mean()
-        positions = (fixed - centre) / max(float(size), 1e-6) * present[:, None, None]
+        positions = (fixed - centre) / hand_size(hands) * frame_mask(fixed)[:, None, None]
         motion = np.diff(positions, axis=0)
         rows.append(np.concatenate([positions.reshape(-1), motion.reshape(-1)]))
     return np.asarray(rows, dtype=np.float64)
