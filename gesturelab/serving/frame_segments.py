@@ -1,0 +1,132 @@
+"""Gesture segments from a per-frame detector, decided causally (no look-ahead).
+
+A per-frame detector (``models.frame_models``) says for every frame how likely each gesture is
+to be under way, and how likely none is. ``FrameSegmenter.step`` turns those rows into segments
+as they arrive, the way a live recognizer must:
+
+- a **run** starts at the first frame whose "no gesture" probability falls below ``1 - on``
+  and lasts while frames stay so; ``gap`` frames in a row back above it end the run (a brief
+  dip inside a gesture does not), its end being its last gesture frame;
+- the run's label is the class with the most probability summed over the run so far; the
+  segment **fires** (the event: ``detected_at``) at the first frame, at least ``min_frames``
+  into the run, where that class holds ``fire`` of the summed gesture probability; a run that
+  never gets that sure fires when it ends, if it lasted ``min_length`` frames;
+- a segment runs from the run's first frame to its last, with the label it fired with.
+
+The delay the SHREC'22 protocol reports is ``detected_at - start``: how many frames into what
+it calls a gesture the recognizer named it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class SegmentRules:
+    on: float = 0.5
+    min_frames: int = 6
+    fire: float = 0.6
+    gap: int = 4
+    min_length: int = 10
+    recent: int = 0  # 0: the whole run's evidence; n: the last n frames' only
+
+
+@dataclass
+class FrameSegment:
+    label: str
+    start_frame: int
+    end_frame: int
+    detected_at: int
+    confidence: float
+
+
+class FrameSegmenter:
+    """Segments from per-frame probability rows (classes, then "no gesture"), one at a time."""
+
+    def __init__(self, classes, rules: SegmentRules | None = None):
+        self.classes = tuple(classes)
+        self.rules = rules or SegmentRules()
+        self.segments: list[FrameSegment] = []
+        self.frame = -1
+        self._reset()
+
+    def _reset(self) -> None:
+        self._start = None
+        self._sums = np.zeros(len(self.classes))
+        self._rows: list[np.ndarray] = []
+        self._last = self._quiet = 0
+        self._open: FrameSegment | None = None
+
+    def step(self, row) -> FrameSegment | None:
+        """The next frame's probabilities; the segment that fired at it, else None."""
+        self.frame += 1
+        row = np.asarray(row, dtype=np.float64)
+        rules = self.rules
+        active = 1.0 - row[-1] >= rules.on
+        if self._start is None:
+            if not active:
+                return None
+            self._start = self.frame
+        if active:
+            self._sums += row[:-1]
+            if self.rules.recent:
+                keep = self.rules.recent - 1
+                self._rows = [*(self._rows[-keep:] if keep else []), row[:-1]]
+            self._last, self._quiet = self.frame, 0
+        else:
+            self._quiet += 1
+            if self._quiet >= rules.gap:
+                return self._end()
+            return None
+        if self._open is not None:
+            self._open.end_frame = self.frame
+            return None
+        if self.frame - self._start + 1 >= rules.min_frames:
+            best, share = self._best()
+            if share >= rules.fire:
+                return self._fire(best, share)
+        return None
+
+    def _best(self, recent: bool = True) -> tuple[int, float]:
+        sums = np.sum(self._rows, axis=0) if recent and self._rows else self._sums
+        total = sums.sum()
+        best = int(np.argmax(sums))
+        return best, float(sums[best] / total) if total > 0 else 0.0
+
+    def _fire(self, best: int, share: float) -> FrameSegment:
+        self._open = FrameSegment(
+            self.classes[best], self._start, self._last, self.frame, round(share, 4)
+        )
+        self.segments.append(self._open)
+        return self._open
+
+    def _end(self) -> FrameSegment | None:
+        fired = None
+        if self._open is None and self._last - self._start + 1 >= self.rules.min_length:
+            best, share = self._best(recent=False)
+            fired = self._fire(best, share)
+        if self._open is not None:
+            self._open.end_frame = self._last
+        self._reset()
+        return fired
+
+    def flush(self) -> FrameSegment | None:
+        """End of the stream: the open run ends."""
+        return self._end() if self._start is not None else None
+
+    def table(self) -> pd.DataFrame:
+        columns = ["label", "start_frame", "end_frame", "detected_at", "confidence"]
+        return pd.DataFrame([asdict(s) for s in self.segments]).reindex(columns=columns)
+
+
+def segment_stream(probabilities: np.ndarray, classes, rules: SegmentRules | None = None):
+    """Every segment of a whole stream's probability rows, as a table."""
+    segmenter = FrameSegmenter(classes, rules)
+    for row in probabilities:
+        segmenter.step(row)
+    segmenter.flush()
+    return segmenter.table()
