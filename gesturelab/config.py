@@ -39,6 +39,10 @@ STATIC_EXPERIMENT = "hagrid-classical-sweep"
 STATIC_MODEL_NAME = "hagrid-static-gesture"
 CHAMPION_ALIAS = "champion"
 SEQUENCE_EXPERIMENT = "shrec17-sequence-models"
+# The per-frame live detectors (notebook 07): a learned "no gesture", streams of held-out subjects.
+LIVE_EXPERIMENT = "shrec17-live-detector"
+LIVE_DETECTOR_EPOCHS = 40  # early stopping on validation subjects' streams ends most fits sooner
+LIVE_STREAM_COPIES = 4  # differently seeded streams of each training subject
 # One registered model per label set: the 14 gestures, or 28 with one finger vs whole hand.
 SEQUENCE_MODEL_NAMES = {14: "shrec17-14-gestures", 28: "shrec17-28-gestures"}
 # What train-seq trains when neither --arch nor a registered champion says: the leaderboard's

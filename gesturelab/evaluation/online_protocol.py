@@ -125,6 +125,35 @@ def _write(rows: dict[str, list[Gesture]], path, with_detection: bool) -> Path:
     return path
 
 
+def detected_at(d: Gesture) -> float:
+    return d.detected_at if d.detected_at is not None else d.end
+
+
+def match(
+    gestures: list[Gesture],
+    detections: list[Gesture],
+    max_length_ratio: float = MAX_LENGTH_RATIO,
+    min_overlap: float = MIN_OVERLAP,
+) -> list[tuple[Gesture, Gesture | None]]:
+    """Each detection of one sequence, in the order given, with the ground-truth gesture it
+    matches (the first that qualifies and is not matched yet), or None: a false positive."""
+    open_truth = list(gestures)
+    out = []
+    for d in detections:
+        hit = None
+        for i, g in enumerate(open_truth):
+            if g is None or g.label != d.label:
+                continue
+            length = g.end - g.start
+            if d.end - d.start > length * max_length_ratio:
+                continue
+            if (min(g.end, d.end) - max(g.start, d.start)) / length >= min_overlap:
+                open_truth[i], hit = None, g  # a gesture is matched once
+                break
+        out.append((d, hit))
+    return out
+
+
 def evaluate(
     truth: dict[str, list[Gesture]],
     detections: dict[str, list[Gesture]],
@@ -147,29 +176,20 @@ def evaluate(
             "detections", f"sequences not in the ground truth: {', '.join(unknown[:5])}"
         )
     for sequence, gestures in truth.items():
-        open_truth = list(gestures)
         for g in gestures:
             if g.label in counts:
                 counts[g.label]["total"] += 1
-        for d in detections.get(sequence, []):
-            matched = False
-            for i, g in enumerate(open_truth):
-                if g is None or g.label != d.label:
-                    continue
-                length = g.end - g.start
-                if d.end - d.start > length * max_length_ratio:
-                    continue
-                if (min(g.end, d.end) - max(g.start, d.start)) / length >= min_overlap:
-                    open_truth[i] = None  # a gesture is matched once
-                    counts[g.label]["correct"] += 1
-                    detected = d.detected_at if d.detected_at is not None else d.end
-                    counts[g.label]["delay"] += detected - d.start
-                    matched = True
-                    break
-            if not matched and d.label in counts:
-                counts[d.label]["fp"] += 1
-        for g in open_truth:
-            if g is not None and g.label in counts:
+        found = match(gestures, detections.get(sequence, []), max_length_ratio, min_overlap)
+        for d, g in found:
+            if g is None:
+                if d.label in counts:
+                    counts[d.label]["fp"] += 1
+                continue
+            counts[g.label]["correct"] += 1
+            counts[g.label]["delay"] += detected_at(d) - d.start
+        matched = {id(g) for _, g in found if g is not None}
+        for g in gestures:
+            if id(g) not in matched and g.label in counts:
                 counts[g.label]["missed"] += 1
     table = pd.DataFrame.from_dict(counts, orient="index")
     total = table["total"].replace(0, np.nan)

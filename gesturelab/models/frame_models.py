@@ -109,6 +109,3 @@ FRAME_ARCHITECTURES: dict[str, FrameArchitecture] = {
 
 def frame_architecture(name: str) -> FrameArchitecture:
     return lookup(FRAME_ARCHITECTURES, name, "frame architecture")
-
-
-FRAME_CUSTOM_OBJECTS = {keras.saving.get_registered_name(FrameFeatures): FrameFeatures}

@@ -19,6 +19,7 @@ from keras import layers, ops
 from gesturelab import config
 from gesturelab.datasets.landmarks import MIDDLE_MCP, N_COORDS, N_LANDMARKS, WRIST
 from gesturelab.errors import lookup
+from gesturelab.models.frame_models import FrameFeatures
 
 FEATURE_SETS = {
     # The raw coordinates as recorded, no normalisation: what the GESTO LSTM was given.
@@ -420,6 +421,9 @@ def architecture(name: str) -> Architecture:
 
 
 # What a saved model of ours may name beyond Keras' own layers: loading passes exactly these.
+# The per-frame detectors' layer too: one list, so that every loader (ours, MLflow's pyfunc
+# through the door) opens both kinds.
 CUSTOM_OBJECTS = {
-    keras.saving.get_registered_name(cls): cls for cls in (AdamW, SequenceFeatures, FrameDifference)
+    keras.saving.get_registered_name(cls): cls
+    for cls in (AdamW, SequenceFeatures, FrameDifference, FrameFeatures)
 }

@@ -256,8 +256,11 @@ class Run:
         self.set_tags({"model_uri": info.model_uri})
         return info.model_uri
 
-    def log_keras_model(self, model, frames: int, model_metadata: dict, name="model") -> str:
+    def log_keras_model(self, model, frames: int | None, model_metadata: dict, name="model") -> str:
         """A Keras sequence model with its signature and ``model_metadata`` (classes, ...).
+
+        frames None: the model takes streams of any length (a per-frame detector, whose
+        output then has a row per frame).
 
         No input example: ``mlflow.keras.log_model`` fails with one for Keras 3 models. The
         model carries the code that defines its layers (``_KerasWithLayers``), so MLflow's own
@@ -269,9 +272,13 @@ class Run:
         self._require_active("a model")
         features = int(model.input_shape[-1])
         n_classes = int(model.output_shape[-1])
+        steps = -1 if frames is None else frames
+        per_frame = (-1,) if len(model.output_shape) == 3 else ()
         signature = mlflow.models.ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, frames, features), "landmarks")]),
-            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_classes), "gesture")]),
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, steps, features), "landmarks")]),
+            outputs=Schema(
+                [TensorSpec(np.dtype(np.float32), (-1, *per_frame, n_classes), "gesture")]
+            ),
         )
         info = mlflow.models.Model.log(
             artifact_path=None,
@@ -281,7 +288,7 @@ class Run:
             keras_model=model,
             signature=signature,
             pip_requirements=KERAS_PIP_REQUIREMENTS,
-            metadata={"frames": frames, **model_metadata},
+            metadata={"frames": frames, **model_metadata} if frames else dict(model_metadata),
         )
         self.set_tags({"model_uri": info.model_uri})
         return info.model_uri

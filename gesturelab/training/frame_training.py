@@ -91,32 +91,42 @@ class StreamChunks(keras.utils.PyDataset):
         return x, y
 
 
-def train_frame_detector(
-    train_streams,
-    validation_streams,
+def detector_settings(
     arch: str = "causal_tcn",
-    epochs: int = 30,
-    patience: int = 8,
+    epochs: int = 40,
     seed: int = config.SEQUENCE_SEED,
-    learning_rate: float = 2e-3,
-    verbose: int = 0,
     **overrides,
+) -> dict:
+    """Everything that decides a detector's fit: the architecture's defaults, then
+    ``overrides`` (width, dilations, dropout, learning_rate, patience, copies of each subject's
+    stream, ...)."""
+    defaults = {"learning_rate": 2e-3, "patience": 8, "chunk": CHUNK_FRAMES, "batch": BATCH_SIZE}
+    settings = {"arch": arch, **frame_architecture(arch).defaults, **defaults, **overrides}
+    settings.update(epochs=int(epochs), seed=int(seed))
+    settings["dilations"] = tuple(settings["dilations"])
+    return settings
+
+
+def train_frame_detector(
+    train_streams, validation_streams, settings: dict | None = None, verbose: int = 0
 ) -> FrameTrainResult:
     """Fits the detector on crops of ``train_streams``, keeping the weights of the epoch with
-    the lowest loss on ``validation_streams`` (other subjects, scored whole, frame by frame)."""
-    spec = frame_architecture(arch)
-    settings = {**spec.defaults, **overrides}
+    the lowest loss on ``validation_streams`` (other subjects, scored whole, frame by frame).
+    settings: ``detector_settings()``'s."""
+    settings = settings or detector_settings()
+    spec = frame_architecture(settings["arch"])
+    seed = settings["seed"]
     classes = train_streams[0].classes
     keras.utils.set_random_seed(seed)
     with python_random_of_its_own(seed):
         model = spec.build(len(classes) + 1, settings["width"], settings["dilations"],
                            settings["dropout"])  # fmt: skip
         model.compile(
-            optimizer=AdamW(learning_rate=learning_rate, weight_decay=1e-4),
+            optimizer=AdamW(learning_rate=settings["learning_rate"], weight_decay=1e-4),
             loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            weighted_metrics=["accuracy"],  # validation padding has weight 0
         )
-        batches = StreamChunks(train_streams, CHUNK_FRAMES, BATCH_SIZE, seed)
+        batches = StreamChunks(train_streams, settings["chunk"], settings["batch"], seed)
         validation = [stream_arrays(s) for s in validation_streams]
         longest = max(len(f) for f, _ in validation)
         val_x = np.zeros((len(validation), longest, 63), np.float32)
@@ -129,12 +139,12 @@ def train_frame_detector(
                 1.0,
             )
         stop = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience, restore_best_weights=True
+            monitor="val_loss", patience=settings["patience"], restore_best_weights=True
         )
         started = time.perf_counter()
         history = model.fit(
             batches,
-            epochs=epochs,
+            epochs=settings["epochs"],
             validation_data=(val_x, val_y, val_w),
             callbacks=[stop],
             verbose=verbose,
@@ -148,7 +158,7 @@ def train_frame_detector(
         epochs_run=len(losses),
         fit_seconds=seconds,
         classes=tuple(classes),
-        settings={"arch": arch, **settings, "epochs": epochs, "seed": seed},
+        settings=dict(settings),
     )
 
 
