@@ -240,6 +240,10 @@ def cmd_predict(args) -> int:
     from gesturelab.serving.inference import is_video, label_segments, predict_images, predict_video
 
     predictor = load_predictor(args.model)
+    if getattr(predictor, "unit", "") == "frame":  # a live detector (a learned no gesture)
+        from gesturelab.cli.live_commands import predict_live
+
+        return predict_live(predictor, args)
     if isinstance(predictor, SequencePredictor):
         return _predict_gestures(predictor, args)
     if args.camera is not None:

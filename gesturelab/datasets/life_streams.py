@@ -108,10 +108,29 @@ def transition_speed(data: SequenceSet) -> float:
     return float(np.median(speeds))
 
 
-def video_motion(path, fps: float = 30.0) -> np.ndarray:
+def video_motion(path, fps: float = 30.0, cache: bool = True) -> np.ndarray:
     """The hand of a real video as MediaPipe tracks it: the longest stretch of frames with a
     hand, resampled to ``fps``, y up (image y grows downwards) and isotropic (MediaPipe's z is
-    in the image's width, like x in pixels)."""
+    in the image's width, like x in pixels). Kept in ``config.EXTRACTION_CACHE_DIR`` by the
+    video's bytes and the MediaPipe version: tracking a video takes seconds, reading it back
+    none."""
+    from importlib import metadata
+
+    from gesturelab import config
+    from gesturelab.datasets.loading import file_fingerprint
+
+    key = f"{file_fingerprint(path)[:16]}-mp{metadata.version('mediapipe')}-{fps:g}fps"
+    cached = config.EXTRACTION_CACHE_DIR / "video_motion" / f"{key}.npy"
+    if cache and cached.is_file():
+        return np.load(cached)
+    track = _video_motion(path, fps)
+    if cache:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, track)
+    return track
+
+
+def _video_motion(path, fps: float) -> np.ndarray:
     from gesturelab.datasets.extraction import extract_video, video_properties
 
     video_fps, _, (width, _) = video_properties(path)
@@ -258,10 +277,13 @@ def build_life_stream(
     rest_s: tuple[float, float] = REST_S,
     idle_share: float = IDLE_SHARE,
     fps: float | None = None,
+    tempo: tuple[float, float] | None = None,
 ) -> LifeStream:
     """One stream of ``data``'s sequences in a seeded random order (module docstring); one
     hand, as SHREC'17 records it. ``idle_clips``: tracks from ``video_motion``; none, no idle
-    parts. ``speed``: hand sizes per frame of a transition (default: ``transition_speed``)."""
+    parts. ``speed``: hand sizes per frame of a transition (default: ``transition_speed``).
+    ``tempo``: for training material, each gesture played at a speed drawn from this range
+    (1.2: a fifth faster), as people do the same gesture faster or slower; None: as recorded."""
     if not len(data):
         raise ValueError("a stream needs at least one gesture")
     if data.hands != 1:
@@ -273,6 +295,9 @@ def build_life_stream(
     pose = None
     for i in rng.permutation(len(data)):
         gesture = _clean(data.sequences[i])
+        if tempo is not None:
+            frames = max(4, round(len(gesture) / rng.uniform(*tempo)))
+            gesture = resample(gesture, frames).astype(np.float64)
         if pose is None:
             pose = gesture[0]
         builder.rest(pose, rng.uniform(*rest_s))

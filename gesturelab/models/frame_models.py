@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from gesturelab.datasets.landmarks import MIDDLE_MCP, N_COORDS, N_LANDMARKS, WRIST
@@ -105,6 +106,27 @@ FRAME_ARCHITECTURES: dict[str, FrameArchitecture] = {
         ),
     )
 }
+
+
+def receptive_field_of(model: keras.Model) -> int:
+    """The frames a detector's output sees (itself included), read from its convolutions,
+    and one more: ``FrameFeatures``' motion of the oldest frame reads the frame before it."""
+    seen = 2
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv1D):
+            seen += (layer.kernel_size[0] - 1) * layer.dilation_rate[0]
+    return seen
+
+
+def stream_probabilities(model: keras.Model, frames) -> np.ndarray:
+    """Per-frame probabilities (n, classes + 1) of a whole stream ((n, 21, 3) or (n, 63); NaN:
+    no hand). The stream is read as if a receptive field of frames without a hand came before
+    it, which is how a live recognizer starts (``frame_predictor.FrameDetector``), so frame t's
+    row is what it says live at frame t."""
+    flat = np.nan_to_num(np.asarray(frames, np.float32).reshape(len(frames), -1), nan=0.0)
+    lead = receptive_field_of(model) - 1
+    padded = np.concatenate([np.zeros((lead, flat.shape[1]), np.float32), flat])
+    return np.asarray(model(padded[None], training=False))[0, lead:]
 
 
 def frame_architecture(name: str) -> FrameArchitecture:

@@ -84,6 +84,10 @@ class Predictor:
 
         loaded = open_model(model_uri)
         kind = PREDICTORS[loaded.kind]
+        if (loaded.metadata or {}).get("detector") == "per-frame":
+            from gesturelab.models.frame_predictor import FrameDetector
+
+            kind = FrameDetector
         if cls is not Predictor and not issubclass(kind, cls):
             raise ModelLoadError(_wrong_model(model_uri, loaded, cls.kind))
         info = tracking.model_version_info(model_uri)

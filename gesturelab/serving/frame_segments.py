@@ -130,3 +130,112 @@ def segment_stream(probabilities: np.ndarray, classes, rules: SegmentRules | Non
         segmenter.step(row)
     segmenter.flush()
     return segmenter.table()
+
+
+class LiveRecognizer:
+    """A per-frame detector live: frames in (RGB images, or landmarks y-up as the detector
+    learnt them, or None for no hand), segments out as they fire.
+
+    Every ``hop`` frames the detector reads the last ``receptive_field - 1 + hop`` frames and the
+    segmenter takes the rows of the new ones: the detector is causal, so a row is the one it
+    gives over the whole stream, and the work a frame is a ``hop``-th of a model call. An image's
+    hands are found by MediaPipe in video mode; the most confident one is read
+    (``frame_predictor.from_pixels``)."""
+
+    def __init__(self, detector, fps: float = 30.0, hop: int = 4, rules=None, landmarker=None):
+        from collections import deque
+
+        self.detector, self.fps, self.hop = detector, float(fps), max(1, int(hop))
+        chosen = rules if rules is not None else SegmentRules(**detector.rules)
+        self.segmenter = FrameSegmenter(detector.classes, chosen)
+        length = detector.receptive_field - 1 + self.hop
+        # no hand before the stream began: the window has its full length from the first frame
+        self._frames: deque = deque([np.zeros((21, 3))] * length, maxlen=length)
+        self._pending = 0
+        self._landmarker, self._own_landmarker = landmarker, False
+        self.last_hand = None
+        self.rows: list[np.ndarray] = []
+        self.frame_index = -1
+
+    def push(self, frame) -> list[FrameSegment]:
+        """One frame; the segments that fired with it (mostly none)."""
+        self.frame_index += 1
+        self._frames.append(self._landmarks(frame))
+        self._pending += 1
+        return self._run() if self._pending >= self.hop else []
+
+    def flush(self) -> list[FrameSegment]:
+        """End of the stream: the frames not yet read, and the open run ends."""
+        fired = self._run() if self._pending else []
+        last = self.segmenter.flush()
+        return [*fired, last] if last is not None else fired
+
+    def close(self) -> None:
+        if self._own_landmarker and self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _run(self) -> list[FrameSegment]:
+        rows = self.detector.window_rows(np.stack(self._frames))[-self._pending :]
+        self._pending = 0
+        fired = []
+        for row in rows:
+            self.rows.append(row)
+            segment = self.segmenter.step(row)
+            if segment is not None:
+                fired.append(segment)
+        return fired
+
+    def _landmarks(self, frame) -> np.ndarray:
+        if frame is None:
+            return np.zeros((21, 3))
+        array = np.asarray(frame)
+        if array.ndim == 3 and array.shape[-1] == 3 and array.shape[0] != 21:
+            return self._detect(array)
+        return np.nan_to_num(np.asarray(array, dtype=np.float64).reshape(21, 3), nan=0.0)
+
+    def _detect(self, rgb: np.ndarray) -> np.ndarray:
+        from gesturelab.models.frame_predictor import from_pixels
+
+        if self._landmarker is None:
+            from gesturelab.datasets.extraction import HandLandmarker
+
+            self._landmarker = HandLandmarker(static_image_mode=False, max_num_hands=1)
+            self._own_landmarker = True
+        hands = sorted(self._landmarker.detect(rgb), key=lambda h: -h["score"])
+        self.last_hand = hands[0] if hands else None
+        if not hands:
+            return np.zeros((21, 3))
+        return from_pixels(hands[0]["landmarks"], rgb.shape[1], hands[0]["handedness"])
+
+    def open_segment(self) -> FrameSegment | None:
+        return self.segmenter._open
+
+    def frames_table(self) -> pd.DataFrame:
+        """Per frame: time, the detector's best class and its probability, P(no gesture)."""
+        rows = np.asarray(self.rows)
+        if not len(rows):
+            return pd.DataFrame(columns=["frame", "time_s", "best", "probability", "no_gesture"])
+        best = rows[:, :-1].argmax(axis=1)
+        return pd.DataFrame(
+            {
+                "frame": np.arange(len(rows)),
+                "time_s": np.arange(len(rows)) / self.fps,
+                "best": np.asarray(self.detector.classes)[best],
+                "probability": rows[np.arange(len(rows)), best].round(4),
+                "no_gesture": rows[:, -1].round(4),
+            }
+        )
+
+    def segments_table(self) -> pd.DataFrame:
+        table = self.segmenter.table()
+        for column in ("start", "end", "detected"):
+            frames = table[f"{column}_at" if column == "detected" else f"{column}_frame"]
+            table[f"{column}_s"] = (frames + (column == "end")) / self.fps
+        return table

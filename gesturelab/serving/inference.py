@@ -252,3 +252,60 @@ def stream_video(
         windows.to_csv(Path(out_dir) / f"{name}_windows.csv", index=False)
         segments.to_csv(Path(out_dir) / f"{name}_segments.csv", index=False)
     return segments, windows
+
+
+def detect_video(detector, source, out_dir=None, *, max_seconds=None, progress=True, echo=None):
+    """A per-frame detector (``models.frame_predictor.FrameDetector``) over a video file or a
+    camera (``source`` an int): MediaPipe in video mode, the detector causally, segments fired
+    as they are decided (``serving.frame_segments.LiveRecognizer``). (segments, frames) tables;
+    with ``out_dir``, an annotated copy and ``<name>_frames.csv`` / ``<name>_segments.csv``;
+    ``echo(segment)`` is called on each event."""
+    import cv2
+
+    from gesturelab.serving.frame_segments import LiveRecognizer
+
+    camera = isinstance(source, int)
+    if camera:
+        fps, frames = camera_frames(source, max_seconds)
+        name, count, size = f"camera{source}", None, None
+    else:
+        path = Path(source)
+        fps, count, size = video_properties(path)
+        frames, name = iter_video_frames(path), path.stem
+    writer, decoded = None, 0
+    with LiveRecognizer(detector, fps) as recognizer:
+        for index, frame in tqdm(frames, total=count, desc=name, disable=not progress):
+            decoded += 1
+            for segment in recognizer.push(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)):
+                if echo is not None:
+                    echo(segment, fps)
+            if out_dir is None:
+                continue
+            if writer is None:
+                Path(out_dir).mkdir(parents=True, exist_ok=True)
+                height, width = frame.shape[:2]
+                writer = cv2.VideoWriter(
+                    str(Path(out_dir) / f"{name}_annotated.mp4"),
+                    cv2.VideoWriter_fourcc(*"mp4v"),
+                    fps,
+                    size or (width, height),
+                )
+            current = recognizer.open_segment()
+            text = f"{current.label} {current.confidence:.2f}" if current else "no gesture"
+            hand = recognizer.last_hand["landmarks"] if recognizer.last_hand else None
+            writer.write(draw_hand(frame, hand, f"{index / fps:6.2f}s  {text}"))
+        for segment in recognizer.flush():
+            if echo is not None:
+                echo(segment, fps)
+    if writer is not None:
+        writer.release()
+    if decoded == 0:
+        raise MediaError(source, "no frame could be decoded")
+    segments, per_frame = recognizer.segments_table(), recognizer.frames_table()
+    segments.attrs.update(fps=fps, frames=decoded, rules=dict(recognizer.segmenter.rules.__dict__))
+    if not camera and partial_video(decoded, count):
+        segments.attrs["problem"] = partial_video(decoded, count)
+    if out_dir is not None:
+        per_frame.to_csv(Path(out_dir) / f"{name}_frames.csv", index=False)
+        segments.to_csv(Path(out_dir) / f"{name}_segments.csv", index=False)
+    return segments, per_frame

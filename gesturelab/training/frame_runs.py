@@ -90,10 +90,9 @@ def log_detector(
     tags: dict | None = None,
 ):
     """The fitted detector as a run (module docstring); its RunRecord."""
-    from gesturelab.models.frame_models import frame_architecture
+    from gesturelab.models.frame_models import receptive_field_of
     from gesturelab.training.seq_runs import tracking
 
-    arch = frame_architecture(result.settings["arch"])
     curves = {
         f"epoch_{name if name.startswith('val_') else f'train_{name}'}": values
         for name, values in result.history.items()
@@ -124,7 +123,7 @@ def log_detector(
                 "classes": list(result.classes),
                 "detector": DETECTOR_KIND,
                 "segment_rules": rules,
-                "receptive_field": arch.receptive_field(result.settings["dilations"]),
+                "receptive_field": receptive_field_of(result.model),
                 "input": "a stream of raw landmarks (frames, 21*3), MediaPipe order, y up; "
                 "zeros = no hand; one output row per frame: the classes, then no gesture",
                 "custom_objects_module": "gesturelab.models.seq_models",

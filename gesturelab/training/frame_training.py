@@ -19,7 +19,7 @@ import numpy as np
 
 from gesturelab import config
 from gesturelab.datasets.life_streams import LifeStream
-from gesturelab.models.frame_models import frame_architecture
+from gesturelab.models.frame_models import frame_architecture, stream_probabilities
 from gesturelab.models.seq_models import AdamW
 from gesturelab.training.seq_training import python_random_of_its_own
 
@@ -163,7 +163,5 @@ def train_frame_detector(
 
 
 def frame_probabilities(model: keras.Model, frames: np.ndarray) -> np.ndarray:
-    """Per-frame probabilities (n, classes + 1) of a whole stream ((n, 21, 3), NaN: no hand)
-    at once; the model is causal, so frame t's row is what it says live at frame t."""
-    flat = np.nan_to_num(np.asarray(frames, np.float32).reshape(len(frames), -1), nan=0.0)
-    return np.asarray(model(flat[None], training=False))[0]
+    """Per-frame probabilities of a whole stream, as live (``stream_probabilities``)."""
+    return stream_probabilities(model, frames)

@@ -1,0 +1,88 @@
+"""The live detector end to end on real data: trained on life-like streams of some SHREC'17
+subjects, logged to a real MLflow store and reused, run causally frame by frame, and run by
+``predict`` on a real video."""
+
+import numpy as np
+import pytest
+
+from gesturelab import config
+from gesturelab.datasets import shrec
+from tests.conftest import cli_here, using_store
+
+pytestmark = [pytest.mark.train, pytest.mark.slow]
+TINY = {"epochs": 1, "copies": 1, "width": 16, "dilations": (1, 2, 4)}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return f"sqlite:///{tmp_path_factory.mktemp('live') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def few_subjects():
+    data = shrec.load_compact()
+    keep = np.isin(data.subjects, np.unique(data.subjects)[:8])
+    return data.subset(np.flatnonzero(keep)[::4])
+
+
+@pytest.fixture(scope="module")
+def study(store, few_subjects):
+    from gesturelab.studies.live_eval import live_study
+
+    with using_store(store):
+        return live_study(few_subjects, **TINY)
+
+
+def test_the_study_keeps_subjects_apart_and_logs_a_detector_it_reuses(study, store, few_subjects):
+    from gesturelab.studies.live_eval import live_study
+
+    split = study.split
+    sides = [set(np.unique(s.subjects)) for s in (split.fit, split.validation, split.test)]
+    assert all(sides) and not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert not study.reused and study.run is not None
+    assert study.rule_table["chosen"].sum() == 1
+    test_subjects = {int(s) for t in study.streams["test"] for s in t.truth["subject"]}
+    assert test_subjects == sides[2]
+    assert set(study.scores) >= {"DR", "FP", "JI", "median_delay", "rest_alarms_per_min"}
+    with using_store(store):
+        again = live_study(few_subjects, **TINY)
+    assert again.reused and again.run.run_id == study.run.run_id
+    assert again.rules == study.rules
+    assert again.scores == study.scores  # the same weights, so the same segments
+
+
+def test_the_live_recognizer_frame_by_frame_gives_the_whole_streams_segments(study):
+    from gesturelab.models.frame_predictor import FrameDetector
+    from gesturelab.serving.frame_segments import LiveRecognizer, segment_stream
+
+    stream = study.streams["test"][0]
+    meta = {"classes": list(stream.classes), "segment_rules": study.rules.__dict__}
+    detector = FrameDetector(study.result.model, meta)
+    # 1 + 2 * (1 + 2 + 4), and the frame before the oldest, whose motion it reads
+    assert detector.receptive_field == 16
+    recognizer = LiveRecognizer(detector, hop=7)
+    first = 1000  # frames: a minute of stream would take a model call every 7 of them
+    for frame in stream.frames[:first]:
+        recognizer.push(frame)
+    recognizer.flush()
+    whole = study.probabilities[0][:first]  # causal: the first rows of the whole stream's
+    assert np.allclose(np.asarray(recognizer.rows), whole, atol=1e-5)
+    columns = ["label", "start_frame", "end_frame", "detected_at"]
+    live = recognizer.segments_table()[columns]
+    assert len(live)
+    assert live.equals(segment_stream(whole, stream.classes, study.rules)[columns])
+
+
+def test_predict_runs_the_logged_detector_on_a_real_video(study, store, tmp_path):
+    video = config.DATA_DIR / "mediapipe_samples" / "gestures_video.mp4"
+    uri = study.run.model_uri
+    result = cli_here(
+        "predict", "--model", uri, "--input", str(video), "--out", str(tmp_path), "--no-progress",
+        store=store, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "live detector" in result.stdout and "195 frames at 25.0 fps" in result.stdout
+    assert "segment" in result.stdout  # each segment listed, or "no gesture segment"
+    frames = (tmp_path / "gestures_video_frames.csv").read_text().splitlines()
+    assert len(frames) == 196  # a row per frame and the header
+    assert (tmp_path / "gestures_video_segments.csv").is_file()
