@@ -14,7 +14,6 @@ import numpy as np
 
 from gesturelab.datasets.landmarks import INPUT_SHAPE
 from gesturelab.models.frame_models import receptive_field_of, stream_probabilities
-from gesturelab.models.predictor import Predictor
 
 
 def from_pixels(landmarks, width: float, handedness: str | None = None) -> np.ndarray:
@@ -27,8 +26,11 @@ def from_pixels(landmarks, width: float, handedness: str | None = None) -> np.nd
     return turned
 
 
-class FrameDetector(Predictor):
-    """Per-frame probabilities (classes, then "no gesture") of a stream of landmarks."""
+class FrameDetector:
+    """Per-frame probabilities (classes, then "no gesture") of a stream of landmarks.
+
+    What ``predictor.Predictor.load`` returns for a per-frame model; not one of its subclasses
+    (which answer per hand or per gesture), so that this module needs nothing of that one."""
 
     kind = "frame detector"
     unit = "frame"
