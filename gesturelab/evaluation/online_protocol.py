@@ -39,6 +39,16 @@ SHREC22_CLASSES = (
     "ONE", "TWO", "THREE", "FOUR", "OK", "MENU", "LEFT", "RIGHT",
     "CIRCLE", "V", "CROSS", "GRAB", "PINCH", "DENY", "WAVE", "KNOB",
 )  # fmt: skip
+# The track paper's values (detection rate, false-positive rate, Jaccard index, delay in frames)
+# of four participants, as tabulated with their result files (Emporio et al., "SHREC 2022 track
+# on online detection of heterogeneous gestures", Computers & Graphics 107, 2022). Their data
+# (HoloLens 2 joints, 16 classes) is not ours: a reference for scale, not a comparison.
+PUBLISHED_SHREC22 = {
+    "2ST-GCN 5F": (0.74, 0.23, 0.61, 13.3),
+    "Causal TCN": (0.80, 0.29, 0.68, 19.0),
+    "Stronger": (0.72, 0.34, 0.59, 14.8),
+    "TN-FSM+JD": (0.77, 0.23, 0.63, 10.0),
+}
 
 
 @dataclass(frozen=True)

@@ -276,3 +276,30 @@ def live_study(
         per_class=per_class(test, segments),
         reused=found is not None,
     )
+
+
+def named_at_end(streams, segments, predictor, gap: int) -> list[pd.DataFrame]:
+    """The detector's segments named by a sequence model (``SequencePredictor``) once they are
+    over: the model reads the whole segment, and the event comes when the segmenter knows the
+    run has ended (``gap`` frames after its last gesture frame). Where a segment classifier is
+    stronger than the detector's own per-frame answer, this trades delay for labels."""
+    named = []
+    for stream, table in zip(streams, segments):
+        table = table.copy()
+        if len(table):
+            pieces = [stream.frames[g.start_frame : g.end_frame + 1] for g in table.itertuples()]
+            probabilities = predictor.predict_distribution(pieces)
+            table["label"] = np.asarray(predictor.classes)[probabilities.argmax(axis=1)]
+            table["confidence"] = probabilities.max(axis=1).round(4)
+            last = len(stream.frames) - 1
+            table["detected_at"] = np.minimum(table["end_frame"] + gap, last)
+        named.append(table)
+    return named
+
+
+def with_seconds(segments: pd.DataFrame, fps: float) -> pd.DataFrame:
+    """A segment table with start_s and end_s, as the timeline figure draws them."""
+    table = segments.copy()
+    table["start_s"] = table["start_frame"] / fps
+    table["end_s"] = (table["end_frame"] + 1) / fps
+    return table
