@@ -45,6 +45,12 @@ RULE_GRID = tuple(
     for recent in (0, 8)
 )
 MAX_REST_ALARMS = 1.0  # a minute of rest
+# With a sequence model naming each segment once it is over, the event waits for the end anyway:
+# what is left to choose is when a frame counts as gesture and how long a dip may last.
+NAMED_GRID = tuple(
+    SegmentRules(on=on, min_frames=6, fire=0.8, gap=gap) for on in (0.4, 0.5, 0.6)
+    for gap in (8, 12, 16)
+)  # fmt: skip
 
 
 @dataclass
@@ -150,13 +156,17 @@ def _truth(stream: LifeStream) -> list[Gesture]:
     ]
 
 
-def choose_rules(streams, probabilities, grid=RULE_GRID) -> tuple[SegmentRules, pd.DataFrame]:
+def choose_rules(
+    streams, probabilities, grid=RULE_GRID, namer=None
+) -> tuple[SegmentRules, pd.DataFrame]:
     """The rules of ``grid`` with the best Jaccard index on these (validation) streams among
     those with at most ``MAX_REST_ALARMS`` false alarms a minute of rest; and every rule's
-    scores."""
+    scores. namer: a sequence model that names the segments once over (``named_at_end``)."""
     rows = []
     for rules in grid:
         segments = [segment_stream(p, s.classes, rules) for s, p in zip(streams, probabilities)]
+        if namer is not None:
+            segments = named_at_end(streams, segments, namer, rules.gap)
         rows.append({**rules.__dict__, **score_live(streams, segments)})
     table = pd.DataFrame(rows)
     allowed = table[table["rest_alarms_per_min"] <= MAX_REST_ALARMS]
@@ -205,6 +215,7 @@ class LiveStudy:
     scores: dict
     per_class: pd.DataFrame
     reused: bool = False
+    named: dict | None = None  # with a namer: its rules, segments, scores and per-class table
 
 
 def live_study(
@@ -217,11 +228,14 @@ def live_study(
     log: bool = True,
     experiment: str | None = None,
     verbose: int = 0,
+    namer=None,
     **overrides,
 ) -> LiveStudy:
     """Train (or reuse) a per-frame detector on life-like streams of the training subjects,
     choose its segment rules on validation subjects' streams, and score it on the held-out
-    subjects' streams with the SHREC'22 protocol."""
+    subjects' streams with the SHREC'22 protocol. namer: a sequence model trained without the
+    test subjects (the leaderboard's validated model) that also names the detector's segments
+    once over, with segment rules of its own chosen on the validation streams (``named``)."""
     from gesturelab.training import frame_runs
     from gesturelab.training.frame_training import (
         detector_settings,
@@ -236,8 +250,8 @@ def live_study(
     key = frame_runs.detector_key(settings, fit, validation)
     experiment = experiment or config.LIVE_EXPERIMENT
     found = frame_runs.find_detector(key, experiment, fresh) if log else None
-    rule_table, run = None, found
-    if found is not None:
+    rule_table, run, reused = None, found, found is not None
+    if reused:
         result, metadata = frame_runs.reused_detector(found, settings, data.classes)
         rules = SegmentRules(**metadata["segment_rules"])
     else:
@@ -261,6 +275,19 @@ def live_study(
             )
     probabilities = [frame_probabilities(result.model, s.frames) for s in test]
     segments = [segment_stream(p, s.classes, rules) for s, p in zip(test, probabilities)]
+    named = None
+    if namer is not None:
+        val_probabilities = [frame_probabilities(result.model, s.frames) for s in validation]
+        named_rules, named_table = choose_rules(validation, val_probabilities, NAMED_GRID, namer)
+        runs = [segment_stream(p, s.classes, named_rules) for s, p in zip(test, probabilities)]
+        runs = named_at_end(test, runs, namer, named_rules.gap)
+        named = {
+            "rules": named_rules,
+            "rule_table": named_table,
+            "segments": runs,
+            "scores": score_live(test, runs),
+            "per_class": per_class(test, runs),
+        }
     return LiveStudy(
         split=split,
         idle=idle,
@@ -274,7 +301,8 @@ def live_study(
         segments=segments,
         scores=score_live(test, segments),
         per_class=per_class(test, segments),
-        reused=found is not None,
+        reused=reused,
+        named=named,
     )
 
 
