@@ -208,7 +208,7 @@ class LiveStudy:
     streams: dict  # {"fit", "validation", "test"}: lists of LifeStream
     result: object  # training.frame_training.FrameTrainResult
     rules: SegmentRules
-    rule_table: pd.DataFrame | None
+    rule_table: pd.DataFrame  # every rule of RULE_GRID on the validation streams
     run: object  # the detector's RunRecord, or None when not logged
     probabilities: list  # per test stream: (frames, classes + 1)
     segments: list  # per test stream: the segment table
@@ -250,14 +250,18 @@ def live_study(
     key = frame_runs.detector_key(settings, fit, validation)
     experiment = experiment or config.LIVE_EXPERIMENT
     found = frame_runs.find_detector(key, experiment, fresh) if log else None
-    rule_table, run, reused = None, found, found is not None
+    run, reused = found, found is not None
     if reused:
         result, metadata = frame_runs.reused_detector(found, settings, data.classes)
         rules = SegmentRules(**metadata["segment_rules"])
     else:
         result = train_frame_detector(fit, validation, settings, verbose=verbose)
-        val_probabilities = [frame_probabilities(result.model, s.frames) for s in validation]
-        rules, rule_table = choose_rules(validation, val_probabilities)
+    val_probabilities = [frame_probabilities(result.model, s.frames) for s in validation]
+    # every rule's scores on the validation streams (the trade-off between delay and the
+    # Jaccard index); a reused detector keeps the rules it was logged with
+    chosen_now, rule_table = choose_rules(validation, val_probabilities)
+    if not reused:
+        rules = chosen_now
         if log:
             chosen = rule_table[rule_table["chosen"]].iloc[0]
             run = frame_runs.log_detector(
@@ -277,7 +281,6 @@ def live_study(
     segments = [segment_stream(p, s.classes, rules) for s, p in zip(test, probabilities)]
     named = None
     if namer is not None:
-        val_probabilities = [frame_probabilities(result.model, s.frames) for s in validation]
         named_rules, named_table = choose_rules(validation, val_probabilities, NAMED_GRID, namer)
         runs = [segment_stream(p, s.classes, named_rules) for s, p in zip(test, probabilities)]
         runs = named_at_end(test, runs, namer, named_rules.gap)
