@@ -81,6 +81,8 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
     ):
         assert (tmp_path / "figures" / name).exists(), name
     assert len(pd.read_csv(tmp_path / "reports" / "gesto_study.csv")) == 9  # the whole ladder
+    scaling = pd.read_csv(tmp_path / "reports" / "scaling_study.csv")
+    assert scaling[["arch", "per_class"]].values.tolist() == [["lstm", 5], ["lstm", 20]]
     sequence_board = (tmp_path / "reports" / "sequence_leaderboard.csv").read_text()
     for arch in ("lstm", "gru", "tcn", "cnn", "ddnet", "ensemble"):
         assert f"14,{arch}," in sequence_board and "\n28," not in sequence_board  # quick: 14
