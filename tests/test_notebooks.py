@@ -83,9 +83,14 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
     assert len(pd.read_csv(tmp_path / "reports" / "gesto_study.csv")) == 9  # the whole ladder
     scaling = pd.read_csv(tmp_path / "reports" / "scaling_study.csv")
     assert scaling[["arch", "per_class"]].values.tolist() == [["lstm", 5], ["lstm", 20]]
-    sequence_board = (tmp_path / "reports" / "sequence_leaderboard.csv").read_text()
-    for arch in ("lstm", "gru", "tcn", "cnn", "ddnet", "ensemble"):
-        assert f"14,{arch}," in sequence_board and "\n28," not in sequence_board  # quick: 14
+    # quick: the 14-gesture board of the ensemble's members, the LSTM and the ensemble
+    sequence_board = pd.read_csv(tmp_path / "reports" / "sequence_leaderboard.csv")
+    assert sorted(zip(sequence_board["classes"], sequence_board["arch"])) == [
+        (14, "cnn"),
+        (14, "ddnet"),
+        (14, "ensemble"),
+        (14, "lstm"),
+    ]
     champions = json.loads((tmp_path / "reports" / "sequence_champions.json").read_text())
     assert champions["14"]["model_uri"].startswith("models:/m-")  # quick: logged, not registered
     assert MlflowClient(mlflow_store).search_registered_models() == []
