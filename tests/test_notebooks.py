@@ -75,6 +75,7 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
         "sequence_leaderboard.png",
         "sequence_confusion_14.png",
         "stream_timeline.png",
+        "live_timeline.png",
         "personalisation.png",
         "active_learning_hagrid.png",
         "label_check_hagrid.png",
@@ -106,6 +107,10 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
     assert (tmp_path / "inference" / "live" / "gestures_video_segments.csv").exists()
     live = nbformat.read(tmp_path / "executed" / "07_live_gestures.ipynb", as_version=4)
     assert "'streams': [{'pause': 'no hand'" in json.dumps(live.cells[-1].outputs)
+    # ...and its live detector trained on life-like streams, logged, scored beside the rest.
+    assert "'live': {'sliding window (before)'" in json.dumps(live.cells[-1].outputs)
+    assert config.LIVE_EXPERIMENT in experiments
+    assert (tmp_path / "inference" / "live" / "gestures_video_frames.csv").exists()
     # Notebook 08: each held-out subject calibrated per strategy, scored on their other sequences.
     runs = pd.read_csv(tmp_path / "reports" / "personalisation_runs.csv")
     assert set(runs["strategy"]) == {"head_only", "last_block"} and runs["remaining"].min() > 0
