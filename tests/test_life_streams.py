@@ -130,3 +130,16 @@ def test_the_segmenter_is_causal_and_fires_late_runs_at_their_end():
     assert events == [(10, "a")]  # the second no-gesture frame after the run
     assert len(segmenter.segments) == 1
     assert (segmenter.segments[0].start_frame, segmenter.segments[0].end_frame) == (3, 8)
+
+
+def test_a_video_hand_is_read_in_shrec17s_axes():
+    from gesturelab.models.frame_predictor import from_pixels
+
+    hand = np.zeros((21, 3))
+    hand[0] = (100.0, 200.0, 0.0)  # the wrist, pixels
+    hand[12] = (110.0, 150.0, -0.05)  # the middle fingertip: above it, nearer the camera
+    right = from_pixels(hand, width=640, handedness="Right")
+    assert right[12, 1] > right[0, 1]  # above in the image is up
+    assert right[12, 2] == pytest.approx(-0.05 * 640)  # nearer stays smaller, as SHREC'17's z
+    left = from_pixels(hand, width=640, handedness="Left")
+    assert left[12, 0] - left[0, 0] == pytest.approx(-(right[12, 0] - right[0, 0]))

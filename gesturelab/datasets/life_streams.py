@@ -8,9 +8,11 @@ are no gesture at all. ``build_life_stream`` joins one subject's real gestures w
 
 - **rest** (``REST_S``): the hand holds the pose the last part ended in, with a still hand's
   jitter (``Jitter``, measured, not assumed: see ``measure_jitter``);
-- **transition**: every landmark moves from the last pose to the next part's first pose along a
-  minimum-jerk path (the smooth profile of human reaching), taking as long as the wrist's
-  distance at the speed the subjects' own gestures move with (``transition_speed``);
+- **transition**: every landmark moves from the last pose to the next part's first pose, as
+  long as the wrist's distance takes at the speed the subjects' own gestures move with
+  (``transition_speed``), along a smooth path that arrives moving as the gesture begins (or,
+  in ``HOLD_SHARE`` of cases, stops and holds a moment first); after a gesture the hand slows
+  down over a few frames (**settle**) before it rests;
 - **idle**: with probability ``IDLE_SHARE`` a rest holds real non-gesture hand motion, a clip of
   a MediaPipe track of a real video (``video_motion``), placed at the resting hand in its size.
 
@@ -35,6 +37,7 @@ REST_S = (0.5, 3.0)  # a rest between two parts, uniform in this range
 IDLE_SHARE = 0.3  # rests that hold a non-gesture motion clip
 IDLE_S = (1.0, 3.0)  # length of that clip
 TRANSITION_S = (0.2, 1.5)  # bounds of a transition, whatever the distance
+HOLD_SHARE, HOLD_S = 0.3, (0.1, 0.6)  # a pause between arriving and beginning a gesture
 DRIFT_PULL = 0.97  # a resting hand's drift is pulled back towards where it rests (AR(1))
 
 
@@ -119,7 +122,8 @@ def video_motion(path, fps: float = 30.0, cache: bool = True) -> np.ndarray:
     from gesturelab import config
     from gesturelab.datasets.loading import file_fingerprint
 
-    key = f"{file_fingerprint(path)[:16]}-mp{metadata.version('mediapipe')}-{fps:g}fps"
+    version = 2  # of the conversion below: a cached track of another is not read
+    key = f"{file_fingerprint(path)[:16]}-mp{metadata.version('mediapipe')}-{fps:g}fps-v{version}"
     cached = config.EXTRACTION_CACHE_DIR / "video_motion" / f"{key}.npy"
     if cache and cached.is_file():
         return np.load(cached)
@@ -142,7 +146,9 @@ def _video_motion(path, fps: float) -> np.ndarray:
         raise ValueError(f"{Path(path).name}: MediaPipe finds no hand in the video")
     longest = int(np.argmax(ends - starts))
     track = extraction.sequence[starts[longest] : ends[longest]].astype(np.float64)
-    track = track * np.array([1.0, -1.0, -float(width)])  # pixels, y up, z towards the camera
+    # pixels, y up; z scaled to pixels and kept growing away from the camera, as SHREC'17's
+    # depth does (its fingertips have smaller z than the wrist of a hand facing the sensor)
+    track = track * np.array([1.0, -1.0, float(width)])
     frames = max(2, round(len(track) * fps / float(video_fps or fps)))
     return resample(track, frames).astype(np.float64)
 
@@ -160,7 +166,7 @@ def image_tracks(data: SequenceSet, min_frames: int = 8, fps: float = 30.0) -> l
             continue
         span = frames[present[0] : present[-1] + 1]
         n = max(2, round(len(span) * fps / float(data.frame_rate or fps)))
-        tracks.append(resample(span, n).astype(np.float64) * np.array([1.0, -1.0, -1.0]))
+        tracks.append(resample(span, n).astype(np.float64) * np.array([1.0, -1.0, 1.0]))
     return tracks
 
 
@@ -228,14 +234,39 @@ class _Builder:
             drift[i] = offset
         self.add("rest", pose[None] + drift[:, None, :] + self.noise(n, size))
 
-    def transition(self, start: np.ndarray, end: np.ndarray) -> None:
+    def transition(self, start: np.ndarray, end: np.ndarray, arrive=None) -> None:
+        """From ``start`` at rest to ``end``; ``arrive``: each point's velocity (per frame) on
+        arriving, the next gesture's first motion, so that the hand flows into it: a hand
+        that stopped dead on every gesture's first frame would mark where gestures start
+        (a detector learnt exactly that cue when transitions ended at rest)."""
         size = (_size(start) + _size(end)) / 2
         distance = np.linalg.norm(end[WRIST] - start[WRIST]) / size
         speed = self.speed * self.rng.uniform(0.75, 1.5)
         seconds = np.clip(distance / speed / self.fps, *TRANSITION_S)
         n = max(1, round(seconds * self.fps))
-        path = start[None] + _min_jerk(n)[:, None, None] * (end - start)[None]
+        if arrive is None:
+            path = start[None] + _min_jerk(n)[:, None, None] * (end - start)[None]
+        else:  # cubic Hermite: leaves at rest, arrives at ``end`` moving with ``arrive``
+            tau = (np.arange(1, n + 1) / (n + 1))[:, None, None]
+            h01 = -2 * tau**3 + 3 * tau**2
+            h11 = tau**3 - tau**2
+            path = start[None] + h01 * (end - start)[None] + h11 * (n + 1) * arrive[None]
         self.add("transition", path + self.noise(n, size))
+
+    def settle(self, gesture: np.ndarray) -> np.ndarray:
+        """After a gesture the hand slows down over a few frames instead of freezing at once
+        (the other boundary cue); its last pose."""
+        leaving = (gesture[-1] - gesture[-min(4, len(gesture))]) / max(1, min(3, len(gesture) - 1))
+        n = int(self.rng.integers(4, 11))
+        fading = np.cumsum(np.linspace(1.0, 0.0, n + 1)[1:])[:, None, None]
+        path = gesture[-1][None] + fading * leaving[None]
+        self.add("settle", path + self.noise(n, _size(gesture[-1])))
+        return path[-1]
+
+    def absent(self, seconds: float) -> None:
+        """The hand out of view (NaN frames), as MediaPipe loses it."""
+        n = max(1, round(seconds * self.fps))
+        self.add("no hand", np.full((n, 21, 3), np.nan))
 
     def idle(self, pose: np.ndarray, clip: np.ndarray) -> np.ndarray:
         """A non-gesture motion clip placed at the resting hand, in its size; its last pose."""
@@ -278,12 +309,16 @@ def build_life_stream(
     idle_share: float = IDLE_SHARE,
     fps: float | None = None,
     tempo: tuple[float, float] | None = None,
+    no_hand_share: float = 0.0,
 ) -> LifeStream:
     """One stream of ``data``'s sequences in a seeded random order (module docstring); one
     hand, as SHREC'17 records it. ``idle_clips``: tracks from ``video_motion``; none, no idle
     parts. ``speed``: hand sizes per frame of a transition (default: ``transition_speed``).
     ``tempo``: for training material, each gesture played at a speed drawn from this range
-    (1.2: a fifth faster), as people do the same gesture faster or slower; None: as recorded."""
+    (1.2: a fifth faster), as people do the same gesture faster or slower; None: as recorded.
+    ``no_hand_share``: rests with the hand out of view instead (training material: the
+    detector must know a frame without a hand, which is also how a stream's past looks to it
+    before the first frame)."""
     if not len(data):
         raise ValueError("a stream needs at least one gesture")
     if data.hands != 1:
@@ -300,13 +335,21 @@ def build_life_stream(
             gesture = resample(gesture, frames).astype(np.float64)
         if pose is None:
             pose = gesture[0]
-        builder.rest(pose, rng.uniform(*rest_s))
-        pose = builder.pieces[-1][-1]
+        if rng.random() < no_hand_share:
+            builder.absent(rng.uniform(*rest_s))
+        else:
+            builder.rest(pose, rng.uniform(*rest_s))
+            pose = builder.pieces[-1][-1]
         if len(idle_clips) and rng.random() < idle_share:
             pose = builder.idle(pose, idle_clips[rng.integers(len(idle_clips))])
             builder.rest(pose, rng.uniform(0.3, 1.0))
             pose = builder.pieces[-1][-1]
-        builder.transition(pose, gesture[0])
+        if rng.random() < HOLD_SHARE:  # sometimes the hand arrives, pauses, then begins
+            builder.transition(pose, gesture[0])
+            builder.rest(gesture[0], rng.uniform(*HOLD_S))
+        else:
+            steps = min(3, len(gesture) - 1)
+            builder.transition(pose, gesture[0], (gesture[steps] - gesture[0]) / steps)
         start = builder.at
         builder.add("gesture", gesture, label=data.classes[data.labels[i]])
         truth.append(
@@ -317,7 +360,7 @@ def build_life_stream(
                 "subject": data.subjects[i],
             }
         )
-        pose = gesture[-1]
+        pose = builder.settle(gesture)
     builder.rest(pose, rest_s[1])
     truth = pd.DataFrame(truth)
     truth["start_s"] = truth["start_frame"] / fps

@@ -84,16 +84,12 @@ def _causal_tcn(n_outputs: int, width: int, dilations, dropout: float) -> keras.
 
 @dataclass(frozen=True)
 class FrameArchitecture:
-    """A per-frame detector: build(n_outputs, width, dilations, dropout) and its settings.
-    receptive_field: the frames an output sees (itself included)."""
+    """A per-frame detector: build(n_outputs, width, dilations, dropout) and its settings
+    (the frames an output sees: ``receptive_field_of`` the built model)."""
 
     name: str
     build: Callable
     defaults: dict = field(default_factory=dict)
-
-    def receptive_field(self, dilations=None) -> int:
-        dilations = dilations or self.defaults["dilations"]
-        return 1 + 2 * int(sum(dilations))
 
 
 FRAME_ARCHITECTURES: dict[str, FrameArchitecture] = {

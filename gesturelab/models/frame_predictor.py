@@ -1,11 +1,12 @@
 """A logged per-frame detector (``models.frame_models``) as a predictor: per-frame
 probabilities of a stream, and the hand of a video frame in the coordinates it learnt.
 
-It learnt SHREC'17's world coordinates: y grows upwards, z towards the camera, x, y, z in one
-unit. MediaPipe gives pixels with y growing downwards and z in the image's width, so a video's
-hand is turned y-up and its z scaled by the width (``from_pixels``); the detector's features are
-free of position and scale, so only the axes matter. SHREC'17 records right hands: a left hand
-is mirrored into a right one.
+It learnt SHREC'17's world coordinates: y grows upwards, z (depth) grows away from the sensor,
+x, y, z in one unit. MediaPipe gives pixels with y growing downwards and z, also growing away
+from the camera, in units of the image's width, so a video's hand is turned y-up and its z
+scaled by the width (``from_pixels``); the detector's features are free of position and scale,
+so only the axes matter. Which way SHREC'17's x runs against a camera image's is not checked
+against a labelled real recording (none is shipped). A left hand is mirrored into a right one.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from gesturelab.models.frame_models import receptive_field_of, stream_probabilit
 
 def from_pixels(landmarks, width: float, handedness: str | None = None) -> np.ndarray:
     """MediaPipe's pixel landmarks (21, 3) of an image ``width`` wide, as the detector reads
-    them: y up, z towards the camera in pixels, a left hand mirrored."""
+    them: y up, z in pixels growing away from the camera, a left hand mirrored."""
     points = np.asarray(landmarks, dtype=np.float64).reshape(INPUT_SHAPE)
-    turned = points * np.array([1.0, -1.0, -float(width)])
+    turned = points * np.array([1.0, -1.0, float(width)])
     if str(handedness or "").strip().lower() == "left":
         turned[:, 0] = -turned[:, 0]
     return turned

@@ -136,13 +136,13 @@ class LiveRecognizer:
     """A per-frame detector live: frames in (RGB images, or landmarks y-up as the detector
     learnt them, or None for no hand), segments out as they fire.
 
-    Every ``hop`` frames the detector reads the last ``receptive_field - 1 + hop`` frames and the
-    segmenter takes the rows of the new ones: the detector is causal, so a row is the one it
-    gives over the whole stream, and the work a frame is a ``hop``-th of a model call. An image's
-    hands are found by MediaPipe in video mode; the most confident one is read
-    (``frame_predictor.from_pixels``)."""
+    Every ``hop`` frames (default: every frame, so an event comes out at the frame it names; a
+    model call costs a few milliseconds) the detector reads the last ``receptive_field - 1 +
+    hop`` frames and the segmenter takes the rows of the new ones: the detector is causal, so a
+    row is the one it gives over the whole stream. An image's hands are found by MediaPipe in
+    video mode; the most confident one is read (``frame_predictor.from_pixels``)."""
 
-    def __init__(self, detector, fps: float = 30.0, hop: int = 4, rules=None, landmarker=None):
+    def __init__(self, detector, fps: float = 30.0, hop: int = 1, rules=None, landmarker=None):
         from collections import deque
 
         self.detector, self.fps, self.hop = detector, float(fps), max(1, int(hop))

@@ -20,7 +20,8 @@ from gesturelab.training.frame_training import FrameTrainResult
 
 FRAME_TRAINING_CODE = (
     "training/frame_training.py", "models/frame_models.py", "datasets/life_streams.py",
-    "datasets/sequences.py", "datasets/landmarks.py",
+    "datasets/sequences.py", "datasets/landmarks.py", "models/seq_models.py",
+    "training/seq_training.py",
 )  # fmt: skip
 DETECTOR_KIND = "per-frame"  # the model metadata's "detector": how predict tells it apart
 

@@ -78,6 +78,7 @@ class StreamChunks(keras.utils.PyDataset):
     def __getitem__(self, index):
         x = np.zeros((self.batch_size, self.chunk, 63), np.float32)
         y = np.zeros((self.batch_size, self.chunk), np.int64)
+        weight = np.zeros((self.batch_size, self.chunk), np.float32)  # padding counts nothing
         for b in range(self.batch_size):
             frames, labels = self.arrays[self.rng.choice(len(self.arrays), p=self.weights)]
             start = self.rng.integers(0, max(1, len(frames) - self.chunk + 1))
@@ -88,7 +89,8 @@ class StreamChunks(keras.utils.PyDataset):
                 piece = np.where(present, turned.reshape(len(piece), 63), 0.0)
             x[b, : len(piece)] = piece
             y[b, : len(piece)] = labels[start : start + self.chunk]
-        return x, y
+            weight[b, : len(piece)] = 1.0
+        return x, y, weight
 
 
 def detector_settings(
