@@ -41,6 +41,8 @@ CHAMPION_ALIAS = "champion"
 SEQUENCE_EXPERIMENT = "shrec17-sequence-models"
 # The per-frame live detectors (notebook 07): a learned "no gesture", streams of held-out subjects.
 LIVE_EXPERIMENT = "shrec17-live-detector"
+# What a live detector's model metadata says under "detector": how a loader tells it apart.
+FRAME_DETECTOR_KIND = "per-frame"
 LIVE_DETECTOR_EPOCHS = 40  # early stopping on validation subjects' streams ends most fits sooner
 LIVE_STREAM_COPIES = 4  # differently seeded streams of each training subject
 # One registered model per label set: the 14 gestures, or 28 with one finger vs whole hand.

@@ -57,7 +57,8 @@ def predict_live(detector, args) -> int:
             continue
         a = segments.attrs
         rules = ", ".join(f"{k} {v}" for k, v in a["rules"].items())
-        moving = int((frames["no_gesture"] < 0.5).sum()) if len(frames) else 0
+        on = float(a["rules"]["on"])  # the segmenter's own line between gesture and none
+        moving = int((frames["no_gesture"] <= 1.0 - on).sum()) if len(frames) else 0
         print(
             f"  {a['frames']} frames at {a['fps']:.1f} fps; {moving} frames read as a gesture "
             f"under way; segment rules: {rules}"

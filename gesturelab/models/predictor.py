@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from gesturelab import config
 from gesturelab.datasets.landmarks import (
     HAND_SLOTS,
     INPUT_SHAPE,
@@ -84,7 +85,7 @@ class Predictor:
 
         loaded = open_model(model_uri)
         kind = PREDICTORS[loaded.kind]
-        if (loaded.metadata or {}).get("detector") == "per-frame":
+        if (loaded.metadata or {}).get("detector") == config.FRAME_DETECTOR_KIND:
             from gesturelab.models.frame_predictor import FrameDetector
 
             kind = FrameDetector

@@ -198,6 +198,11 @@ class LiveRecognizer:
         array = np.asarray(frame)
         if array.ndim == 3 and array.shape[-1] == 3 and array.shape[0] != 21:
             return self._detect(array)
+        if array.size != 63:
+            raise ValueError(
+                "push takes an RGB frame (height, width, 3), one hand's landmarks (21, 3) or a "
+                f"63-vector, or None; got shape {array.shape}"
+            )
         return np.nan_to_num(np.asarray(array, dtype=np.float64).reshape(21, 3), nan=0.0)
 
     def _detect(self, rgb: np.ndarray) -> np.ndarray:

@@ -23,7 +23,6 @@ FRAME_TRAINING_CODE = (
     "datasets/sequences.py", "datasets/landmarks.py", "models/seq_models.py",
     "training/seq_training.py",
 )  # fmt: skip
-DETECTOR_KIND = "per-frame"  # the model metadata's "detector": how predict tells it apart
 
 
 def streams_digest(streams) -> str:
@@ -122,7 +121,7 @@ def log_detector(
             None,
             {
                 "classes": list(result.classes),
-                "detector": DETECTOR_KIND,
+                "detector": config.FRAME_DETECTOR_KIND,
                 "segment_rules": rules,
                 "receptive_field": receptive_field_of(result.model),
                 "input": "a stream of raw landmarks (frames, 21*3), MediaPipe order, y up; "
