@@ -163,3 +163,51 @@ def probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:  # also false for nan
         raise argparse.ArgumentTypeError(f"{text!r}: give a number from 0 to 1")
     return value
+
+
+def stream_sources(args, what_model: str):
+    """The videos (or the camera) a streaming command reads: a list of sources, or None after
+    saying on stderr why there is none or what is not a video. ``what_model``: how the refusal
+    names the model ("a sequence model (32 frames per gesture)", "a live detector")."""
+    import sys
+
+    from gesturelab.datasets.extraction import IMAGE_SUFFIXES, collect_inputs
+    from gesturelab.serving.inference import is_video
+
+    if args.camera is not None:
+        return [args.camera]
+    if not args.input:
+        print("error: give --input (a video or a folder of videos) or --camera N", file=sys.stderr)
+        return None
+    sources = collect_inputs(args.input)
+    stills = [p for p in sources if not is_video(p)]
+    if not stills:
+        return sources
+    what = (
+        "is a single image"
+        if stills[0].suffix.lower() in IMAGE_SUFFIXES
+        else "is no video (a table of landmarks? `evaluate-seq --data` scores a sequence "
+        "dataset; a CSV of single hands needs a static model)"
+    )
+    print(
+        f"error: {args.model} is {what_model}: it needs a sequence (a video, or --camera 0), "
+        f"and {stills[0]} {what}",
+        file=sys.stderr,
+    )
+    return None
+
+
+def list_segments(segments: pd.DataFrame, source, problems: list, detail) -> None:
+    """A streaming command's findings for one source: a partly decoded file (also kept in
+    ``problems``), then each segment with ``detail(row)`` after it, or that there was none."""
+    problem = segments.attrs.get("problem")
+    if problem:
+        print(f"  {problem}")
+        problems.append(pd.DataFrame([{"source": str(source), "problem": problem}]))
+    if segments.empty:
+        print("  no gesture segment")
+    for row in segments.itertuples():
+        print(
+            f"  segment {row.start_s:6.2f}-{row.end_s:6.2f} s  {row.label}  "
+            f"{row.confidence:.2f}  ({detail(row)})"
+        )

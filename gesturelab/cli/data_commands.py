@@ -12,10 +12,12 @@ from gesturelab.cli.common import (
     DATA_PATH_HELP,
     dataset_options,
     hand_option,
+    list_segments,
     name_of,
     positive,
     probability,
     read_options,
+    stream_sources,
     write_problems,
 )
 
@@ -308,32 +310,11 @@ def _predict_gestures(predictor, args) -> int:
     """A sequence model over videos or a camera: gesture segments, not frame labels."""
     from pathlib import Path
 
-    from gesturelab.datasets.extraction import collect_inputs
     from gesturelab.errors import MediaError
-    from gesturelab.serving.inference import is_video, stream_video
+    from gesturelab.serving.inference import stream_video
 
-    if args.camera is not None:
-        sources = [args.camera]
-    elif args.input:
-        sources = collect_inputs(args.input)
-    else:
-        print("error: give --input (a video or a folder of videos) or --camera N", file=sys.stderr)
-        return 2
-    stills = [p for p in sources if not isinstance(p, int) and not is_video(p)]
-    if stills:
-        from gesturelab.datasets.extraction import IMAGE_SUFFIXES
-
-        what = (
-            "is a single image"
-            if stills[0].suffix.lower() in IMAGE_SUFFIXES
-            else "is no video (a table of landmarks? `evaluate-seq --data` scores a sequence "
-            "dataset; a CSV of single hands needs a static model)"
-        )
-        print(
-            f"error: {args.model} is a sequence model ({predictor.frames} frames per gesture): "
-            f"it needs a sequence (a video, or --camera 0), and {stills[0]} {what}",
-            file=sys.stderr,
-        )
+    sources = stream_sources(args, f"a sequence model ({predictor.frames} frames per gesture)")
+    if sources is None:
         return 2
     problems = []
     for source in sources:
@@ -373,16 +354,7 @@ def _predict_gestures(predictor, args) -> int:
             f"stride {a['stride']}, threshold {a['threshold']:.3f}; {len(windows)} windows, "
             f"{int((windows['label'] != 'no gesture').sum())} with a gesture"
         )
-        if a.get("problem"):
-            print(f"  {a['problem']}")
-            problems.append(pd.DataFrame([{"source": str(source), "problem": a["problem"]}]))
-        if segments.empty:
-            print("  no gesture segment")
-        for row in segments.itertuples():
-            print(
-                f"  segment {row.start_s:6.2f}-{row.end_s:6.2f} s  {row.label}  "
-                f"{row.confidence:.2f}  ({row.windows} windows)"
-            )
+        list_segments(segments, source, problems, lambda row: f"{row.windows} windows")
         if args.out:
             print(f"  annotated video, windows and segments CSV in {args.out}")
         if hard is not None:

@@ -3,34 +3,19 @@ of a video or a camera, each printed with when it fired."""
 
 from __future__ import annotations
 
-import sys
-
 import pandas as pd
 
-from gesturelab.cli.common import write_problems
+from gesturelab.cli.common import list_segments, stream_sources, write_problems
 
 
 def predict_live(detector, args) -> int:
     from pathlib import Path
 
-    from gesturelab.datasets.extraction import collect_inputs
     from gesturelab.errors import MediaError
-    from gesturelab.serving.inference import detect_video, is_video
+    from gesturelab.serving.inference import detect_video
 
-    if args.camera is not None:
-        sources = [args.camera]
-    elif args.input:
-        sources = collect_inputs(args.input)
-    else:
-        print("error: give --input (a video or a folder of videos) or --camera N", file=sys.stderr)
-        return 2
-    stills = [p for p in sources if not isinstance(p, int) and not is_video(p)]
-    if stills:
-        print(
-            f"error: {args.model} is a live detector: it reads a stream of frames (a video, or "
-            f"--camera 0), and {stills[0]} is no video",
-            file=sys.stderr,
-        )
+    sources = stream_sources(args, "a live detector")
+    if sources is None:
         return 2
     problems = []
     for source in sources:
@@ -63,16 +48,7 @@ def predict_live(detector, args) -> int:
             f"  {a['frames']} frames at {a['fps']:.1f} fps; {moving} frames read as a gesture "
             f"under way; segment rules: {rules}"
         )
-        if a.get("problem"):
-            print(f"  {a['problem']}")
-            problems.append(pd.DataFrame([{"source": str(source), "problem": a["problem"]}]))
-        if segments.empty:
-            print("  no gesture segment")
-        for row in segments.itertuples():
-            print(
-                f"  segment {row.start_s:6.2f}-{row.end_s:6.2f} s  {row.label}  "
-                f"{row.confidence:.2f}  (fired at {row.detected_s:.2f} s)"
-            )
+        list_segments(segments, source, problems, lambda row: f"fired at {row.detected_s:.2f} s")
         if args.out:
             print(f"  annotated video, per-frame and segments CSV in {args.out}")
     path = Path(args.out) / "problems.csv" if args.out else None

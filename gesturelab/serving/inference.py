@@ -172,6 +172,32 @@ def predict_video(
     return table
 
 
+def _open_source(source, max_seconds=None):
+    """(fps, iterator of (index, BGR frame), name, frame count or None, size or None) of a
+    video file or a camera (``source`` an int)."""
+    if isinstance(source, int):
+        fps, frames = camera_frames(source, max_seconds)
+        return fps, frames, f"camera{source}", None, None
+    path = Path(source)
+    fps, count, size = video_properties(path)
+    return fps, iter_video_frames(path), path.stem, count, size
+
+
+def _annotated_writer(out_dir, name: str, fps: float, size, frame):
+    """The writer of ``<name>_annotated.mp4`` in ``out_dir``, at the first frame's size when
+    the source did not say."""
+    import cv2
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    height, width = frame.shape[:2]
+    return cv2.VideoWriter(
+        str(Path(out_dir) / f"{name}_annotated.mp4"),
+        cv2.VideoWriter_fourcc(*"mp4v"),
+        fps,
+        size or (width, height),
+    )
+
+
 def stream_video(
     predictor,
     source,
@@ -204,13 +230,7 @@ def stream_video(
     )
 
     camera = isinstance(source, int)
-    if camera:
-        fps, frames = camera_frames(source, max_seconds)
-        name, count, size = f"camera{source}", None, None
-    else:
-        path = Path(source)
-        fps, count, size = video_properties(path)
-        frames, name = iter_video_frames(path), path.stem
+    fps, frames, name, count, size = _open_source(source, max_seconds)
     window = frames_from(window, window_s, fps, default_window(predictor, fps))
     stride = frames_from(stride, stride_s, fps, max(1, window // 4))
     writer, decoded = None, 0
@@ -226,14 +246,7 @@ def stream_video(
             if out_dir is None:
                 continue
             if writer is None:
-                Path(out_dir).mkdir(parents=True, exist_ok=True)
-                height, width = frame.shape[:2]
-                writer = cv2.VideoWriter(
-                    str(Path(out_dir) / f"{name}_annotated.mp4"),
-                    cv2.VideoWriter_fourcc(*"mp4v"),
-                    fps,
-                    size or (width, height),
-                )
+                writer = _annotated_writer(out_dir, name, fps, size, frame)
             current = recognizer._open
             text = f"{current.label} {current.confidence:.2f}" if current else NO_GESTURE
             hand = getattr(recognizer, "last_hand", None)
@@ -265,13 +278,7 @@ def detect_video(detector, source, out_dir=None, *, max_seconds=None, progress=T
     from gesturelab.serving.frame_segments import LiveRecognizer
 
     camera = isinstance(source, int)
-    if camera:
-        fps, frames = camera_frames(source, max_seconds)
-        name, count, size = f"camera{source}", None, None
-    else:
-        path = Path(source)
-        fps, count, size = video_properties(path)
-        frames, name = iter_video_frames(path), path.stem
+    fps, frames, name, count, size = _open_source(source, max_seconds)
     writer, decoded = None, 0
     with LiveRecognizer(detector, fps) as recognizer:
         for index, frame in tqdm(frames, total=count, desc=name, disable=not progress):
@@ -282,14 +289,7 @@ def detect_video(detector, source, out_dir=None, *, max_seconds=None, progress=T
             if out_dir is None:
                 continue
             if writer is None:
-                Path(out_dir).mkdir(parents=True, exist_ok=True)
-                height, width = frame.shape[:2]
-                writer = cv2.VideoWriter(
-                    str(Path(out_dir) / f"{name}_annotated.mp4"),
-                    cv2.VideoWriter_fourcc(*"mp4v"),
-                    fps,
-                    size or (width, height),
-                )
+                writer = _annotated_writer(out_dir, name, fps, size, frame)
             current = recognizer.open_segment()
             text = f"{current.label} {current.confidence:.2f}" if current else "no gesture"
             hand = recognizer.last_hand["landmarks"] if recognizer.last_hand else None
