@@ -111,6 +111,15 @@ def transition_speed(data: SequenceSet) -> float:
     return float(np.median(speeds))
 
 
+def camera_to_world(points, width: float = 1.0) -> np.ndarray:
+    """MediaPipe landmarks ((..., 3): x, y in pixels or image fractions, z in units of the
+    image width) in SHREC'17's axes: y up (an image's grows downwards), z scaled to x's unit and
+    kept growing away from the camera, as SHREC'17's depth does (its fingertips have smaller z
+    than the wrist of a hand facing the sensor). ``width``: the image's, for pixels; 1 for
+    fractions. The one conversion of camera hands, for idle tracks and the live detector."""
+    return np.asarray(points, dtype=np.float64) * np.array([1.0, -1.0, float(width)])
+
+
 def video_motion(path, fps: float = 30.0, cache: bool = True) -> np.ndarray:
     """The hand of a real video as MediaPipe tracks it: the longest stretch of frames with a
     hand, resampled to ``fps``, y up (image y grows downwards) and isotropic (MediaPipe's z is
@@ -146,9 +155,7 @@ def _video_motion(path, fps: float) -> np.ndarray:
         raise ValueError(f"{Path(path).name}: MediaPipe finds no hand in the video")
     longest = int(np.argmax(ends - starts))
     track = extraction.sequence[starts[longest] : ends[longest]].astype(np.float64)
-    # pixels, y up; z scaled to pixels and kept growing away from the camera, as SHREC'17's
-    # depth does (its fingertips have smaller z than the wrist of a hand facing the sensor)
-    track = track * np.array([1.0, -1.0, float(width)])
+    track = camera_to_world(track, width)
     frames = max(2, round(len(track) * fps / float(video_fps or fps)))
     return resample(track, frames).astype(np.float64)
 
@@ -166,7 +173,7 @@ def image_tracks(data: SequenceSet, min_frames: int = 8, fps: float = 30.0) -> l
             continue
         span = frames[present[0] : present[-1] + 1]
         n = max(2, round(len(span) * fps / float(data.frame_rate or fps)))
-        tracks.append(resample(span, n).astype(np.float64) * np.array([1.0, -1.0, 1.0]))
+        tracks.append(camera_to_world(resample(span, n)))
     return tracks
 
 

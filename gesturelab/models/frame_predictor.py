@@ -14,14 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from gesturelab.datasets.landmarks import INPUT_SHAPE
+from gesturelab.datasets.life_streams import camera_to_world
 from gesturelab.models.frame_models import receptive_field_of, stream_probabilities
 
 
 def from_pixels(landmarks, width: float, handedness: str | None = None) -> np.ndarray:
     """MediaPipe's pixel landmarks (21, 3) of an image ``width`` wide, as the detector reads
     them: y up, z in pixels growing away from the camera, a left hand mirrored."""
-    points = np.asarray(landmarks, dtype=np.float64).reshape(INPUT_SHAPE)
-    turned = points * np.array([1.0, -1.0, float(width)])
+    turned = camera_to_world(np.reshape(landmarks, INPUT_SHAPE), width)
     if str(handedness or "").strip().lower() == "left":
         turned[:, 0] = -turned[:, 0]
     return turned

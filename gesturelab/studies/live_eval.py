@@ -31,6 +31,7 @@ from gesturelab.datasets.life_streams import (
 )
 from gesturelab.datasets.sequences import SequenceSet, subject_folds, subject_split
 from gesturelab.evaluation.online_protocol import Gesture, detected_at, evaluate, match
+from gesturelab.models.frame_models import stream_probabilities
 from gesturelab.serving.frame_segments import SegmentRules, segment_stream
 
 IDLE_VIDEOS = {"train": "hand_video.mp4", "test": "gestures_video.mp4"}
@@ -253,7 +254,6 @@ def live_study(
     from gesturelab.training import frame_runs
     from gesturelab.training.frame_training import (
         detector_settings,
-        frame_probabilities,
         train_frame_detector,
     )
 
@@ -269,7 +269,7 @@ def live_study(
         result, _ = frame_runs.reused_detector(found, settings, data.classes)
     else:
         result = train_frame_detector(fit, validation, settings, verbose=verbose)
-    val_probabilities = [frame_probabilities(result.model, s.frames) for s in validation]
+    val_probabilities = [stream_probabilities(result.model, s.frames) for s in validation]
     # every rule's scores on the validation streams (the trade-off between delay and the
     # Jaccard index), chosen again for a reused detector too: the same rules unless the grid or
     # the scoring changed since it was logged, and then the new choice is the one to apply
@@ -289,7 +289,7 @@ def live_study(
             },
             metrics={f"val_{k}": v for k, v in dict(chosen).items() if k in ("JI", "DR", "FP")},
         )
-    probabilities = [frame_probabilities(result.model, s.frames) for s in test]
+    probabilities = [stream_probabilities(result.model, s.frames) for s in test]
     segments = [segment_stream(p, s.classes, rules) for s, p in zip(test, probabilities)]
     named = None
     if namer is not None:

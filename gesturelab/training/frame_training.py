@@ -19,7 +19,7 @@ import numpy as np
 
 from gesturelab import config
 from gesturelab.datasets.life_streams import LifeStream
-from gesturelab.models.frame_models import frame_architecture, stream_probabilities
+from gesturelab.models.frame_models import frame_architecture
 from gesturelab.models.seq_models import AdamW
 from gesturelab.training.seq_training import python_random_of_its_own
 
@@ -162,8 +162,3 @@ def train_frame_detector(
         classes=tuple(classes),
         settings=dict(settings),
     )
-
-
-def frame_probabilities(model: keras.Model, frames: np.ndarray) -> np.ndarray:
-    """Per-frame probabilities of a whole stream, as live (``stream_probabilities``)."""
-    return stream_probabilities(model, frames)
