@@ -165,10 +165,17 @@ def probability(text: str) -> float:
     return value
 
 
-def stream_sources(args, what_model: str):
+TABLE_HINT = (
+    "a table of landmarks? `evaluate-seq --data` scores a sequence dataset; a CSV of single "
+    "hands needs a static model"
+)
+
+
+def stream_sources(args, what_model: str, table_hint: str = TABLE_HINT):
     """The videos (or the camera) a streaming command reads: a list of sources, or None after
     saying on stderr why there is none or what is not a video. ``what_model``: how the refusal
-    names the model ("a sequence model (32 frames per gesture)", "a live detector")."""
+    names the model ("a sequence model (32 frames per gesture)", "a live detector");
+    ``table_hint``: what to say of a file that is no video."""
     import sys
 
     from gesturelab.datasets.extraction import IMAGE_SUFFIXES, collect_inputs
@@ -186,8 +193,7 @@ def stream_sources(args, what_model: str):
     what = (
         "is a single image"
         if stills[0].suffix.lower() in IMAGE_SUFFIXES
-        else "is no video (a table of landmarks? `evaluate-seq --data` scores a sequence "
-        "dataset; a CSV of single hands needs a static model)"
+        else f"is no video ({table_hint})"
     )
     print(
         f"error: {args.model} is {what_model}: it needs a sequence (a video, or --camera 0), "

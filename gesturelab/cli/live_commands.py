@@ -14,7 +14,9 @@ def predict_live(detector, args) -> int:
     from gesturelab.errors import MediaError
     from gesturelab.serving.inference import detect_video
 
-    sources = stream_sources(args, "a live detector")
+    sources = stream_sources(
+        args, "a live detector", "a table of landmarks? it reads the frames of a video"
+    )
     if sources is None:
         return 2
     problems = []
