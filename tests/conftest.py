@@ -13,18 +13,30 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 # Session fixtures that train or sweep: the tests reading one run on one xdist worker, so the
 # fixture is built once, not once per worker.
-SHARED_GROUPS = ("small_tcn",)
+SHARED_GROUPS = ("small_tcn", "first_board")
+
+
+# Tests that take tens of seconds (a training, a sweep, a subprocess); the rest take about one.
+LONG_MARKERS = ("slow", "train", "sweep", "integration")
 
 
 def pytest_collection_modifyitems(config, items):
-    """The longest tests first (the notebooks), so that the two workers finish together; each
+    """The longest tests first (the notebooks, then trainings, sweeps and subprocesses, then the
+    rest), so that the two workers finish together: the last tests handed out are the short
+    ones, not a minute-long one that one worker runs while the other has nothing left. Each
     shared fixture's tests in one xdist group."""
     for item in items:
         for name in SHARED_GROUPS:
             if name in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group(name))
                 item.add_marker(pytest.mark.train)  # its first test trains the model
-    items.sort(key=lambda item: item.get_closest_marker("notebook") is None)
+
+    def order(item):
+        if item.get_closest_marker("notebook"):
+            return 0
+        return 1 if any(item.get_closest_marker(m) for m in LONG_MARKERS) else 2
+
+    items.sort(key=order)
 
 
 @pytest.fixture(scope="session")
