@@ -69,6 +69,9 @@ SEED = 42  # the static side: splits, folds, forests, viewpoint perturbation
 SEQUENCE_SEED = 0  # the sequence side: subject split and weight initialisation
 BOOTSTRAP_SEED = 0  # the resampling behind every interval and paired test
 SELECTION_TOLERANCE = 0.005  # macro-F1 gap below which two configurations count as tied
+# How the champion is chosen among the families' bests (training.sweep_state.SELECTION_RULES):
+# the rule whose champions did best on held-out sources (studies.selection_study, notebook 02).
+SELECTION_RULE = "transfer"
 # A file with more training rows than this is swept on a stratified subsample of this many
 # (every family on the same rows; each family's best is refit on all of them): the grid's
 # kernel SVMs, forests and MLPs would otherwise cost hours on two cores at HaGRID's full size

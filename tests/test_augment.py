@@ -31,3 +31,27 @@ def test_same_seed_same_perturbation(sample_frame):
         perturb_viewpoint(X, 3).to_numpy(), perturb_viewpoint(X, 3).to_numpy()
     )
     assert not np.allclose(perturb_viewpoint(X, 3).to_numpy(), perturb_viewpoint(X, 4).to_numpy())
+
+
+def test_an_augmented_pipeline_trains_on_perturbed_copies_and_predicts_as_a_pipeline(
+    sample_frame,
+):
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    from gesturelab.models.static_families import AugmentedPipeline, build_pipeline
+
+    X = sample_frame[list(LANDMARK_COLUMNS)]
+    y = sample_frame["label"].to_numpy(dtype=object)
+    params = {"kernel": "linear", "C": 1.0}
+    plain = build_pipeline("svm", params).fit(X, y)
+    augmented = clone(build_pipeline("svm", {**params, "augment": 2}))
+    assert type(plain) is Pipeline and isinstance(augmented, AugmentedPipeline)
+    augmented.fit(X, y)
+    # the scaler saw every row three times (itself and two copies), the classifier its classes
+    assert augmented.named_steps["scale"].n_samples_seen_ == 3 * len(X)
+    assert list(augmented.classes_) == list(plain.classes_)
+    # copies drawn with fixed seeds: the same fit twice; not the plain pipeline's fit
+    again = clone(augmented).fit(X, y)
+    np.testing.assert_array_equal(augmented.decision_function(X), again.decision_function(X))
+    assert not np.allclose(augmented.decision_function(X), plain.decision_function(X))

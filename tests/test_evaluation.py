@@ -159,3 +159,19 @@ def test_report_marks_the_champion_row_by_its_validation_run_else_its_architectu
     from_cli = {"validated_by_run": "elsewhere", "model_family": "ddnet"}
     assert [_is_champion_row(r, board, from_cli) for r in rows] == [True, False, True]
     assert not any(_is_champion_row(r, board, {}) for r in rows)
+
+
+def test_grouped_interval_resamples_whole_sources_and_counts_only_true_classes():
+    from gesturelab.evaluation.full_report import grouped_interval, held_out_f1
+
+    truth = np.array(["a"] * 6 + ["b"] * 6, dtype=object)
+    assert grouped_interval(truth, truth, np.repeat(np.arange(4), 3)) == (1.0, 1.0)
+    # a wrong answer naming a class the rows do not hold is not a class scored 0
+    assert held_out_f1(truth[:6], np.array(["a"] * 5 + ["c"], dtype=object)) == pytest.approx(
+        2 * 5 / 11
+    )
+    predicted = truth.copy()
+    predicted[:3] = "b"  # one whole source wrong
+    groups = np.repeat(np.arange(4), 3)
+    low, high = grouped_interval(truth, predicted, groups, n=400)
+    assert low < held_out_f1(truth, predicted) < high == 1.0

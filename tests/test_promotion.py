@@ -53,7 +53,7 @@ def test_a_worse_challenger_is_refused_then_forced_then_rolled_back(registry):
     store, data, cwd = registry["store"], registry["data"], registry["folder"]
     out = run_cli("promote", "--model-name", NAME, "--data", data, store=store, cwd=cwd)
     assert out.returncode == 1, out.stderr[-2000:]
-    assert "refused: the challenger is worse" in out.stderr
+    assert "refused: the challenger is less accurate on these rows" in out.stderr
     assert "challenger version 2 against champion version 1" in out.stdout
     aliases, tags = _versions(store)
     assert aliases == {"champion": "1", "challenger": "2"}
@@ -73,7 +73,7 @@ def test_a_worse_challenger_is_refused_then_forced_then_rolled_back(registry):
         cwd=cwd,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "(forced: it is worse on these rows)" in out.stdout
+    assert "(forced: the challenger is less accurate on these rows)" in out.stdout
     aliases, tags = _versions(store)
     assert aliases == {"champion": "2"}
     assert tags["2"]["previous_champion"] == "1" and tags["2"]["forced"] == "True"
@@ -90,23 +90,38 @@ def test_a_worse_challenger_is_refused_then_forced_then_rolled_back(registry):
     assert out.returncode == 2 and "nothing to roll back to" in out.stderr
 
 
-def test_a_challenger_that_is_not_worse_is_promoted(registry, monkeypatch):
+def test_a_challenger_that_is_not_worse_is_promoted_unless_it_transfers_worse(
+    registry, monkeypatch
+):
     import train_with_mlflow as tracking
     from gesturelab.serving.promotion import promote
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry["store"])
     champion = tracking.alias_version(NAME, "champion")
-    # The champion's own model registered again as the challenger: the same accuracy.
+    tracking.tag_version(NAME, champion, {"transfer_f1_macro": 0.981})
+    # The champion's own model registered again as the challenger: the same accuracy, but a
+    # transfer estimate whose whole interval lies below the champion's.
     source = tracking.model_version_info(f"models:/{NAME}/{champion}")
+    estimate = {"transfer_f1_macro": 0.962, "transfer_f1_low": 0.948, "transfer_f1_high": 0.975}
     version = tracking.register_model(
         f"runs:/{source['run_id']}/model",
         NAME,
         "challenger",
-        label_set=None or _classes(),
+        tags=estimate,
+        label_set=_classes(),
         data_sha256=None,
     )
+    decision = promote(NAME, registry["data"], reason="transfers worse")
+    assert not decision["promoted"] and decision["difference"] == 0.0
+    assert decision["refusal"] == (
+        "the challenger's transfer estimate 0.962 (95 % interval 0.948-0.975) is below the "
+        "champion's 0.981 beyond its interval"
+    )
+    assert tracking.alias_version(NAME, "champion") == champion
+    # Inside its interval (the champion's 0.981 <= the challenger's high end): promoted.
+    tracking.tag_version(NAME, version.version, {"transfer_f1_high": 0.985})
     decision = promote(NAME, registry["data"], reason="same model")
-    assert decision["promoted"] and not decision["forced"] and decision["difference"] == 0.0
+    assert decision["promoted"] and not decision["forced"] and decision["refusal"] == ""
     assert tracking.alias_version(NAME, "champion") == str(version.version)
     assert tracking.alias_version(NAME, "challenger") is None
 

@@ -17,7 +17,7 @@ from gesturelab.errors import UnknownNameError
 from gesturelab.models.static_families import FAMILIES, family, sweep_grid
 from gesturelab.training.sweep import run_sweep
 from gesturelab.training.sweep_board import LEADERBOARD_METRICS
-from gesturelab.training.sweep_state import select_best
+from gesturelab.training.sweep_state import SELECTION_RULES, select_best, transfer_refusal
 
 
 def test_selection_prefers_robust_among_ties_and_is_deterministic():
@@ -30,6 +30,36 @@ def test_selection_prefers_robust_among_ties_and_is_deterministic():
     assert select_best(records, 0.005)["name"] == "robust"
     assert select_best(records, 0.0)["name"] == "best clean"
     assert select_best(records[1:], 0.005, top=0.980)["name"] == "robust"
+
+
+def test_each_selection_rule_names_its_champion_among_the_families_bests():
+    bests = [
+        {"family": "mlp", "val_f1_macro": 0.982, "val_perturbed_f1_macro": 0.958,
+         "transfer_f1_macro": 0.973},
+        {"family": "svm", "val_f1_macro": 0.979, "val_perturbed_f1_macro": 0.956,
+         "transfer_f1_macro": 0.981},
+        {"family": "knn", "val_f1_macro": 0.952, "val_perturbed_f1_macro": 0.890,
+         "transfer_f1_macro": 0.990},
+    ]  # fmt: skip
+    picked = {
+        name: rule.pick(bests, 0.005, None)["family"] for name, rule in SELECTION_RULES.items()
+    }
+    assert picked == {"cv": "mlp", "cv+perturbed": "mlp", "transfer": "knn", "cv+transfer": "svm"}
+    # without an estimate (nan) a configuration never wins on transfer
+    bests[2]["transfer_f1_macro"] = float("nan")
+    assert SELECTION_RULES["transfer"].pick(bests, 0.005, None)["family"] == "svm"
+    assert [r.name for r in SELECTION_RULES.values() if r.transfer] == ["transfer", "cv+transfer"]
+
+
+def test_promotion_on_transfer_is_refused_only_beyond_the_challengers_interval():
+    new = {"transfer_f1_macro": 0.973, "transfer_f1_low": 0.960, "transfer_f1_high": 0.979}
+    assert transfer_refusal({"transfer_f1_macro": "0.981"}, new) == (
+        "the challenger's transfer estimate 0.973 (95 % interval 0.960-0.979) is below the "
+        "champion's 0.981 beyond its interval"
+    )
+    assert transfer_refusal({"transfer_f1_macro": "0.979"}, new) is None
+    assert transfer_refusal({}, new) is None  # a champion registered without an estimate
+    assert transfer_refusal({"transfer_f1_macro": "0.99"}, {"transfer_f1_macro": 0.9}) is None
 
 
 def test_an_unknown_family_is_refused_with_the_known_ones():
@@ -68,12 +98,16 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     assert (result.transfer["folds"] == 5).all() and (result.transfer["held_out_groups"] > 5).all()
     champion = result.champion
     assert champion["family"] in {"logreg", "knn"} and "registered" not in champion
-    # The champion is the best validated family within the tolerance, refit on every row.
-    assert (
-        champion["val_f1_macro"] >= result.runs["val_f1_macro"].max() - config.SELECTION_TOLERANCE
-    )
+    # The champion is the family best with the best transfer estimate (config.SELECTION_RULE),
+    # refit on every row; its run keeps the estimate with its interval.
+    assert config.SELECTION_RULE == "transfer"
+    transfer = result.transfer.set_index("name")["transfer_f1_macro"]
+    assert transfer[champion["run_name"]] == transfer.max()
     logged = tracking.get_run(champion["run_id"])
     assert logged.kind == "champion" and logged.params["trained_on"] == "train+val+test"
+    assert logged.params["selection_rule"] == "transfer"
+    kept = [logged.metrics[f"selection_transfer_f1_{k}"] for k in ("low", "macro", "high")]
+    assert kept[0] <= kept[1] <= kept[2] and kept[1] == transfer.max()
     assert logged.label_set == tuple(sorted(prepared.classes))
     board = tracking.leaderboard("tiny-sweep")
     assert len(board) == n_configs and board["val_f1_macro"].is_monotonic_decreasing
@@ -177,6 +211,7 @@ def test_a_sweep_selected_on_a_subsample_refits_each_best_on_every_training_row(
         families=("logreg", "knn"),
         feature_ablation=False,
         transfer_check=False,
+        selection_rule="cv+perturbed",
         progress=False,
         selection_rows=300,
     )

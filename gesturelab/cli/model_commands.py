@@ -23,7 +23,8 @@ def _print_comparison(name: str, decision: dict) -> None:
         f"(difference {decision['difference']:+.4f}, 95 % interval "
         f"[{decision['difference_low']:+.4f}, {decision['difference_high']:+.4f}]; "
         f"only the challenger right on {decision['only_a_right']} rows, only the champion on "
-        f"{decision['only_b_right']}; McNemar p = {decision['mcnemar_p']:.3g})"
+        f"{decision['only_b_right']}; McNemar p = {decision['mcnemar_p']:.3g})\n"
+        f"  transfer estimate {decision['transfer_a']} against {decision['transfer_b']}"
     )
 
 
@@ -41,12 +42,12 @@ def cmd_promote(args) -> int:
     _print_comparison(args.model_name, decision)
     if not decision["promoted"]:
         print(
-            f"refused: the challenger is worse on these rows; champion stays version "
+            f"refused: {decision['refusal']}; champion stays version "
             f"{decision['champion']} (--force to promote anyway)",
             file=sys.stderr,
         )
         return 1
-    forced = " (forced: it is worse on these rows)" if decision["forced"] else ""
+    forced = f" (forced: {decision['refusal']})" if decision["forced"] else ""
     print(
         f"promoted: models:/{args.model_name}@champion is version {decision['challenger']}"
         f"{forced}; `rollback --model-name {args.model_name}` undoes it"

@@ -141,6 +141,40 @@ def _bootstrap_scores(y_true, y_pred, n: int, seed: int) -> dict[str, np.ndarray
     return {"accuracy": right.mean(axis=1), "f1_macro": f1.sum(axis=1) / (both > 0).sum(axis=1)}
 
 
+def held_out_f1(truth, predicted) -> float:
+    """Macro-F1 over the classes the held-out rows hold: a fold without some class would
+    otherwise count a wrong answer naming it as a whole class scored 0."""
+    truth = np.asarray(truth, dtype=object)
+    return float(
+        f1_score(truth, np.asarray(predicted, dtype=object), labels=np.unique(truth),
+                 average="macro", zero_division=0)
+    )  # fmt: skip
+
+
+def grouped_interval(
+    truth, predicted, groups, n: int = config.N_BOOTSTRAP, seed: int = config.BOOTSTRAP_SEED
+) -> tuple[float, float]:
+    """95 % percentile interval of ``held_out_f1`` over resampled groups (whole sources drawn
+    with replacement, their rows together: rows of one source are not independent draws)."""
+    _, classes = np.unique(
+        np.concatenate([np.asarray(truth), np.asarray(predicted)]).astype(str), return_inverse=True
+    )
+    truth, predicted = classes[: len(truth)], classes[len(truth) :]
+    k = int(classes.max()) + 1
+    _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    members = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n):
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        t, p = truth[rows], predicted[rows]
+        hits = np.bincount(t[t == p], minlength=k)
+        present = np.bincount(t, minlength=k)
+        both = present + np.bincount(p, minlength=k)
+        draws.append((2 * hits[present > 0] / both[present > 0]).mean())
+    return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+
+
 def paired_comparison(
     y_true, pred_a, pred_b, n: int = config.N_BOOTSTRAP, seed: int = config.BOOTSTRAP_SEED
 ) -> dict:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
 
+import numpy as np
+import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -20,6 +22,7 @@ from sklearn.svm import SVC
 
 from gesturelab.config import SEED
 from gesturelab.errors import lookup
+from gesturelab.features.augment import perturb_viewpoint
 from gesturelab.features.landmark_features import LandmarkNormalizer
 from gesturelab.models.static_mlp import KerasMLPClassifier
 
@@ -51,19 +54,75 @@ SWEPT_FEATURE_SETS = ["xy+dist", "xy+dist+angles"]
 
 
 def build_pipeline(family: str, params: dict, features: dict | None = None, seed: int = SEED):
-    """Raw landmarks -> normalised features -> standardised -> classifier."""
+    """Raw landmarks -> normalised features -> standardised -> classifier.
+
+    ``params["augment"]`` (copies, > 0) trains on that many viewpoint-perturbed copies of every
+    training row besides the row itself (``AugmentedPipeline``); the classifier never sees it.
+    """
     features = dict(DEFAULT_FEATURES if features is None else features)
-    return Pipeline(
-        [
-            ("landmarks", LandmarkNormalizer(**features)),
-            ("scale", StandardScaler()),
-            ("clf", make_classifier(family, params, seed)),
+    params = dict(params)
+    copies = int(params.pop("augment", 0))
+    steps = [
+        ("landmarks", LandmarkNormalizer(**features)),
+        ("scale", StandardScaler()),
+        ("clf", make_classifier(family, params, seed)),
+    ]
+    return AugmentedPipeline(steps, copies=copies, seed=seed) if copies else Pipeline(steps)
+
+
+class AugmentedPipeline(Pipeline):
+    """A pipeline that fits on its training rows plus ``copies`` viewpoint-perturbed copies of
+    each (``features.augment.perturb_viewpoint``: the hand rotated in the image plane and
+    foreshortened, as another camera would see it); predicting is the plain pipeline's.
+
+    The copies are milder (±10°, to 80 %) than the sweep's robustness check (±20°, to 60 %), and
+    drawn with other seeds: they teach small changes of viewpoint, not the check's own hands.
+    Still a ``Pipeline`` (its steps, ``decision_function``, export), so everything that reads a
+    logged model reads this one.
+    """
+
+    def __init__(
+        self,
+        steps,
+        *,
+        copies: int = 2,
+        max_rotation_deg: float = 10.0,
+        min_foreshortening: float = 0.8,
+        seed: int = SEED,
+        memory=None,
+        verbose: bool = False,
+    ):
+        super().__init__(steps, memory=memory, verbose=verbose)
+        self.copies = copies
+        self.max_rotation_deg = max_rotation_deg
+        self.min_foreshortening = min_foreshortening
+        self.seed = seed
+
+    def fit(self, X, y=None, **params):
+        X = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+        copies = [
+            perturb_viewpoint(X, self.seed + 1 + i, self.max_rotation_deg, self.min_foreshortening)
+            for i in range(self.copies)
         ]
-    )
+        return super().fit(
+            pd.concat([X, *copies], ignore_index=True),
+            np.concatenate([np.asarray(y, dtype=object)] * (self.copies + 1)),
+            **params,
+        )
 
 
 def _grid(**axes):
     return [dict(zip(axes, values)) for values in product(*axes.values())]
+
+
+# Viewpoint-perturbed copies of each training row an augmented configuration trains on.
+AUGMENT_COPIES = 2
+
+
+def _augmented(grid: list[dict]) -> list[dict]:
+    """The grid, then each of its configurations trained with augmented rows: the linear
+    families are cheap enough to sweep it (``AugmentedPipeline``)."""
+    return grid + [{**c, "augment": AUGMENT_COPIES} for c in grid]
 
 
 @dataclass(frozen=True)
@@ -98,8 +157,12 @@ REGISTRY: dict[str, Family] = {
             "svm",
             build=lambda params, seed: SVC(random_state=seed, **params),
             grid=tuple(
-                _grid(
-                    kernel=["linear"], C=[0.01, 0.1, 1.0, 10.0, 100.0], features=SWEPT_FEATURE_SETS
+                _augmented(
+                    _grid(
+                        kernel=["linear"],
+                        C=[0.01, 0.1, 1.0, 10.0, 100.0],
+                        features=SWEPT_FEATURE_SETS,
+                    )
                 )
                 + _grid(
                     kernel=["rbf"], C=[1.0, 10.0, 100.0, 1000.0], gamma=["scale", 0.001, 0.01, 0.1]
@@ -113,6 +176,7 @@ REGISTRY: dict[str, Family] = {
             ),
             quick_grid=(
                 {"kernel": "linear", "C": 1.0},
+                {"kernel": "linear", "C": 1.0, "augment": AUGMENT_COPIES},
                 {"kernel": "rbf", "C": 10.0, "gamma": "scale"},
                 _SVM_REFERENCE,
             ),
@@ -156,7 +220,9 @@ REGISTRY: dict[str, Family] = {
         Family(
             "logreg",
             build=lambda params, seed: LogisticRegression(max_iter=5000, **params),
-            grid=tuple(_grid(C=[0.1, 1.0, 10.0, 100.0, 1000.0], features=SWEPT_FEATURE_SETS)),
+            grid=tuple(
+                _augmented(_grid(C=[0.1, 1.0, 10.0, 100.0, 1000.0], features=SWEPT_FEATURE_SETS))
+            ),
             quick_grid=({"C": 1.0}, {"C": 1.0, "features": "xy+dist+angles"}),
         ),
     )
@@ -167,6 +233,7 @@ REFERENCE_CONFIGS = {name: f.reference for name, f in REGISTRY.items() if f.refe
 # Every type a logged static model may hold beyond what skops trusts by itself.
 SKOPS_TRUSTED_TYPES = (
     f"{LandmarkNormalizer.__module__}.{LandmarkNormalizer.__qualname__}",
+    f"{AugmentedPipeline.__module__}.{AugmentedPipeline.__qualname__}",
     *sorted({t for f in REGISTRY.values() for t in f.skops_types}),
 )
 

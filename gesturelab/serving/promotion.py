@@ -5,10 +5,13 @@ A newly trained model is registered as the ``challenger`` (``--register --challe
 any dataset ``gesturelab.datasets`` reads, a sequence model on any sequence dataset or a
 SHREC'17 split), compares them with the paired test of ``evaluation.full_report`` (McNemar's
 exact test and a paired bootstrap interval of the accuracy difference), and moves ``champion``
-only when the challenger is not worse: its accuracy on those rows at least the champion's
-(``--force`` moves it anyway, and says so). ``rollback`` points ``champion`` back at the version
-it pointed at before. Every move is recorded on the versions as tags: when, who, why, the
-comparison's numbers, the version it replaced.
+only when the challenger is not worse: its accuracy on those rows at least the champion's, and
+its transfer estimate (held-out sources, kept on the version by the sweep) not below the
+champion's beyond its interval (``training.sweep_state.transfer_refusal``, the guard the
+sweep applies too when it registers a champion). ``--force`` moves it anyway, and says so.
+``rollback`` points ``champion`` back at the version it pointed at before. Every move is
+recorded on the versions as tags: when, who, why, the comparison's numbers, the version it
+replaced.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from gesturelab import config
 from gesturelab.errors import RegistryError
 from gesturelab.evaluation.scoring import Labelled, score
+from gesturelab.training.sweep_state import transfer_refusal
 
 CHALLENGER = "challenger"
 
@@ -103,14 +107,35 @@ def compare(name: str, data=None, split: str = "test", quarantine_dir=None) -> d
     if len(truth) != len(truth_old) or (truth != truth_old).any():
         raise RegistryError(f"{name}: the two versions were not scored on the same rows")
     paired = paired_comparison(truth, new, old)
+    worse_here = paired["accuracy_a"] < paired["accuracy_b"]
+    reasons = ["the challenger is less accurate on these rows"] if worse_here else []
+    on_transfer = transfer_refusal(tags[champion], tags[challenger])
+    if on_transfer:
+        reasons.append(on_transfer)
     return {
         "champion": champion,
         "challenger": challenger,
         "data": what,
         "rows": len(truth),
         **paired,
-        "not_worse": paired["accuracy_a"] >= paired["accuracy_b"],
+        **{
+            f"transfer_{side}": _estimate(tags[v])
+            for side, v in (("a", challenger), ("b", champion))
+        },
+        "not_worse": not reasons,
+        "refusal": "; ".join(reasons),
     }
+
+
+def _estimate(tags: dict) -> str:
+    """A version's transfer estimate as its tags hold it, for the decision's record."""
+    if "transfer_f1_macro" not in tags:
+        return "none (registered without one)"
+    text = f"{float(tags['transfer_f1_macro']):.3f}"
+    if "transfer_f1_low" in tags and "transfer_f1_high" in tags:
+        low, high = float(tags["transfer_f1_low"]), float(tags["transfer_f1_high"])
+        text += f" ({low:.3f}-{high:.3f})"
+    return text
 
 
 def _stamp(action: str, reason: str) -> dict:
@@ -138,6 +163,9 @@ def promote(name: str, data=None, split="test", force=False, reason="", quaranti
             "difference_low",
             "difference_high",
             "mcnemar_p",
+            "transfer_a",
+            "transfer_b",
+            "refusal",
         )
         if k in decision
     }

@@ -50,6 +50,7 @@ from gesturelab.training.sweep_state import (
     model_of,
     select_best,
 )
+from gesturelab.training.sweep_state import selection_rule as selection_rule_of
 from gesturelab.training.sweep_transfer import cross_val_oof, transfer_of_best
 
 
@@ -82,6 +83,7 @@ def run_sweep(
     *,
     quick: bool = False,
     selection_tolerance: float = config.SELECTION_TOLERANCE,
+    selection_rule: str = config.SELECTION_RULE,
     experiment: str = config.STATIC_EXPERIMENT,
     families=FAMILIES,
     feature_ablation: bool = True,
@@ -100,6 +102,10 @@ def run_sweep(
 
     The steps: ``sweep_family`` for each family (a grid, then its best scored on the test
     split), ``feature_ablation_runs``, ``transfer_of_best``, ``log_champion``.
+    selection_rule: how the champion is chosen among the families' bests
+        (``sweep_state.SELECTION_RULES``; the default is the rule that best predicted
+        held-out sources in ``studies.selection_study``). A rule that reads transfer
+        estimates needs ``transfer_check``.
     figures_dir: where the leaderboard and confusion figures go (None: none are written).
     engine: where the configurations and transfer estimates are trained (``training.engine``;
         default: joblib, one process per core). Results are logged here, by this process.
@@ -108,6 +114,12 @@ def run_sweep(
         best is refit on every training row before the test split scores it; 0: never.
     """
     engine = engine or Engine()
+    rule = selection_rule_of(selection_rule)
+    if rule.transfer and not transfer_check:
+        raise SweepDataError(
+            f"the selection rule {rule.name!r} chooses by transfer estimate; it needs the "
+            "transfer check (choose another rule, e.g. 'cv+perturbed', to skip it)"
+        )
     if selection_rows < 0:
         raise SweepDataError(
             f"--selection-rows is a number of training rows (0: every row), not {selection_rows}"
@@ -172,17 +184,27 @@ def run_sweep(
             sweep.bar.close()
             # Measured against the best configuration overall, so the tolerance is spent once.
             overall_top = max(r["val_f1_macro"] for r in records)
-            selected = select_best(best_rows, selection_tolerance, top=overall_top)
             champion = {}
 
             def refit_champion():
+                selected = rule.pick(best_rows, selection_tolerance, overall_top)
+                selected["selection_rule"] = rule.name
                 champion.update(log_champion(sweep, selected, register_as, register_alias))
 
             transfer = pd.DataFrame()
-            if transfer_check:  # the champion is refit here while the workers estimate
+            if transfer_check:
+                # a rule that reads the estimates waits for them; another refits the champion
+                # here while the workers estimate
                 transfer = transfer_of_best(
-                    sweep, best_rows, families, pool, refit_champion, records
+                    sweep,
+                    best_rows,
+                    families,
+                    pool,
+                    None if rule.transfer else refit_champion,
+                    records,
                 )
+                if rule.transfer:
+                    refit_champion()
             else:
                 refit_champion()
         result = SweepResult(

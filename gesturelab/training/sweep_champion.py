@@ -24,8 +24,8 @@ from gesturelab.models.static_families import (
     build_pipeline,
 )
 from gesturelab.training import run_keys
-from gesturelab.training.sweep_state import SweepState, model_of
-from gesturelab.training.sweep_transfer import cross_val_oof
+from gesturelab.training.sweep_state import TRANSFER_TAGS, SweepState, model_of, transfer_refusal
+from gesturelab.training.sweep_transfer import TRANSFER_SCORES, cross_val_oof
 
 
 def champion_file(reports_dir) -> Path:
@@ -75,7 +75,10 @@ def log_champion(
     selection = {
         f"selection_{k}": best[k]
         for k in best
-        if k.startswith(("val_", "test_")) and k not in ("test_confusion", "test_report")
+        if k.startswith(("val_", "test_"))
+        and k not in ("test_confusion", "test_report")
+        or k in TRANSFER_SCORES
+        and np.isfinite(best[k])  # a sweep without the estimate: nan
     }
     rule = champion_reject_rule(sweep, pipeline, model_of(best), best.get("oof_scores"))
     with tracking.start_run(
@@ -92,6 +95,7 @@ def log_champion(
                 "features": best["features"],
                 "seed": sweep.seed,
                 "trained_on": "train+val+test",
+                "selection_rule": best.get("selection_rule", ""),
             }
         )
         dataset = prepared.dataset
@@ -132,15 +136,27 @@ def _champion(
         "model_uri": model_uri,
         "reject": rule,
     }
+    estimate = {k: best[k] for k in TRANSFER_TAGS if np.isfinite(best.get(k, np.nan))}
     if name and tracking.alias_run_id(name, alias) == run_id:
         champion["registered"] = f"models:/{name}@{alias}"
         champion["version"] = tracking.alias_version(name, alias)
     elif name:
+        refusal = None
+        if alias == config.CHAMPION_ALIAS:
+            refusal = transfer_refusal(tracking.alias_tags(name, alias), estimate)
+        if refusal:  # the new model waits as the challenger; the champion stays
+            alias = tracking.CHALLENGER_ALIAS
+            champion["refused"] = refusal
         version = tracking.register_model(
             model_uri,
             name,
             alias,
-            tags={"selected_run": best["run_name"], "data_file": prepared.loaded.path.name},
+            tags={
+                "selected_run": best["run_name"],
+                "data_file": prepared.loaded.path.name,
+                "selection_rule": best.get("selection_rule", ""),
+                **estimate,
+            },
             label_set=prepared.classes,
             data_sha256=prepared.loaded.fingerprint,
             classes_of=model_classes,

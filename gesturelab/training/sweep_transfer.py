@@ -16,6 +16,7 @@ from gesturelab import config
 from gesturelab.datasets.landmarks import LABEL_COLUMN
 from gesturelab.datasets.splits import grouped_folds, source_groups
 from gesturelab.datasets.static_data import PreparedData
+from gesturelab.evaluation.full_report import grouped_interval
 from gesturelab.evaluation.metrics import classification_metrics
 from gesturelab.models.predictor import GesturePredictor
 from gesturelab.models.static_families import (
@@ -85,8 +86,7 @@ def transfer_of_best(
             continue
         run = tracking.open_run(record["run_id"])
         if any(record is best for best in best_rows):
-            scores = ("transfer_accuracy", "transfer_f1_macro")
-            run.log_metrics({k: row[k] for k in scores if np.isfinite(row[k])})
+            run.log_metrics({k: row[k] for k in TRANSFER_SCORES if np.isfinite(row.get(k, np.nan))})
         kept = {k: v for k, v in row.items() if k != "name"}
         run.set_tags(
             {
@@ -97,9 +97,13 @@ def transfer_of_best(
         )
     for best in best_rows:
         row = rows[best["run_name"]]
-        best["transfer_f1_macro"] = row["transfer_f1_macro"]
-        best["transfer_accuracy"] = row["transfer_accuracy"]
+        best.update({k: row.get(k, np.nan) for k in TRANSFER_SCORES})
     return transfer
+
+
+# What a configuration's run keeps of its transfer estimate (macro-F1 with its 95 % interval
+# over resampled held-out groups).
+TRANSFER_SCORES = ("transfer_accuracy", "transfer_f1_macro", "transfer_f1_low", "transfer_f1_high")
 
 
 def cross_val_oof(pipeline, X, y, folds, X_perturbed=None, scores: bool = False, only=None):
@@ -187,6 +191,8 @@ def transfer_estimate(
                     "family": family,
                     "transfer_accuracy": np.nan,
                     "transfer_f1_macro": np.nan,
+                    "transfer_f1_low": np.nan,
+                    "transfer_f1_high": np.nan,
                     "held_out_groups": n_groups,
                     "rows": 0,
                     "classes_left_out": left_out,
@@ -218,12 +224,15 @@ def transfer_estimate(
         candidates, predictions, spent, strict=True
     ):
         metrics = classification_metrics(labels[keep], predicted)
+        low, high = grouped_interval(labels[keep], predicted, groups[keep])
         rows.append(
             {
                 "name": name,
                 "family": family,
                 "transfer_accuracy": metrics["accuracy"],
                 "transfer_f1_macro": metrics["f1_macro"],
+                "transfer_f1_low": low,
+                "transfer_f1_high": high,
                 "held_out_groups": n_groups,
                 "folds": len(np.unique(folds)),
                 "rows": int(keep.sum()),

@@ -1,0 +1,220 @@
+"""Is the sweep's selection rule itself any good? Each rule tested on sources it never saw.
+
+Whole sources of the file (HaGRID's source blocks, a keypoint file's recording runs, users or
+subjects where the file names them) are held out a fold at a time. Inside the rest the sweep's
+selection runs as the sweep runs it: every configuration of every family scored by grouped
+cross-validation (clean and viewpoint-perturbed), each family's best chosen, the families'
+bests given a transfer estimate. Each candidate rule then names a champion, and that champion,
+fitted on the rest, is scored on the held-out sources: the rule that names the champions that
+do best there is the one that predicts what a user sees. A soft-voting ensemble of the
+families' bests is scored beside them, as the alternative to choosing at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from gesturelab import config
+from gesturelab.datasets.landmarks import LABEL_COLUMN
+from gesturelab.datasets.splits import grouped_folds, source_groups
+from gesturelab.datasets.static_data import PreparedData
+from gesturelab.evaluation.full_report import grouped_interval, held_out_f1
+from gesturelab.evaluation.metrics import classification_metrics
+from gesturelab.features.augment import perturb_viewpoint
+from gesturelab.models.predictor import GesturePredictor
+from gesturelab.models.static_families import FAMILIES, FEATURE_SETS, build_pipeline, sweep_grid
+from gesturelab.training.engine import Engine
+from gesturelab.training.sweep import split_configuration
+from gesturelab.training.sweep_state import SELECTION_RULES, select_best
+from gesturelab.training.sweep_transfer import cross_val_oof, transfer_estimate
+
+ENSEMBLE = "ensemble of the families' bests"
+
+
+@dataclass
+class SelectionStudy:
+    """What ``selection_study`` found on one dataset."""
+
+    dataset: str
+    rules: pd.DataFrame  # one row per rule: held-out macro-F1 with its interval, regret, picks
+    picks: pd.DataFrame  # one row per (outer fold, family best): its scores and held-out F1
+    outer_folds: int
+    rows: int
+    classes_left_out: str
+
+
+def selection_study(
+    prepared: PreparedData,
+    dataset: str,
+    *,
+    quick: bool = False,
+    families=FAMILIES,
+    outer_folds: int = 5,
+    tolerance: float = config.SELECTION_TOLERANCE,
+    seed: int = config.SEED,
+    engine: Engine | None = None,
+    transfer_groups: int | None = None,
+) -> SelectionStudy:
+    """Every rule of ``SELECTION_RULES`` (and the ensemble) scored on held-out sources.
+
+    quick: the families' quick grids and a 5-fold transfer estimate (the sweep's quick mode).
+    transfer_groups: the transfer estimate's ``max_groups`` (default: as the sweep sets it).
+    """
+    data = prepared.data
+    sources = source_groups(data, 20)
+    labels = data[LABEL_COLUMN].to_numpy(dtype=object)
+    per_class = pd.Series(sources).groupby(labels).nunique()
+    # a class seen in one source only cannot be held out and learned at once
+    keep = np.isin(labels, per_class[per_class >= 2].index)
+    outer = np.full(len(data), -1)
+    outer[keep] = grouped_folds(labels[keep], sources[keep], outer_folds, seed)
+    grids = {f: sweep_grid(f, quick) for f in families}
+    if transfer_groups is None:
+        transfer_groups = 5 if quick else 60
+    engine = engine or Engine()
+    picks = []
+    predictions = {}  # (fold, name) -> predictions of the held-out rows
+    for fold in range(outer_folds):
+        inner = keep & (outer != fold)
+        held = outer == fold
+        bests = _family_bests(prepared, inner, grids, tolerance, seed, engine)
+        candidates = [(b["name"], b["family"], b["params"], b["features"]) for b in bests.values()]
+        with engine.open(None) as pool:
+            transfer = transfer_estimate(
+                prepared, candidates, seed=seed, pool=pool, rows=inner, max_groups=transfer_groups
+            ).set_index("name")
+        X_in, y_in = data.loc[inner, prepared.columns], labels[inner]
+        X_out, y_out = data.loc[held, prepared.columns], labels[held]
+        distributions = []
+        for family, best in bests.items():
+            model = build_pipeline(family, best["params"], FEATURE_SETS[best["features"]], seed)
+            model.fit(X_in, y_in)
+            predicted = np.asarray(model.predict(X_out), dtype=object)
+            predictions[fold, family] = predicted
+            predictor = GesturePredictor(model)
+            distributions.append(
+                pd.DataFrame(predictor.predict_distribution(X_out), columns=predictor.classes)
+            )
+            picks.append(
+                {
+                    "fold": fold,
+                    "family": family,
+                    "configuration": best["name"],
+                    "val_f1_macro": best["val_f1_macro"],
+                    "val_perturbed_f1_macro": best["val_perturbed_f1_macro"],
+                    "transfer_f1_macro": float(transfer.loc[best["name"], "transfer_f1_macro"]),
+                    "held_out_f1_macro": held_out_f1(y_out, predicted),
+                }
+            )
+        mean = sum(d.reindex(columns=sorted(set(y_in)), fill_value=0.0) for d in distributions)
+        predictions[fold, ENSEMBLE] = mean.idxmax(axis=1).to_numpy(dtype=object)
+    picks = pd.DataFrame(picks)
+    rules = _score_rules(picks, predictions, outer, labels, sources, tolerance)
+    return SelectionStudy(
+        dataset=dataset,
+        rules=rules,
+        picks=picks,
+        outer_folds=outer_folds,
+        rows=int(keep.sum()),
+        classes_left_out=", ".join(sorted(per_class[per_class < 2].index)),
+    )
+
+
+def _family_bests(prepared, inner, grids, tolerance, seed, engine) -> dict:
+    """Each family's best configuration on the ``inner`` rows, chosen as the sweep chooses it
+    (grouped CV over the file's own groups; the tolerance; viewpoint robustness)."""
+    data = prepared.data
+    X = data.loc[inner, prepared.columns]
+    y = data.loc[inner, LABEL_COLUMN].to_numpy(dtype=object)
+    folds = grouped_folds(y, data.loc[inner, "group"].to_numpy(), 5, seed)
+    shared = {"X": X, "y": y, "folds": folds, "X_perturbed": perturb_viewpoint(X, seed)}
+    tasks = [(family, c, seed) for family, grid in grids.items() for c in grid]
+    with engine.open(shared) as pool:
+        scored = list(pool.map(_cross_validate, tasks))
+    bests = {}
+    for family in grids:
+        records = [r for r in scored if r["family"] == family]
+        bests[family] = select_best(records, tolerance)
+    return bests
+
+
+def _cross_validate(shared, task) -> dict:
+    family, configuration, seed = task
+    params, features = split_configuration(configuration)
+    pipeline = build_pipeline(family, params, FEATURE_SETS[features], seed)
+    y = shared["y"]
+    clean, perturbed, _, _ = cross_val_oof(
+        pipeline, shared["X"], y, shared["folds"], shared["X_perturbed"]
+    )
+    from gesturelab.models.static_families import run_name
+
+    return {
+        "family": family,
+        "name": run_name(family, params, features),
+        "params": params,
+        "features": features,
+        "val_f1_macro": classification_metrics(y, clean)["f1_macro"],
+        "val_perturbed_f1_macro": classification_metrics(y, perturbed)["f1_macro"],
+    }
+
+
+def _score_rules(picks, predictions, outer, labels, sources, tolerance) -> pd.DataFrame:
+    """Per rule: the champions it named, pooled over the held-out folds (macro-F1 with an
+    interval over resampled sources), how far each fell short of the best family best of its
+    fold (regret), and how well the rule's score ranks the families' bests there."""
+    named = {}
+    for rule in SELECTION_RULES.values():
+        chosen = []
+        for _, rows in picks.groupby("fold"):
+            records = rows.to_dict("records")
+            top = max(r["val_f1_macro"] for r in records)
+            chosen.append(rule.pick(records, tolerance, top)["family"])
+        named[rule.name] = chosen
+    named[ENSEMBLE] = [ENSEMBLE] * picks["fold"].nunique()
+    score_of = {"cv": "val_f1_macro", "cv+perturbed": "val_perturbed_f1_macro"}
+    score_of.update({"transfer": "transfer_f1_macro", "cv+transfer": "transfer_f1_macro"})
+    held = outer >= 0
+    truth = np.asarray(labels, dtype=object)
+    table = []
+    for name, chosen in named.items():
+        predicted = np.empty(len(labels), dtype=object)
+        regret = []
+        for fold, family in enumerate(chosen):
+            predicted[outer == fold] = predictions[fold, family]
+            fold_rows = picks[picks["fold"] == fold]
+            best = fold_rows["held_out_f1_macro"].max()
+            if family != ENSEMBLE:
+                got = fold_rows.loc[fold_rows["family"] == family, "held_out_f1_macro"].iloc[0]
+            else:
+                got = held_out_f1(truth[outer == fold], predictions[fold, family])
+            regret.append(best - got)
+        f1 = held_out_f1(truth[held], predicted[held])
+        low, high = grouped_interval(truth[held], predicted[held], sources[held])
+        column = score_of.get(name)
+        table.append(
+            {
+                "rule": name,
+                "held_out_f1_macro": f1,
+                "low": low,
+                "high": high,
+                "mean_regret": float(np.mean(regret)),
+                "folds_best": int(sum(r <= 1e-12 for r in regret)),
+                "rank_correlation": _rank_correlation(picks, column) if column else np.nan,
+                "picks": ", ".join(chosen),
+            }
+        )
+    return pd.DataFrame(table)
+
+
+def _rank_correlation(picks: pd.DataFrame, column: str) -> float:
+    """Mean over folds of Spearman's rho between a score and the held-out macro-F1 of the
+    families' bests (nan where a fold's values are all equal)."""
+    values = []
+    for _, rows in picks.groupby("fold"):
+        if rows[column].nunique() > 1 and rows["held_out_f1_macro"].nunique() > 1:
+            values.append(spearmanr(rows[column], rows["held_out_f1_macro"]).statistic)
+    return float(np.mean(values)) if values else np.nan
