@@ -113,7 +113,7 @@ def notebook_plan(quick: bool, data, work_dir: Path | None) -> list[tuple[str, d
                     {
                         "use_folds": 1,
                         "max_subjects": 1,
-                        "epochs": 3,
+                        "epochs": 1,  # the base model: one epoch of DD-Net on 15 subjects
                         "samples_per_class": [1, 3],
                         "strategies": ["head_only", "last_block"],
                         "learning_rates": [1e-3],
