@@ -68,6 +68,7 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
         "skeletons_per_class.png",
         "raw_vs_normalised.png",
         "feature_ablation.png",
+        "selection_rules.png",
         "inference_photos.png",
         "inference_gestures_video.png",
         "gesto_ladder.png",
@@ -81,6 +82,10 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
         "label_check_hagrid.png",
     ):
         assert (tmp_path / "figures" / name).exists(), name
+    # Notebook 02: each selection rule's champions scored on held-out sources.
+    rules = pd.read_csv(tmp_path / "reports" / "selection_rules.csv")
+    assert {"cv", "cv+perturbed", "transfer", "cv+transfer"} < set(rules["rule"])
+    assert (rules["low"] <= rules["high"]).all() and rules["held_out_f1_macro"].min() > 0.9
     assert len(pd.read_csv(tmp_path / "reports" / "gesto_study.csv")) == 9  # the whole ladder
     scaling = pd.read_csv(tmp_path / "reports" / "scaling_study.csv")
     assert scaling[["arch", "per_class"]].values.tolist() == [["lstm", 5], ["lstm", 20]]

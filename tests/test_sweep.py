@@ -15,9 +15,9 @@ from gesturelab import config
 from gesturelab.datasets.static_data import prepare
 from gesturelab.errors import UnknownNameError
 from gesturelab.models.static_families import FAMILIES, family, sweep_grid
+from gesturelab.training.selection_rules import SELECTION_RULES, select_best, transfer_refusal
 from gesturelab.training.sweep import run_sweep
 from gesturelab.training.sweep_board import LEADERBOARD_METRICS
-from gesturelab.training.sweep_state import SELECTION_RULES, select_best, transfer_refusal
 
 
 def test_selection_prefers_robust_among_ties_and_is_deterministic():

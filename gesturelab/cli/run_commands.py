@@ -16,6 +16,7 @@ from gesturelab.cli.common import (
     register_alias,
 )
 from gesturelab.training.engine import BACKENDS, DEFAULT_BACKEND
+from gesturelab.training.selection_rules import SELECTION_RULES
 
 
 def cmd_reproduce(args) -> int:
@@ -82,6 +83,7 @@ def cmd_sweep(args) -> int:
         prepared,
         quick=args.quick,
         selection_tolerance=args.selection_tolerance,
+        selection_rule=args.selection_rule,
         experiment=experiment,
         register_as=register_as,
         register_alias=register_alias(args),
@@ -257,6 +259,14 @@ def add_parsers(commands) -> None:
         default=config.SELECTION_TOLERANCE,
         help="macro-F1 gap below which configurations count as tied (then the most "
         "viewpoint-robust wins)",
+    )
+    p.add_argument(
+        "--selection-rule",
+        choices=list(SELECTION_RULES),
+        default=config.SELECTION_RULE,
+        help="how the champion is chosen among the families' bests: "
+        + "; ".join(f"{r.name}: {r.describe}" for r in SELECTION_RULES.values())
+        + " (default: %(default)s, the rule notebook 02 found best on held-out sources)",
     )
     p.set_defaults(func=cmd_sweep)
 

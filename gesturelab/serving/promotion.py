@@ -7,7 +7,7 @@ SHREC'17 split), compares them with the paired test of ``evaluation.full_report`
 exact test and a paired bootstrap interval of the accuracy difference), and moves ``champion``
 only when the challenger is not worse: its accuracy on those rows at least the champion's, and
 its transfer estimate (held-out sources, kept on the version by the sweep) not below the
-champion's beyond its interval (``training.sweep_state.transfer_refusal``, the guard the
+champion's beyond its interval (``training.selection_rules.transfer_refusal``, the guard the
 sweep applies too when it registers a champion). ``--force`` moves it anyway, and says so.
 ``rollback`` points ``champion`` back at the version it pointed at before. Every move is
 recorded on the versions as tags: when, who, why, the comparison's numbers, the version it
@@ -25,7 +25,7 @@ import numpy as np
 from gesturelab import config
 from gesturelab.errors import RegistryError
 from gesturelab.evaluation.scoring import Labelled, score
-from gesturelab.training.sweep_state import transfer_refusal
+from gesturelab.training.selection_rules import transfer_refusal
 
 CHALLENGER = "challenger"
 

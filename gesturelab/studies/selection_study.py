@@ -13,10 +13,12 @@ families' bests is scored beside them, as the alternative to choosing at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
+from tqdm.auto import tqdm
 
 from gesturelab import config
 from gesturelab.datasets.landmarks import LABEL_COLUMN
@@ -24,12 +26,13 @@ from gesturelab.datasets.splits import grouped_folds, source_groups
 from gesturelab.datasets.static_data import PreparedData
 from gesturelab.evaluation.full_report import grouped_interval, held_out_f1
 from gesturelab.evaluation.metrics import classification_metrics
+from gesturelab.evaluation.plots import interval_bars_figure, save_unless_same
 from gesturelab.features.augment import perturb_viewpoint
 from gesturelab.models.predictor import GesturePredictor
 from gesturelab.models.static_families import FAMILIES, FEATURE_SETS, build_pipeline, sweep_grid
 from gesturelab.training.engine import Engine
+from gesturelab.training.selection_rules import SELECTION_RULES, select_best
 from gesturelab.training.sweep import split_configuration
-from gesturelab.training.sweep_state import SELECTION_RULES, select_best
 from gesturelab.training.sweep_transfer import cross_val_oof, transfer_estimate
 
 ENSEMBLE = "ensemble of the families' bests"
@@ -58,11 +61,13 @@ def selection_study(
     seed: int = config.SEED,
     engine: Engine | None = None,
     transfer_groups: int | None = None,
+    progress: bool = True,
 ) -> SelectionStudy:
     """Every rule of ``SELECTION_RULES`` (and the ensemble) scored on held-out sources.
 
     quick: the families' quick grids and a 5-fold transfer estimate (the sweep's quick mode).
     transfer_groups: the transfer estimate's ``max_groups`` (default: as the sweep sets it).
+    progress: a bar over the held-out folds.
     """
     data = prepared.data
     sources = source_groups(data, 20)
@@ -78,7 +83,7 @@ def selection_study(
     engine = engine or Engine()
     picks = []
     predictions = {}  # (fold, name) -> predictions of the held-out rows
-    for fold in range(outer_folds):
+    for fold in tqdm(range(outer_folds), desc=f"rules on {dataset}", disable=not progress):
         inner = keep & (outer != fold)
         held = outer == fold
         bests = _family_bests(prepared, inner, grids, tolerance, seed, engine)
@@ -218,3 +223,20 @@ def _rank_correlation(picks: pd.DataFrame, column: str) -> float:
         if rows[column].nunique() > 1 and rows["held_out_f1_macro"].nunique() > 1:
             values.append(spearmanr(rows[column], rows["held_out_f1_macro"]).statistic)
     return float(np.mean(values)) if values else np.nan
+
+
+def rules_table(studies: list[SelectionStudy]) -> pd.DataFrame:
+    """Every study's rules in one table, the dataset named on each row."""
+    return pd.concat([s.rules.assign(dataset=s.dataset) for s in studies], ignore_index=True)
+
+
+def save_rules_figure(studies: list[SelectionStudy], path) -> Path:
+    """Held-out macro-F1 of each rule's champions with its interval, one panel per dataset."""
+    table = rules_table(studies)
+    return save_unless_same(
+        path,
+        table.round(6).to_dict("records"),
+        lambda: interval_bars_figure(
+            table, "held_out_f1_macro", "low", "high", "rule", group="dataset"
+        ),
+    )

@@ -41,16 +41,11 @@ from gesturelab.models.static_families import (
 )
 from gesturelab.training import run_keys
 from gesturelab.training.engine import Engine
+from gesturelab.training.selection_rules import select_best
+from gesturelab.training.selection_rules import selection_rule as selection_rule_of
 from gesturelab.training.sweep_board import publish_leaderboard, records_table, save_figures
 from gesturelab.training.sweep_champion import log_champion
-from gesturelab.training.sweep_state import (
-    SweepResult,
-    SweepState,
-    check_sweepable,
-    model_of,
-    select_best,
-)
-from gesturelab.training.sweep_state import selection_rule as selection_rule_of
+from gesturelab.training.sweep_state import SweepResult, SweepState, check_sweepable, model_of
 from gesturelab.training.sweep_transfer import cross_val_oof, transfer_of_best
 
 
@@ -103,7 +98,7 @@ def run_sweep(
     The steps: ``sweep_family`` for each family (a grid, then its best scored on the test
     split), ``feature_ablation_runs``, ``transfer_of_best``, ``log_champion``.
     selection_rule: how the champion is chosen among the families' bests
-        (``sweep_state.SELECTION_RULES``; the default is the rule that best predicted
+        (``selection_rules.SELECTION_RULES``; the default is the rule that best predicted
         held-out sources in ``studies.selection_study``). A rule that reads transfer
         estimates needs ``transfer_check``.
     figures_dir: where the leaderboard and confusion figures go (None: none are written).

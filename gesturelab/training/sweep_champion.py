@@ -24,7 +24,8 @@ from gesturelab.models.static_families import (
     build_pipeline,
 )
 from gesturelab.training import run_keys
-from gesturelab.training.sweep_state import TRANSFER_TAGS, SweepState, model_of, transfer_refusal
+from gesturelab.training.selection_rules import TRANSFER_TAGS, transfer_refusal
+from gesturelab.training.sweep_state import SweepState, model_of
 from gesturelab.training.sweep_transfer import TRANSFER_SCORES, cross_val_oof
 
 

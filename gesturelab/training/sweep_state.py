@@ -5,7 +5,6 @@ result, and how a best configuration is chosen.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from gesturelab import config
 from gesturelab.datasets.landmarks import LABEL_COLUMN
 from gesturelab.datasets.splits import selection_rows
 from gesturelab.datasets.static_data import PreparedData
-from gesturelab.errors import SweepDataError, lookup
+from gesturelab.errors import SweepDataError
 from gesturelab.features.augment import perturb_viewpoint
 from gesturelab.models.static_families import (
     REFERENCE_CONFIGS,
@@ -80,107 +79,6 @@ def check_sweepable(prepared: PreparedData, grids: dict) -> None:
             f"{path}: the KNN grid goes up to {k} neighbours, but the smallest cross-validation "
             f"fold trains on {smallest} rows; the sweep needs at least {k} per fold"
         )
-
-
-def select_best(records: list[dict], tolerance: float, top: float | None = None) -> dict:
-    """Best validation macro-F1; among those within ``tolerance`` of it, the most robust.
-
-    Configurations whose clean scores differ by less than the tolerance cannot be told apart
-    on a few hundred rows; the one that holds up best under viewpoint perturbation
-    (``val_perturbed_f1_macro``) is the safer bet on hands photographed from other angles.
-    This chooses each family's best; the champion among the families' bests is chosen by the
-    rule ``config.SELECTION_RULE`` names (``SELECTION_RULES``).
-    """
-    if top is None:
-        top = max(r["val_f1_macro"] for r in records)
-    close = [r for r in records if r["val_f1_macro"] >= top - tolerance]
-    # Exact ties go to the first configuration in grid order (max keeps the first), never to
-    # a timing, so a rerun selects the same models.
-    return max(close, key=lambda r: (r["val_perturbed_f1_macro"], r["val_f1_macro"]))
-
-
-def _by_cv(records, tolerance, top):
-    return max(records, key=lambda r: r["val_f1_macro"])
-
-
-def _by_transfer(records, tolerance, top):
-    return max(records, key=lambda r: (_transfer(r), r["val_f1_macro"]))
-
-
-def _cv_then_transfer(records, tolerance, top):
-    top = max(r["val_f1_macro"] for r in records) if top is None else top
-    close = [r for r in records if r["val_f1_macro"] >= top - tolerance]
-    return max(close, key=lambda r: (_transfer(r), r["val_f1_macro"]))
-
-
-def _transfer(record) -> float:
-    value = record.get("transfer_f1_macro", np.nan)
-    return -1.0 if value is None or not np.isfinite(value) else float(value)
-
-
-@dataclass(frozen=True)
-class SelectionRule:
-    """How the champion is chosen among the families' best configurations.
-
-    pick: (records, tolerance, top grouped-CV score of the whole sweep) -> the chosen record.
-    transfer: whether it reads the records' transfer estimates (the sweep then estimates them
-        before it refits the champion).
-    """
-
-    name: str
-    pick: Callable[[list[dict], float, float | None], dict]
-    transfer: bool
-    describe: str
-
-
-SELECTION_RULES: dict[str, SelectionRule] = {
-    rule.name: rule
-    for rule in (
-        SelectionRule("cv", _by_cv, False, "best grouped-CV macro-F1"),
-        SelectionRule(
-            "cv+perturbed",
-            select_best,
-            False,
-            "grouped CV; within the tolerance, the most robust to viewpoint perturbation",
-        ),
-        SelectionRule("transfer", _by_transfer, True, "best transfer estimate"),
-        SelectionRule(
-            "cv+transfer",
-            _cv_then_transfer,
-            True,
-            "grouped CV; within the tolerance, the best transfer estimate",
-        ),
-    )
-}
-
-
-def selection_rule(name: str) -> SelectionRule:
-    return lookup(SELECTION_RULES, name, "selection rule")
-
-
-# The transfer estimate a registered version carries as tags (``transfer_refusal`` reads them).
-TRANSFER_TAGS = ("transfer_f1_macro", "transfer_f1_low", "transfer_f1_high")
-
-
-def transfer_refusal(champion_tags: dict | None, challenger: dict | None) -> str | None:
-    """Why a challenger may not replace the champion on transfer, or None when it may.
-
-    Refused when the champion's transfer estimate lies above the challenger's whole 95 %
-    interval: the challenger is worse on unseen sources beyond what its estimate's
-    uncertainty explains. Either side without an estimate (an older version, a sweep without
-    the transfer check) is not refused on it.
-    """
-    try:
-        old = float((champion_tags or {})["transfer_f1_macro"])
-        new, low, high = (float((challenger or {})[k]) for k in TRANSFER_TAGS)
-    except (KeyError, TypeError, ValueError):
-        return None
-    if old <= high:
-        return None
-    return (
-        f"the challenger's transfer estimate {new:.3f} (95 % interval {low:.3f}-{high:.3f}) "
-        f"is below the champion's {old:.3f} beyond its interval"
-    )
 
 
 @dataclass
