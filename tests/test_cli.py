@@ -106,7 +106,7 @@ def test_sweep_then_evaluate_the_champion(env, tmp_path):
         "predict_ms_per_sample",
         "val_perturbed_f1_macro",
     ]
-    assert len(board) == 7 and board[required].notna().all().all()  # 3 + 2 + 2 configurations
+    assert len(board) == 8 and board[required].notna().all().all()  # 4 + 2 + 2 configurations
     client = MlflowClient()
     for run_id in board["run_id"]:
         artifacts = {a.path for a in client.list_artifacts(run_id)}

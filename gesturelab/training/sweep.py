@@ -179,29 +179,14 @@ def run_sweep(
             sweep.bar.close()
             # Measured against the best configuration overall, so the tolerance is spent once.
             overall_top = max(r["val_f1_macro"] for r in records)
-            champion = {}
-
-            def refit_champion():
-                selected = rule.pick(best_rows, selection_tolerance, overall_top)
-                selected["selection_rule"] = rule.name
-                champion.update(log_champion(sweep, selected, register_as, register_alias))
-
             transfer = pd.DataFrame()
             if transfer_check:
-                # a rule that reads the estimates waits for them; another refits the champion
-                # here while the workers estimate
-                transfer = transfer_of_best(
-                    sweep,
-                    best_rows,
-                    families,
-                    pool,
-                    None if rule.transfer else refit_champion,
-                    records,
-                )
-                if rule.transfer:
-                    refit_champion()
-            else:
-                refit_champion()
+                # before the champion: its run and registered version keep its estimate, which
+                # the promotion guard reads
+                transfer = transfer_of_best(sweep, best_rows, families, pool, records=records)
+            selected = rule.pick(best_rows, selection_tolerance, overall_top)
+            selected["selection_rule"] = rule.name
+            champion = log_champion(sweep, selected, register_as, register_alias)
         result = SweepResult(
             runs=records_table(records),
             best=records_table(best_rows).sort_values("val_f1_macro", ascending=False),

@@ -32,12 +32,12 @@ from gesturelab.training.sweep_state import SweepState
 
 
 def transfer_of_best(
-    sweep: SweepState, best_rows: list[dict], families, pool=None, meanwhile=None, records=()
+    sweep: SweepState, best_rows: list[dict], families, pool=None, records=()
 ) -> pd.DataFrame:
     """``transfer_estimate`` of each family's best (and, in a full sweep, of the reference
-    configurations, found in ``records``), added to the best configurations' runs;
-    ``meanwhile`` as there. Each estimate is kept on its configuration's run (tag
-    ``transfer_estimate``, with its key): a later sweep with the same key reads it."""
+    configurations, found in ``records``), added to the best configurations' runs. Each
+    estimate is kept on its configuration's run (tag ``transfer_estimate``, with its key): a
+    later sweep with the same key reads it."""
     chosen = list(best_rows)
     if not sweep.quick:
         chosen += [
@@ -73,12 +73,9 @@ def transfer_of_best(
             seed=sweep.seed,
             pool=pool,
             rows=sweep.selection,
-            meanwhile=meanwhile,
             max_groups=max_groups,
         )
         rows.update({row["name"]: row for row in estimated.to_dict("records")})
-    elif meanwhile is not None:
-        meanwhile()
     transfer = pd.DataFrame([rows[r["run_name"]] for r in chosen])
     for record in chosen:
         row = rows[record["run_name"]]
@@ -153,7 +150,6 @@ def transfer_estimate(
     seed: int = config.SEED,
     pool=None,
     rows=None,
-    meanwhile=None,
     max_groups: int = TRANSFER_MAX_GROUPS,
 ) -> pd.DataFrame:
     """How well each configuration transfers to a place of the file it never saw.
@@ -164,8 +160,6 @@ def transfer_estimate(
     candidates: (name, family, params, features) tuples.
     pool: an open ``Engine`` pool to train the candidates on (default: one after another here).
     rows: a boolean mask of the rows to use (a sweep's selection subsample; default: all).
-    meanwhile: called once the estimates are queued and before their results are read, for
-        this process's own work (the sweep refits its champion while the workers estimate).
     """
     data = prepared.data if rows is None else prepared.data[rows]
     groups = source_groups(data, block_size)
@@ -181,8 +175,6 @@ def transfer_estimate(
     X = data.loc[keep, prepared.columns]
     rows = []
     if len(set(labels[keep])) < 2:  # every class sits in one place of the file: no estimate
-        if meanwhile is not None:
-            meanwhile()
         left_out = ", ".join(sorted(per_class[per_class < 2].index))
         return pd.DataFrame(
             [
@@ -213,8 +205,6 @@ def transfer_estimate(
     ]
     pool = pool or SerialPool(None)
     results = pool.map(_transfer_task, tasks)
-    if meanwhile is not None:
-        meanwhile()
     predictions = [np.empty(int(keep.sum()), dtype=object) for _ in candidates]
     spent = [0.0] * len(candidates)
     for (c, *_), (held, predicted, seconds) in zip(tasks, results, strict=True):
