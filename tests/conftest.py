@@ -13,7 +13,7 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 # Session fixtures that train or sweep: the tests reading one run on one xdist worker, so the
 # fixture is built once, not once per worker.
-SHARED_GROUPS = ("small_tcn", "first_board")
+SHARED_GROUPS = ("small_tcn",)
 
 
 # Tests that take tens of seconds (a training, a sweep, a subprocess); the rest take about one.

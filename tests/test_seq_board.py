@@ -3,15 +3,13 @@ reuses every training (same scores, no new run), ``fresh`` trains again, a chang
 configuration trains that one only; and its trainings run as tasks of the engine, a real
 two-worker Dask LocalCluster logging the same runs and metrics as this process."""
 
-from types import SimpleNamespace
-
 import pytest
 
 from gesturelab.datasets import shrec
 from gesturelab.datasets.sequences import pick_classes
 from gesturelab.training.engine import Engine
 from gesturelab.training.seq_board import architecture_leaderboard
-from tests.conftest import SMALL_GESTURES, using_store
+from tests.conftest import SMALL_GESTURES
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +31,6 @@ def board(data, experiment, with_outputs=False, **kwargs):
     return (out.set_index("arch"), outputs) if with_outputs else out.set_index("arch")
 
 
-@pytest.fixture(scope="module")
-def first_board(tmp_path_factory, gestures):
-    """``board`` trained once in this process (serially), in a store of its own: the reuse
-    test goes on in that store, and the Dask test compares its 1D-CNN and ensemble rows with
-    it (a serial board of the same trainings). Its tests share an xdist group (conftest)."""
-    store = f"sqlite:///{tmp_path_factory.mktemp('seq-board') / 'mlflow.db'}"
-    with using_store(store):
-        first, outputs = board(gestures, "seq-board", with_outputs=True)
-        names = sorted(run.run_name for run in training_runs("seq-board"))
-    return SimpleNamespace(store=store, board=first, outputs=outputs, run_names=names)
-
-
 def training_runs(experiment):
     import train_with_mlflow as tracking
 
@@ -56,10 +42,9 @@ def training_runs(experiment):
 
 
 def test_a_second_board_and_champion_reuse_their_trainings_and_fresh_trains_again(
-    first_board, gestures, monkeypatch
+    mlflow_store, gestures
 ):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", first_board.store)
-    first, outputs = first_board.board, first_board.outputs
+    first, outputs = board(gestures, "seq-board", with_outputs=True)
     assert (first.attrs["trainings"], first.attrs["reused"]) == (3, 0)
     assert len(training_runs("seq-board")) == 4  # three trainings and the ensemble
 
@@ -87,18 +72,15 @@ def test_a_second_board_and_champion_reuse_their_trainings_and_fresh_trains_agai
     champion_refits_are_reused_and_not_registered_twice(gestures, outputs[(3, "ensemble")])
 
 
-def test_a_dask_leaderboard_logs_the_same_runs_and_metrics_as_a_serial_one(
-    mlflow_store, gestures, first_board
-):
-    # two trainings on the cluster's two workers (cnn, cnn seed 1) and the ensemble of both;
-    # the serial board of the same trainings is first_board's (its tcn row aside)
-    serial = first_board.board.drop(index="tcn")
+def test_a_dask_leaderboard_logs_the_same_runs_and_metrics_as_a_serial_one(mlflow_store, gestures):
+    # two trainings on the cluster's two workers (cnn, cnn seed 1) and the ensemble of both
+    serial = board(gestures, "seq-serial", archs=("cnn",), engine=Engine("serial"))
     dask = board(gestures, "seq-dask", archs=("cnn",), engine=Engine("dask", workers=2))
     assert dask.attrs["reused"] == 0
     assert sorted(dask.index) == sorted(serial.index) == ["cnn", "ensemble"]
     assert dask[SCORES].sort_index().equals(serial[SCORES].sort_index())
     names = sorted(run.run_name for run in training_runs("seq-dask"))
-    assert names == [name for name in first_board.run_names if not name.startswith("tcn ")]
+    assert names == sorted(run.run_name for run in training_runs("seq-serial"))
     assert names == ["cnn 3-class", "cnn seed 1 3-class", "ensemble 3-class"]
 
 
