@@ -29,7 +29,13 @@ from gesturelab.evaluation.metrics import classification_metrics
 from gesturelab.evaluation.plots import interval_bars_figure, save_unless_same
 from gesturelab.features.augment import perturb_viewpoint
 from gesturelab.models.predictor import GesturePredictor
-from gesturelab.models.static_families import FAMILIES, FEATURE_SETS, build_pipeline, sweep_grid
+from gesturelab.models.static_families import (
+    FAMILIES,
+    FEATURE_SETS,
+    build_pipeline,
+    run_name,
+    sweep_grid,
+)
 from gesturelab.training.engine import Engine
 from gesturelab.training.selection_rules import SELECTION_RULES, select_best
 from gesturelab.training.sweep import split_configuration
@@ -159,8 +165,6 @@ def _cross_validate(shared, task) -> dict:
     clean, perturbed, _, _ = cross_val_oof(
         pipeline, shared["X"], y, shared["folds"], shared["X_perturbed"]
     )
-    from gesturelab.models.static_families import run_name
-
     return {
         "family": family,
         "name": run_name(family, params, features),
