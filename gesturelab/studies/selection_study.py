@@ -237,6 +237,13 @@ def rules_table(studies: list[SelectionStudy]) -> pd.DataFrame:
     return pd.concat([s.rules.assign(dataset=s.dataset) for s in studies], ignore_index=True)
 
 
+def best_rules(table: pd.DataFrame) -> dict:
+    """{dataset: the rule whose champions scored best on its held-out sources} of
+    ``rules_table``."""
+    winners = table.loc[table.groupby("dataset", sort=False)["held_out_f1_macro"].idxmax()]
+    return dict(zip(winners["dataset"], winners["rule"]))
+
+
 def save_rules_figure(studies: list[SelectionStudy], path) -> Path:
     """Held-out macro-F1 of each rule's champions with its interval, one panel per dataset."""
     table = rules_table(studies)
