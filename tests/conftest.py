@@ -20,6 +20,8 @@ SHARED_GROUPS = ("small_tcn",)
 LONG_MARKERS = ("slow", "train", "sweep", "integration")
 
 
+# tryfirst: xdist's own hook turns the group marks into node-id suffixes, so ours must mark first.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """The longest tests first (the notebooks, then trainings, sweeps and subprocesses, then the
     rest), so that the two workers finish together: the last tests handed out are the short
