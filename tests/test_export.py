@@ -87,6 +87,25 @@ def test_a_forest_is_refused_with_the_reason(hagrid):
         export_graphs.StaticGraph(forest)
 
 
+def test_an_ensemble_exports_as_its_members_averaged_or_names_the_member_without_a_graph(hagrid):
+    from gesturelab.models.static_families import ENSEMBLE, ensemble_configuration
+
+    X, y, X_test, _ = hagrid
+    linear = [
+        ("svm", {"kernel": "linear", "C": 0.1}, "xy+dist+angles"),
+        ("logreg", {"C": 10.0}, "xy+dist"),
+    ]
+    ensemble = build_pipeline(ENSEMBLE, ensemble_configuration(linear)).fit(X, y)
+    expected = StaticPredictor(ensemble).predict_distribution(X_test.astype(np.float64))
+    got = export_graphs.static_graph(ensemble)(X_test).numpy()
+    assert (got.argmax(1) == expected.argmax(1)).mean() == 1.0
+    assert np.abs(got - expected).max() < 1e-3
+    forest = ("random_forest", {"n_estimators": 5, "max_depth": 3}, "xy+dist")
+    mixed = build_pipeline(ENSEMBLE, ensemble_configuration([linear[0], forest])).fit(X, y)
+    with pytest.raises(export.ExportError, match="member 'random_forest': RandomForestClassifier"):
+        export_graphs.static_graph(mixed)
+
+
 @pytest.fixture(scope="module")
 def shrec_small():
     from gesturelab.datasets import shrec

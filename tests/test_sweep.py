@@ -1,5 +1,6 @@
 """The classical sweep: selection, and a whole (tiny) sweep against a real MLflow store."""
 
+import json
 import shutil
 import urllib.parse
 import urllib.request
@@ -72,8 +73,9 @@ def test_an_unknown_family_is_refused_with_the_known_ones():
 @pytest.mark.slow
 @pytest.mark.sweep
 def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_path, monkeypatch):
-    """Two families, quick grids, no ablation: every step of run_sweep against a real store,
-    and what the MLflow UI shows of it (description, leaderboard run and view, system metrics)."""
+    """Two families and their ensemble, quick grids, no ablation: every step of run_sweep
+    against a real store, and what the MLflow UI shows of it (description, leaderboard run and
+    view, system metrics)."""
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.3")
     prepared = prepare(config.HAGRID_SAMPLE_CSV, quarantine_dir=None, verbose=False)
 
@@ -86,18 +88,28 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
             feature_ablation=False,
             figures_dir=figures_dir,
             progress=False,
+            ensemble=True,
         )
 
     result = tiny(tmp_path)
-    n_configs = len(sweep_grid("logreg", True)) + len(sweep_grid("knn", True))
+    # every configuration of both grids, and the ensemble of the two families' bests
+    n_configs = len(sweep_grid("logreg", True)) + len(sweep_grid("knn", True)) + 1
     assert len(result.runs) == n_configs
-    assert set(result.best["family"]) == {"logreg", "knn"}
+    assert set(result.best["family"]) == {"logreg", "knn", "ensemble"}
+    bests = result.best.set_index("family")
+    members = json.loads(bests.loc["ensemble", "params"]["members"])
+    assert [(m[0], m[1]) for m in members] == [
+        (f, bests.loc[f, "params"]) for f in ("logreg", "knn")
+    ]
+    # its transfer estimate, from its members' held-out distributions, costs no fits of its own
+    seconds = result.transfer.set_index("family")["seconds"]
+    assert seconds["ensemble"] == pytest.approx(seconds["logreg"] + seconds["knn"])
     assert result.best["test_f1_macro"].between(0.5, 1.0).all()
     assert set(result.transfer["name"]) == set(result.best["run_name"])
     # quick: groups held out five folds at a time, not one by one
     assert (result.transfer["folds"] == 5).all() and (result.transfer["held_out_groups"] > 5).all()
     champion = result.champion
-    assert champion["family"] in {"logreg", "knn"} and "registered" not in champion
+    assert champion["family"] in {"logreg", "knn", "ensemble"} and "registered" not in champion
     # The champion is the family best config.SELECTION_RULE names, refit on every row; its run
     # keeps its transfer estimate with the interval.
     rule = SELECTION_RULES[config.SELECTION_RULE]
@@ -114,7 +126,7 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     board = tracking.leaderboard("tiny-sweep")
     assert len(board) == n_configs and board["val_f1_macro"].is_monotonic_decreasing
     runs = tracking.finished_runs("tiny-sweep", "config", latest_sweep=True)
-    assert {r.family for r in runs} == {"logreg", "knn"}
+    assert {r.family for r in runs} == {"logreg", "knn", "ensemble"}
     best = next(r for r in runs if r.run_id == result.best["run_id"].iat[0])
     assert np.isclose(best.metrics["test_f1_macro"], result.best["test_f1_macro"].iat[0])
     artifacts = {a.path for a in MlflowClient().list_artifacts(best.run_id)}
@@ -184,7 +196,7 @@ def test_a_tiny_sweep_logs_every_configuration_and_a_champion(mlflow_store, tmp_
     pd.testing.assert_frame_equal(again.best, result.best)
     pd.testing.assert_frame_equal(again.transfer, result.transfer)
     # the family runs that hold each family's adopted runs, and the leaderboard
-    assert kinds() == sorted(before + ["family", "family", "leaderboard"])
+    assert kinds() == sorted(before + ["family", "family", "family", "leaderboard"])
     assert {p.name for p in again.figures} == {p.name for p in result.figures}
 
     # A finished run whose model was deleted from the store is trained again, not trusted

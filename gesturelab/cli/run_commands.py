@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -93,6 +94,7 @@ def cmd_sweep(args) -> int:
         fresh=args.fresh,
         engine=engine,
         selection_rows=args.selection_rows,
+        ensemble=args.ensemble,
     )
     print(
         f"reused {result.reused} of {result.configurations} configuration runs finished by an "
@@ -112,6 +114,8 @@ def cmd_sweep(args) -> int:
     print(
         f"\nchampion: {champion['run_name']} -> {champion.get('registered', champion['model_uri'])}"
     )
+    if champion.get("refused"):
+        print(f"not made the champion: {champion['refused']}")
     if result.links:
         print(f"leaderboard in the MLflow UI (make mlflow-ui): {result.links['view']}")
     return 0
@@ -267,6 +271,13 @@ def add_parsers(commands) -> None:
         help="how the champion is chosen among the families' bests: "
         + "; ".join(f"{r.name}: {r.describe}" for r in SELECTION_RULES.values())
         + " (default: %(default)s, the rule notebook 02 found best on held-out sources)",
+    )
+    p.add_argument(
+        "--ensemble",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="offer a soft-voting ensemble of the families' bests to the selection rule as one "
+        "more candidate (default: in a full sweep of two or more families, not with --quick)",
     )
     p.set_defaults(func=cmd_sweep)
 

@@ -73,15 +73,24 @@ def build_card(name: str, version) -> dict:
     else:
         pipeline = loaded.model
         classes = [str(c) for c in pipeline.classes_]
-        normalizer = pipeline.named_steps.get("landmarks")
-        dims = int(getattr(normalizer, "input_dims_", 3))
+        steps = getattr(pipeline, "named_steps", {})
+        normalizer = steps.get("landmarks")
+        dims = int(getattr(normalizer, "input_dims_", getattr(pipeline, "input_dims_", 3)))
         input_shape = [21, dims]
         preprocessing = {
             "inside_the_model": "LandmarkNormalizer then StandardScaler (scikit-learn pipeline)",
             "features": normalizer.get_params() if normalizer is not None else None,
         }
         task = "static gesture (single hand) classification"
-        architecture = type(pipeline.named_steps.get("clf", pipeline)).__name__
+        architecture = type(steps.get("clf", pipeline)).__name__
+        if hasattr(pipeline, "members_"):  # an ensemble: each member a whole pipeline
+            architecture += " of " + " + ".join(
+                type(member.named_steps["clf"]).__name__ for _, member in pipeline.members_
+            )
+            preprocessing["features"] = {
+                name: member.named_steps["landmarks"].get_params()
+                for name, member in pipeline.members_
+            }
         parameters = None
     params = run.params if run else {}
     metrics = run.metrics if run else {}

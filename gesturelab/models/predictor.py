@@ -274,7 +274,8 @@ class StaticPredictor(Predictor):
     @property
     def dims(self) -> int:
         """2 for a model trained on 2-D landmarks (it reads x, y of anything), else 3."""
-        return int(getattr(self._normaliser, "input_dims_", 3))
+        # an ensemble of pipelines records it itself (its members' normalisers agree)
+        return int(getattr(self._normaliser, "input_dims_", getattr(self.model, "input_dims_", 3)))
 
 
 class SequencePredictor(Predictor):

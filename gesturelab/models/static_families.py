@@ -7,6 +7,7 @@ a single-hand prediction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
@@ -24,6 +25,7 @@ from gesturelab.config import SEED
 from gesturelab.errors import lookup
 from gesturelab.features.augment import perturb_viewpoint
 from gesturelab.features.landmark_features import LandmarkNormalizer
+from gesturelab.models.static_ensemble import SoftVotingEnsemble
 from gesturelab.models.static_mlp import KerasMLPClassifier
 
 DEFAULT_FEATURES = {"normalise": True, "coords": "2d", "distances": True, "angles": False}
@@ -59,6 +61,8 @@ def build_pipeline(family: str, params: dict, features: dict | None = None, seed
     ``params["augment"]`` (copies, > 0) trains on that many viewpoint-perturbed copies of every
     training row besides the row itself (``AugmentedPipeline``); the classifier never sees it.
     """
+    if family in COMPOSITES:  # whole pipelines combined: each member has its own features
+        return COMPOSITES[family].build(params, seed)
     features = dict(DEFAULT_FEATURES if features is None else features)
     params = dict(params)
     copies = int(params.pop("augment", 0))
@@ -229,11 +233,57 @@ REGISTRY: dict[str, Family] = {
 }
 
 FAMILIES = tuple(REGISTRY)
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A model built from other families' configurations (not swept over a grid of its own):
+    the sweep offers it beside the families' bests.
+
+    build: (params, seed) -> an unfitted model taking raw landmarks (its members' pipelines).
+    members: params -> the (family, params, feature set) of each member.
+    """
+
+    name: str
+    build: Callable[[dict, int], object]
+    members: Callable[[dict], list[tuple[str, dict, str]]]
+
+
+def _ensemble_members(params: dict) -> list[tuple[str, dict, str]]:
+    return [(family, dict(p), features) for family, p, features in json.loads(params["members"])]
+
+
+def _build_ensemble(params: dict, seed: int):
+    return SoftVotingEnsemble(
+        [
+            (family, build_pipeline(family, p, FEATURE_SETS[features], seed))
+            for family, p, features in _ensemble_members(params)
+        ]
+    )
+
+
+ENSEMBLE = "ensemble"
+COMPOSITES: dict[str, Composite] = {
+    ENSEMBLE: Composite(ENSEMBLE, _build_ensemble, _ensemble_members),
+}
+
+
+def ensemble_configuration(members) -> dict:
+    """The ensemble's configuration from its members' (family, params, feature set): one
+    parameter, ``members``, a JSON list (what its run logs and its run key hashes)."""
+    return {
+        "members": json.dumps(
+            [[family, params, features] for family, params, features in members], sort_keys=True
+        )
+    }
+
+
 REFERENCE_CONFIGS = {name: f.reference for name, f in REGISTRY.items() if f.reference}
 # Every type a logged static model may hold beyond what skops trusts by itself.
 SKOPS_TRUSTED_TYPES = (
     f"{LandmarkNormalizer.__module__}.{LandmarkNormalizer.__qualname__}",
     f"{AugmentedPipeline.__module__}.{AugmentedPipeline.__qualname__}",
+    f"{SoftVotingEnsemble.__module__}.{SoftVotingEnsemble.__qualname__}",
     *sorted({t for f in REGISTRY.values() for t in f.skops_types}),
 )
 
@@ -258,6 +308,9 @@ def is_reference(family: str, params: dict) -> bool:
 
 
 def run_name(family: str, params: dict, features: str = DEFAULT_FEATURE_SET) -> str:
+    if family in COMPOSITES:
+        members = COMPOSITES[family].members(params)
+        return f"{family} of " + " + ".join(member for member, _, _ in members)
     short = {"n_estimators": "n", "max_depth": "depth", "max_features": "mf", "n_neighbors": "k"}
     parts = [family] + [f"{short.get(k, k)}={v}" for k, v in params.items() if k != "features"]
     if features != DEFAULT_FEATURE_SET:

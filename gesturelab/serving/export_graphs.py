@@ -223,6 +223,37 @@ class StaticGraph:
         return votes + confidence / (3.0 * (tf.abs(confidence) + 1.0))
 
 
+class EnsembleGraph:
+    """A ``SoftVotingEnsemble`` as TensorFlow ops: the mean of its members' ``StaticGraph``
+    probabilities, as the ensemble's ``predict_proba`` averages them."""
+
+    def __init__(self, ensemble):
+        self.graphs = []
+        for name, member in ensemble.members_:
+            try:
+                self.graphs.append(StaticGraph(member))
+            except ExportError as error:
+                raise ExportError(f"the ensemble's member {name!r}: {error}") from None
+        self.classes = [str(c) for c in ensemble.classes_]
+        if any(graph.classes != self.classes for graph in self.graphs):
+            raise ExportError("the ensemble's members were fitted on different classes")
+        self.dims = self.graphs[0].dims
+
+    @property
+    def input_size(self) -> int:
+        return 21 * self.dims
+
+    def __call__(self, x):
+        import tensorflow as tf
+
+        return tf.add_n([graph(x) for graph in self.graphs]) / len(self.graphs)
+
+
+def static_graph(model):
+    """The TensorFlow graph of a fitted static model: a pipeline, or an ensemble of them."""
+    return EnsembleGraph(model) if hasattr(model, "members_") else StaticGraph(model)
+
+
 @dataclass
 class Source:
     """What is exported: a callable graph, its input shape (without batch), the Keras model
@@ -251,7 +282,7 @@ def source_for(loaded) -> Source:
         )
     from gesturelab.models.predictor import StaticPredictor
 
-    static = StaticGraph(loaded.model)
+    static = static_graph(loaded.model)
     predictor = StaticPredictor(loaded.model)
 
     def predict_static(x):

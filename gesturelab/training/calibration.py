@@ -441,7 +441,7 @@ def _static_samples(loaded, model_uri, data, subject):
     from gesturelab.models.static_mlp import KerasMLPClassifier
 
     pipeline = loaded.model
-    classifier = pipeline.steps[-1][1]
+    classifier = getattr(pipeline, "steps", [(None, pipeline)])[-1][1]  # an ensemble: itself
     if not isinstance(classifier, KerasMLPClassifier):
         raise LandmarkInputError(
             f"{model_uri} is a {type(classifier).__name__}: only Keras models are calibrated by "

@@ -20,7 +20,7 @@ from gesturelab import config
 STATIC_TRAINING_CODE = (
     "training/sweep.py", "training/sweep_state.py", "training/selection_rules.py",
     "training/sweep_transfer.py", "training/sweep_champion.py", "models/static_families.py",
-    "models/static_mlp.py",
+    "models/static_mlp.py", "models/static_ensemble.py",
     "features/landmark_features.py", "features/augment.py", "datasets/splits.py",
     "datasets/static_data.py", "evaluation/metrics.py",
 )  # fmt: skip

@@ -29,11 +29,13 @@ from gesturelab.evaluation.metrics import classification_metrics
 from gesturelab.models.predictor import GesturePredictor, model_classes
 from gesturelab.models.static_families import (
     DEFAULT_FEATURE_SET,
+    ENSEMBLE,
     FAMILIES,
     FEATURE_SETS,
     REFERENCE_CONFIGS,
     SKOPS_TRUSTED_TYPES,
     build_pipeline,
+    ensemble_configuration,
     feature_sets_for,
     is_reference,
     run_name,
@@ -91,6 +93,7 @@ def run_sweep(
     fresh: bool = False,
     engine: Engine | None = None,
     selection_rows: int = config.SELECTION_ROWS,
+    ensemble: bool | None = None,
 ) -> SweepResult:
     """Sweep every family, select, refit the champion; register it only when ``register_as``
     names a model, under ``register_alias`` ("challenger": ``promote`` decides).
@@ -107,6 +110,9 @@ def run_sweep(
     selection_rows: with more training rows than this, configurations are scored and selected
         on a stratified subsample of this many (``splits.selection_rows``) and each family's
         best is refit on every training row before the test split scores it; 0: never.
+    ensemble: also offer a soft-voting ensemble of the families' bests to the selection rule,
+        as a configuration of its own (cross-validated, logged, tested, transfer-estimated like
+        the others); default: in a full sweep of two or more families, not in a quick one.
     """
     engine = engine or Engine()
     rule = selection_rule_of(selection_rule)
@@ -121,6 +127,7 @@ def run_sweep(
         )
     grids = {family: sweep_grid(family, quick) for family in families}
     check_sweepable(prepared, grids)
+    ensemble = (not quick if ensemble is None else ensemble) and len(grids) >= 2
     if register_as:
         if quick:
             raise RegistryError(
@@ -161,7 +168,7 @@ def run_sweep(
             for features in ablation_sets
         ]
         planned = [p for family in plans.values() for p in family] + ablation_plans
-        total = len(planned)
+        total = len(planned) + int(ensemble)
         sweep.bar = tqdm(total=total, desc="sweep", disable=not progress)
         records, best_rows = [], []
         with engine.open(sweep.shared()) as pool:
@@ -176,6 +183,10 @@ def run_sweep(
                 records += family_records
                 best_rows.append(best)
             ablation = feature_ablation_runs(sweep, ablation_plans)
+            if ensemble:
+                ensemble_records, ensemble_best = ensemble_of_bests(sweep, best_rows, pool)
+                records += ensemble_records
+                best_rows.append(ensemble_best)
             sweep.bar.close()
             # Measured against the best configuration overall, so the tolerance is spent once.
             overall_top = max(r["val_f1_macro"] for r in records)
@@ -201,6 +212,18 @@ def run_sweep(
         result.configurations = total
         result.selected_on = (len(sweep.y_train), len(sweep.y_train_all))
         return result
+
+
+def ensemble_of_bests(sweep: SweepState, best_rows: list[dict], pool) -> tuple[list, dict]:
+    """The soft-voting ensemble of the families' best configurations as one more candidate
+    (``static_families.ENSEMBLE``): trained and scored as any configuration is (grouped CV,
+    clean and perturbed, a fit on the training rows, the test split), under a parent run of
+    its own. Its run key holds its members', so a sweep whose bests did not change reuses it."""
+    members = [(b["family"], b["params"], b["features"]) for b in best_rows]
+    planned = plan(sweep, ENSEMBLE, ensemble_configuration(members))
+    if planned.found is None:
+        sweep.trained = pool.map(train_configuration, [(ENSEMBLE, planned.configuration)])
+    return sweep_family(sweep, ENSEMBLE, [planned])
 
 
 def run_key(sweep: SweepState, family: str, configuration: dict, role: str) -> str:

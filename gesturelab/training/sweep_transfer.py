@@ -19,7 +19,9 @@ from gesturelab.datasets.static_data import PreparedData
 from gesturelab.evaluation.full_report import grouped_interval
 from gesturelab.evaluation.metrics import classification_metrics
 from gesturelab.models.predictor import GesturePredictor
+from gesturelab.models.static_ensemble import average_distributions, member_distribution
 from gesturelab.models.static_families import (
+    COMPOSITES,
     DEFAULT_FEATURE_SET,
     FEATURE_SETS,
     REFERENCE_CONFIGS,
@@ -116,9 +118,7 @@ def cross_val_oof(pipeline, X, y, folds, X_perturbed=None, scores: bool = False,
     perturbed = np.empty(len(y), dtype=object) if X_perturbed is not None else None
     confidence, correct, kind = np.empty(len(y)), np.empty(len(y), dtype=bool), None
     start = time.perf_counter()
-    for fold in np.unique(folds) if only is None else only:
-        held = folds == fold
-        model = clone(pipeline).fit(X[~held], y[~held])
+    for held, model in fold_models(pipeline, X, y, folds, only):
         predicted[held] = model.predict(X[held])
         if perturbed is not None:
             perturbed[held] = model.predict(X_perturbed[held])
@@ -126,6 +126,14 @@ def cross_val_oof(pipeline, X, y, folds, X_perturbed=None, scores: bool = False,
             confidence[held], correct[held], kind = _reject_scores(model, X[held], y[held])
     seconds = time.perf_counter() - start
     return predicted, perturbed, seconds, (confidence, correct, kind) if scores else None
+
+
+def fold_models(pipeline, X, y, folds, only=None):
+    """(rows of a fold, a clone of ``pipeline`` fitted on every other row), fold by fold
+    (``only``: those folds)."""
+    for fold in np.unique(folds) if only is None else only:
+        held = folds == fold
+        yield held, clone(pipeline).fit(X[~held], y[~held])
 
 
 def _reject_scores(model, X, y) -> tuple:
@@ -157,7 +165,10 @@ def transfer_estimate(
     Leave-one-source-block-out over all rows (users or subjects when the file has them; more
     than ``max_groups`` groups go through 5 grouped folds). Classes found in a single block are
     left out: no model can be trained and tested on them without leakage.
-    candidates: (name, family, params, features) tuples.
+    candidates: (name, family, params, features) tuples. A composite (an ensemble of other
+        configurations, ``static_families.COMPOSITES``) is not trained again: its held-out
+        predictions are its members' held-out distributions averaged, which is what it would
+        predict fitted on the same rows (its members are fitted on exactly those).
     pool: an open ``Engine`` pool to train the candidates on (default: one after another here).
     rows: a boolean mask of the rows to use (a sweep's selection subsample; default: all).
     """
@@ -193,23 +204,39 @@ def transfer_estimate(
                 for name, family, _, _ in candidates
             ]
         )
+    classes = sorted(set(labels[keep]))
+    trained = _trained_candidates(candidates)
     # A task holds out a few groups, not a candidate's every group: one slow candidate (the MLP,
     # 36 fits on the keypoint file) would otherwise keep one worker busy long after the others.
     chunks = np.array_split(
         np.unique(folds), max(1, len(np.unique(folds)) // TRANSFER_FOLDS_PER_TASK)
     )
     tasks = [
-        (c, family, params, features, X, labels[keep], folds, chunk)
-        for c, (_, family, params, features) in enumerate(candidates)
+        (c, family, params, features, X, labels[keep], folds, chunk, classes)
+        for c, (family, params, features) in enumerate(trained)
         for chunk in chunks
     ]
     pool = pool or SerialPool(None)
     results = pool.map(_transfer_task, tasks)
-    predictions = [np.empty(int(keep.sum()), dtype=object) for _ in candidates]
-    spent = [0.0] * len(candidates)
-    for (c, *_), (held, predicted, seconds) in zip(tasks, results, strict=True):
-        predictions[c][held] = predicted
-        spent[c] += seconds
+    n = int(keep.sum())
+    trained_predictions = [np.empty(n, dtype=object) for _ in trained]
+    distributions = [np.zeros((n, len(classes))) for _ in trained]
+    trained_spent = [0.0] * len(trained)
+    for (c, *_), (held, predicted, distribution, seconds) in zip(tasks, results, strict=True):
+        trained_predictions[c][held] = predicted
+        distributions[c][held] = distribution
+        trained_spent[c] += seconds
+    predictions, spent = [], []
+    for _, family, params, features in candidates:
+        if family in COMPOSITES:
+            members = [trained.index(_member_key(m)) for m in COMPOSITES[family].members(params)]
+            mean = sum(distributions[m] for m in members) / len(members)
+            predictions.append(np.asarray(classes, dtype=object)[mean.argmax(axis=1)])
+            spent.append(sum(trained_spent[m] for m in members))
+        else:
+            c = trained.index(_member_key((family, params, features)))
+            predictions.append(trained_predictions[c])
+            spent.append(trained_spent[c])
     for (name, family, _, _), predicted, seconds in zip(
         candidates, predictions, spent, strict=True
     ):
@@ -233,11 +260,41 @@ def transfer_estimate(
     return pd.DataFrame(rows)
 
 
+def _member_key(member) -> tuple:
+    family, params, features = member
+    return family, json.dumps(params, sort_keys=True), features
+
+
+def _trained_candidates(candidates) -> list[tuple]:
+    """What must be trained for ``candidates``: each plain configuration once, and every member
+    of a composite (keys of ``_member_key``, in first-seen order)."""
+    trained = []
+    for _, family, params, features in candidates:
+        members = (
+            COMPOSITES[family].members(params)
+            if family in COMPOSITES
+            else [(family, params, features)]
+        )
+        for member in members:
+            if _member_key(member) not in trained:
+                trained.append(_member_key(member))
+    return trained
+
+
 def _transfer_task(_shared, task) -> tuple:
-    """One candidate's predictions for the rows of the groups ``chunk`` names, each group
-    predicted by a fit on every row outside it: (those rows, their predictions, seconds)."""
-    _, family, params, features, X, y, folds, chunk = task
-    pipeline = build_pipeline(family, params, FEATURE_SETS[features])
+    """One configuration's predictions for the rows of the groups ``chunk`` names, each group
+    predicted by a fit on every row outside it: (those rows, their predictions, their class
+    distributions over ``classes``, seconds)."""
+    _, family, params, features, X, y, folds, chunk, classes = task
+    pipeline = build_pipeline(family, json.loads(params), FEATURE_SETS[features])
+    predicted = np.empty(len(y), dtype=object)
+    distribution = np.zeros((len(y), len(classes)))
+    start = time.perf_counter()
+    for held, model in fold_models(pipeline, X, y, folds, only=chunk):
+        predicted[held] = model.predict(X[held])
+        distribution[held] = average_distributions(
+            [member_distribution(model, X[held])], [list(model.classes_)], classes
+        )
     held = np.isin(folds, chunk)
-    predicted, _, seconds, _ = cross_val_oof(pipeline, X, y, folds, only=chunk)
-    return np.flatnonzero(held), predicted[held], seconds
+    seconds = time.perf_counter() - start
+    return np.flatnonzero(held), predicted[held], distribution[held], seconds
