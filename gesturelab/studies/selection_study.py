@@ -3,11 +3,12 @@
 Whole sources of the file (HaGRID's source blocks, a keypoint file's recording runs, users or
 subjects where the file names them) are held out a fold at a time. Inside the rest the sweep's
 selection runs as the sweep runs it: every configuration of every family scored by grouped
-cross-validation (clean and viewpoint-perturbed), each family's best chosen, the families'
-bests given a transfer estimate. Each candidate rule then names a champion, and that champion,
-fitted on the rest, is scored on the held-out sources: the rule that names the champions that
-do best there is the one that predicts what a user sees. A soft-voting ensemble of the
-families' bests is scored beside them, as the alternative to choosing at all.
+cross-validation (clean and viewpoint-perturbed), each family's best chosen, the soft-voting
+ensemble of those bests added as one more candidate (as the sweep offers it), every candidate
+given a transfer estimate. Each candidate rule then names a champion, and that champion, fitted
+on the rest, is scored on the held-out sources: the rule that names the champions that do best
+there is the one that predicts what a user sees. Always taking the ensemble is scored beside
+them, as the alternative to choosing at all.
 """
 
 from __future__ import annotations
@@ -28,20 +29,24 @@ from gesturelab.evaluation.full_report import grouped_interval, held_out_f1
 from gesturelab.evaluation.metrics import classification_metrics
 from gesturelab.evaluation.plots import interval_bars_figure, save_unless_same
 from gesturelab.features.augment import perturb_viewpoint
-from gesturelab.models.predictor import GesturePredictor
+from gesturelab.models.static_ensemble import average_distributions, member_distribution
 from gesturelab.models.static_families import (
+    DEFAULT_FEATURE_SET,
+    ENSEMBLE,
     FAMILIES,
     FEATURE_SETS,
     build_pipeline,
+    ensemble_configuration,
     run_name,
     sweep_grid,
 )
 from gesturelab.training.engine import Engine
 from gesturelab.training.selection_rules import SELECTION_RULES, select_best
 from gesturelab.training.sweep import split_configuration
-from gesturelab.training.sweep_transfer import cross_val_oof, transfer_estimate
+from gesturelab.training.sweep_transfer import fold_models, transfer_estimate
 
-ENSEMBLE = "ensemble of the families' bests"
+# the row of the rule "always the ensemble" (no choosing at all)
+ALWAYS_ENSEMBLE = "ensemble of the families' bests"
 
 
 @dataclass
@@ -100,16 +105,24 @@ def selection_study(
             ).set_index("name")
         X_in, y_in = data.loc[inner, prepared.columns], labels[inner]
         X_out, y_out = data.loc[held, prepared.columns], labels[held]
-        distributions = []
+        classes = sorted(set(y_in))
+        held_out = {}  # family -> (predictions, class distributions) of the held-out rows
         for family, best in bests.items():
+            if family == ENSEMBLE:
+                continue
             model = build_pipeline(family, best["params"], FEATURE_SETS[best["features"]], seed)
             model.fit(X_in, y_in)
-            predicted = np.asarray(model.predict(X_out), dtype=object)
-            predictions[fold, family] = predicted
-            predictor = GesturePredictor(model)
-            distributions.append(
-                pd.DataFrame(predictor.predict_distribution(X_out), columns=predictor.classes)
+            distribution = member_distribution(model, X_out)
+            held_out[family] = (
+                np.asarray(model.predict(X_out), dtype=object),
+                average_distributions([distribution], [list(model.classes_)], classes),
             )
+        if ENSEMBLE in bests:  # what the ensemble fitted on the same rows predicts
+            mean = sum(d for _, d in held_out.values()) / len(held_out)
+            held_out[ENSEMBLE] = (np.asarray(classes, dtype=object)[mean.argmax(axis=1)], mean)
+        for family, best in bests.items():
+            predicted = held_out[family][0]
+            predictions[fold, family] = predicted
             picks.append(
                 {
                     "fold": fold,
@@ -122,8 +135,6 @@ def selection_study(
                     "held_out_f1_macro": held_out_f1(y_out, predicted),
                 }
             )
-        mean = sum(d.reindex(columns=sorted(set(y_in)), fill_value=0.0) for d in distributions)
-        predictions[fold, ENSEMBLE] = mean.idxmax(axis=1).to_numpy(dtype=object)
     picks = pd.DataFrame(picks)
     rules = _score_rules(picks, predictions, outer, labels, sources, tolerance)
     return SelectionStudy(
@@ -151,20 +162,32 @@ def _family_bests(prepared, inner, grids, tolerance, seed, engine) -> dict:
     for family in grids:
         records = [r for r in scored if r["family"] == family]
         bests[family] = select_best(records, tolerance)
-    # the sweep measures its tolerance from the best configuration overall (not the best of the
-    # families' bests): the rules are given the same top
-    top = max(r["val_f1_macro"] for r in scored)
+    if len(bests) >= 2:  # the sweep offers their ensemble too
+        bests[ENSEMBLE] = _ensemble_of(bests, y)
+    # the sweep measures its tolerance from the best configuration overall, the ensemble
+    # included (not the best of the families' bests): the rules are given the same top
+    top = max(r["val_f1_macro"] for r in [*scored, *bests.values()])
     return {family: {**best, "top": top} for family, best in bests.items()}
 
 
 def _cross_validate(shared, task) -> dict:
+    """A configuration's grouped-CV scores (clean and perturbed) and its out-of-fold class
+    distributions, from which an ensemble of configurations is scored without a fit."""
     family, configuration, seed = task
     params, features = split_configuration(configuration)
     pipeline = build_pipeline(family, params, FEATURE_SETS[features], seed)
-    y = shared["y"]
-    clean, perturbed, _, _ = cross_val_oof(
-        pipeline, shared["X"], y, shared["folds"], shared["X_perturbed"]
-    )
+    X, X_perturbed, y = shared["X"], shared["X_perturbed"], shared["y"]
+    classes = sorted(set(y))
+    clean, perturbed = np.empty(len(y), dtype=object), np.empty(len(y), dtype=object)
+    distributions = {"clean": np.zeros((len(y), len(classes))), "perturbed": None}
+    distributions["perturbed"] = np.zeros_like(distributions["clean"])
+    for held, model in fold_models(pipeline, X, y, shared["folds"]):
+        clean[held] = model.predict(X[held])
+        perturbed[held] = model.predict(X_perturbed[held])
+        for kind, rows in (("clean", X[held]), ("perturbed", X_perturbed[held])):
+            distributions[kind][held] = average_distributions(
+                [member_distribution(model, rows)], [list(model.classes_)], classes
+            )
     return {
         "family": family,
         "name": run_name(family, params, features),
@@ -172,6 +195,27 @@ def _cross_validate(shared, task) -> dict:
         "features": features,
         "val_f1_macro": classification_metrics(y, clean)["f1_macro"],
         "val_perturbed_f1_macro": classification_metrics(y, perturbed)["f1_macro"],
+        "distributions": distributions,
+    }
+
+
+def _ensemble_of(bests: dict, y) -> dict:
+    """The soft-voting ensemble of the families' bests as the sweep offers it to the rule: its
+    grouped-CV scores from its members' out-of-fold distributions (what the ensemble, fitted
+    fold by fold, predicts)."""
+    classes = np.asarray(sorted(set(y)), dtype=object)
+    scores = {}
+    for kind, column in (("clean", "val_f1_macro"), ("perturbed", "val_perturbed_f1_macro")):
+        mean = sum(b["distributions"][kind] for b in bests.values()) / len(bests)
+        scores[column] = classification_metrics(y, classes[mean.argmax(axis=1)])["f1_macro"]
+    members = [(b["family"], b["params"], b["features"]) for b in bests.values()]
+    configuration = ensemble_configuration(members)
+    return {
+        "family": ENSEMBLE,
+        "name": run_name(ENSEMBLE, configuration),
+        "params": configuration,
+        "features": DEFAULT_FEATURE_SET,
+        **scores,
     }
 
 
@@ -186,7 +230,8 @@ def _score_rules(picks, predictions, outer, labels, sources, tolerance) -> pd.Da
             records = rows.to_dict("records")
             chosen.append(rule.pick(records, tolerance, records[0]["top_val_f1_macro"])["family"])
         named[rule.name] = chosen
-    named[ENSEMBLE] = [ENSEMBLE] * picks["fold"].nunique()
+    if ENSEMBLE in set(picks["family"]):
+        named[ALWAYS_ENSEMBLE] = [ENSEMBLE] * picks["fold"].nunique()
     score_of = {"cv": "val_f1_macro", "cv+perturbed": "val_perturbed_f1_macro"}
     score_of.update({"transfer": "transfer_f1_macro", "cv+transfer": "transfer_f1_macro"})
     held = outer >= 0
@@ -199,10 +244,7 @@ def _score_rules(picks, predictions, outer, labels, sources, tolerance) -> pd.Da
             predicted[outer == fold] = predictions[fold, family]
             fold_rows = picks[picks["fold"] == fold]
             best = fold_rows["held_out_f1_macro"].max()
-            if family != ENSEMBLE:
-                got = fold_rows.loc[fold_rows["family"] == family, "held_out_f1_macro"].iloc[0]
-            else:
-                got = held_out_f1(truth[outer == fold], predictions[fold, family])
+            got = fold_rows.loc[fold_rows["family"] == family, "held_out_f1_macro"].iloc[0]
             regret.append(best - got)
         f1 = held_out_f1(truth[held], predicted[held])
         low, high = grouped_interval(truth[held], predicted[held], sources[held])
