@@ -41,6 +41,24 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=order)
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_pointed_by_the_environment():
+    """A test that points this process's MLflow at a store (``train_with_mlflow.setup`` sets the
+    tracking and registry URIs) leaves nothing behind: the next test on the worker, whichever
+    it is, reads the store its own environment names."""
+    registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        if registry is None:  # MLflow copies a registry URI it is given into the environment
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
+        else:
+            os.environ["MLFLOW_REGISTRY_URI"] = registry
+
+
 @pytest.fixture(scope="session")
 def sample_csv() -> Path:
     return config.HAGRID_SAMPLE_CSV
