@@ -41,13 +41,18 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=order)
 
 
+# What the environment said before any test or fixture ran (a module fixture that pointed MLflow
+# at its store would otherwise be what the next test restores).
+_REGISTRY_URI_AT_START = os.environ.get("MLFLOW_REGISTRY_URI")
+
+
 @pytest.fixture(autouse=True)
 def _mlflow_pointed_by_the_environment():
     """A test that points this process's MLflow at a store (``train_with_mlflow.setup`` sets the
     tracking and registry URIs) leaves nothing behind: the next test on the worker, whichever
     it is, reads the store its own environment names."""
-    registry = os.environ.get("MLFLOW_REGISTRY_URI")
     yield
+    registry = _REGISTRY_URI_AT_START
     if "mlflow" in sys.modules:
         import mlflow
 

@@ -13,7 +13,7 @@ from gesturelab.models.predictor import (
     StaticPredictor,
     load_predictor,
 )
-from tests.conftest import SMALL_GESTURES, run_cli
+from tests.conftest import SMALL_GESTURES, run_cli, using_store
 
 GESTURES = SMALL_GESTURES
 
@@ -22,8 +22,7 @@ GESTURES = SMALL_GESTURES
 def logged(small_tcn):
     """The session's small TCN on three real gestures, loaded from its MLflow store."""
     uri, data, out = small_tcn.store, small_tcn.data, small_tcn.validated
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
+    with using_store(uri):  # and back: the registry URI MLflow set must not outlive this
         predictor = load_predictor(out.run.model_uri)
     out.store = uri  # tests that reopen the model point MLflow at this store again
     return predictor, data, out

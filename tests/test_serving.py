@@ -15,6 +15,8 @@ import urllib.request
 import numpy as np
 import pytest
 
+from tests.conftest import using_store
+
 NAME = "serving-test-gestures"
 
 pytestmark = [pytest.mark.slow, pytest.mark.train]
@@ -29,8 +31,7 @@ def served(small_tcn, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("serving")
     uri, data, out = small_tcn.store, small_tcn.data, small_tcn.validated
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
+    with using_store(uri):  # and back: the registry URI MLflow set must not outlive this
         tracking.register_model(out.run.model_uri, NAME, label_set=data.classes, data_sha256=None)
         predictor = load_predictor(f"models:/{NAME}@champion")
         held = data.subset(np.isin(data.subjects, out.validation_subjects))
