@@ -89,7 +89,7 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
         "cv+perturbed",
         "transfer",
         "cv+transfer",
-        "ensemble of the families' bests",
+        "ensemble",
     } <= set(rules["rule"])
     assert (rules["low"] <= rules["high"]).all() and rules["held_out_f1_macro"].min() > 0.9
     assert len(pd.read_csv(tmp_path / "reports" / "gesto_study.csv")) == 9  # the whole ladder

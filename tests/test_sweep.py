@@ -45,7 +45,17 @@ def test_each_selection_rule_names_its_champion_among_the_families_bests():
     picked = {
         name: rule.pick(bests, 0.005, None)["family"] for name, rule in SELECTION_RULES.items()
     }
-    assert picked == {"cv": "mlp", "cv+perturbed": "mlp", "transfer": "knn", "cv+transfer": "svm"}
+    # without an ensemble (a quick sweep, one family) the ensemble rule is cv+perturbed
+    assert picked == {
+        "cv": "mlp",
+        "cv+perturbed": "mlp",
+        "transfer": "knn",
+        "cv+transfer": "svm",
+        "ensemble": "mlp",
+    }
+    ensemble = {"family": "ensemble", "val_f1_macro": 0.960, "val_perturbed_f1_macro": 0.9}
+    assert SELECTION_RULES["ensemble"].pick([*bests, ensemble], 0.005, None) is ensemble
+    assert SELECTION_RULES["cv+perturbed"].pick([*bests, ensemble], 0.005, None) is bests[0]
     # without an estimate (nan) a configuration never wins on transfer
     bests[2]["transfer_f1_macro"] = float("nan")
     assert SELECTION_RULES["transfer"].pick(bests, 0.005, None)["family"] == "svm"

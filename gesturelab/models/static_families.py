@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from gesturelab import config
 from gesturelab.config import SEED
 from gesturelab.errors import lookup
 from gesturelab.features.augment import perturb_viewpoint
@@ -262,7 +263,7 @@ def _build_ensemble(params: dict, seed: int):
     )
 
 
-ENSEMBLE = "ensemble"
+ENSEMBLE = config.ENSEMBLE_FAMILY
 COMPOSITES: dict[str, Composite] = {
     ENSEMBLE: Composite(ENSEMBLE, _build_ensemble, _ensemble_members),
 }

@@ -7,8 +7,8 @@ cross-validation (clean and viewpoint-perturbed), each family's best chosen, the
 ensemble of those bests added as one more candidate (as the sweep offers it), every candidate
 given a transfer estimate. Each candidate rule then names a champion, and that champion, fitted
 on the rest, is scored on the held-out sources: the rule that names the champions that do best
-there is the one that predicts what a user sees. Always taking the ensemble is scored beside
-them, as the alternative to choosing at all.
+there is the one that predicts what a user sees. One rule does not choose at all: it takes the
+ensemble.
 """
 
 from __future__ import annotations
@@ -44,9 +44,6 @@ from gesturelab.training.engine import Engine
 from gesturelab.training.selection_rules import SELECTION_RULES, select_best
 from gesturelab.training.sweep import split_configuration
 from gesturelab.training.sweep_transfer import fold_models, transfer_estimate
-
-# the row of the rule "always the ensemble" (no choosing at all)
-ALWAYS_ENSEMBLE = "ensemble of the families' bests"
 
 
 @dataclass
@@ -230,8 +227,6 @@ def _score_rules(picks, predictions, outer, labels, sources, tolerance) -> pd.Da
             records = rows.to_dict("records")
             chosen.append(rule.pick(records, tolerance, records[0]["top_val_f1_macro"])["family"])
         named[rule.name] = chosen
-    if ENSEMBLE in set(picks["family"]):
-        named[ALWAYS_ENSEMBLE] = [ENSEMBLE] * picks["fold"].nunique()
     score_of = {"cv": "val_f1_macro", "cv+perturbed": "val_perturbed_f1_macro"}
     score_of.update({"transfer": "transfer_f1_macro", "cv+transfer": "transfer_f1_macro"})
     held = outer >= 0

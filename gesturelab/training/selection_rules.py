@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gesturelab.config import ENSEMBLE_FAMILY
 from gesturelab.errors import lookup
 
 
@@ -42,6 +43,13 @@ def _cv_then_transfer(records, tolerance, top):
     top = max(r["val_f1_macro"] for r in records) if top is None else top
     close = [r for r in records if r["val_f1_macro"] >= top - tolerance]
     return max(close, key=lambda r: (_transfer(r), r["val_f1_macro"]))
+
+
+def _ensemble(records, tolerance, top):
+    for record in records:
+        if record["family"] == ENSEMBLE_FAMILY:
+            return record
+    return select_best(records, tolerance, top)  # a sweep without one (quick, one family)
 
 
 def _transfer(record) -> float:
@@ -80,6 +88,12 @@ SELECTION_RULES: dict[str, SelectionRule] = {
             _cv_then_transfer,
             True,
             "grouped CV; within the tolerance, the best transfer estimate",
+        ),
+        SelectionRule(
+            "ensemble",
+            _ensemble,
+            False,
+            "the soft-voting ensemble of the families' bests (without one: cv+perturbed)",
         ),
     )
 }
