@@ -147,7 +147,7 @@ def test_sweep_and_evaluate_against_a_tracking_server(server, tmp_path, monkeypa
         url,
         "sweep",
         "--families",
-        "logreg",
+        "knn",  # the quickest full grid: a registered sweep is a full one
         "--register",
         "--figures-dir",
         work / "figures",
