@@ -147,7 +147,7 @@ def test_sweep_and_evaluate_against_a_tracking_server(server, tmp_path, monkeypa
         url,
         "sweep",
         "--families",
-        "knn",  # the quickest full grid: a registered sweep is a full one
+        "logreg",  # the fewest runs of a full grid (20, no ablation): each is logged over HTTP
         "--register",
         "--figures-dir",
         work / "figures",
