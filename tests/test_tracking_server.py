@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -181,6 +182,10 @@ def test_sweep_and_evaluate_against_a_tracking_server(server, tmp_path, monkeypa
     # The champion's files live in the server's artifact root, the model card beside them.
     artifacts = {a.path for a in client.list_artifacts(champion.run_id, "model_card")}
     assert any(p.endswith(".md") for p in artifacts), artifacts
+    # the card lists the scores the champion (refit on every row) was selected on
+    card = next(p for p in artifacts if p.endswith(".md"))
+    text = Path(client.download_artifacts(champion.run_id, card, str(work))).read_text()
+    assert "| selection_test_f1_macro |" in text and "| selection_transfer_f1_macro |" in text
     assert any((folder / "server-artifacts").rglob("model.skops"))
     assert not (work / "must-stay-empty.db").exists()
 

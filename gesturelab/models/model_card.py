@@ -114,7 +114,11 @@ def build_card(name: str, version) -> dict:
             "subjects_validation": params.get("data_subjects_validation"),
             "trained_on": params.get("trained_on"),
         },
-        "metrics": _metric_block(metrics, "val_") | _metric_block(metrics, "test_"),
+        # a static champion refit on every row has no scores of its own: the configuration it
+        # was selected as (its grouped CV, test split and transfer estimate) scored it
+        "metrics": _metric_block(metrics, "val_")
+        | _metric_block(metrics, "test_")
+        | _metric_block(metrics, "selection_"),
         "training_config": {
             k: v for k, v in params.items() if not k.startswith(("data_", "calibration_"))
         },
