@@ -38,6 +38,12 @@ def average_distributions(distributions, member_classes, classes) -> np.ndarray:
     return total / len(distributions)
 
 
+def distribution_over(model, X, classes) -> np.ndarray:
+    """One fitted model's class distribution with its columns on ``classes`` (0 for a class
+    it never saw)."""
+    return average_distributions([member_distribution(model, X)], [list(model.classes_)], classes)
+
+
 class SoftVotingEnsemble(ClassifierMixin, BaseEstimator):
     """Fits each member pipeline on the same rows; predicts the class of the highest mean
     probability over the members.

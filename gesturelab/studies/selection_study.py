@@ -29,7 +29,7 @@ from gesturelab.evaluation.full_report import grouped_interval, held_out_f1
 from gesturelab.evaluation.metrics import classification_metrics
 from gesturelab.evaluation.plots import interval_bars_figure, save_unless_same
 from gesturelab.features.augment import perturb_viewpoint
-from gesturelab.models.static_ensemble import average_distributions, member_distribution
+from gesturelab.models.static_ensemble import distribution_over
 from gesturelab.models.static_families import (
     DEFAULT_FEATURE_SET,
     ENSEMBLE,
@@ -109,10 +109,9 @@ def selection_study(
                 continue
             model = build_pipeline(family, best["params"], FEATURE_SETS[best["features"]], seed)
             model.fit(X_in, y_in)
-            distribution = member_distribution(model, X_out)
             held_out[family] = (
                 np.asarray(model.predict(X_out), dtype=object),
-                average_distributions([distribution], [list(model.classes_)], classes),
+                distribution_over(model, X_out, classes),
             )
         if ENSEMBLE in bests:  # what the ensemble fitted on the same rows predicts
             mean = sum(d for _, d in held_out.values()) / len(held_out)
@@ -182,9 +181,7 @@ def _cross_validate(shared, task) -> dict:
         clean[held] = model.predict(X[held])
         perturbed[held] = model.predict(X_perturbed[held])
         for kind, rows in (("clean", X[held]), ("perturbed", X_perturbed[held])):
-            distributions[kind][held] = average_distributions(
-                [member_distribution(model, rows)], [list(model.classes_)], classes
-            )
+            distributions[kind][held] = distribution_over(model, rows, classes)
     return {
         "family": family,
         "name": run_name(family, params, features),

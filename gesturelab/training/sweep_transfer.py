@@ -19,7 +19,7 @@ from gesturelab.datasets.static_data import PreparedData
 from gesturelab.evaluation.full_report import grouped_interval
 from gesturelab.evaluation.metrics import classification_metrics
 from gesturelab.models.predictor import GesturePredictor
-from gesturelab.models.static_ensemble import average_distributions, member_distribution
+from gesturelab.models.static_ensemble import distribution_over
 from gesturelab.models.static_families import (
     COMPOSITES,
     DEFAULT_FEATURE_SET,
@@ -292,9 +292,7 @@ def _transfer_task(_shared, task) -> tuple:
     start = time.perf_counter()
     for held, model in fold_models(pipeline, X, y, folds, only=chunk):
         predicted[held] = model.predict(X[held])
-        distribution[held] = average_distributions(
-            [member_distribution(model, X[held])], [list(model.classes_)], classes
-        )
+        distribution[held] = distribution_over(model, X[held], classes)
     held = np.isin(folds, chunk)
     seconds = time.perf_counter() - start
     return np.flatnonzero(held), predicted[held], distribution[held], seconds
