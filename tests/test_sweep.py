@@ -62,6 +62,14 @@ def test_each_selection_rule_names_its_champion_among_the_families_bests():
     assert [r.name for r in SELECTION_RULES.values() if r.transfer] == ["transfer", "cv+transfer"]
 
 
+def test_an_ensemble_of_one_family_is_refused_before_any_training(sample_csv):
+    from gesturelab.errors import SweepDataError
+
+    prepared = prepare(sample_csv, quarantine_dir=None, verbose=False)
+    with pytest.raises(SweepDataError, match=r"two or more families; this sweep has 1 \(svm\)"):
+        run_sweep(prepared, quick=True, families=("svm",), ensemble=True, progress=False)
+
+
 def test_promotion_on_transfer_is_refused_only_beyond_the_challengers_interval():
     new = {"transfer_f1_macro": 0.973, "transfer_f1_low": 0.960, "transfer_f1_high": 0.979}
     assert transfer_refusal({"transfer_f1_macro": "0.981"}, new) == (

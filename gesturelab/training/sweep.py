@@ -127,6 +127,11 @@ def run_sweep(
         )
     grids = {family: sweep_grid(family, quick) for family in families}
     check_sweepable(prepared, grids)
+    if ensemble and len(grids) < 2:
+        raise SweepDataError(
+            f"--ensemble averages the bests of two or more families; this sweep has "
+            f"{len(grids)} ({', '.join(grids)}): add families with --families, or leave it out"
+        )
     ensemble = (not quick if ensemble is None else ensemble) and len(grids) >= 2
     if register_as:
         if quick:
