@@ -143,3 +143,52 @@ def test_a_video_hand_is_read_in_shrec17s_axes():
     assert right[12, 2] == pytest.approx(-0.05 * 640)  # nearer stays smaller, as SHREC'17's z
     left = from_pixels(hand, width=640, handedness="Left")
     assert left[12, 0] - left[0, 0] == pytest.approx(-(right[12, 0] - right[0, 0]))
+
+
+def test_beginnings_are_each_gestures_first_frames_with_its_label(two_subjects):
+    from gesturelab.datasets.prefixes import accuracy_by_length, gesture_prefixes
+
+    data = two_subjects.subset(np.arange(6))
+    beginnings = gesture_prefixes(data, lengths=(6, 10, 1000), late_start=0)
+    whole = beginnings.meta["whole"]
+    assert whole.sum() == len(data)  # every gesture once whole; no 1000-frame beginning
+    for sequence, label in zip(data.sequences, data.labels):
+        mine = [s for s, y in zip(beginnings.sequences, beginnings.labels) if y == label]
+        assert any(len(s) == 10 and np.array_equal(s, sequence[:10]) for s in mine)
+        assert any(np.array_equal(s, sequence) for s in mine)
+    late = gesture_prefixes(data, lengths=(10,), late_start=3, seed=1)
+    starts = [
+        next(k for k in range(4) if np.array_equal(s, seq[k : k + 10]))
+        for s, seq in zip(late.sequences[::2], data.sequences)
+    ]
+    assert set(starts) <= {0, 1, 2, 3} and len(set(starts)) > 1
+    right = accuracy_by_length(beginnings, beginnings.labels)
+    assert right == {6: 1.0, 10: 1.0, "whole": 1.0}
+
+
+def test_the_early_namer_fires_when_sure_names_unsure_runs_at_their_end_and_drops_blips():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from gesturelab.studies.live_eval import EarlyReadings, named_early
+
+    classes = ("a", "b")
+    runs = SegmentRules(on=0.5, gap=3, min_length=5)
+    unsure, sure_b = np.array([0.6, 0.4]), np.array([0.1, 0.9])
+    # run 1 (frames 2-11): sure of b from frame 6 on; run 2 (15-22): never sure, a at the end;
+    # run 3 (30-32): too short to name at its end
+    reading = EarlyReadings(
+        pd.DataFrame({"start_frame": [2, 15, 30], "end_frame": [11, 22, 32]}),
+        [np.arange(4, 12), np.arange(17, 23), np.arange(32, 33)],
+        [np.array([unsure] * 2 + [sure_b] * 6), np.array([unsure] * 6), np.array([unsure])],
+    )
+    stream = SimpleNamespace(frames=np.zeros((40, 21, 3)))
+    table = named_early([stream], [reading], classes, runs, min_frames=3, confidence=0.8)[0]
+    assert table[["label", "start_frame", "end_frame", "detected_at"]].values.tolist() == [
+        ["b", 2, 11, 6],
+        ["a", 15, 22, 25],
+    ]
+    # not before min_frames: with 6, run 1 fires at its 6th frame (7), not at 6
+    later = named_early([stream], [reading], classes, runs, min_frames=6, confidence=0.8)[0]
+    assert later["detected_at"].tolist() == [7, 25]

@@ -32,7 +32,7 @@ def study(store, few_subjects):
     from gesturelab.studies.live_eval import live_study
 
     with using_store(store):
-        return live_study(few_subjects, **TINY)
+        return live_study(few_subjects, early=True, early_epochs=1, **TINY)
 
 
 def test_the_study_keeps_subjects_apart_and_logs_a_detector_it_reuses(study, store, few_subjects):
@@ -47,10 +47,36 @@ def test_the_study_keeps_subjects_apart_and_logs_a_detector_it_reuses(study, sto
     assert test_subjects == sides[2]
     assert set(study.scores) >= {"DR", "FP", "JI", "median_delay", "rest_alarms_per_min"}
     with using_store(store):
-        again = live_study(few_subjects, **TINY)
+        again = live_study(few_subjects, early=True, early_epochs=1, **TINY)
     assert again.reused and again.run.run_id == study.run.run_id
     assert again.rules == study.rules
     assert again.scores == study.scores  # the same weights, so the same segments
+    # the early namer too: logged once, then reused by its key with the same weights
+    first, second = study.early, again.early
+    assert not first["namer"].reused and second["namer"].reused
+    assert second["namer"].run.run_id == first["namer"].run.run_id
+    assert second["rule_table"].equals(first["rule_table"])
+
+
+def test_the_early_namer_learns_on_training_subjects_and_is_scored_on_the_others(study):
+    from gesturelab.studies.live_eval import EARLY_GRID
+
+    early = study.early
+    assert early["namer"].run.params["data_subjects_train"] == " ".join(
+        map(str, np.unique(study.split.fit.subjects))
+    )
+    assert early["namer"].run.params["data_subjects_validation"] == " ".join(
+        map(str, np.unique(study.split.validation.subjects))
+    )
+    assert len(early["rule_table"]) == len(EARLY_GRID)
+    assert early["rule_table"]["chosen"].sum() == 1
+    chosen = early["rules"]["chosen"]
+    assert (chosen["min_frames"], chosen["confidence"]) in EARLY_GRID
+    # every early event comes at or after min_frames into its run, never before it starts
+    for table in chosen["segments"]:
+        into = table["detected_at"] - table["start_frame"] + 1
+        assert (into >= chosen["min_frames"]).all()
+    assert set(early["beginnings"]) >= {6, 10, "whole"}
 
 
 def test_the_live_recognizer_frame_by_frame_gives_the_whole_streams_segments(study):
