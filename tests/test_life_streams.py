@@ -192,3 +192,7 @@ def test_the_early_namer_fires_when_sure_names_unsure_runs_at_their_end_and_drop
     # not before min_frames: with 6, run 1 fires at its 6th frame (7), not at 6
     later = named_early([stream], [reading], classes, runs, min_frames=6, confidence=0.8)[0]
     assert later["detected_at"].tolist() == [7, 25]
+    # a closer names the runs the namer never got sure of, at the same event
+    reading.closing = [None, np.array([0.2, 0.8]), None]
+    closed = named_early([stream], [reading], classes, runs, min_frames=3, confidence=0.8)[0]
+    assert closed[["label", "detected_at"]].values.tolist() == [["b", 6], ["b", 25]]

@@ -273,8 +273,9 @@ def live_study(
     test subjects (the leaderboard's validated model) that also names the detector's segments
     once over, with segment rules of its own chosen on the validation streams (``named``).
     early: also train (or reuse) an early namer (``early_namer``; ``early_epochs``) that names
-    the same runs as soon as it is sure (``named_early``), its rules chosen on the validation
-    streams (``early``)."""
+    the same runs as soon as it is sure (``named_early``; the runs it never gets sure of named
+    once over by ``namer`` where there is one), its rules chosen on the validation streams
+    (``early``)."""
     from gesturelab.training import frame_runs
     from gesturelab.training.frame_training import (
         detector_settings,
@@ -335,6 +336,7 @@ def live_study(
             {"validation": validation, "test": test},
             {"validation": val_probabilities, "test": probabilities},
             runs,
+            closer=namer,
             epochs=early_epochs,
             seed=seed,
             fresh=fresh,
@@ -360,25 +362,36 @@ def live_study(
     )
 
 
-def early_study(split, streams, probabilities, runs, **options) -> dict:
+def early_study(split, streams, probabilities, runs, closer=None, **options) -> dict:
     """The early namer (``early_namer``; ``options`` go to it) on the detector's runs: its rules
-    chosen on the validation streams (``choose_early``), then both the chosen and the fast rule
+    chosen on the validation streams (``choose_early``), then the chosen and the fast rule
     scored on the test streams, and what it tells from the test subjects' gestures' first n
-    frames (``beginnings_table``)."""
+    frames (``beginnings_table``).
+
+    closer: a sequence model that names, once over, the runs the early namer never got sure of
+    (``rules["chosen+closer"]``: the chosen rule with it). The rules are chosen without it: a
+    closer that trained on the validation subjects (the leaderboard's model did) would make
+    waiting for the end look better there than it is on anyone else."""
     seed = options.get("seed", config.SEQUENCE_SEED)
     namer = early_namer(split, **options)
     classes = split.fit.classes
     first = min(m for m, _ in EARLY_GRID)
-    read = {
-        side: early_readings(streams[side], probabilities[side], namer.predictor, runs, first)
-        for side in ("validation", "test")
-    }
-    chosen, fast, table = choose_early(streams["validation"], read["validation"], classes, runs)
+    validation = early_readings(
+        streams["validation"], probabilities["validation"], namer.predictor, runs, first
+    )
+    chosen, fast, table = choose_early(streams["validation"], validation, classes, runs)
+    test = early_readings(
+        streams["test"], probabilities["test"], namer.predictor, runs, first, closer
+    )
+    alone = [replace(reading, closing=None) for reading in test]
     out = {"namer": namer, "runs": runs, "rule_table": table, "rules": {}}
-    for kind, rule in (("chosen", chosen), ("fast", fast)):
+    variants = [("chosen", chosen, alone), ("fast", fast, alone)]
+    if closer is not None:
+        variants.append(("chosen+closer", chosen, test))
+    for kind, rule, readings in variants:
         if rule is None:
             continue
-        segments = named_early(streams["test"], read["test"], classes, runs, *rule)
+        segments = named_early(streams["test"], readings, classes, runs, *rule)
         out["rules"][kind] = {
             "min_frames": rule[0],
             "confidence": rule[1],
@@ -493,12 +506,17 @@ class EarlyReadings:
     runs: pd.DataFrame  # start_frame, end_frame
     frames: list  # per run: the frame indices read
     distributions: list  # per run: (len(frames), classes)
+    closing: list | None = None  # per run: the closer's distribution of the whole run, or None
 
 
-def early_readings(streams, probabilities, predictor, runs: SegmentRules, min_frames: int):
+def early_readings(
+    streams, probabilities, predictor, runs: SegmentRules, min_frames: int, closer=None
+):
     """``EarlyReadings`` per stream: the namer reads each run's frames so far at every frame
     (what it would say live, causally). A run is where the detector says a gesture is under
-    way (``runs``' ``on`` and ``gap``), whether or not the detector would fire on it."""
+    way (``runs``' ``on`` and ``gap``), whether or not the detector would fire on it.
+    closer: a sequence model that reads each whole run once it is over (``closing``), to name
+    the runs the namer never got sure of."""
     every_run = replace(runs, fire=2.0, min_length=1)  # never fires early, keeps every run
     out = []
     for stream, rows in zip(streams, probabilities):
@@ -514,11 +532,20 @@ def early_readings(streams, probabilities, predictor, runs: SegmentRules, min_fr
         n_classes = len(predictor.classes)
         values = predictor.predict_distribution(pieces) if pieces else np.zeros((0, n_classes))
         owners = np.asarray(owners, dtype=int)
+        closing = None
+        if closer is not None:
+            whole = [r for r, f in enumerate(read) if f and f[-1] == table["end_frame"].iat[r]]
+            pieces = [stream.frames[table["start_frame"].iat[r] : read[r][-1] + 1] for r in whole]
+            named = closer.predict_distribution(pieces) if pieces else []
+            closing = [None] * len(table)
+            for r, row in zip(whole, named):
+                closing[r] = row
         out.append(
             EarlyReadings(
                 table[["start_frame", "end_frame"]].reset_index(drop=True),
                 [np.asarray(f, dtype=int) for f in read],
                 [values[owners == r] for r in range(len(table))],
+                closing,
             )
         )
     return out
@@ -529,8 +556,9 @@ def named_early(
 ) -> list[pd.DataFrame]:
     """Segments named by the early namer: a run fires at its first frame, ``min_frames`` or
     more into it, where the namer gives one class ``confidence``; a run it is never that sure
-    of is named once it is over (the namer reads all of it; the event ``gap`` frames after its
-    last gesture frame), if it lasted ``min_length`` frames; shorter ones are dropped."""
+    of is named once it is over (by the readings' closer where there is one, else the namer,
+    reading all of it; the event ``gap`` frames after its last gesture frame), if it lasted
+    ``min_length`` frames; shorter ones are dropped."""
     names = np.asarray(classes, dtype=object)
     tables = []
     for stream, reading in zip(streams, readings):
@@ -542,7 +570,9 @@ def named_early(
             if len(sure):
                 at, row = int(frames[sure[0]]), values[sure[0]]
             elif run.end_frame - run.start_frame + 1 >= runs.min_length and len(frames):
-                at, row = min(run.end_frame + runs.gap, last), values[-1]
+                closed = reading.closing[r] if reading.closing is not None else None
+                row = values[-1] if closed is None else closed
+                at = min(run.end_frame + runs.gap, last)
             else:
                 continue
             rows.append(
