@@ -101,14 +101,51 @@ def test_the_live_recognizer_frame_by_frame_gives_the_whole_streams_segments(stu
     assert live.equals(segment_stream(whole, stream.classes, study.rules)[columns])
 
 
-def test_predict_runs_the_logged_detector_on_a_real_video(study, store, tmp_path):
+def test_the_early_namer_live_gives_the_whole_streams_segments(study):
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from gesturelab.models.frame_predictor import FrameDetector
+    from gesturelab.serving.frame_segments import EarlyNaming, EarlyRules, LiveRecognizer
+    from gesturelab.studies.live_eval import early_readings, named_early
+
+    stream = study.streams["test"][0]
+    first = 400
+    rows = study.probabilities[0][:first]
+    # thresholds from this tiny detector's and namer's own outputs, so that there are several
+    # runs, some named early and some once over, whatever one epoch of training gave
+    runs = replace(study.rules, on=float(np.median(1 - rows[:, -1])), gap=3, min_length=8)
+    piece = SimpleNamespace(frames=stream.frames[:first], classes=stream.classes)
+    namer = study.early["namer"].predictor
+    readings = early_readings([piece], [rows], namer, runs, 6)
+    sure = float(np.median(np.concatenate([d.max(axis=1) for d in readings[0].distributions])))
+    early = EarlyRules(min_frames=6, confidence=sure)
+    offline = named_early([piece], readings, stream.classes, runs, 6, sure)[0]
+    meta = {"classes": list(stream.classes), "segment_rules": study.rules.__dict__}
+    detector = FrameDetector(study.result.model, meta)
+    recognizer = LiveRecognizer(detector, hop=5, early=EarlyNaming(namer, early, runs))
+    for frame in piece.frames:
+        recognizer.push(frame)
+    recognizer.flush()
+    columns = ["label", "start_frame", "end_frame", "detected_at"]
+    live = recognizer.segments_table()[columns]
+    assert (live["detected_at"] <= live["end_frame"]).any()  # fired while under way
+    assert (live["detected_at"] > live["end_frame"]).any()  # named once over
+    assert live.equals(offline[columns])
+
+
+def test_predict_runs_the_logged_detector_and_its_early_namer_on_a_real_video(
+    study, store, tmp_path
+):
     video = config.DATA_DIR / "mediapipe_samples" / "gestures_video.mp4"
-    uri = study.run.model_uri
+    uri, namer = study.run.model_uri, study.early["namer"].run.model_uri
     result = cli_here(
-        "predict", "--model", uri, "--input", str(video), "--out", str(tmp_path), "--no-progress",
-        store=store, cwd=tmp_path,
+        "predict", "--model", uri, "--namer", namer, "--input", str(video), "--out",
+        str(tmp_path), "--no-progress", store=store, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    chosen = study.early["rules"]["chosen"]
+    assert f"early namer (fires {chosen['min_frames']}+ frames" in result.stdout
     assert "live detector" in result.stdout and "195 frames at 25.0 fps" in result.stdout
     # each segment listed with its span, label and event, or that there was none
     listed = re.findall(r"segment +[\d.]+- *[\d.]+ s +\w+ +[\d.]+ +\(fired at", result.stdout)

@@ -246,6 +246,9 @@ def cmd_predict(args) -> int:
         from gesturelab.cli.live_commands import predict_live
 
         return predict_live(predictor, args)
+    if getattr(args, "namer", None):
+        print("error: --namer names a live detector's runs; --model is not one", file=sys.stderr)
+        return 2
     if isinstance(predictor, SequencePredictor):
         return _predict_gestures(predictor, args)
     if args.camera is not None:
@@ -492,6 +495,12 @@ def add_parsers(commands) -> None:
         type=probability,
         help="sequence models: confidence below which a window is 'no gesture' (default: the "
         "model's, chosen on its validation subjects)",
+    )
+    p.add_argument(
+        "--namer",
+        metavar="URI",
+        help="live detectors: an early namer (notebook 07's, runs:/ID/model) names the "
+        "detector's runs as soon as it is sure, with the rules chosen for it",
     )
     p.add_argument("--max-seconds", type=float, help="--camera: stop after this many seconds")
     p.add_argument(

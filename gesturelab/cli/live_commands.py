@@ -3,15 +3,36 @@ of a video or a camera, each printed with when it fired."""
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 
 from gesturelab.cli.common import list_segments, stream_sources, write_problems
 
 
+def early_naming(uri: str):
+    """The early namer at ``uri`` with the rules its study chose (``EARLY_RULES_TAG`` on its
+    run), as ``LiveRecognizer`` takes it; an error that says why when it is not one."""
+    import train_with_mlflow as tracking
+    from gesturelab.errors import ModelLoadError
+    from gesturelab.models.predictor import SequencePredictor, load_predictor
+    from gesturelab.serving.frame_segments import EARLY_RULES_TAG, EarlyNaming
+
+    namer = load_predictor(uri)
+    run_id = tracking.run_of_model(uri) or tracking.model_version_info(uri).get("run_id")
+    tags = tracking.get_run(run_id).tags if run_id else {}
+    if not isinstance(namer, SequencePredictor) or EARLY_RULES_TAG not in tags:
+        raise ModelLoadError(
+            f"--namer {uri}: not an early namer (a sequence model whose run carries the "
+            f"'{EARLY_RULES_TAG}' tag that notebook 07's study sets when it chooses its rules)"
+        )
+    return EarlyNaming.from_tags(namer, tags)
+
+
 def predict_live(detector, args) -> int:
     from pathlib import Path
 
-    from gesturelab.errors import MediaError
+    from gesturelab.errors import MediaError, ModelLoadError
     from gesturelab.serving.inference import detect_video
 
     sources = stream_sources(
@@ -19,6 +40,13 @@ def predict_live(detector, args) -> int:
     )
     if sources is None:
         return 2
+    early = None
+    if getattr(args, "namer", None):
+        try:
+            early = early_naming(args.namer)
+        except ModelLoadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     problems = []
     for source in sources:
 
@@ -28,7 +56,13 @@ def predict_live(detector, args) -> int:
                 f" began {segment.start_frame / fps:.2f}s"
             )
 
-        print(f"{source}: recognising gestures (live detector, learned no gesture)")
+        namer = (
+            f", early namer (fires {early.rules.min_frames}+ frames into a run at confidence "
+            f"{early.rules.confidence})"
+            if early
+            else ""
+        )
+        print(f"{source}: recognising gestures (live detector, learned no gesture{namer})")
         try:
             segments, frames = detect_video(
                 detector,
@@ -37,6 +71,7 @@ def predict_live(detector, args) -> int:
                 max_seconds=args.max_seconds,
                 progress=not args.no_progress,
                 echo=echo if args.camera is not None else None,
+                early=early,
             )
         except MediaError as exc:
             print(exc)

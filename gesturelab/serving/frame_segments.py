@@ -15,14 +15,22 @@ as they arrive, the way a live recognizer must:
 
 The delay the SHREC'22 protocol reports is ``detected_at - start``: how many frames into what
 it calls a gesture the recognizer named it.
+
+``EarlyNamingSegmenter`` keeps the same runs but lets a sequence model trained on gestures'
+beginnings name them (``studies.live_eval.early_namer``): it reads the run so far at every frame
+the detector calls a gesture and fires once it is sure (``EarlyRules``); a run it never gets sure
+of is named once it is over.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
+
+from gesturelab.datasets.sequences import MIN_SEQUENCE_FRAMES, frame_mask
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,123 @@ class FrameSegmenter:
         return pd.DataFrame([asdict(s) for s in self.segments]).reindex(columns=columns)
 
 
+@dataclass(frozen=True)
+class EarlyRules:
+    """When an early namer fires: at a frame the detector calls a gesture, ``min_frames`` or
+    more into the run, once one class has ``confidence``."""
+
+    min_frames: int = 8
+    confidence: float = 0.9
+
+
+def every_run(rules: SegmentRules) -> SegmentRules:
+    """``rules`` for finding runs only: the segmenter never fires on its own share, and every
+    run, however short, comes out when it ends."""
+    return replace(rules, fire=2.0, min_length=1)
+
+
+@dataclass(frozen=True)
+class EarlyNaming:
+    """What an ``EarlyNamingSegmenter`` needs besides the detector: the namer, when it fires,
+    the rules for runs (None: the detector's own) and the closer (None: the namer)."""
+
+    namer: object
+    rules: EarlyRules
+    runs: SegmentRules | None = None
+    closer: object = None
+
+    @classmethod
+    def from_tags(cls, namer, tags: dict, closer=None) -> EarlyNaming:
+        """From the ``EARLY_RULES_TAG`` a study left on the namer's run."""
+        kept = json.loads(tags[EARLY_RULES_TAG])
+        return cls(namer, EarlyRules(**kept["early"]), SegmentRules(**kept["runs"]), closer)
+
+    def tag(self) -> dict:
+        return {
+            EARLY_RULES_TAG: json.dumps({"early": asdict(self.rules), "runs": asdict(self.runs)})
+        }
+
+
+EARLY_RULES_TAG = "early_rules"  # on an early namer's run: its rules and its runs' rules
+
+
+class EarlyNamingSegmenter:
+    """Segments whose labels come from an early namer (module docstring), a frame at a time.
+
+    runs: the segment rules that say where runs start and end (their ``min_length`` is the
+    shortest run named once over); namer and closer: ``SequencePredictor``s, the closer naming
+    the runs the namer never got sure of (default: the namer)."""
+
+    def __init__(self, classes, runs: SegmentRules, early: EarlyRules, namer, closer=None):
+        self.classes = tuple(classes)
+        self.rules, self.early = runs, early
+        self.namer, self.closer = namer, closer or namer
+        self.runs = FrameSegmenter(classes, every_run(runs))
+        self.segments: list[FrameSegment] = []
+        self.frame = -1
+        self._frames: list[np.ndarray] = []
+        self._open: FrameSegment | None = None
+
+    def step(self, row, frame) -> FrameSegment | None:
+        """The next frame's detector row and landmarks (zeros or NaN: no hand); the segment
+        that fired at it, else None."""
+        self.frame += 1
+        runs = self.runs
+        new_run = runs._start is None
+        ended = runs.step(row)
+        if ended is not None:
+            return self._close(ended)
+        if runs._start is None:
+            return None
+        if new_run:
+            self._frames = []
+        self._frames.append(np.asarray(frame, dtype=np.float64))
+        if self._open is not None:
+            self._open.end_frame = runs._last
+            return None
+        into = self.frame - runs._start + 1
+        if runs._last == self.frame and into >= self.early.min_frames:
+            distribution = self._read(self.namer, len(self._frames))
+            if distribution is not None and distribution.max() >= self.early.confidence:
+                return self._fire(distribution, self.namer, runs._start, runs._last)
+        return None
+
+    def flush(self) -> FrameSegment | None:
+        """End of the stream: the open run ends."""
+        ended = self.runs.flush()
+        return self._close(ended) if ended is not None else None
+
+    def _read(self, model, frames: int) -> np.ndarray | None:
+        piece = np.stack(self._frames[:frames])
+        if frame_mask(piece).sum() < MIN_SEQUENCE_FRAMES:
+            return None
+        return model.predict_distribution([piece])[0]
+
+    def _fire(self, distribution, model, start: int, end: int) -> FrameSegment:
+        best = int(np.argmax(distribution))
+        label = str(model.classes[best])
+        self._open = FrameSegment(
+            label, start, end, self.frame, round(float(distribution[best]), 4)
+        )
+        self.segments.append(self._open)
+        return self._open
+
+    def _close(self, ended: FrameSegment) -> FrameSegment | None:
+        fired = None
+        if self._open is not None:
+            self._open.end_frame = ended.end_frame
+        elif ended.end_frame - ended.start_frame + 1 >= self.rules.min_length:
+            distribution = self._read(self.closer, ended.end_frame - ended.start_frame + 1)
+            if distribution is not None:
+                fired = self._fire(distribution, self.closer, ended.start_frame, ended.end_frame)
+        self._open, self._frames = None, []
+        return fired
+
+    def table(self) -> pd.DataFrame:
+        columns = ["label", "start_frame", "end_frame", "detected_at", "confidence"]
+        return pd.DataFrame([asdict(s) for s in self.segments]).reindex(columns=columns)
+
+
 def segment_stream(probabilities: np.ndarray, classes, rules: SegmentRules | None = None):
     """Every segment of a whole stream's probability rows, as a table."""
     segmenter = FrameSegmenter(classes, rules)
@@ -140,14 +265,23 @@ class LiveRecognizer:
     model call costs a few milliseconds) the detector reads the last ``receptive_field - 1 +
     hop`` frames and the segmenter takes the rows of the new ones: the detector is causal, so a
     row is the one it gives over the whole stream. An image's hands are found by MediaPipe in
-    video mode; the most confident one is read (``frame_predictor.from_pixels``)."""
+    video mode; the most confident one is read (``frame_predictor.from_pixels``).
 
-    def __init__(self, detector, fps: float = 30.0, hop: int = 1, rules=None, landmarker=None):
+    early: an ``EarlyNaming``: its namer names the detector's runs (``EarlyNamingSegmenter``)."""
+
+    def __init__(
+        self, detector, fps: float = 30.0, hop: int = 1, rules=None, landmarker=None, early=None
+    ):
         from collections import deque
 
         self.detector, self.fps, self.hop = detector, float(fps), max(1, int(hop))
         chosen = rules if rules is not None else SegmentRules(**detector.rules)
-        self.segmenter = FrameSegmenter(detector.classes, chosen)
+        if early is None:
+            self.segmenter = FrameSegmenter(detector.classes, chosen)
+        else:
+            self.segmenter = EarlyNamingSegmenter(
+                detector.classes, early.runs or chosen, early.rules, early.namer, early.closer
+            )
         length = detector.receptive_field - 1 + self.hop
         # no hand before the stream began: the window has its full length from the first frame
         self._frames: deque = deque([np.zeros((21, 3))] * length, maxlen=length)
@@ -183,11 +317,15 @@ class LiveRecognizer:
 
     def _run(self) -> list[FrameSegment]:
         rows = self.detector.window_rows(np.stack(self._frames))[-self._pending :]
+        frames = list(self._frames)[-self._pending :]
         self._pending = 0
         fired = []
-        for row in rows:
+        for row, frame in zip(rows, frames, strict=True):
             self.rows.append(row)
-            segment = self.segmenter.step(row)
+            if isinstance(self.segmenter, EarlyNamingSegmenter):
+                segment = self.segmenter.step(row, frame)
+            else:
+                segment = self.segmenter.step(row)
             if segment is not None:
                 fired.append(segment)
         return fired

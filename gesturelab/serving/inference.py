@@ -267,12 +267,15 @@ def stream_video(
     return segments, windows
 
 
-def detect_video(detector, source, out_dir=None, *, max_seconds=None, progress=True, echo=None):
+def detect_video(
+    detector, source, out_dir=None, *, max_seconds=None, progress=True, echo=None, early=None
+):
     """A per-frame detector (``models.frame_predictor.FrameDetector``) over a video file or a
     camera (``source`` an int): MediaPipe in video mode, the detector causally, segments fired
     as they are decided (``serving.frame_segments.LiveRecognizer``). (segments, frames) tables;
     with ``out_dir``, an annotated copy and ``<name>_frames.csv`` / ``<name>_segments.csv``;
-    ``echo(segment)`` is called on each event."""
+    ``echo(segment)`` is called on each event; ``early``: an ``EarlyNaming`` that names the
+    detector's runs (``serving.frame_segments.EarlyNamingSegmenter``)."""
     import cv2
 
     from gesturelab.serving.frame_segments import LiveRecognizer
@@ -280,7 +283,7 @@ def detect_video(detector, source, out_dir=None, *, max_seconds=None, progress=T
     camera = isinstance(source, int)
     fps, frames, name, count, size = _open_source(source, max_seconds)
     writer, decoded = None, 0
-    with LiveRecognizer(detector, fps) as recognizer:
+    with LiveRecognizer(detector, fps, early=early) as recognizer:
         for index, frame in tqdm(frames, total=count, desc=name, disable=not progress):
             decoded += 1
             for segment in recognizer.push(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)):

@@ -39,7 +39,13 @@ from gesturelab.datasets.sequences import (
 )
 from gesturelab.evaluation.online_protocol import Gesture, detected_at, evaluate, match
 from gesturelab.models.frame_models import stream_probabilities
-from gesturelab.serving.frame_segments import SegmentRules, segment_stream
+from gesturelab.serving.frame_segments import (
+    EarlyNaming,
+    EarlyRules,
+    SegmentRules,
+    every_run,
+    segment_stream,
+)
 
 IDLE_VIDEOS = {"train": "hand_video.mp4", "test": "gestures_video.mp4"}
 SIGNS_DIR = config.DATA_DIR / "islr_signs_sample"
@@ -380,6 +386,11 @@ def early_study(split, streams, probabilities, runs, closer=None, **options) -> 
         streams["validation"], probabilities["validation"], namer.predictor, runs, first
     )
     chosen, fast, table = choose_early(streams["validation"], validation, classes, runs)
+    if namer.run is not None and chosen is not None:  # what predict --namer reads
+        from gesturelab.training.seq_runs import tracking
+
+        naming = EarlyNaming(namer.predictor, EarlyRules(*chosen), runs)
+        tracking().open_run(namer.run.run_id).set_tags(naming.tag())
     test = early_readings(
         streams["test"], probabilities["test"], namer.predictor, runs, first, closer
     )
@@ -513,19 +524,20 @@ def early_readings(
     streams, probabilities, predictor, runs: SegmentRules, min_frames: int, closer=None
 ):
     """``EarlyReadings`` per stream: the namer reads each run's frames so far at every frame
-    (what it would say live, causally). A run is where the detector says a gesture is under
-    way (``runs``' ``on`` and ``gap``), whether or not the detector would fire on it.
+    the detector calls a gesture (what it would say live, causally: ``EarlyNamingSegmenter``
+    reads the same frames). A run is where the detector says a gesture is under way (``runs``'
+    ``on`` and ``gap``), whether or not the detector would fire on it.
     closer: a sequence model that reads each whole run once it is over (``closing``), to name
     the runs the namer never got sure of."""
-    every_run = replace(runs, fire=2.0, min_length=1)  # never fires early, keeps every run
     out = []
     for stream, rows in zip(streams, probabilities):
-        table = segment_stream(rows, stream.classes, every_run)
+        table = segment_stream(rows, stream.classes, every_run(runs))
         has_hand = frame_mask(stream.frames)
+        active = 1.0 - np.asarray(rows)[:, -1] >= runs.on
         pieces, owners, read = [], [], [[] for _ in range(len(table))]
         for r, run in enumerate(table.itertuples()):
             for t in range(run.start_frame + min_frames - 1, run.end_frame + 1):
-                if has_hand[run.start_frame : t + 1].sum() >= MIN_SEQUENCE_FRAMES:
+                if active[t] and has_hand[run.start_frame : t + 1].sum() >= MIN_SEQUENCE_FRAMES:
                     pieces.append(stream.frames[run.start_frame : t + 1])
                     owners.append(r)
                     read[r].append(t)
