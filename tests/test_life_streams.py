@@ -196,3 +196,26 @@ def test_the_early_namer_fires_when_sure_names_unsure_runs_at_their_end_and_drop
     reading.closing = [None, np.array([0.2, 0.8]), None]
     closed = named_early([stream], [reading], classes, runs, min_frames=3, confidence=0.8)[0]
     assert closed[["label", "detected_at"]].values.tolist() == [["b", 6], ["b", 25]]
+
+
+def test_the_early_ceiling_counts_right_beginnings_until_wrong_ones_use_up_the_allowance(
+    two_subjects,
+):
+    from gesturelab.studies.live_eval import early_ceiling
+
+    data = two_subjects.subset(np.flatnonzero(two_subjects.lengths > 10)[:4])
+    # confidence order: right 0.9, wrong 0.8, right 0.7, right 0.6
+    tops = [(0.9, True), (0.8, False), (0.7, True), (0.6, True)]
+
+    class Fixed:  # a namer whose answers on the four beginnings are known
+        def predict_distribution(self, sequences):
+            out = np.zeros((len(sequences), len(data.classes)))
+            for row, (top, right), label in zip(out, tops, data.labels):
+                row[:] = (1 - top) / (len(row) - 1)
+                row[label if right else (label + 1) % len(row)] = top
+            return out
+
+    loose = early_ceiling(Fixed(), data, frames=10, ji=0.6)  # one wrong allowed of four
+    assert loose["accuracy"] == 0.75 and loose["right_at_most"] == 0.75
+    strict = early_ceiling(Fixed(), data, frames=10, ji=0.85)  # 0.32 of a wrong one: none
+    assert strict["right_at_most"] == 0.25 and strict["needed"] == 0.425

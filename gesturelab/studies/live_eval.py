@@ -411,6 +411,7 @@ def early_study(split, streams, probabilities, runs, closer=None, **options) -> 
             "per_class": per_class(streams["test"], segments),
         }
     out["beginnings"] = beginnings_table(namer.predictor, split.test, seed)
+    out["ceiling"] = early_ceiling(namer.predictor, split.test)
     return out
 
 
@@ -507,6 +508,37 @@ def beginnings_table(predictor, data: SequenceSet, seed: int = config.SEQUENCE_S
     beginnings = gesture_prefixes(data, late_start=0, seed=seed)
     probabilities = predictor.predict_distribution(beginnings.sequences)
     return accuracy_by_length(beginnings, probabilities.argmax(axis=1))
+
+
+def early_ceiling(
+    predictor, data: SequenceSet, frames: int = EARLY_MAX_DELAY, ji: float = 0.85
+) -> dict:
+    """Whether a Jaccard index of ``ji`` with a median delay of ``frames`` is within reach of
+    ``predictor`` on ``data`` (held-out subjects), even given each gesture's true start.
+
+    A gesture named wrongly is missed and counts as a false detection: JI = correct / (gestures
+    + false) >= ji allows at most (1 - ji) / (1 + ji) of the gestures named wrongly. A median
+    delay of ``frames`` needs half the correct detections, so ji / 2 of the gestures, named
+    rightly from their first ``frames`` frames. Naming the most confident beginnings first
+    until the wrong ones reach that allowance gives ``right_at_most``; ``needed`` is ji / 2."""
+    beginnings = gesture_prefixes(data, lengths=(frames,), late_start=0)
+    short = beginnings.meta["prefix_frames"] == frames
+    short &= ~beginnings.meta["whole"]
+    sequences = [s for s, keep in zip(beginnings.sequences, short) if keep]
+    probabilities = predictor.predict_distribution(sequences)
+    right = probabilities.argmax(axis=1) == beginnings.labels[short]
+    ranked = right[np.argsort(-probabilities.max(axis=1), kind="stable")]
+    allowed = (1 - ji) / (1 + ji) * len(data)
+    within = np.cumsum(~ranked) <= allowed
+    return {
+        "frames": frames,
+        "ji": ji,
+        "gestures": len(data),
+        "accuracy": float(right.mean()),
+        "wrong_allowed": round((1 - ji) / (1 + ji), 4),
+        "needed": ji / 2,
+        "right_at_most": float(np.cumsum(ranked)[within].max(initial=0) / len(data)),
+    }
 
 
 @dataclass
