@@ -161,7 +161,7 @@ def test_beginnings_are_each_gestures_first_frames_with_its_label(two_subjects):
         next(k for k in range(4) if np.array_equal(s, seq[k : k + 10]))
         for s, seq in zip(late.sequences[::2], data.sequences)
     ]
-    assert set(starts) <= {0, 1, 2, 3} and len(set(starts)) > 1
+    assert len(set(starts)) > 1  # each found starting 0-3 frames late, not always the same
     right = accuracy_by_length(beginnings, beginnings.labels)
     assert right == {6: 1.0, 10: 1.0, "whole": 1.0}
 
@@ -171,7 +171,7 @@ def test_the_early_namer_fires_when_sure_names_unsure_runs_at_their_end_and_drop
 
     import pandas as pd
 
-    from gesturelab.studies.live_eval import EarlyReadings, named_early
+    from gesturelab.studies.early_naming import EarlyReadings, named_early
 
     classes = ("a", "b")
     runs = SegmentRules(on=0.5, gap=3, min_length=5)
@@ -201,9 +201,9 @@ def test_the_early_namer_fires_when_sure_names_unsure_runs_at_their_end_and_drop
 def test_the_early_ceiling_counts_right_beginnings_until_wrong_ones_use_up_the_allowance(
     two_subjects,
 ):
-    from gesturelab.studies.live_eval import early_ceiling
+    from gesturelab.studies.early_naming import early_ceiling
 
-    data = two_subjects.subset(np.flatnonzero(two_subjects.lengths > 10)[:4])
+    data = two_subjects.subset(np.arange(4))
     # confidence order: right 0.9, wrong 0.8, right 0.7, right 0.6
     tops = [(0.9, True), (0.8, False), (0.7, True), (0.6, True)]
 
@@ -215,7 +215,8 @@ def test_the_early_ceiling_counts_right_beginnings_until_wrong_ones_use_up_the_a
                 row[label if right else (label + 1) % len(row)] = top
             return out
 
-    loose = early_ceiling(Fixed(), data, frames=10, ji=0.6)  # one wrong allowed of four
+    loose = early_ceiling(Fixed(), data, delay=10, ji=0.6)  # one wrong allowed of four
     assert loose["accuracy"] == 0.75 and loose["right_at_most"] == 0.75
-    strict = early_ceiling(Fixed(), data, frames=10, ji=0.85)  # 0.32 of a wrong one: none
+    strict = early_ceiling(Fixed(), data, delay=10, ji=0.85)  # 0.32 of a wrong one: none
     assert strict["right_at_most"] == 0.25 and strict["needed"] == 0.425
+    assert strict["frames"] == 11  # a delay of 10 frames has read 11 (it counts from the start)

@@ -10,23 +10,52 @@ import pandas as pd
 from gesturelab.cli.common import list_segments, stream_sources, write_problems
 
 
-def early_naming(uri: str):
-    """The early namer at ``uri`` with the rules its study chose (``EARLY_RULES_TAG`` on its
-    run), as ``LiveRecognizer`` takes it; an error that says why when it is not one."""
+def early_naming(uri: str, detector) -> object:
+    """The early namer at ``uri`` with the rules its study chose for ``detector``'s runs
+    (``EARLY_RULES_TAG`` on the namer's run), as ``LiveRecognizer`` takes it; an error that
+    says why when it is not one, or its rules were chosen for another detector."""
     import train_with_mlflow as tracking
     from gesturelab.errors import ModelLoadError
     from gesturelab.models.predictor import SequencePredictor, load_predictor
     from gesturelab.serving.frame_segments import EARLY_RULES_TAG, EarlyNaming
 
+    def run_of(model_uri: str) -> str | None:
+        found = tracking.run_of_model(model_uri)
+        return found or tracking.model_version_info(model_uri).get("run_id")
+
     namer = load_predictor(uri)
-    run_id = tracking.run_of_model(uri) or tracking.model_version_info(uri).get("run_id")
-    tags = tracking.get_run(run_id).tags if run_id else {}
+    run_id = run_of(uri)
+    if run_id is None:
+        raise ModelLoadError(
+            f"--namer {uri}: give the early namer's run (runs:/<run id>/model or a registered "
+            "version): its rules are kept on that run, and a folder has none"
+        )
+    tags = tracking.get_run(run_id).tags
     if not isinstance(namer, SequencePredictor) or EARLY_RULES_TAG not in tags:
         raise ModelLoadError(
             f"--namer {uri}: not an early namer (a sequence model whose run carries the "
             f"'{EARLY_RULES_TAG}' tag that notebook 07's study sets when it chooses its rules)"
         )
-    return EarlyNaming.from_tags(namer, tags)
+    try:
+        naming = EarlyNaming.from_tags(namer, tags)
+        chosen_for = EarlyNaming.detector_of(tags)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelLoadError(
+            f"--namer {uri}: its '{EARLY_RULES_TAG}' tag cannot be read ({exc}); run notebook "
+            "07 again to choose and tag its rules"
+        ) from None
+    detector_run = run_of(detector.info.get("model_uri", "")) if detector.info else None
+    if chosen_for and detector_run and chosen_for != detector_run:
+        raise ModelLoadError(
+            f"--namer {uri}: its rules were chosen on the runs of detector run {chosen_for}, "
+            f"not on those of the --model detector (run {detector_run})"
+        )
+    if [str(c) for c in namer.classes] != [str(c) for c in detector.classes]:
+        raise ModelLoadError(
+            f"--namer {uri}: its classes {list(namer.classes)} are not the detector's "
+            f"{list(detector.classes)}"
+        )
+    return naming
 
 
 def predict_live(detector, args) -> int:
@@ -43,7 +72,7 @@ def predict_live(detector, args) -> int:
     early = None
     if getattr(args, "namer", None):
         try:
-            early = early_naming(args.namer)
+            early = early_naming(args.namer, detector)
         except ModelLoadError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

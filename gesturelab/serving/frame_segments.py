@@ -17,7 +17,7 @@ The delay the SHREC'22 protocol reports is ``detected_at - start``: how many fra
 it calls a gesture the recognizer named it.
 
 ``EarlyNamingSegmenter`` keeps the same runs but lets a sequence model trained on gestures'
-beginnings name them (``studies.live_eval.early_namer``): it reads the run so far at every frame
+beginnings name them (``studies.early_naming.early_namer``): it reads the run so far at every frame
 the detector calls a gesture and fires once it is sure (``EarlyRules``); a run it never gets sure
 of is named once it is over.
 """
@@ -158,14 +158,19 @@ class EarlyNaming:
 
     @classmethod
     def from_tags(cls, namer, tags: dict, closer=None) -> EarlyNaming:
-        """From the ``EARLY_RULES_TAG`` a study left on the namer's run."""
+        """From the ``EARLY_RULES_TAG`` a study left on the namer's run (``detector_of`` says
+        for which detector's runs)."""
         kept = json.loads(tags[EARLY_RULES_TAG])
         return cls(namer, EarlyRules(**kept["early"]), SegmentRules(**kept["runs"]), closer)
 
-    def tag(self) -> dict:
-        return {
-            EARLY_RULES_TAG: json.dumps({"early": asdict(self.rules), "runs": asdict(self.runs)})
-        }
+    @staticmethod
+    def detector_of(tags: dict) -> str | None:
+        """The run id of the detector whose runs the tagged rules were chosen on."""
+        return json.loads(tags[EARLY_RULES_TAG]).get("detector_run")
+
+    def tag(self, detector_run: str | None = None) -> dict:
+        kept = {"early": asdict(self.rules), "runs": asdict(self.runs)}
+        return {EARLY_RULES_TAG: json.dumps({**kept, "detector_run": detector_run})}
 
 
 EARLY_RULES_TAG = "early_rules"  # on an early namer's run: its rules and its runs' rules
