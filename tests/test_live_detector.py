@@ -14,6 +14,7 @@ from tests.conftest import cli_here, using_store
 # one worker builds the module's study (a detector and an early namer trained) for every test
 pytestmark = [pytest.mark.train, pytest.mark.slow, pytest.mark.xdist_group("live_detector")]
 TINY = {"epochs": 1, "copies": 1, "width": 16, "dilations": (1, 2, 4)}
+TINY_NAMER = {"epochs": 1, "arch": "cnn"}  # the quickest architecture to build: the code path
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def study(store, few_subjects):
 
     with using_store(store):
         study = live_study(few_subjects, **TINY)
-        study.early = early_study(study, epochs=1)
+        study.early = early_study(study, **TINY_NAMER)
         return study
 
 
@@ -54,7 +55,7 @@ def test_the_study_keeps_subjects_apart_and_logs_a_detector_it_reuses(study, sto
 
     with using_store(store):
         again = live_study(few_subjects, **TINY)
-        again.early = early_study(again, epochs=1)
+        again.early = early_study(again, **TINY_NAMER)
     assert again.reused and again.run.run_id == study.run.run_id
     assert again.rules == study.rules
     assert again.scores == study.scores  # the same weights, so the same segments
