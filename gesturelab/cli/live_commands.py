@@ -19,12 +19,8 @@ def early_naming(uri: str, detector) -> object:
     from gesturelab.models.predictor import SequencePredictor, load_predictor
     from gesturelab.serving.frame_segments import EARLY_RULES_TAG, EarlyNaming
 
-    def run_of(model_uri: str) -> str | None:
-        found = tracking.run_of_model(model_uri)
-        return found or tracking.model_version_info(model_uri).get("run_id")
-
     namer = load_predictor(uri)
-    run_id = run_of(uri)
+    run_id = tracking.run_of_model(uri)
     if run_id is None:
         raise ModelLoadError(
             f"--namer {uri}: give the early namer's run (runs:/<run id>/model or a registered "
@@ -44,7 +40,8 @@ def early_naming(uri: str, detector) -> object:
             f"--namer {uri}: its '{EARLY_RULES_TAG}' tag cannot be read ({exc}); run notebook "
             "07 again to choose and tag its rules"
         ) from None
-    detector_run = run_of(detector.info.get("model_uri", "")) if detector.info else None
+    detector_uri = detector.info.get("model_uri")
+    detector_run = tracking.run_of_model(detector_uri) if detector_uri else None
     if chosen_for and detector_run and chosen_for != detector_run:
         raise ModelLoadError(
             f"--namer {uri}: its rules were chosen on the runs of detector run {chosen_for}, "

@@ -52,6 +52,12 @@ class FrameSegment:
     confidence: float
 
 
+def segment_table(segments) -> pd.DataFrame:
+    """``FrameSegment``s as a table, one row each."""
+    columns = ["label", "start_frame", "end_frame", "detected_at", "confidence"]
+    return pd.DataFrame([asdict(s) for s in segments]).reindex(columns=columns)
+
+
 class FrameSegmenter:
     """Segments from per-frame probability rows (classes, then "no gesture"), one at a time."""
 
@@ -69,8 +75,9 @@ class FrameSegmenter:
         self._last = self._quiet = 0
         self._open: FrameSegment | None = None
 
-    def step(self, row) -> FrameSegment | None:
-        """The next frame's probabilities; the segment that fired at it, else None."""
+    def step(self, row, frame=None) -> FrameSegment | None:
+        """The next frame's probabilities; the segment that fired at it, else None. (``frame``,
+        its landmarks, is what an ``EarlyNamingSegmenter`` reads; this one needs only ``row``.)"""
         self.frame += 1
         row = np.asarray(row, dtype=np.float64)
         rules = self.rules
@@ -127,8 +134,7 @@ class FrameSegmenter:
         return self._end() if self._start is not None else None
 
     def table(self) -> pd.DataFrame:
-        columns = ["label", "start_frame", "end_frame", "detected_at", "confidence"]
-        return pd.DataFrame([asdict(s) for s in self.segments]).reindex(columns=columns)
+        return segment_table(self.segments)
 
 
 @dataclass(frozen=True)
@@ -249,8 +255,7 @@ class EarlyNamingSegmenter:
         return fired
 
     def table(self) -> pd.DataFrame:
-        columns = ["label", "start_frame", "end_frame", "detected_at", "confidence"]
-        return pd.DataFrame([asdict(s) for s in self.segments]).reindex(columns=columns)
+        return segment_table(self.segments)
 
 
 def segment_stream(probabilities: np.ndarray, classes, rules: SegmentRules | None = None):
@@ -327,10 +332,7 @@ class LiveRecognizer:
         fired = []
         for row, frame in zip(rows, frames, strict=True):
             self.rows.append(row)
-            if isinstance(self.segmenter, EarlyNamingSegmenter):
-                segment = self.segmenter.step(row, frame)
-            else:
-                segment = self.segmenter.step(row)
+            segment = self.segmenter.step(row, frame)
             if segment is not None:
                 fired.append(segment)
         return fired

@@ -71,16 +71,17 @@ def early_study(study: LiveStudy, closer=None, **options) -> dict:
         streams["validation"], probabilities["validation"], namer.predictor, runs, first
     )
     chosen, fast, table = choose_early(streams["validation"], validation, classes, runs)
-    if namer.run is not None and chosen is not None:  # what predict --namer reads
+    naming = EarlyNaming(namer.predictor, EarlyRules(*chosen), runs) if chosen else None
+    if namer.run is not None and naming is not None:  # what predict --namer reads
         from gesturelab.training.seq_runs import tracking
 
-        naming = EarlyNaming(namer.predictor, EarlyRules(*chosen), runs)
         tracking().open_run(namer.run.run_id).set_tags(naming.tag(detector_run))
     test = early_readings(
         streams["test"], probabilities["test"], namer.predictor, runs, first, closer
     )
     alone = [replace(reading, closing=None) for reading in test]
-    out = {"namer": namer, "runs": runs, "rule_table": table, "rules": {}}
+    # naming: the chosen rule as LiveRecognizer, detect_video and predict --namer take it
+    out = {"namer": namer, "runs": runs, "rule_table": table, "rules": {}, "naming": naming}
     variants = [("chosen", chosen, alone), ("fast", fast, alone)]
     if closer is not None:
         variants.append(("chosen+closer", chosen, test))

@@ -218,7 +218,8 @@ def model_checksums(model_uri: str) -> dict:
 
 
 def run_of_model(model_uri: str) -> str | None:
-    """The run that logged a ``runs:/ID/...`` or ``models:/m-...`` (logged model) URI."""
+    """The run that logged a ``runs:/ID/...``, ``models:/m-...`` (logged model) or registered
+    (``models:/name@alias``, ``models:/name/3``) URI; None for a folder."""
     setup()
     text = str(model_uri)
     if text.startswith("runs:/"):
@@ -228,6 +229,8 @@ def run_of_model(model_uri: str) -> str | None:
             return MlflowClient().get_logged_model(text[len("models:/") :]).source_run_id
         except mlflow.exceptions.MlflowException:
             return None
+    if text.startswith("models:/"):
+        return model_version_info(text).get("run_id")
     return None
 
 
