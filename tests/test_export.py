@@ -36,6 +36,7 @@ def hagrid():
         ("svm", {"kernel": "rbf", "C": 10.0, "gamma": "scale"}, "xy+dist"),
         ("svm", {"kernel": "poly", "C": 100.0, "gamma": "scale", "degree": 2}, "xyz+dist"),
         ("logreg", {"C": 10.0}, "xy+dist"),
+        ("logreg", {"C": 1.0}, "xy+dist+angles+depth"),
         ("svm", {"kernel": "linear", "C": 1.0}, "raw"),
     ],
 )

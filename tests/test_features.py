@@ -11,6 +11,7 @@ OPTIONS = [
     {"coords": "2d", "distances": False, "angles": False},
     {"coords": "2d", "distances": True, "angles": False},
     {"coords": "3d", "distances": True, "angles": True},
+    {"coords": "2d", "distances": True, "angles": True, "depth": True},
 ]
 
 
@@ -55,6 +56,22 @@ def test_without_handedness_a_mirrored_hand_stays_different(hands):
     mirrored = hands.copy()
     mirrored[:, :, 0] *= -1
     assert not np.allclose(normaliser.transform(mirrored), normaliser.transform(hands))
+
+
+def test_depth_tells_the_back_of_a_hand_from_the_palm_of_the_other_hand(hands):
+    """Turned round (the back to the camera) a hand is x -> -x and z -> -z; the other hand's
+    palm is x -> -x alone. In x, y they are the same; depth tells them apart."""
+    back = hands.copy()
+    back[:, :, [0, 2]] *= -1
+    other_palm = hands.copy()
+    other_palm[:, :, 0] *= -1
+    flat = LandmarkNormalizer(angles=True).fit(hands)
+    np.testing.assert_allclose(flat.transform(back), flat.transform(other_palm), atol=1e-9)
+    facing = LandmarkNormalizer(angles=True, depth=True).fit(hands)
+    assert len(facing.get_feature_names_out()) == facing.transform(back).shape[1]
+    tips = facing.transform(back)[:, -5:]  # each fingertip's depth against its finger's base
+    np.testing.assert_allclose(tips, -facing.transform(other_palm)[:, -5:], atol=1e-9)
+    assert np.abs(tips).max() > 0.1
 
 
 def test_normalised_wrist_at_origin_and_unit_scale(hands):

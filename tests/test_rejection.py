@@ -73,10 +73,18 @@ def test_a_3d_model_refuses_2d_landmarks(sample_frame, keypoints):
 
 def test_features_that_need_z_are_not_offered_for_2d_data(keypoints):
     assert feature_sets_for(2) == ["xy", "xy+dist", "xy+dist+angles"]
-    assert "xyz+dist" in feature_sets_for(3)
+    assert "xyz+dist" in feature_sets_for(3) and "xy+dist+depth" in feature_sets_for(3)
+    from gesturelab.models.static_families import sweep_grid
+
+    assert any(c.get("features") == "xy+dist+depth" for c in sweep_grid("random_forest"))
+    assert not any("depth" in c.get("features", "") for c in sweep_grid("random_forest", dims=2))
     from gesturelab.models.static_families import FEATURE_SETS
 
     with pytest.raises(ValueError, match="the data is 2-D"):
         build_pipeline("logreg", {"C": 1.0}, FEATURE_SETS["xyz"]).fit(
+            keypoints.data[keypoints.columns].iloc[:30], keypoints.y[:30]
+        )
+    with pytest.raises(ValueError, match=r"uses depth \(which way the hand faces.* 2-D"):
+        build_pipeline("logreg", {"C": 1.0}, FEATURE_SETS["xy+dist+depth"]).fit(
             keypoints.data[keypoints.columns].iloc[:30], keypoints.y[:30]
         )

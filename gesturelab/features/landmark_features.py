@@ -111,6 +111,12 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
         unit-free depth, so z gets its own per-hand scale (largest |z| of the hand).
     distances: add all 210 pairwise landmark distances (in the chosen coordinates).
     angles: add the 15 finger-joint angles (cosines) and the 20 bone directions.
+    depth: add which way the hand faces (needs z): each landmark's depth relative to the wrist
+        over the hand's largest |depth|, and each fingertip's depth relative to its finger's
+        base. Fingers bend towards the palm, so their tips come towards the camera when the
+        palm faces it and go away when the back does: in x, y alone a right palm and a left
+        back of the hand are mirror images, and without handedness indistinguishable
+        (HaGRID's *_inverted classes are that difference).
     normalise: False passes the raw coordinates through untouched (the baseline that shows
         what normalisation buys; nothing else is then invariant).
     mirror: "handedness" mirrors hands labelled Left in a ``handedness`` column onto the right
@@ -122,13 +128,20 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
     """
 
     def __init__(
-        self, normalise=True, coords="2d", distances=True, angles=False, mirror="handedness"
+        self,
+        normalise=True,
+        coords="2d",
+        distances=True,
+        angles=False,
+        mirror="handedness",
+        depth=False,
     ):
         self.normalise = normalise
         self.coords = coords
         self.distances = distances
         self.angles = angles
         self.mirror = mirror
+        self.depth = depth
 
     def fit(self, X, y=None):
         if self.coords not in ("2d", "3d"):
@@ -142,6 +155,15 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
             raise ValueError(
                 "the feature set uses z (coords='3d') but the data is 2-D (x, y only); "
                 "use a 2-D feature set"
+            )
+        if self.depth and (self.input_dims_ == 2 or not self.normalise):
+            raise ValueError(
+                "the feature set uses depth (which way the hand faces, from z) but "
+                + (
+                    "the data is 2-D (x, y only); use a 2-D feature set"
+                    if self.input_dims_ == 2
+                    else "normalise=False passes raw coordinates only"
+                )
             )
         self.mirrors_left_hands_ = bool(
             self.mirror == "handedness"
@@ -182,7 +204,10 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
             zscale = np.abs(z).max(axis=1, keepdims=True)
             z = z / np.where(zscale > 1e-12, zscale, 1.0)
             points = np.concatenate([points, z[:, :, None]], axis=2)
-        return self._with_extras(points)
+        features = self._with_extras(points)
+        if getattr(self, "depth", False):  # models logged before depth features had none
+            features = np.hstack([features, facing_depths(hands[:, :, 2])])
+        return features
 
     def _with_extras(self, points):
         parts = [points.reshape(len(points), -1)]
@@ -210,7 +235,24 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
                 for i in range(len(c) - 1)
                 for a in ("x", "y")
             ]
+        if getattr(self, "depth", False):
+            names += [f"depth_{n}" for n in LANDMARK_NAMES]
+            names += [f"tip_depth_{LANDMARK_NAMES[c[-1]]}" for c in FINGER_CHAINS]
         return names
+
+
+TIPS = tuple(chain[-1] for chain in FINGER_CHAINS)
+FINGER_BASES = tuple(chain[1] for chain in FINGER_CHAINS)
+
+
+def facing_depths(z: np.ndarray) -> np.ndarray:
+    """(n, 21) depths relative to the wrist -> (n, 26): the 21 over the hand's largest |depth|
+    (a per-hand scale: files give z in MediaPipe's unit whatever their x, y are in), then each
+    fingertip's minus its finger's base."""
+    z = z - z[:, WRIST : WRIST + 1]
+    scale = np.abs(z).max(axis=1, keepdims=True)
+    z = z / np.where(scale > 1e-12, scale, 1.0)
+    return np.hstack([z, z[:, TIPS] - z[:, FINGER_BASES]])
 
 
 def _joint_angles(points: np.ndarray) -> np.ndarray:

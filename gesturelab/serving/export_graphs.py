@@ -100,7 +100,7 @@ class StaticGraph:
         import tensorflow as tf
 
         from gesturelab.datasets.landmarks import FINGER_CHAINS, MIDDLE_MCP, WRIST
-        from gesturelab.features.landmark_features import ANGLE_TRIPLES, PAIRS
+        from gesturelab.features.landmark_features import ANGLE_TRIPLES, FINGER_BASES, PAIRS, TIPS
 
         n = self.normalizer
         hands = tf.reshape(x, (-1, 21, self.dims))
@@ -137,6 +137,12 @@ class StaticGraph:
             )
             d = d / tf.maximum(tf.norm(d, axis=2, keepdims=True), 1e-12)
             parts.append(tf.reshape(d, (-1, 2 * len(bones))))
+        if getattr(n, "depth", False):  # hands are wrist-centred here (depth needs normalise)
+            z = hands[:, :, 2]
+            zscale = tf.reduce_max(tf.abs(z), axis=1, keepdims=True)
+            z = z / tf.where(zscale > 1e-12, zscale, tf.ones_like(zscale))
+            tips, bases = (np.asarray(t, np.int32) for t in (TIPS, FINGER_BASES))
+            parts += [z, tf.gather(z, tips, axis=1) - tf.gather(z, bases, axis=1)]
         return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
 
     def __call__(self, x):

@@ -85,7 +85,7 @@ def selection_study(
     keep = np.isin(labels, per_class[per_class >= 2].index)
     outer = np.full(len(data), -1)
     outer[keep] = grouped_folds(labels[keep], sources[keep], outer_folds, seed)
-    grids = {f: sweep_grid(f, quick) for f in families}
+    grids = {f: sweep_grid(f, quick, prepared.dims) for f in families}
     if transfer_groups is None:
         transfer_groups = 5 if quick else 60
     engine = engine or Engine()

@@ -125,7 +125,7 @@ def run_sweep(
         raise SweepDataError(
             f"--selection-rows is a number of training rows (0: every row), not {selection_rows}"
         )
-    grids = {family: sweep_grid(family, quick) for family in families}
+    grids = {family: sweep_grid(family, quick, prepared.dims) for family in families}
     check_sweepable(prepared, grids)
     if ensemble and len(grids) < 2:
         raise SweepDataError(
