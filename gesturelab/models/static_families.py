@@ -199,7 +199,6 @@ REGISTRY: dict[str, Family] = {
             quick_grid=(
                 {"kernel": "linear", "C": 1.0},
                 {"kernel": "linear", "C": 1.0, "augment": AUGMENT_COPIES},
-                {"kernel": "linear", "C": 1.0, "features": "xy+dist+depth"},
                 {"kernel": "rbf", "C": 10.0, "gamma": "scale"},
                 _SVM_REFERENCE,
             ),
