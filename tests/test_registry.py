@@ -47,8 +47,8 @@ def test_alias_moves_only_between_models_of_one_label_set_and_dataset(mlflow_sto
     assert _champion_version() == "2"
 
 
-def test_a_quick_sweep_is_never_registered(mlflow_store, prepared):
-    with pytest.raises(RegistryError, match="quick sweep is never registered"):
+def test_a_quick_sweep_is_never_registered_under_the_label_sets_name(mlflow_store, prepared):
+    with pytest.raises(RegistryError, match=f"quick sweep is never registered as '{NAME}'"):
         run_sweep(prepared, quick=True, register_as=NAME, progress=False)
 
 

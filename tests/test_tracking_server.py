@@ -29,6 +29,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+MODEL = "server-smoke-gestures"  # a quick sweep's champion, never under the served name
 ADMIN = ("admin", "admin-password-for-this-test")
 RESEARCHER = ("researcher", "researcher-password")
 VISITOR = ("visitor", "visitor-password")
@@ -147,9 +148,12 @@ def test_sweep_and_evaluate_against_a_tracking_server(server, tmp_path, monkeypa
         "--tracking-uri",
         url,
         "sweep",
+        "--quick",  # each run is logged over HTTP (about 3 s): a full grid would be a minute
         "--families",
-        "logreg",  # the fewest runs of a full grid (20, no ablation): each is logged over HTTP
+        "logreg",
         "--register",
+        "--model-name",
+        MODEL,
         "--figures-dir",
         work / "figures",
         store=local,
@@ -162,7 +166,7 @@ def test_sweep_and_evaluate_against_a_tracking_server(server, tmp_path, monkeypa
         url,
         "evaluate",
         "--model",
-        "models:/hagrid-static-gesture@champion",
+        f"models:/{MODEL}@champion",
         "--data",
         held,
         "--out",
@@ -173,7 +177,7 @@ def test_sweep_and_evaluate_against_a_tracking_server(server, tmp_path, monkeypa
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     assert "accuracy" in evaluate.stdout
     client = MlflowClient(url, url)
-    champion = client.get_model_version_by_alias("hagrid-static-gesture", "champion")
+    champion = client.get_model_version_by_alias(MODEL, "champion")
     assert str(champion.version) == "1"
     experiments = {e.name: e.experiment_id for e in client.search_experiments()}
     assert {config.STATIC_EXPERIMENT, "evaluations"} <= set(experiments)
@@ -207,9 +211,9 @@ def test_sweep_and_evaluate_against_a_tracking_server(server, tmp_path, monkeypa
     _as(monkeypatch, VISITOR)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     visitor = MlflowClient(url, url)
-    assert visitor.get_model_version_by_alias("hagrid-static-gesture", "champion").version == "1"
+    assert visitor.get_model_version_by_alias(MODEL, "champion").version == "1"
     with pytest.raises(tracking.TrackingError) as refused:
-        visitor.set_registered_model_alias("hagrid-static-gesture", "champion", "1")
+        visitor.set_registered_model_alias(MODEL, "champion", "1")
     message = tracking.access_refusal(refused.value)
     assert message.startswith(f"the tracking server {url} refused user 'visitor'"), message
 

@@ -238,8 +238,8 @@ def add_parsers(commands) -> None:
     p.add_argument(
         "--register",
         action="store_true",
-        help="register the champion and point its 'champion' alias at it (never with --quick; "
-        "never over a model of other classes or data)",
+        help="register the champion and point its 'champion' alias at it (with --quick only "
+        "under a --model-name of its own; never over a model of other classes or data)",
     )
     challenger_option(p)
     p.add_argument(

@@ -134,10 +134,15 @@ def run_sweep(
         )
     ensemble = (not quick if ensemble is None else ensemble) and len(grids) >= 2
     if register_as:
-        if quick:
+        # A quick sweep's champion (a handful of configurations) never takes the name a label
+        # set is served under; under a name of its own it checks the registry and serving
+        # path end to end (a smoke test against a new tracking server).
+        default = default_model_name(prepared.classes, prepared.loaded.name)
+        if quick and register_as == default:
             raise RegistryError(
-                "a quick sweep is never registered (a handful of configurations); "
-                "run the full sweep to register a champion"
+                f"a quick sweep is never registered as {default!r}, the name this label set "
+                "is served under (a handful of configurations): run the full sweep, or give "
+                "the quick champion a name of its own (--model-name)"
             )
         tracking.check_registration(
             register_as,
