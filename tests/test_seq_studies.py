@@ -17,11 +17,11 @@ def without_seconds(table):
 
 
 def test_the_gesto_ladder_learns_the_same_on_two_worker_processes():
-    """Three steps that use every option of the ladder between them (pixel scale, ReLU, random
-    and subject validation, features, augmentation, AdamW with its schedule, label smoothing,
-    LSTM and TCN); the whole ladder runs in the quick reproduce."""
+    """Two steps that use every option of the ladder between them (0b: LSTM, ReLU, pixel scale,
+    random validation; 6: TCN, subject validation, features, augmentation, AdamW with its
+    schedule, label smoothing); the whole ladder runs in the quick reproduce."""
     data = shrec.load_compact()
-    steps = ("0b", "5", "6")
+    steps = ("0b", "6")
     here, here_info = gesto_study(data, epochs=2, steps=steps)
     there, there_info = gesto_study(data, epochs=2, engine=Engine("joblib", 2), steps=steps)
     assert [c.split(" ", 1)[0] for c in here["condition"]] == list(steps)
