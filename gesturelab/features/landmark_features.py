@@ -200,10 +200,7 @@ class LandmarkNormalizer(TransformerMixin, BaseEstimator):
         scale = np.where(scale > 1e-12, scale, 1.0)[:, None]
         points = hands[:, :, :2] / scale[:, :, None]
         if self.coords == "3d":
-            z = hands[:, :, 2]
-            zscale = np.abs(z).max(axis=1, keepdims=True)
-            z = z / np.where(zscale > 1e-12, zscale, 1.0)
-            points = np.concatenate([points, z[:, :, None]], axis=2)
+            points = np.concatenate([points, unit_depths(hands[:, :, 2])[:, :, None]], axis=2)
         features = self._with_extras(points)
         if getattr(self, "depth", False):  # models logged before depth features had none
             features = np.hstack([features, facing_depths(hands[:, :, 2])])
@@ -245,13 +242,17 @@ TIPS = tuple(chain[-1] for chain in FINGER_CHAINS)
 FINGER_BASES = tuple(chain[1] for chain in FINGER_CHAINS)
 
 
-def facing_depths(z: np.ndarray) -> np.ndarray:
-    """(n, 21) depths relative to the wrist -> (n, 26): the 21 over the hand's largest |depth|
-    (a per-hand scale: files give z in MediaPipe's unit whatever their x, y are in), then each
-    fingertip's minus its finger's base."""
-    z = z - z[:, WRIST : WRIST + 1]
+def unit_depths(z: np.ndarray) -> np.ndarray:
+    """(n, 21) depths relative to the wrist over the hand's largest |depth|: a per-hand scale,
+    since files give z in MediaPipe's unit whatever their x, y are in (HaGRID: pixels)."""
     scale = np.abs(z).max(axis=1, keepdims=True)
-    z = z / np.where(scale > 1e-12, scale, 1.0)
+    return z / np.where(scale > 1e-12, scale, 1.0)
+
+
+def facing_depths(z: np.ndarray) -> np.ndarray:
+    """(n, 21) depths relative to the wrist -> (n, 26): ``unit_depths``, then each fingertip's
+    minus its finger's base."""
+    z = unit_depths(z)
     return np.hstack([z, z[:, TIPS] - z[:, FINGER_BASES]])
 
 

@@ -102,6 +102,10 @@ class StaticGraph:
         from gesturelab.datasets.landmarks import FINGER_CHAINS, MIDDLE_MCP, WRIST
         from gesturelab.features.landmark_features import ANGLE_TRIPLES, FINGER_BASES, PAIRS, TIPS
 
+        def unit_depths(z):  # landmark_features.unit_depths
+            zscale = tf.reduce_max(tf.abs(z), axis=1, keepdims=True)
+            return z / tf.where(zscale > 1e-12, zscale, tf.ones_like(zscale))
+
         n = self.normalizer
         hands = tf.reshape(x, (-1, 21, self.dims))
         if not n.normalise:
@@ -112,10 +116,7 @@ class StaticGraph:
             scale = tf.where(scale > 1e-12, scale, tf.ones_like(scale))[:, None, None]
             points = hands[:, :, :2] / scale
             if n.coords == "3d":
-                z = hands[:, :, 2]
-                zscale = tf.reduce_max(tf.abs(z), axis=1, keepdims=True)
-                z = z / tf.where(zscale > 1e-12, zscale, tf.ones_like(zscale))
-                points = tf.concat([points, z[:, :, None]], axis=2)
+                points = tf.concat([points, unit_depths(hands[:, :, 2])[:, :, None]], axis=2)
         width = points.shape[2]
         parts = [tf.reshape(points, (-1, 21 * width))]
         if n.distances:
@@ -138,9 +139,7 @@ class StaticGraph:
             d = d / tf.maximum(tf.norm(d, axis=2, keepdims=True), 1e-12)
             parts.append(tf.reshape(d, (-1, 2 * len(bones))))
         if getattr(n, "depth", False):  # hands are wrist-centred here (depth needs normalise)
-            z = hands[:, :, 2]
-            zscale = tf.reduce_max(tf.abs(z), axis=1, keepdims=True)
-            z = z / tf.where(zscale > 1e-12, zscale, tf.ones_like(zscale))
+            z = unit_depths(hands[:, :, 2])
             tips, bases = (np.asarray(t, np.int32) for t in (TIPS, FINGER_BASES))
             parts += [z, tf.gather(z, tips, axis=1) - tf.gather(z, bases, axis=1)]
         return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
