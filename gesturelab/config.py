@@ -41,6 +41,8 @@ CHAMPION_ALIAS = "champion"
 SEQUENCE_EXPERIMENT = "shrec17-sequence-models"
 # The per-frame live detectors (notebook 07): a learned "no gesture", streams of held-out subjects.
 LIVE_EXPERIMENT = "shrec17-live-detector"
+# The test of the leaderboard's rule (studies.seq_rule_study): a leaderboard per held-out fold.
+SEQUENCE_RULE_EXPERIMENT = "shrec17-rule-study"
 # What a live detector's model metadata says under "detector": how a loader tells it apart.
 FRAME_DETECTOR_KIND = "per-frame"
 LIVE_DETECTOR_EPOCHS = 40  # early stopping on validation subjects' streams ends most fits sooner
@@ -86,6 +88,9 @@ BLOCK_SIZE = 10  # rows per group when a file has no user/subject/group column
 # ...but a long run of one label (a webcam recording) is cut into at most this many blocks:
 # neighbouring frames are near-copies, and only long blocks keep them on one side of a split.
 MAX_BLOCKS_PER_RUN = 12
+# How the sequence leaderboard names each label set's champion (training.seq_rules), tested on
+# subjects no choice saw (studies.seq_rule_study, notebook 03, docs/results/shrec17.md).
+SEQUENCE_SELECTION_RULE = "accuracy"
 VALIDATION_FRACTION = 0.25  # share of subjects a sequence model is validated on
 N_BOOTSTRAP = 1000  # resamples for every confidence interval
 SMOOTHING_WINDOW = 7  # frames of label smoothing in videos

@@ -42,6 +42,7 @@ def architecture_leaderboard(
     ensemble=None,
     engine=None,
     fresh: bool = False,
+    publish: bool = True,
 ):
     """Every architecture on every label set, validated on the same held-out subjects.
 
@@ -56,6 +57,7 @@ def architecture_leaderboard(
     the same key is reused (its model loaded and scored again on the held-out subjects) instead
     of trained, unless ``fresh``. The others are tasks of ``engine`` (``training.engine``;
     None: this process), one TensorFlow process per task; this process scores and logs them.
+    publish: show it as the experiment's leaderboard page in the MLflow UI (when logged).
     Returns the leaderboard (one row per model, best first within a label set) and the
     training outputs keyed by (n_classes, arch), for the champion's refit; the board's
     ``attrs`` say how many trainings were reused.
@@ -87,7 +89,7 @@ def architecture_leaderboard(
         "from finished runs with the same key"
         + ("" if fresh else " (fresh=True trains them all again)")
     )
-    if log:
+    if log and publish:
         publish_sequence_leaderboard(board, data, experiment, board_id, validation_fraction)
     return board, outputs
 
@@ -369,3 +371,29 @@ def validate_ensemble(
             extra_metrics={f"member_{r.config.arch}_best_epoch": r.best_epoch for r in results},
         )
     return validated
+
+
+def board_champion(
+    board, outputs, data: SequenceSet, n_classes: int, rule: str = config.SEQUENCE_SELECTION_RULE
+) -> tuple[str, ValidatedModel, dict]:
+    """The model ``rule`` (``seq_rules.SEQUENCE_RULES``) names from a leaderboard's label set:
+    its name, its validated model (for the refit) and its validation numbers. A rule naming
+    several architectures gets their average, validated on the same held-out subjects."""
+    from gesturelab.training.seq_rules import champion_pick
+
+    members = champion_pick(board, n_classes, rule)
+    rows = board[board["classes"] == n_classes].set_index("arch")
+    if len(members) == 1:
+        row = rows.loc[members[0]]
+        numbers = {k: float(row[k]) for k in ("val_accuracy", "val_f1_macro", "fit_seconds")}
+        return members[0], outputs[(n_classes, members[0])], numbers
+    validated = validate_ensemble(
+        data.with_classes(n_classes), [outputs[(n_classes, a)] for a in members], log=False
+    )
+    metrics = validated.report["metrics"]
+    numbers = {
+        "val_accuracy": float(metrics["accuracy"]),
+        "val_f1_macro": float(metrics["f1_macro"]),
+        "fit_seconds": float(sum(rows.loc[a, "fit_seconds"] for a in members)),
+    }
+    return "+".join(members), validated, numbers
