@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from gesturelab import config
 from gesturelab.models.static_families import FAMILIES
 from gesturelab.studies.runner import ReproduceError, notebook_plan, pending, reproduce
+from gesturelab.training.seq_rules import SEQUENCE_RULES
 
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
 
@@ -92,7 +93,9 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
         "ensemble",
     } <= set(rules["rule"])
     assert (rules["low"] <= rules["high"]).all() and rules["held_out_f1_macro"].min() > 0.9
-    assert len(pd.read_csv(tmp_path / "reports" / "gesto_study.csv")) == 9  # the whole ladder
+    # quick: the recipe's four steps the text reads and the last (every option of the others)
+    gesto = pd.read_csv(tmp_path / "reports" / "gesto_study.csv")
+    assert [c.split(" ", 1)[0] for c in gesto["condition"]] == ["0a", "0b", "1", "1b", "6"]
     scaling = pd.read_csv(tmp_path / "reports" / "scaling_study.csv")
     assert scaling[["arch", "per_class"]].values.tolist() == [["lstm", 5], ["lstm", 20]]
     # quick: the 14-gesture board of the ensemble's members, the LSTM and the ensemble
@@ -103,7 +106,13 @@ def test_reproduce_quick(mlflow_store, tmp_path, capfd):
         (14, "ensemble"),
         (14, "lstm"),
     ]
+    # ...and the test of its rule: two folds of held-out subjects, every rule's champions
+    seq_rules = pd.read_csv(tmp_path / "reports" / "sequence_rules.csv")
+    assert set(seq_rules["rule"]) == set(SEQUENCE_RULES) and (seq_rules["classes"] == 14).all()
+    assert (seq_rules["accuracy_low"] <= seq_rules["accuracy_high"]).all()
+    assert (seq_rules["picks"] == "cnn, cnn").all()  # a champion per fold, of the one model
     champions = json.loads((tmp_path / "reports" / "sequence_champions.json").read_text())
+    assert champions["14"]["rule"] == config.SEQUENCE_SELECTION_RULE
     assert champions["14"]["model_uri"].startswith("models:/m-")  # quick: logged, not registered
     assert MlflowClient(mlflow_store).search_registered_models() == []
     # Notebook 06: the keypoint file imported, swept into its own experiment, not registered.

@@ -46,11 +46,13 @@ def sequence_rule_study(
     log: bool = True,
     engine=None,
     n_bootstrap: int = config.N_BOOTSTRAP,
+    ensemble=None,
 ) -> SequenceRuleStudy:
     """Every rule of ``SEQUENCE_RULES`` scored on held-out subjects (``outer_folds`` of them).
 
     log: each fold's leaderboard is logged to ``experiment`` and reused by run key, so a second
     run of the study costs minutes of scoring, not hours of training.
+    ensemble: the leaderboard's ensemble members (None: its default; () none).
     """
     folds = subject_folds(data.subjects, outer_folds, seed)
     rows, scores = [], {}  # scores: (classes, fold, arch) -> held-out class probabilities
@@ -69,6 +71,7 @@ def sequence_rule_study(
             log=log,
             engine=engine,
             publish=False,
+            ensemble=ensemble,
         )
         for n_classes in class_counts:
             held = data.subset(outside).with_classes(n_classes)
