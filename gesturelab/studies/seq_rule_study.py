@@ -171,9 +171,11 @@ def _rank_correlation(boards: pd.DataFrame) -> float:
 
 
 def best_rules(rules: pd.DataFrame) -> dict:
-    """{label set: the rule whose champions scored best on its held-out subjects}; equal
-    accuracy goes to the lower mean regret, then the table's order."""
-    ranked = rules.sort_values(
-        ["held_out_accuracy", "mean_regret"], ascending=[False, True], kind="stable"
-    )
-    return dict(ranked.groupby("classes", sort=True)["rule"].first())
+    """{label set: the rules whose champions scored best on its held-out subjects}: every rule
+    with the best held-out accuracy (rules that named the same models tie), best first by mean
+    regret, then in the table's order."""
+    best = {}
+    for n_classes, rows in rules.groupby("classes", sort=True):
+        top = rows[rows["held_out_accuracy"] >= rows["held_out_accuracy"].max() - 1e-12]
+        best[n_classes] = list(top.sort_values("mean_regret", kind="stable")["rule"])
+    return best
