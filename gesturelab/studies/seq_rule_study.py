@@ -47,12 +47,14 @@ def sequence_rule_study(
     engine=None,
     n_bootstrap: int = config.N_BOOTSTRAP,
     ensemble=None,
+    fresh: bool = False,
 ) -> SequenceRuleStudy:
     """Every rule of ``SEQUENCE_RULES`` scored on held-out subjects (``outer_folds`` of them).
 
     log: each fold's leaderboard is logged to ``experiment`` and reused by run key, so a second
     run of the study costs minutes of scoring, not hours of training.
     ensemble: the leaderboard's ensemble members (None: its default; () none).
+    fresh: train every fold's models again, reusing no finished run.
     """
     folds = subject_folds(data.subjects, outer_folds, seed)
     rows, scores = [], {}  # scores: (classes, fold, arch) -> held-out class probabilities
@@ -72,6 +74,7 @@ def sequence_rule_study(
             engine=engine,
             publish=False,
             ensemble=ensemble,
+            fresh=fresh,
         )
         for n_classes in class_counts:
             held = data.subset(outside).with_classes(n_classes)
