@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import binomtest
+from scipy.stats import binomtest, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from gesturelab import config
@@ -173,6 +173,29 @@ def grouped_interval(
         both = present + np.bincount(p, minlength=k)
         draws.append((2 * hits[present > 0] / both[present > 0]).mean())
     return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+
+
+def grouped_accuracy_interval(
+    hits, groups, n: int = config.N_BOOTSTRAP, seed: int = config.BOOTSTRAP_SEED
+) -> tuple[float, float]:
+    """95 % percentile interval of the accuracy over resampled groups (``grouped_interval``'s
+    resampling: a subject's sequences drawn together, one person's recordings are not
+    independent draws). hits: whether each row was right."""
+    _, codes = np.unique(groups, return_inverse=True)
+    right, rows = np.bincount(codes, weights=hits), np.bincount(codes)
+    draws = np.random.default_rng(seed).integers(0, len(rows), (n, len(rows)))
+    accuracy = right[draws].sum(axis=1) / rows[draws].sum(axis=1)
+    return float(np.percentile(accuracy, 2.5)), float(np.percentile(accuracy, 97.5))
+
+
+def fold_rank_correlation(table, score: str, truth: str) -> float:
+    """Mean over the table's folds (column ``fold``) of Spearman's rho between a selection score
+    and what the candidates scored held out (nan where a fold's values are all equal)."""
+    values = []
+    for _, rows in table.groupby("fold"):
+        if rows[score].nunique() > 1 and rows[truth].nunique() > 1:
+            values.append(spearmanr(rows[score], rows[truth]).statistic)
+    return float(np.mean(values)) if values else np.nan
 
 
 def paired_comparison(

@@ -18,14 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from gesturelab import config
 from gesturelab.datasets.landmarks import LABEL_COLUMN
 from gesturelab.datasets.splits import grouped_folds, source_groups
 from gesturelab.datasets.static_data import PreparedData
-from gesturelab.evaluation.full_report import grouped_interval, held_out_f1
+from gesturelab.evaluation.full_report import (
+    fold_rank_correlation,
+    grouped_interval,
+    held_out_f1,
+)
 from gesturelab.evaluation.metrics import classification_metrics
 from gesturelab.evaluation.plots import interval_bars_figure, save_unless_same
 from gesturelab.features.augment import perturb_viewpoint
@@ -249,21 +252,13 @@ def _score_rules(picks, predictions, outer, labels, sources, tolerance) -> pd.Da
                 "high": high,
                 "mean_regret": float(np.mean(regret)),
                 "folds_best": int(sum(r <= 1e-12 for r in regret)),
-                "rank_correlation": _rank_correlation(picks, column) if column else np.nan,
+                "rank_correlation": (
+                    fold_rank_correlation(picks, column, "held_out_f1_macro") if column else np.nan
+                ),
                 "picks": ", ".join(chosen),
             }
         )
     return pd.DataFrame(table)
-
-
-def _rank_correlation(picks: pd.DataFrame, column: str) -> float:
-    """Mean over folds of Spearman's rho between a score and the held-out macro-F1 of the
-    families' bests (nan where a fold's values are all equal)."""
-    values = []
-    for _, rows in picks.groupby("fold"):
-        if rows[column].nunique() > 1 and rows["held_out_f1_macro"].nunique() > 1:
-            values.append(spearmanr(rows[column], rows["held_out_f1_macro"]).statistic)
-    return float(np.mean(values)) if values else np.nan
 
 
 def rules_table(studies: list[SelectionStudy]) -> pd.DataFrame:

@@ -14,11 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from gesturelab import config
 from gesturelab.datasets.sequences import SequenceSet, subject_folds
-from gesturelab.evaluation.full_report import grouped_interval, held_out_f1
+from gesturelab.evaluation.full_report import (
+    fold_rank_correlation,
+    grouped_accuracy_interval,
+    grouped_interval,
+    held_out_f1,
+)
 from gesturelab.models.seq_models import SINGLE_ARCHITECTURES
 from gesturelab.training.seq_board import architecture_leaderboard
 from gesturelab.training.seq_rules import SEQUENCE_RULES
@@ -127,7 +131,7 @@ def _score_rules(boards, scores, held_out, class_counts, n_folds, n_bootstrap) -
             truth, predicted = np.concatenate(truth), np.concatenate(predicted)
             subjects = np.concatenate(subjects)
             low, high = grouped_interval(truth, predicted, subjects, n=n_bootstrap)
-            accuracy_low, accuracy_high = _accuracy_interval(
+            accuracy_low, accuracy_high = grouped_accuracy_interval(
                 truth == predicted, subjects, n_bootstrap
             )
             table.append(
@@ -147,30 +151,14 @@ def _score_rules(boards, scores, held_out, class_counts, n_folds, n_bootstrap) -
             )
     rules = pd.DataFrame(table)
     rules["rank_correlation"] = rules["classes"].map(
-        {n: _rank_correlation(boards[boards["classes"] == n]) for n in class_counts}
+        {
+            n: fold_rank_correlation(
+                boards[boards["classes"] == n], "val_accuracy", "held_out_accuracy"
+            )
+            for n in class_counts
+        }
     )
     return rules
-
-
-def _accuracy_interval(hits, subjects, n: int, seed: int = config.BOOTSTRAP_SEED):
-    """95 % percentile interval of the accuracy over resampled subjects (a subject's sequences
-    drawn together: one person's recordings are not independent draws)."""
-    _, codes = np.unique(subjects, return_inverse=True)
-    per_subject = np.bincount(codes, weights=hits), np.bincount(codes)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(per_subject[1]), (n, len(per_subject[1])))
-    accuracy = per_subject[0][draws].sum(axis=1) / per_subject[1][draws].sum(axis=1)
-    return float(np.percentile(accuracy, 2.5)), float(np.percentile(accuracy, 97.5))
-
-
-def _rank_correlation(boards: pd.DataFrame) -> float:
-    """Mean over folds of Spearman's rho between validation and held-out accuracy of the
-    board's models (nan where a fold's values are all equal)."""
-    values = []
-    for _, rows in boards.groupby("fold"):
-        if rows["val_accuracy"].nunique() > 1 and rows["held_out_accuracy"].nunique() > 1:
-            values.append(spearmanr(rows["val_accuracy"], rows["held_out_accuracy"]).statistic)
-    return float(np.mean(values)) if values else np.nan
 
 
 def best_rules(rules: pd.DataFrame) -> dict:
